@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+// pskd: distributed data-parallel Progressive Self-Knowledge Distillation on Open MPI and OpenBLAS.
+//
+// Dependencies point one way, top to bottom:
+//   pskd (CLI) → Training → SelfDistillation → Collectives → DataPipeline → Models → Layers/Optimizers → Tensors → C
+import PackageDescription
+
+let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "pskd",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "pskd", targets: ["pskd"]),
+        .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "Layers", targets: ["Layers"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries: the only place C is seen.
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+
+        // Numerics.
+        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: optimized),
+        .target(name: "Layers", dependencies: ["Tensors"], swiftSettings: optimized),
+        .target(name: "Optimizers", dependencies: ["Tensors"], swiftSettings: optimized),
+        .target(name: "Models", dependencies: ["Layers"], swiftSettings: optimized),
+
+        // Data and distribution.
+        .target(name: "DataPipeline", dependencies: ["Tensors", "CZlib"], swiftSettings: optimized),
+        .target(name: "Collectives", dependencies: ["CMPI"], swiftSettings: optimized),
+
+        // The command line.
+        .executableTarget(
+            name: "pskd",
+            dependencies: [
+                "Tensors", "Layers", "Optimizers", "Models", "DataPipeline", "Collectives", "CBLAS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: optimized),
+
+        // Tests.
+        .target(name: "TestSupport", dependencies: ["Tensors", "Layers"], path: "Sources/TestSupport"),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
+        .testTarget(name: "LayersTests", dependencies: ["Layers", "Models", "Optimizers", "TestSupport"]),
+        .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "TestSupport"]),
+        .testTarget(name: "DataPipelineTests", dependencies: ["DataPipeline", "TestSupport"]),
+        .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "TestSupport"]),
+    ]
+)
