@@ -1,1 +1,90 @@
-// Placeholder replaced by the data pipeline.
+/// Which part of a data set to load.
+public enum DatasetSplit: String, Sendable, CaseIterable {
+    case train
+    case test
+}
+
+/// An image classification data set decoded into memory once: bytes in NHWC order plus labels.
+///
+/// Samples are addressed by their *global index* `0..<count`, the index the sampler hands out,
+/// the loader puts in every batch and the PS-KD teacher table is keyed by.
+public struct Dataset: Sendable {
+    /// The data set's name, such as `fashion-mnist`.
+    public let name: String
+    /// Which split this is.
+    public let split: DatasetSplit
+    /// Image height, width and channel count.
+    public let height: Int
+    public let width: Int
+    public let channels: Int
+    /// The number of classes; every label is in `0..<classCount`.
+    public let classCount: Int
+    /// All images, `[count, height, width, channels]` row-major (NHWC), one byte per value.
+    public let pixels: [UInt8]
+    /// The class of each sample.
+    public let labels: [Int32]
+    /// Per-channel mean and standard deviation of the training split, in [0, 1] pixel units,
+    /// used to normalise both splits: `(x / 255 − mean) / std`.
+    public let mean: [Float]
+    public let std: [Float]
+
+    /// The number of samples.
+    public var count: Int { labels.count }
+    /// Bytes (and floats, once normalised) per image: `height × width × channels`.
+    public var sampleSize: Int { height * width * channels }
+
+    /// A data set from decoded arrays. `pixels` must hold `labels.count` NHWC images.
+    public init(name: String, split: DatasetSplit, height: Int, width: Int, channels: Int,
+                classCount: Int, pixels: [UInt8], labels: [Int32], mean: [Float], std: [Float]) {
+        precondition(pixels.count == labels.count * height * width * channels,
+                     "\(name): \(pixels.count) pixel bytes do not make \(labels.count) images of \(height)×\(width)×\(channels)")
+        precondition(mean.count == channels && std.count == channels,
+                     "\(name): need one mean and std per channel (\(channels)), got \(mean.count) and \(std.count)")
+        precondition(labels.allSatisfy { $0 >= 0 && Int($0) < classCount },
+                     "\(name): labels must be in 0..<\(classCount)")
+        self.name = name
+        self.split = split
+        self.height = height
+        self.width = width
+        self.channels = channels
+        self.classCount = classCount
+        self.pixels = pixels
+        self.labels = labels
+        self.mean = mean
+        self.std = std
+    }
+
+    /// Loads the data set called `name` (`fashion-mnist`, `mnist`, `cifar10` or `cifar100`).
+    ///
+    /// - Parameter directory: where the files are; `nil` means the kind's default directory
+    ///   (`/usr/share/datasets/fashion-mnist/` for Fashion-MNIST).
+    public static func load(name: String, split: DatasetSplit, directory: String? = nil) throws(DataError) -> Dataset {
+        try load(try DatasetKind(name: name), split: split, directory: directory)
+    }
+
+    /// Loads `kind`'s `split` from `directory`, or from the kind's default directory.
+    public static func load(_ kind: DatasetKind, split: DatasetSplit, directory: String? = nil) throws(DataError) -> Dataset {
+        let remedy = kind.remedy(directory: directory)
+        do {
+            return try kind.read(split: split, directory: directory ?? kind.defaultDirectory)
+        } catch {
+            throw error.withRemedy(remedy)
+        }
+    }
+
+    /// The per-channel mean and population standard deviation of `pixels` in [0, 1] units, for
+    /// checking the constants of `DatasetKind` or normalising a data set without them.
+    public static func channelStatistics(pixels: [UInt8], channels: Int) -> (mean: [Float], std: [Float]) {
+        var sums = [Double](repeating: 0, count: channels)
+        var squares = [Double](repeating: 0, count: channels)
+        for (position, value) in pixels.enumerated() {
+            let x = Double(value) / 255
+            sums[position % channels] += x
+            squares[position % channels] += x * x
+        }
+        let perChannel = Double(max(pixels.count / channels, 1))
+        let mean = sums.map { $0 / perChannel }
+        let std = zip(squares, mean).map { (max($0 / perChannel - $1 * $1, 0)).squareRoot() }
+        return (mean.map(Float.init), std.map(Float.init))
+    }
+}

@@ -1,0 +1,71 @@
+import Tensors
+
+/// Softmax and cross-entropy against soft targets, fused and numerically stable:
+/// for logits `z` `[N, C]` and target rows `t` (each a probability distribution),
+/// loss = mean over rows of −Σ_c t_c · log softmax(z)_c, computed with log-sum-exp.
+/// Hard labels are the one-hot special case.
+public final class SoftmaxCrossEntropy {
+    /// The result of one evaluation; the tensors are owned by the loss and reused next call.
+    public struct Result {
+        /// The mean loss over the rows.
+        public let loss: Double
+        /// softmax(z), one row per sample (PS-KD stores these as next epoch's teacher).
+        public let probabilities: Tensor
+        /// ∂loss/∂z = (softmax(z) − t) / N.
+        public let logitGradients: Tensor
+    }
+
+    private var probabilities = Workspace()
+    private var gradients = Workspace()
+
+    public init() {}
+
+    /// Evaluates the loss of `logits` against `targets` (both `[N, C]`).
+    public func callAsFunction(logits: Tensor, targets: Tensor) throws(ShapeError) -> Result {
+        guard logits.rank == 2, logits.shape == targets.shape else {
+            throw ShapeError("SoftmaxCrossEntropy needs logits and targets of one shape [N, C], got \(logits.shape) and \(targets.shape)")
+        }
+        let (rows, classes) = (logits.shape[0], logits.shape[1])
+        let p = probabilities.tensor(logits.shape), g = gradients.tensor(logits.shape)
+        let z = logits.pointer, t = targets.pointer, prob = p.pointer, grad = g.pointer
+        let scale = 1 / Float(rows)
+        var total = 0.0
+        for r in 0..<rows {
+            let base = r * classes
+            var maximum = -Float.infinity
+            for c in 0..<classes { maximum = max(maximum, z[base + c]) }
+            var sum: Float = 0
+            for c in 0..<classes {
+                let e = expf(z[base + c] - maximum)
+                prob[base + c] = e
+                sum += e
+            }
+            let logSum = logf(sum)
+            let inverse = 1 / sum
+            var rowLoss: Float = 0
+            for c in 0..<classes {
+                prob[base + c] *= inverse
+                rowLoss -= t[base + c] * (z[base + c] - maximum - logSum)
+                grad[base + c] = (prob[base + c] - t[base + c]) * scale
+            }
+            total += Double(rowLoss)
+        }
+        return Result(loss: total / Double(rows), probabilities: p, logitGradients: g)
+    }
+
+    /// One-hot rows `[labels.count, classes]` for hard labels.
+    public static func oneHot(_ labels: [Int], classes: Int) -> Tensor {
+        let t = Tensor(zeros: [labels.count, classes])
+        for (row, label) in labels.enumerated() {
+            precondition(label >= 0 && label < classes, "label \(label) outside 0..<\(classes)")
+            t[row * classes + label] = 1
+        }
+        return t
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif

@@ -1,0 +1,51 @@
+import Tensors
+
+/// A network with its parameters in one `ParameterStore`: the unit that is trained,
+/// all-reduced, checkpointed and evaluated.
+public final class Model {
+    /// The model's registry name (`mlp`, `cnn`, `preact-resnet18`, …).
+    public let name: String
+    /// The layers.
+    public let network: any Layer
+    /// One sample's shape, batch excluded (`[784]`, `[28, 28, 1]`).
+    public let sampleShape: [Int]
+    /// The number of classes, the width of the logits.
+    public let classCount: Int
+    /// All parameters, gradients and buffers, flat.
+    public let parameters: ParameterStore
+
+    /// Binds `network` to a fresh `ParameterStore` initialised from `generator`, after checking
+    /// that it maps `[N] + sampleShape` to `[N, classCount]`.
+    public init(name: String, network: any Layer, sampleShape: [Int], classCount: Int,
+                generator: RandomGenerator) throws(ShapeError) {
+        let output = try network.outputShape(for: [2] + sampleShape)
+        guard output == [2, classCount] else {
+            throw ShapeError("model \(name) maps \([2] + sampleShape) to \(output), expected [2, \(classCount)]")
+        }
+        self.name = name
+        self.network = network
+        self.sampleShape = sampleShape
+        self.classCount = classCount
+        self.parameters = ParameterStore(root: network, generator: generator)
+        network.computesInputGradient = false
+    }
+
+    /// The logits `[N, classCount]` for a batch `[N] + sampleShape` (any reshaping of the same
+    /// element count, such as `[N, 28, 28, 1]` for an MLP, is accepted).
+    public func forward(_ input: Tensor, mode: Mode) throws(ShapeError) -> Tensor {
+        guard let batch = input.shape.first, input.count == batch * Tensor.elementCount(sampleShape) else {
+            throw ShapeError("model \(name) expects a batch of \(sampleShape), got \(input.shape)")
+        }
+        return try network.forward(input.reshaped([batch] + sampleShape), mode: mode)
+    }
+
+    /// Writes every parameter gradient for the last training `forward`, given ∂loss/∂logits.
+    public func backward(_ logitGradients: Tensor) {
+        _ = network.backward(logitGradients)
+    }
+
+    /// Every BatchNorm layer, whose running statistics ranks must agree on.
+    public var batchNormLayers: [BatchNorm] {
+        network.descendants().compactMap { $0 as? BatchNorm }
+    }
+}

@@ -1,0 +1,186 @@
+import Tensors
+
+/// Max pooling over `kernel × kernel` windows of channels-last images `[N, H, W, C]`.
+/// Padding positions never win (as PyTorch pads with −∞).
+public final class MaxPool2d: Layer {
+    public let kernelSize: Int
+    public let stride: Int
+    public let padding: Int
+    public var computesInputGradient = true
+    private var inputShape: [Int] = []
+    private var output = Workspace()
+    private var inputGradient = Workspace()
+    private var winners: [Int32] = []  // (N·Ho·Wo·C): flat input position of each maximum
+
+    public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0) {
+        self.kernelSize = kernelSize
+        self.stride = stride ?? kernelSize
+        self.padding = padding
+    }
+
+    public func outputShape(for inputShape: [Int]) throws(ShapeError) -> [Int] {
+        try poolingOutputShape(inputShape, kernelSize: kernelSize, stride: stride, padding: padding,
+                               name: "MaxPool2d(k\(kernelSize), s\(stride))")
+    }
+
+    public func forward(_ input: Tensor, mode: Mode) throws(ShapeError) -> Tensor {
+        let y = output.tensor(try outputShape(for: input.shape))
+        inputShape = input.shape
+        if winners.count != y.count { winners = Array(repeating: 0, count: y.count) }
+        let (h, w, c) = (input.shape[1], input.shape[2], input.shape[3])
+        let (oh, ow) = (y.shape[1], y.shape[2])
+        let x = input.pointer, out = y.pointer
+        winners.withUnsafeMutableBufferPointer { winner in
+            for n in 0..<input.shape[0] {
+                for i in 0..<oh {
+                    for j in 0..<ow {
+                        let o = ((n * oh + i) * ow + j) * c
+                        for ch in 0..<c { out[o + ch] = -.infinity; winner[o + ch] = -1 }
+                        for di in 0..<kernelSize {
+                            let ih = i * stride - padding + di
+                            guard ih >= 0 && ih < h else { continue }
+                            for dj in 0..<kernelSize {
+                                let iw = j * stride - padding + dj
+                                guard iw >= 0 && iw < w else { continue }
+                                let s = ((n * h + ih) * w + iw) * c
+                                for ch in 0..<c where x[s + ch] > out[o + ch] || winner[o + ch] < 0 {
+                                    out[o + ch] = x[s + ch]
+                                    winner[o + ch] = Int32(s + ch)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    public func backward(_ outputGradient: Tensor) -> Tensor {
+        let dx = inputGradient.tensor(inputShape)
+        dx.fill(0)
+        let d = dx.pointer, dy = outputGradient.pointer
+        winners.withUnsafeBufferPointer { winner in
+            for o in 0..<outputGradient.count { d[Int(winner[o])] += dy[o] }
+        }
+        return dx
+    }
+}
+
+/// Average pooling over `kernel × kernel` windows of channels-last images (no padding).
+public final class AvgPool2d: Layer {
+    public let kernelSize: Int
+    public let stride: Int
+    public var computesInputGradient = true
+    private var inputShape: [Int] = []
+    private var output = Workspace()
+    private var inputGradient = Workspace()
+
+    public init(kernelSize: Int, stride: Int? = nil) {
+        self.kernelSize = kernelSize
+        self.stride = stride ?? kernelSize
+    }
+
+    public func outputShape(for inputShape: [Int]) throws(ShapeError) -> [Int] {
+        try poolingOutputShape(inputShape, kernelSize: kernelSize, stride: stride, padding: 0,
+                               name: "AvgPool2d(k\(kernelSize), s\(stride))")
+    }
+
+    public func forward(_ input: Tensor, mode: Mode) throws(ShapeError) -> Tensor {
+        let y = output.tensor(try outputShape(for: input.shape))
+        inputShape = input.shape
+        y.fill(0)
+        let x = input.pointer, out = y.pointer
+        forEachWindowPair(outputShape: y.shape) { o, s, c in
+            for ch in 0..<c { out[o + ch] += x[s + ch] }
+        }
+        let scale = 1 / Float(kernelSize * kernelSize)
+        for i in 0..<y.count { out[i] *= scale }
+        return y
+    }
+
+    public func backward(_ outputGradient: Tensor) -> Tensor {
+        let dx = inputGradient.tensor(inputShape)
+        dx.fill(0)
+        let d = dx.pointer, dy = outputGradient.pointer
+        let scale = 1 / Float(kernelSize * kernelSize)
+        forEachWindowPair(outputShape: outputGradient.shape) { o, s, c in
+            for ch in 0..<c { d[s + ch] += dy[o + ch] * scale }
+        }
+        return dx
+    }
+
+    /// Calls `body(outputOffset, inputOffset, channels)` for every (output pixel, window pixel).
+    @inline(__always)
+    private func forEachWindowPair(outputShape: [Int], _ body: (Int, Int, Int) -> Void) {
+        let (h, w, c) = (inputShape[1], inputShape[2], inputShape[3])
+        for n in 0..<inputShape[0] {
+            for i in 0..<outputShape[1] {
+                for j in 0..<outputShape[2] {
+                    let o = ((n * outputShape[1] + i) * outputShape[2] + j) * c
+                    for di in 0..<kernelSize {
+                        for dj in 0..<kernelSize {
+                            body(o, ((n * h + i * stride + di) * w + j * stride + dj) * c, c)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The mean over all pixels of each channel: `[N, H, W, C]` → `[N, C]`.
+public final class GlobalAvgPool2d: Layer {
+    public var computesInputGradient = true
+    private var inputShape: [Int] = []
+    private var output = Workspace()
+    private var inputGradient = Workspace()
+
+    public init() {}
+
+    public func outputShape(for inputShape: [Int]) throws(ShapeError) -> [Int] {
+        try requireRank(4, inputShape, layer: "GlobalAvgPool2d", expected: "[N, H, W, C]")
+        return [inputShape[0], inputShape[3]]
+    }
+
+    public func forward(_ input: Tensor, mode: Mode) throws(ShapeError) -> Tensor {
+        let y = output.tensor(try outputShape(for: input.shape))
+        inputShape = input.shape
+        let pixels = input.shape[1] * input.shape[2], c = input.shape[3]
+        let x = input.pointer, out = y.pointer
+        y.fill(0)
+        for n in 0..<input.shape[0] {
+            for p in 0..<pixels {
+                let s = (n * pixels + p) * c
+                for ch in 0..<c { out[n * c + ch] += x[s + ch] }
+            }
+        }
+        let scale = 1 / Float(pixels)
+        for i in 0..<y.count { out[i] *= scale }
+        return y
+    }
+
+    public func backward(_ outputGradient: Tensor) -> Tensor {
+        let dx = inputGradient.tensor(inputShape)
+        let pixels = inputShape[1] * inputShape[2], c = inputShape[3]
+        let d = dx.pointer, dy = outputGradient.pointer
+        let scale = 1 / Float(pixels)
+        for n in 0..<inputShape[0] {
+            for p in 0..<pixels {
+                let s = (n * pixels + p) * c
+                for ch in 0..<c { d[s + ch] = dy[n * c + ch] * scale }
+            }
+        }
+        return dx
+    }
+}
+
+/// The output shape of a pooling window over `[N, H, W, C]`, or a ShapeError naming `name`.
+func poolingOutputShape(_ shape: [Int], kernelSize: Int, stride: Int, padding: Int,
+                        name: String) throws(ShapeError) -> [Int] {
+    try requireRank(4, shape, layer: name, expected: "[N, H, W, C]")
+    let height = (shape[1] + 2 * padding - kernelSize) / stride + 1
+    let width = (shape[2] + 2 * padding - kernelSize) / stride + 1
+    guard height > 0, width > 0 else { throw ShapeError("\(name) gives an empty output for input \(shape)") }
+    return [shape[0], height, width, shape[3]]
+}

@@ -1,0 +1,93 @@
+import Layers
+import Tensors
+
+/// The models pskd builds by name.
+public enum ModelZoo {
+    /// The registered names, for help texts and validation.
+    public static let names = ["mlp", "cnn", "preact-resnet18"]
+
+    /// What a model is built for: one sample's channels-last shape and the class count.
+    public struct Input: Sendable, Equatable {
+        public var height: Int, width: Int, channels: Int, classes: Int
+        public init(height: Int, width: Int, channels: Int, classes: Int) {
+            (self.height, self.width, self.channels, self.classes) = (height, width, channels, classes)
+        }
+        /// Fashion-MNIST and MNIST: 28 × 28 grey, 10 classes.
+        public static let fashionMNIST = Input(height: 28, width: 28, channels: 1, classes: 10)
+    }
+
+    /// An unknown model name.
+    public struct UnknownModel: Error, CustomStringConvertible {
+        public let name: String
+        public var description: String {
+            "unknown model '\(name)': choose one of \(ModelZoo.names.joined(separator: ", "))"
+        }
+    }
+
+    /// Builds the model `name` for `input`, initialised from `generator`.
+    /// `widthMultiplier` scales the channel widths of `preact-resnet18`.
+    public static func make(_ name: String, input: Input = .fashionMNIST, widthMultiplier: Double = 1,
+                            generator: RandomGenerator) throws -> Model {
+        let image = [input.height, input.width, input.channels]
+        switch name {
+        case "mlp":
+            return try Model(name: name, network: mlp(inputs: image.reduce(1, *), classes: input.classes),
+                             sampleShape: [image.reduce(1, *)], classCount: input.classes, generator: generator)
+        case "cnn":
+            return try Model(name: name, network: cnn(input), sampleShape: image,
+                             classCount: input.classes, generator: generator)
+        case "preact-resnet18":
+            return try Model(name: name, network: preActResNet18(input, widthMultiplier: widthMultiplier),
+                             sampleShape: image, classCount: input.classes, generator: generator)
+        default:
+            throw UnknownModel(name: name)
+        }
+    }
+
+    /// 784-1024-1024-10 with ReLU.
+    static func mlp(inputs: Int, classes: Int) -> Sequential {
+        Sequential(named: [
+            ("fc1", Linear(inputs, 1024, activation: .relu)),
+            ("fc2", Linear(1024, 1024, activation: .relu)),
+            ("fc3", Linear(1024, classes)),
+        ])
+    }
+
+    /// Four 3×3 convolutions with BatchNorm and ReLU, two max-pools, two linear layers.
+    static func cnn(_ input: Input) -> Sequential {
+        let pooledPixels = (input.height / 4) * (input.width / 4)
+        return Sequential(named: [
+            ("conv1", Conv2d(input.channels, 32, kernelSize: 3, padding: 1)), ("bn1", BatchNorm(32, activation: .relu)),
+            ("conv2", Conv2d(32, 32, kernelSize: 3, padding: 1)), ("bn2", BatchNorm(32, activation: .relu)),
+            ("pool1", MaxPool2d(kernelSize: 2)),
+            ("conv3", Conv2d(32, 64, kernelSize: 3, padding: 1)), ("bn3", BatchNorm(64, activation: .relu)),
+            ("conv4", Conv2d(64, 64, kernelSize: 3, padding: 1)), ("bn4", BatchNorm(64, activation: .relu)),
+            ("pool2", MaxPool2d(kernelSize: 2)),
+            ("flatten", Flatten()),
+            ("fc1", Linear(64 * pooledPixels, 256, activation: .relu)),
+            ("fc2", Linear(256, input.classes)),
+        ])
+    }
+
+    /// PreAct ResNet-18: a 3×3 stem, PreAct blocks [2, 2, 2, 2] at widths 64-128-256-512
+    /// (times `widthMultiplier`), a final BatchNorm + ReLU, global average pooling and a
+    /// linear classifier. Works for any input size ≥ 8 × 8 (28 × 28, 32 × 32, …).
+    static func preActResNet18(_ input: Input, widthMultiplier: Double) -> Sequential {
+        let widths = [64, 128, 256, 512].map { max(1, Int((Double($0) * widthMultiplier).rounded())) }
+        var layers: [(name: String, layer: any Layer)] = [
+            ("conv1", Conv2d(input.channels, widths[0], kernelSize: 3, padding: 1, bias: false)),
+        ]
+        var channels = widths[0]
+        for (stage, width) in widths.enumerated() {
+            let first = PreActBlock(channels, width, stride: stage == 0 ? 1 : 2)
+            layers.append(("layer\(stage + 1)", Sequential([first, PreActBlock(width, width)])))
+            channels = width
+        }
+        layers += [
+            ("bn", BatchNorm(channels, activation: .relu)),
+            ("pool", GlobalAvgPool2d()),
+            ("linear", Linear(channels, input.classes)),
+        ]
+        return Sequential(named: layers)
+    }
+}
