@@ -37,11 +37,16 @@ let package = Package(
         .target(name: "DataPipeline", dependencies: ["Tensors", "CZlib"], swiftSettings: optimized),
         .target(name: "Collectives", dependencies: ["CMPI"], swiftSettings: optimized),
 
+        // Training: the step, the epoch loop, checkpoints, metrics and benchmarks.
+        .target(name: "Training",
+                 dependencies: ["Tensors", "Layers", "Optimizers", "Models", "Collectives"],
+                 swiftSettings: optimized),
+
         // The command line.
         .executableTarget(
             name: "pskd",
             dependencies: [
-                "Tensors", "Layers", "Optimizers", "Models", "DataPipeline", "Collectives", "CBLAS",
+                "Tensors", "Layers", "Optimizers", "Models", "Collectives", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimized),

@@ -15,6 +15,7 @@ public enum BLAS {
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        floatingPointOperations &+= 2 * m * n * k
         cblas_sgemm(CblasRowMajor, transA.cblas, transB.cblas, Int32(m), Int32(n), Int32(k),
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
@@ -38,6 +39,10 @@ public enum BLAS {
         gemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a.pointer, lda: a.shape[1],
              b: b.pointer, ldb: b.shape[1], beta: beta, c: c.pointer, ldc: n)
     }
+
+    /// The floating-point operations (2·m·n·k per product) of every `gemm` so far; benchmarks
+    /// read it before and after a step. Not synchronised: only the main thread calls BLAS.
+    public nonisolated(unsafe) static var floatingPointOperations = 0
 
     /// The number of threads OpenBLAS uses for one call.
     public static var threads: Int {

@@ -1,0 +1,82 @@
+/// A reduction applied elementwise across ranks.
+public enum ReduceOperation: Sendable {
+    case sum, max, min
+}
+
+/// The collectives pskd needs, over MPI between processes or within one process.
+/// Every rank must call each collective in the same order with matching sizes.
+public protocol Communicator: AnyObject {
+    /// This process's rank, 0 ..< size.
+    var rank: Int { get }
+    /// The number of ranks.
+    var size: Int { get }
+    /// Reduces `buffer` elementwise across ranks, in place; every rank gets the result.
+    func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation) throws
+    /// Reduces `buffer` elementwise across ranks, in place; every rank gets the result.
+    func allReduce(_ buffer: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation) throws
+    /// Copies `root`'s bytes into every rank's `buffer`.
+    func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws
+    /// Returns once every rank has called it.
+    func barrier() throws
+    /// Ends every rank of the job with `code` after printing `message` (prefixed by the rank).
+    func abort(_ message: String, code: Int32) -> Never
+}
+
+extension Communicator {
+    /// Whether this is rank 0, the rank that logs and writes shared files.
+    public var isRoot: Bool { rank == 0 }
+
+    /// Averages `buffer` across ranks in place.
+    public func allReduceMean(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        try allReduce(buffer, .sum)
+        if size > 1 {
+            let scale = 1 / Float(size)
+            for i in buffer.indices { buffer[i] *= scale }
+        }
+    }
+
+    /// The sum across ranks of one value.
+    public func sum(_ value: Double) throws -> Double {
+        var copy = value
+        try withUnsafeMutablePointer(to: &copy) { try allReduce(UnsafeMutableBufferPointer(start: $0, count: 1), .sum) }
+        return copy
+    }
+}
+
+/// The communicator of a single process: every collective is the identity.
+/// Used by unit tests and by runs started without `mpirun`.
+public final class LocalCommunicator: Communicator {
+    public init() {}
+    public var rank: Int { 0 }
+    public var size: Int { 1 }
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation) throws {}
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation) throws {}
+    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
+        precondition(root == 0, "a single process has only rank 0")
+    }
+    public func barrier() throws {}
+    public func abort(_ message: String, code: Int32) -> Never {
+        printError("[rank 0] \(message)")
+        exit(code)
+    }
+}
+
+/// Writes `message` and a newline to standard error and flushes.
+public func printError(_ message: String) {
+    fflush(nil)
+    let line = Array((message + "\n").utf8)
+    line.withUnsafeBytes { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
+            if written <= 0 { return }
+            offset += written
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif

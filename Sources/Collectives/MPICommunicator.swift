@@ -1,0 +1,135 @@
+import CMPI
+
+/// A failed MPI call: names the function and gives MPI's own explanation.
+public struct MPIError: Error, CustomStringConvertible {
+    /// The MPI function that failed.
+    public let function: String
+    /// Its return code.
+    public let code: Int32
+    /// `MPI_Error_string` for the code.
+    public let explanation: String
+    public var description: String { "\(function) failed with code \(code): \(explanation)" }
+}
+
+/// Turns an MPI return code into a thrown `MPIError`: the one choke point for MPI results.
+@inline(__always)
+func check(_ code: Int32, _ function: @autoclosure () -> String) throws(MPIError) {
+    guard code != MPI_SUCCESS else { return }
+    var length: Int32 = 0
+    var text = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
+    let explanation = MPI_Error_string(code, &text, &length) == MPI_SUCCESS
+        ? String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        : "unknown MPI error"
+    throw MPIError(function: function(), code: code, explanation: explanation)
+}
+
+/// The world communicator of an MPI job. Create one per process (it calls `MPI_Init_thread`
+/// and sets `MPI_ERRORS_RETURN`, so failures come back as errors instead of silent aborts)
+/// and call `finalize()` before exiting.
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    private let world: MPI_Comm
+
+    /// Initialises MPI (funneled threading: only the main thread calls MPI).
+    public init() throws {
+        var provided: Int32 = 0
+        try check(MPI_Init_thread(nil, nil, Int32(MPI_THREAD_FUNNELED), &provided), "MPI_Init_thread")
+        world = pskd_mpi_comm_world()
+        try check(MPI_Comm_set_errhandler(world, pskd_mpi_errors_return()), "MPI_Comm_set_errhandler")
+        var rank: Int32 = 0, size: Int32 = 0
+        try check(MPI_Comm_rank(world, &rank), "MPI_Comm_rank")
+        try check(MPI_Comm_size(world, &size), "MPI_Comm_size")
+        self.rank = Int(rank)
+        self.size = Int(size)
+    }
+
+    /// Whether this process was started by an MPI launcher (so MPI should be initialised).
+    public static var isLaunchedByMPI: Bool {
+        ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"].contains { (name: String) in getenv(name) != nil }
+    }
+
+    /// Open MPI's library version string.
+    public static var libraryVersion: String {
+        var length: Int32 = 0
+        var text = [CChar](repeating: 0, count: Int(MPI_MAX_LIBRARY_VERSION_STRING) + 1)
+        guard MPI_Get_library_version(&text, &length) == MPI_SUCCESS else { return "unknown" }
+        return String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .split(separator: "\n").first.map(String.init) ?? ""
+    }
+
+    /// The name of the node this rank runs on.
+    public func processorName() throws -> String {
+        var length: Int32 = 0
+        var text = [CChar](repeating: 0, count: Int(MPI_MAX_PROCESSOR_NAME) + 1)
+        try check(MPI_Get_processor_name(&text, &length), "MPI_Get_processor_name")
+        return String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation) throws {
+        try reduceInPlace(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count,
+                          datatype: pskd_mpi_float(), operation)
+    }
+
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation) throws {
+        try reduceInPlace(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count,
+                          datatype: pskd_mpi_double(), operation)
+    }
+
+    /// `MPI_Allreduce` in place, split into pieces of at most `Int32.max` elements.
+    private func reduceInPlace(_ base: UnsafeMutableRawPointer?, count: Int, datatype: MPI_Datatype,
+                               _ operation: ReduceOperation) throws {
+        guard let base, count > 0 else { return }
+        var elementSize: Int32 = 0
+        try check(MPI_Type_size(datatype, &elementSize), "MPI_Type_size")
+        var offset = 0
+        while offset < count {
+            let piece = min(count - offset, Int(Int32.max))
+            try check(MPI_Allreduce(pskd_mpi_in_place(), base + offset * Int(elementSize), Int32(piece),
+                                    datatype, operation.mpi, world), "MPI_Allreduce(\(piece) elements)")
+            offset += piece
+        }
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
+        guard let base = buffer.baseAddress else { return }
+        var offset = 0
+        while offset < buffer.count {
+            let piece = min(buffer.count - offset, Int(Int32.max))
+            try check(MPI_Bcast(base + offset, Int32(piece), pskd_mpi_byte(), Int32(root), world),
+                      "MPI_Bcast(\(piece) bytes from rank \(root))")
+            offset += piece
+        }
+    }
+
+    public func barrier() throws {
+        try check(MPI_Barrier(world), "MPI_Barrier")
+    }
+
+    public func abort(_ message: String, code: Int32) -> Never {
+        printError("[rank \(rank)] \(message)")
+        MPI_Abort(world, code)
+        exit(code)
+    }
+
+    /// Ends MPI; call once, after the last collective.
+    public func finalize() throws {
+        try check(MPI_Finalize(), "MPI_Finalize")
+    }
+}
+
+extension ReduceOperation {
+    var mpi: MPI_Op {
+        switch self {
+        case .sum: pskd_mpi_sum()
+        case .max: pskd_mpi_max()
+        case .min: pskd_mpi_min()
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif

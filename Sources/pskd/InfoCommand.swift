@@ -1,0 +1,46 @@
+import ArgumentParser
+import Collectives
+import Tensors
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `pskd info`: versions, threads and placement of every rank.
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Print the Open MPI and OpenBLAS versions, BLAS threads, each rank's CPU binding and the build.")
+
+    @Option(help: "OpenBLAS threads per rank (default: the CPUs the rank is bound to).")
+    var threads: Int?
+
+    func run() throws {
+        try withCommunicator { communicator in
+            BLAS.threads = ProcessPlacement.blasThreads(requested: threads)
+            if communicator.isRoot { print(commonReport(ranks: communicator.size)) }
+            for rank in 0..<communicator.size {
+                if rank == communicator.rank { print(rankReport(communicator)); flushOutput() }
+                try communicator.barrier()
+            }
+        }
+    }
+
+    private func commonReport(ranks: Int) -> String {
+        """
+        pskd \(PSKD.configuration.version)
+        build:      \(BuildInfo.description)
+        Open MPI:   \(MPICommunicator.libraryVersion)
+        OpenBLAS:   \(BLAS.configuration)
+        BLAS core:  \(BLAS.coreName)
+        ranks:      \(ranks)
+        """
+    }
+
+    private func rankReport(_ communicator: any Communicator) -> String {
+        let node = (communicator as? MPICommunicator).flatMap { try? $0.processorName() } ?? hostName()
+        return "rank \(communicator.rank)/\(communicator.size): node \(node), pid \(getpid()), "
+            + "CPUs \(ProcessPlacement.allowedCPUList ?? "?") (\(ProcessPlacement.allowedCPUCount) of \(ProcessPlacement.onlineCPUCount)), "
+            + "OpenBLAS threads \(BLAS.threads)"
+    }
+}

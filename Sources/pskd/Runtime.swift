@@ -1,0 +1,57 @@
+import Collectives
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// How this executable was built.
+enum BuildInfo {
+    static var configuration: String {
+        #if DEBUG
+        "debug"
+        #else
+        "release"
+        #endif
+    }
+
+    static var description: String {
+        var compiler = "Swift"
+        #if compiler(>=6.3)
+        compiler += " ≥ 6.3"
+        #elseif compiler(>=6.0)
+        compiler += " 6.x"
+        #endif
+        return "\(configuration), \(compiler), language mode 6"
+    }
+}
+
+/// Runs `body` with the MPI world communicator when launched by mpirun (a single-process
+/// communicator otherwise). An error on any rank is printed with the rank and aborts the whole
+/// job, so no rank is left waiting in a collective.
+func withCommunicator(_ body: (any Communicator) throws -> Void) throws {
+    guard MPICommunicator.isLaunchedByMPI else {
+        try body(LocalCommunicator())
+        return
+    }
+    let communicator = try MPICommunicator()
+    do {
+        try body(communicator)
+    } catch {
+        flushOutput()
+        communicator.abort("error: \(error)", code: 1)
+    }
+    flushOutput()
+    try communicator.finalize()
+}
+
+/// Flushes every C output stream (a rank's stdout is a block-buffered pipe).
+func flushOutput() { fflush(nil) }
+
+/// This machine's host name.
+func hostName() -> String {
+    var name = [CChar](repeating: 0, count: 256)
+    gethostname(&name, name.count)
+    return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
