@@ -18,7 +18,7 @@ func check(_ code: Int32, _ function: @autoclosure () -> String) throws(MPIError
     var length: Int32 = 0
     var text = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
     let explanation = MPI_Error_string(code, &text, &length) == MPI_SUCCESS
-        ? String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        ? cString(text, length: length)
         : "unknown MPI error"
     throw MPIError(function: function(), code: code, explanation: explanation)
 }
@@ -54,7 +54,7 @@ public final class MPICommunicator: Communicator {
         var length: Int32 = 0
         var text = [CChar](repeating: 0, count: Int(MPI_MAX_LIBRARY_VERSION_STRING) + 1)
         guard MPI_Get_library_version(&text, &length) == MPI_SUCCESS else { return "unknown" }
-        return String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return cString(text, length: length)
             .split(separator: "\n").first.map(String.init) ?? ""
     }
 
@@ -63,7 +63,7 @@ public final class MPICommunicator: Communicator {
         var length: Int32 = 0
         var text = [CChar](repeating: 0, count: Int(MPI_MAX_PROCESSOR_NAME) + 1)
         try check(MPI_Get_processor_name(&text, &length), "MPI_Get_processor_name")
-        return String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return cString(text, length: length)
     }
 
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation) throws {
@@ -116,6 +116,11 @@ public final class MPICommunicator: Communicator {
     public func finalize() throws {
         try check(MPI_Finalize(), "MPI_Finalize")
     }
+}
+
+/// The text of an MPI string output of `length` characters, without trailing NULs.
+private func cString(_ text: [CChar], length: Int32) -> String {
+    String(decoding: text.prefix(Int(length)).prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 extension ReduceOperation {
