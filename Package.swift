@@ -37,16 +37,19 @@ let package = Package(
         .target(name: "DataPipeline", dependencies: ["Tensors", "CZlib"], swiftSettings: optimized),
         .target(name: "Collectives", dependencies: ["CMPI"], swiftSettings: optimized),
 
+        // PS-KD: teacher table and target policies.
+        .target(name: "SelfDistillation", dependencies: ["Tensors", "Collectives"], swiftSettings: optimized),
+
         // Training: the step, the epoch loop, checkpoints, metrics and benchmarks.
         .target(name: "Training",
-                 dependencies: ["Tensors", "Layers", "Optimizers", "Models", "Collectives"],
+                 dependencies: ["Tensors", "Layers", "Optimizers", "Models", "DataPipeline", "Collectives", "SelfDistillation"],
                  swiftSettings: optimized),
 
         // The command line.
         .executableTarget(
             name: "pskd",
             dependencies: [
-                "Tensors", "Layers", "Optimizers", "Models", "Collectives", "Training",
+                "Tensors", "Layers", "Optimizers", "Models", "DataPipeline", "Collectives", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimized),

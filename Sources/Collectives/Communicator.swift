@@ -14,6 +14,9 @@ public protocol Communicator: AnyObject {
     func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation) throws
     /// Reduces `buffer` elementwise across ranks, in place; every rank gets the result.
     func allReduce(_ buffer: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation) throws
+    /// Concatenates every rank's `bytes` in rank order; ranks may send different amounts.
+    /// Sizes are 64-bit: large tables are gathered in pieces.
+    func allGatherV(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8]
     /// Copies `root`'s bytes into every rank's `buffer`.
     func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws
     /// Returns once every rank has called it.
@@ -32,6 +35,15 @@ extension Communicator {
         if size > 1 {
             let scale = 1 / Float(size)
             for i in buffer.indices { buffer[i] *= scale }
+        }
+    }
+
+    /// Every rank's `values` concatenated in rank order.
+    public func allGatherV<Element: BitwiseCopyable>(_ values: [Element]) throws -> [Element] {
+        let bytes = try values.withUnsafeBytes { try allGatherV($0) }
+        let stride = MemoryLayout<Element>.stride
+        return bytes.withUnsafeBytes { raw in
+            (0..<(bytes.count / stride)).map { raw.loadUnaligned(fromByteOffset: $0 * stride, as: Element.self) }
         }
     }
 
@@ -54,6 +66,7 @@ public final class LocalCommunicator: Communicator {
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
         precondition(root == 0, "a single process has only rank 0")
     }
+    public func allGatherV(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] { Array(bytes) }
     public func barrier() throws {}
     public func abort(_ message: String, code: Int32) -> Never {
         printError("[rank 0] \(message)")

@@ -102,6 +102,35 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    public func allGatherV(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
+        var mine = Int64(bytes.count)
+        var counts = [Int64](repeating: 0, count: size)
+        try check(MPI_Allgather(&mine, 1, pskd_mpi_int64(), &counts, 1, pskd_mpi_int64(), world), "MPI_Allgather(sizes)")
+        let total = Int(counts.reduce(0, +))
+        var result = [UInt8](repeating: 0, count: total)
+        // Rounds of at most `piece` bytes per rank keep every MPI count and displacement in Int32.
+        let piece = Int(Int32.max) / max(size, 1)
+        var sent = [Int](repeating: 0, count: size)
+        while zip(sent, counts).contains(where: { $0 < Int($1) }) {
+            let roundCounts = (0..<size).map { Int32(min(piece, Int(counts[$0]) - sent[$0])) }
+            var displacements = [Int32](repeating: 0, count: size)
+            for r in 1..<max(size, 1) { displacements[r] = displacements[r - 1] + roundCounts[r - 1] }
+            var received = [UInt8](repeating: 0, count: Int(roundCounts.reduce(0, +)))
+            let sendBase = bytes.baseAddress.map { $0 + sent[rank] }
+            try check(MPI_Allgatherv(sendBase, roundCounts[rank], pskd_mpi_byte(), &received, roundCounts,
+                                     displacements, pskd_mpi_byte(), world), "MPI_Allgatherv(\(received.count) bytes)")
+            var rankStart = 0
+            for r in 0..<size {
+                let destination = Int(counts[..<r].reduce(0, +)) + sent[r]
+                result.replaceSubrange(destination..<(destination + Int(roundCounts[r])),
+                                       with: received[rankStart..<(rankStart + Int(roundCounts[r]))])
+                rankStart += Int(roundCounts[r])
+                sent[r] += Int(roundCounts[r])
+            }
+        }
+        return result
+    }
+
     public func barrier() throws {
         try check(MPI_Barrier(world), "MPI_Barrier")
     }

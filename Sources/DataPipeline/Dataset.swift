@@ -75,16 +75,23 @@ public struct Dataset: Sendable {
     /// The per-channel mean and population standard deviation of `pixels` in [0, 1] units, for
     /// checking the constants of `DatasetKind` or normalising a data set without them.
     public static func channelStatistics(pixels: [UInt8], channels: Int) -> (mean: [Float], std: [Float]) {
-        var sums = [Double](repeating: 0, count: channels)
-        var squares = [Double](repeating: 0, count: channels)
-        for (position, value) in pixels.enumerated() {
-            let x = Double(value) / 255
-            sums[position % channels] += x
-            squares[position % channels] += x * x
+        let valuesPerChannel = Double(max(pixels.count / channels, 1))
+        var mean: [Float] = []
+        var std: [Float] = []
+        pixels.withUnsafeBufferPointer { buffer in
+            for channel in 0..<channels {
+                var (sum, sumOfSquares): (UInt64, UInt64) = (0, 0)
+                for position in stride(from: channel, to: buffer.count, by: channels) {
+                    let value = UInt64(buffer[position])
+                    sum += value
+                    sumOfSquares += value * value
+                }
+                let average = Double(sum) / valuesPerChannel / 255
+                let variance = Double(sumOfSquares) / valuesPerChannel / (255 * 255) - average * average
+                mean.append(Float(average))
+                std.append(Float(max(variance, 0).squareRoot()))
+            }
         }
-        let perChannel = Double(max(pixels.count / channels, 1))
-        let mean = sums.map { $0 / perChannel }
-        let std = zip(squares, mean).map { (max($0 / perChannel - $1 * $1, 0)).squareRoot() }
-        return (mean.map(Float.init), std.map(Float.init))
+        return (mean, std)
     }
 }

@@ -80,7 +80,7 @@ public enum DatasetKind: String, Sendable, CaseIterable {
     func read(split: DatasetSplit, directory: String?) throws(DataError) -> Dataset {
         guard let directory else {
             throw DataError(.missingFile, file: nil, expected: "a directory holding \(fileNames(split).joined(separator: ", "))",
-                            found: "no directory given and no default for \(rawValue)", remedy: "")
+                            found: "no directory given and no default for \(rawValue)", remedy: "pass --data-dir")
         }
         let (pixels, labels) = isCIFAR
             ? try readCIFAR(split: split, directory: directory)
@@ -92,18 +92,18 @@ public enum DatasetKind: String, Sendable, CaseIterable {
 
     private func readIDX(split: DatasetSplit, directory: String) throws(DataError) -> ([UInt8], [Int32]) {
         let names = fileNames(split)
-        let imagePath = try FileBytes.locate([names[0], names[0] + ".gz"], in: directory, remedy: "")
-        let labelPath = try FileBytes.locate([names[1], names[1] + ".gz"], in: directory, remedy: "")
+        let imagePath = try FileBytes.locate([names[0], names[0] + ".gz"], in: directory)
+        let labelPath = try FileBytes.locate([names[1], names[1] + ".gz"], in: directory)
         let images = try IDXReader.readImages(imagePath)
         guard images.rows == imageSide, images.columns == imageSide else {
             throw DataError(.badShape, file: imagePath, expected: "\(imageSide) × \(imageSide) images",
-                            found: "\(images.rows) × \(images.columns)", remedy: "")
+                            found: "\(images.rows) × \(images.columns)", remedy: DataError.replaceDamagedFile)
         }
         let labels = try IDXReader.readLabels(labelPath, classCount: classCount)
         guard labels.count == images.count else {
             throw DataError(.countMismatch, file: labelPath,
                             expected: "\(images.count) labels, one per image of \(imagePath)",
-                            found: "\(labels.count) labels", remedy: "")
+                            found: "\(labels.count) labels", remedy: DataError.replaceDamagedFile)
         }
         return (images.pixels, labels)
     }
@@ -111,7 +111,7 @@ public enum DatasetKind: String, Sendable, CaseIterable {
     private func readCIFAR(split: DatasetSplit, directory: String) throws(DataError) -> ([UInt8], [Int32]) {
         var paths: [String] = []
         for name in fileNames(split) {
-            paths.append(try FileBytes.locate([name], in: directory, remedy: ""))
+            paths.append(try FileBytes.locate([name], in: directory))
         }
         let records = try CIFARReader.read(paths, variant: self == .cifar10 ? .cifar10 : .cifar100)
         return (records.pixels, records.labels)

@@ -15,7 +15,7 @@ enum FileBytes {
     /// The first path in `candidates` (file names inside `directory`) that exists.
     ///
     /// Throws `missingFile` naming every candidate when none exists.
-    static func locate(_ candidates: [String], in directory: String, remedy: String) throws(DataError) -> String {
+    static func locate(_ candidates: [String], in directory: String) throws(DataError) -> String {
         let paths = candidates.map { (directory as NSString).appendingPathComponent($0) }
         if let found = paths.first(where: { FileManager.default.isReadableFile(atPath: $0) }) {
             return found
@@ -27,7 +27,7 @@ enum FileBytes {
             : "no directory \(directory)"
         throw DataError(.missingFile, file: paths[0],
                         expected: "one of \(candidates.joined(separator: ", ")) in \(directory)",
-                        found: found, remedy: remedy)
+                        found: found, remedy: "pass the directory that holds these files")
     }
 
     static func isGzip(_ bytes: [UInt8]) -> Bool {

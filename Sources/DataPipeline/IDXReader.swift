@@ -29,21 +29,24 @@ public enum IDXReader {
         return try LabelValidation.checked(labels, classCount: classCount, file: path)
     }
 
-    /// The extents announced by the header, after checking the magic number.
+    /// The extents announced by the header, after checking the magic number (first, so a file
+    /// of another kind is reported as such even when it is short).
     private static func header(_ bytes: [UInt8], dimensions: Int, what: String,
                                file: String) throws(DataError) -> [Int] {
         let expectedMagic = UInt32(0x0800) | UInt32(dimensions)
         let headerSize = 4 + 4 * dimensions
+        if bytes.count >= 4 {
+            let magic = bigEndianUInt32(bytes, at: 0)
+            guard magic == expectedMagic else {
+                throw DataError(.badMagic, file: file,
+                                expected: "\(hex(expectedMagic)) (\(what), \(dimensions) dimension\(dimensions == 1 ? "" : "s"))",
+                                found: hex(magic), remedy: DataError.replaceDamagedFile)
+            }
+        }
         guard bytes.count >= headerSize else {
             throw DataError(.truncated, file: file,
                             expected: "at least a \(headerSize)-byte IDX header",
                             found: "\(bytes.count) bytes", remedy: DataError.replaceDamagedFile)
-        }
-        let magic = bigEndianUInt32(bytes, at: 0)
-        guard magic == expectedMagic else {
-            throw DataError(.badMagic, file: file,
-                            expected: "\(hex(expectedMagic)) (\(what), \(dimensions) dimension\(dimensions == 1 ? "" : "s"))",
-                            found: hex(magic), remedy: DataError.replaceDamagedFile)
         }
         return (0..<dimensions).map { Int(bigEndianUInt32(bytes, at: 4 + 4 * $0)) }
     }

@@ -155,3 +155,14 @@ extension Tensor: CustomStringConvertible {
         return "Tensor(\(shape): [\(head)\(count > 8 ? ", …" : "")])"
     }
 }
+
+extension Tensor {
+    /// A 64-bit FNV-1a hash of the elements' bytes: equal tensors have equal hashes, so ranks
+    /// compare replicas by exchanging 8 bytes.
+    public var contentHash: UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        let bytes = UnsafeRawBufferPointer(start: pointer, count: count * MemoryLayout<Float>.stride)
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        return hash
+    }
+}

@@ -1,0 +1,199 @@
+import Tensors
+
+/// Which samples one rank loads at each step of an epoch: the common interface of the
+/// training sampler and the evaluation sharder, consumed by `BatchLoader`.
+///
+/// An epoch has an *order* (a sequence of global sample indices computed once per epoch) and
+/// `stepsPerEpoch` steps, each filling `localBatchSize` slots of this rank's batch from it.
+public protocol BatchSchedule: Sendable {
+    /// The number of samples in the data set.
+    var sampleCount: Int { get }
+    /// Rows of this rank's batch at every step.
+    var localBatchSize: Int { get }
+    /// Steps in every epoch, the same on every rank.
+    var stepsPerEpoch: Int { get }
+    /// This rank's index and the number of ranks.
+    var rank: Int { get }
+    var worldSize: Int { get }
+    /// The epoch's order of global sample indices, the same on every rank.
+    func order(epoch: Int) -> [Int]
+    /// Writes the global sample index and padding flag of each of this rank's `localBatchSize`
+    /// slots at `step` into `indices` and `isPadding`.
+    func fillSlots(step: Int, order: [Int], indices: UnsafeMutableBufferPointer<Int>,
+                   isPadding: UnsafeMutableBufferPointer<Bool>)
+}
+
+/// One rank's slots at one step, for inspection and tests (the loader fills buffers instead).
+public struct BatchSlots: Equatable, Sendable {
+    /// Global sample index of each row.
+    public var indices: [Int]
+    /// Whether each row is padding: a repeated sample trained on to keep ranks in step but never
+    /// counted in metrics or written into the teacher table.
+    public var isPadding: [Bool]
+}
+
+extension BatchSchedule {
+    /// This rank's slots at `step` of an epoch with `order`.
+    public func slots(step: Int, order: [Int]) -> BatchSlots {
+        var indices = [Int](repeating: 0, count: localBatchSize)
+        var isPadding = [Bool](repeating: false, count: localBatchSize)
+        indices.withUnsafeMutableBufferPointer { indexBuffer in
+            isPadding.withUnsafeMutableBufferPointer { paddingBuffer in
+                fillSlots(step: step, order: order, indices: indexBuffer, isPadding: paddingBuffer)
+            }
+        }
+        return BatchSlots(indices: indices, isPadding: isPadding)
+    }
+
+    /// This rank's slots at every step of `epoch`.
+    public func epochSlots(epoch: Int) -> [BatchSlots] {
+        let order = order(epoch: epoch)
+        return (0..<stepsPerEpoch).map { slots(step: $0, order: order) }
+    }
+}
+
+/// Exact data-parallel sharding of a training epoch.
+///
+/// For epoch `e`, one permutation of `0..<N` is drawn by Fisher–Yates from
+/// `RandomGenerator(seed: seed).split(RandomStream.dataOrder, UInt64(e))`, identical on every
+/// rank. Step `s`'s *global batch* is `permutation[s·B ..< (s+1)·B]` and rank `r` takes its
+/// `r`-th contiguous chunk of `b = B / R` positions, so the union of all ranks' batches at a step
+/// is the same set whatever the number of ranks. Positions past `N` in the last global batch
+/// wrap to the start of the permutation and are marked as padding; with `dropLast` the partial
+/// last global batch is dropped instead.
+///
+/// Epochs are keys, not counters: pass the trainer's epoch number (pskd numbers epochs from 1,
+/// as PS-KD's `t = 1…T`). The same number always gives the same permutation.
+public struct ShardedSampler: BatchSchedule {
+    public let sampleCount: Int
+    /// Samples per step over all ranks, `B`.
+    public let globalBatchSize: Int
+    public let rank: Int
+    public let worldSize: Int
+    /// The seed of the data order (and, by convention, of the run).
+    public let seed: UInt64
+    /// Whether the last partial global batch is dropped rather than padded.
+    public let dropLast: Bool
+
+    /// `B / R`.
+    public var localBatchSize: Int { globalBatchSize / worldSize }
+
+    /// `ceil(N / B)`, or `floor(N / B)` with `dropLast`.
+    public var stepsPerEpoch: Int {
+        dropLast ? sampleCount / globalBatchSize : (sampleCount + globalBatchSize - 1) / globalBatchSize
+    }
+
+    /// A sampler for rank `rank` of `worldSize`; throws `invalidConfiguration` if the global
+    /// batch is not a positive multiple of the world size, the rank is out of range, or an epoch
+    /// would have no step.
+    public init(sampleCount: Int, globalBatchSize: Int, rank: Int, worldSize: Int,
+                seed: UInt64, dropLast: Bool = false) throws(DataError) {
+        try Self.validate(sampleCount: sampleCount, globalBatchSize: globalBatchSize, rank: rank,
+                          worldSize: worldSize, dropLast: dropLast)
+        self.sampleCount = sampleCount
+        self.globalBatchSize = globalBatchSize
+        self.rank = rank
+        self.worldSize = worldSize
+        self.seed = seed
+        self.dropLast = dropLast
+    }
+
+    /// The epoch's permutation of `0..<sampleCount`, the same on every rank.
+    public func order(epoch: Int) -> [Int] {
+        precondition(epoch >= 0, "epoch must be non-negative, got \(epoch)")
+        var random = RandomGenerator(seed: seed).split(RandomStream.dataOrder, UInt64(epoch))
+        var permutation = Array(0..<sampleCount)
+        permutation.withUnsafeMutableBufferPointer { FisherYates.shuffle($0, using: &random) }
+        return permutation
+    }
+
+    public func fillSlots(step: Int, order: [Int], indices: UnsafeMutableBufferPointer<Int>,
+                          isPadding: UnsafeMutableBufferPointer<Bool>) {
+        precondition(step >= 0 && step < stepsPerEpoch, "step \(step) outside 0..<\(stepsPerEpoch)")
+        let first = step * globalBatchSize + rank * localBatchSize
+        for slot in 0..<localBatchSize {
+            let position = first + slot
+            indices[slot] = order[position % sampleCount]
+            isPadding[slot] = position >= sampleCount
+        }
+    }
+
+    private static func validate(sampleCount: Int, globalBatchSize: Int, rank: Int, worldSize: Int,
+                                 dropLast: Bool) throws(DataError) {
+        func invalid(_ expected: String, _ found: String, _ remedy: String) -> DataError {
+            DataError(.invalidConfiguration, file: nil, expected: expected, found: found, remedy: remedy)
+        }
+        guard worldSize > 0, rank >= 0, rank < worldSize else {
+            throw invalid("a rank in 0..<worldSize", "rank \(rank) of world size \(worldSize)", "check the launcher")
+        }
+        guard globalBatchSize > 0, globalBatchSize % worldSize == 0 else {
+            throw invalid("a positive global batch size divisible by the \(worldSize) ranks",
+                          "global batch size \(globalBatchSize)",
+                          "choose a batch size that is a multiple of the number of ranks")
+        }
+        guard sampleCount > 0, !dropLast || sampleCount >= globalBatchSize else {
+            throw invalid("at least \(dropLast ? globalBatchSize : 1) samples", "\(sampleCount) samples",
+                          "use a smaller batch or turn off drop-last")
+        }
+    }
+}
+
+/// Sharding of an evaluation pass: each sample exactly once, every rank the same step count.
+///
+/// The data set in order is split into `R` contiguous ranges of `ceil(N / R)` positions (the
+/// last ones shorter, possibly empty); each rank batches its range into `localBatchSize` rows.
+/// Rows past the end of a rank's range are padding (they repeat an arbitrary valid sample) so
+/// every rank runs `ceil(ceil(N / R) / b)` steps; only non-padding rows count, and their union
+/// over ranks is every sample exactly once.
+public struct EvaluationSharder: BatchSchedule {
+    public let sampleCount: Int
+    public let localBatchSize: Int
+    public let rank: Int
+    public let worldSize: Int
+
+    /// Positions per rank, `ceil(N / R)`.
+    public var samplesPerRank: Int { (sampleCount + worldSize - 1) / worldSize }
+    public var stepsPerEpoch: Int { (samplesPerRank + localBatchSize - 1) / localBatchSize }
+    /// This rank's range of global sample indices.
+    public var range: Range<Int> {
+        min(rank * samplesPerRank, sampleCount) ..< min((rank + 1) * samplesPerRank, sampleCount)
+    }
+
+    /// A sharder for rank `rank` of `worldSize` with `localBatchSize` rows per step.
+    public init(sampleCount: Int, localBatchSize: Int, rank: Int, worldSize: Int) throws(DataError) {
+        guard sampleCount > 0, localBatchSize > 0, worldSize > 0, rank >= 0, rank < worldSize else {
+            throw DataError(.invalidConfiguration, file: nil,
+                            expected: "positive sample count and batch size, and a rank in 0..<worldSize",
+                            found: "\(sampleCount) samples, batch \(localBatchSize), rank \(rank) of \(worldSize)",
+                            remedy: "check the evaluation settings")
+        }
+        self.sampleCount = sampleCount
+        self.localBatchSize = localBatchSize
+        self.rank = rank
+        self.worldSize = worldSize
+    }
+
+    /// The identity order: evaluation reads the data set in order.
+    public func order(epoch: Int) -> [Int] { Array(0..<sampleCount) }
+
+    public func fillSlots(step: Int, order: [Int], indices: UnsafeMutableBufferPointer<Int>,
+                          isPadding: UnsafeMutableBufferPointer<Bool>) {
+        precondition(step >= 0 && step < stepsPerEpoch, "step \(step) outside 0..<\(stepsPerEpoch)")
+        let range = self.range
+        for slot in 0..<localBatchSize {
+            let position = range.lowerBound + step * localBatchSize + slot
+            indices[slot] = order[position % sampleCount]
+            isPadding[slot] = position >= range.upperBound
+        }
+    }
+}
+
+/// The Fisher–Yates shuffle used for data order and CutMix partners, so both draw identically.
+enum FisherYates {
+    static func shuffle(_ values: UnsafeMutableBufferPointer<Int>, using random: inout RandomGenerator) {
+        guard values.count > 1 else { return }
+        for i in stride(from: values.count - 1, to: 0, by: -1) {
+            values.swapAt(i, random.nextIndex(below: i + 1))
+        }
+    }
+}

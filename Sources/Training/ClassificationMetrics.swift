@@ -1,0 +1,126 @@
+import Collectives
+import Tensors
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// What the model did on one test sample: the inputs of every metric.
+public struct SampleOutcome: Sendable, Equatable, BitwiseCopyable {
+    /// The sample's global index in the test set.
+    public var index: Int
+    /// Its true class.
+    public var label: Int
+    /// The largest softmax probability (the top-label confidence).
+    public var confidence: Double
+    /// −log p(label).
+    public var negativeLogLikelihood: Double
+    /// Whether the most probable class is the label.
+    public var isCorrect: Bool
+    /// Whether the label is among the five most probable classes.
+    public var isInTopFive: Bool
+}
+
+/// The paper's test metrics, computed over a whole test set.
+public struct ClassificationMetrics: Sendable, Codable, Equatable {
+    /// The number of samples counted.
+    public var count: Int
+    /// Top-1 error, %.
+    public var top1Error: Double
+    /// Top-5 error, %.
+    public var top5Error: Double
+    /// Mean negative log-likelihood (natural log).
+    public var negativeLogLikelihood: Double
+    /// Expected calibration error, %, over `eceBins` equal-width bins (lo, hi] of confidence.
+    public var expectedCalibrationError: Double
+    /// The number of ECE bins.
+    public var eceBins: Int
+    /// Area under the risk–coverage curve, ×1000.
+    public var aurc: Double
+    /// AURC minus the optimal AURC for the same error count, ×1000.
+    public var excessAURC: Double
+
+    /// The metrics of `outcomes`, which must not count any sample twice. The result depends only
+    /// on the set of outcomes, not on their order (AURC breaks confidence ties by index), so it
+    /// is identical for any number of ranks.
+    public init(outcomes: [SampleOutcome], eceBins: Int) {
+        precondition(eceBins > 0, "ECE needs at least one bin")
+        let sorted = outcomes.sorted { $0.index < $1.index }
+        let n = Double(max(sorted.count, 1))
+        count = sorted.count
+        self.eceBins = eceBins
+        top1Error = 100 * Double(sorted.filter { !$0.isCorrect }.count) / n
+        top5Error = 100 * Double(sorted.filter { !$0.isInTopFive }.count) / n
+        negativeLogLikelihood = sorted.reduce(0) { $0 + $1.negativeLogLikelihood } / n
+        expectedCalibrationError = ClassificationMetrics.ece(sorted, bins: eceBins)
+        (aurc, excessAURC) = ClassificationMetrics.riskCoverage(sorted)
+    }
+
+    /// Per-bin counts, accuracies and mean confidences: what ECE sums, and what a reliability
+    /// diagram draws. A confidence c falls in bin ⌈c·B⌉ − 1 (bins are (lo, hi]; 0 goes to bin 0).
+    public static func reliabilityBins(_ outcomes: [SampleOutcome], bins: Int)
+        -> [(count: Int, accuracy: Double, confidence: Double)] {
+        var count = [Int](repeating: 0, count: bins)
+        var correct = [Double](repeating: 0, count: bins), confidence = correct
+        for outcome in outcomes {
+            let bin = min(max(Int((outcome.confidence * Double(bins)).rounded(.up)) - 1, 0), bins - 1)
+            count[bin] += 1
+            correct[bin] += outcome.isCorrect ? 1 : 0
+            confidence[bin] += outcome.confidence
+        }
+        return (0..<bins).map { b in
+            count[b] == 0 ? (0, 0, 0) : (count[b], correct[b] / Double(count[b]), confidence[b] / Double(count[b]))
+        }
+    }
+
+    static func ece(_ outcomes: [SampleOutcome], bins: Int) -> Double {
+        let total = Double(max(outcomes.count, 1))
+        return 100 * reliabilityBins(outcomes, bins: bins).reduce(0) { sum, bin in
+            sum + Double(bin.count) / total * abs(bin.accuracy - bin.confidence)
+        }
+    }
+
+    /// AURC and E-AURC, ×1000: risk(k) = errors among the k most confident / k, averaged over k.
+    static func riskCoverage(_ outcomes: [SampleOutcome]) -> (Double, Double) {
+        guard !outcomes.isEmpty else { return (0, 0) }
+        let ranked = outcomes.sorted { ($0.confidence, -$0.index) > ($1.confidence, -$1.index) }
+        var errors = 0.0, area = 0.0
+        for (k, outcome) in ranked.enumerated() {
+            errors += outcome.isCorrect ? 0 : 1
+            area += errors / Double(k + 1)
+        }
+        let n = Double(ranked.count)
+        let aurc = area / n
+        let errorCount = Int(errors)
+        var optimal = 0.0
+        if errorCount > 0 {
+            for i in 1...errorCount { optimal += Double(i) / (n - Double(errorCount) + Double(i)) }
+        }
+        optimal /= n
+        return (1000 * aurc, 1000 * (aurc - optimal))
+    }
+}
+
+extension SampleOutcome {
+    /// The outcomes of a batch's softmax rows, skipping padding rows.
+    public static func outcomes(probabilities: Tensor, labels: [Int], indices: [Int],
+                                isPadding: [Bool]) -> [SampleOutcome] {
+        let c = probabilities.shape[1]
+        var result: [SampleOutcome] = []
+        result.reserveCapacity(labels.count)
+        for row in labels.indices where !isPadding[row] {
+            let p = probabilities.pointer + row * c
+            var best = 0
+            for k in 1..<c where p[k] > p[best] { best = k }
+            let label = labels[row]
+            let above = (0..<c).filter { p[$0] > p[label] || (p[$0] == p[label] && $0 < label) }.count
+            result.append(SampleOutcome(
+                index: indices[row], label: label, confidence: Double(p[best]),
+                negativeLogLikelihood: -log(max(Double(p[label]), 1e-30)),
+                isCorrect: best == label, isInTopFive: above < 5))
+        }
+        return result
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+
+/// Rank 0's progress within an epoch: a bar redrawn in place on a terminal, plain lines
+/// (about every 10 % of the epoch) when the output is a file or a pipe.
+final class Progress {
+    let epoch: Int, epochs: Int, steps: Int, samplesPerStep: Int
+    private let log: RunLog
+    private let start = Date()
+    // Under mpirun a rank's stdout is a pseudo-terminal even when mpirun's is a file: plain lines there.
+    private let isTerminal = isatty(1) == 1 && getenv("OMPI_COMM_WORLD_SIZE") == nil
+    private var lastStep = 0
+
+    init(epoch: Int, epochs: Int, steps: Int, samplesPerStep: Int, log: RunLog) {
+        (self.epoch, self.epochs, self.steps, self.samplesPerStep, self.log) = (epoch, epochs, steps, samplesPerStep, log)
+    }
+
+    var elapsed: Double { Date().timeIntervalSince(start) }
+    var samplesPerSecond: Double { Double(lastStep * samplesPerStep) / max(elapsed, 1e-9) }
+
+    /// Reports that `step` (1-based) finished with global mean loss `loss`.
+    func advance(step: Int, loss: Double) {
+        lastStep = step
+        guard log.isWriter else { return }
+        let remaining = Double(steps - step) * elapsed / Double(step)
+        let text = String(format: "epoch %d/%d step %d/%d loss %.4f %.0f samples/s ETA %.0f s",
+                          epoch, epochs, step, steps, loss, samplesPerSecond, remaining)
+        if isTerminal {
+            let width = 24, filled = width * step / max(steps, 1)
+            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+            print("\r\(bar) \(text)", terminator: step == steps ? "\n" : "")
+            fflush(nil)
+        } else if step == steps || step * 10 / steps != (step - 1) * 10 / steps {
+            log.say(text)
+        }
+    }
+}

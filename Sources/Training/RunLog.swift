@@ -1,0 +1,106 @@
+import Foundation
+
+/// The run directory and what rank 0 tells the user: the resolved configuration
+/// (`config.json`), one JSON object per epoch (`metrics.jsonl`) and progress lines.
+/// Other ranks write nothing.
+final class RunLog {
+    let directory: URL
+    let isWriter: Bool
+
+    init(directory: String, isWriter: Bool) throws {
+        self.directory = URL(fileURLWithPath: directory, isDirectory: true)
+        self.isWriter = isWriter
+        guard isWriter else { return }
+        do {
+            try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+        } catch {
+            throw TrainingError("cannot create the run directory \(directory): \(error.localizedDescription); choose another --out")
+        }
+    }
+
+    /// Writes the resolved configuration as `config.json`.
+    func saveConfiguration(_ config: TrainConfig) throws {
+        guard isWriter else { return }
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try write(try encoder.encode(config), to: "config.json")
+    }
+
+    /// Appends one line to `metrics.jsonl`.
+    func append(_ record: EpochRecord) throws {
+        guard isWriter else { return }
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        let line = try encoder.encode(record) + Data("\n".utf8)
+        let url = directory.appendingPathComponent("metrics.jsonl")
+        if !FileManager.default.fileExists(atPath: url.path) {
+            FileManager.default.createFile(atPath: url.path, contents: nil)
+        }
+        do {
+            let handle = try FileHandle(forWritingTo: url)
+            defer { try? handle.close() }
+            try handle.seekToEnd()
+            try handle.write(contentsOf: line)
+        } catch {
+            throw TrainingError("cannot append to \(url.path): \(error.localizedDescription)")
+        }
+    }
+
+    /// Prints a line (rank 0 only) and flushes.
+    func say(_ line: String) {
+        guard isWriter else { return }
+        print(line)
+        fflush(nil)
+    }
+
+    private func write(_ data: Data, to name: String) throws {
+        let url = directory.appendingPathComponent(name)
+        do {
+            try data.write(to: url, options: .atomic)
+        } catch {
+            throw TrainingError("cannot write \(url.path): \(error.localizedDescription)")
+        }
+    }
+}
+
+/// One epoch's line of `metrics.jsonl`.
+public struct EpochRecord: Codable, Sendable {
+    public var epoch: Int
+    public var alpha: Double
+    public var lr: Double
+    public var trainLoss: Double
+    public var testTop1Error: Double
+    public var testTop5Error: Double
+    public var testNll: Double
+    public var testEce: Double
+    public var testAurc: Double
+    public var testEaurc: Double
+    public var eceBins: Int
+    public var seconds: Double
+    public var samplesPerSecond: Double
+
+    init(epoch: Int, alpha: Double, learningRate: Double, trainLoss: Double, metrics: ClassificationMetrics,
+         seconds: Double, samplesPerSecond: Double) {
+        self.epoch = epoch
+        self.alpha = alpha
+        self.lr = learningRate
+        self.trainLoss = trainLoss
+        testTop1Error = metrics.top1Error
+        testTop5Error = metrics.top5Error
+        testNll = metrics.negativeLogLikelihood
+        testEce = metrics.expectedCalibrationError
+        testAurc = metrics.aurc
+        testEaurc = metrics.excessAURC
+        eceBins = metrics.eceBins
+        self.seconds = seconds
+        self.samplesPerSecond = samplesPerSecond
+    }
+
+    /// A one-line human summary.
+    var summary: String {
+        String(format: "epoch %d: α %.3f, lr %.4f, train loss %.4f, test top-1 err %.2f %%, top-5 err %.2f %%, NLL %.4f, ECE %.2f %%, AURC %.2f, E-AURC %.2f, %.1f s, %.0f samples/s",
+               epoch, alpha, lr, trainLoss, testTop1Error, testTop5Error, testNll, testEce, testAurc, testEaurc, seconds, samplesPerSecond)
+    }
+}

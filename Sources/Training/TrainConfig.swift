@@ -1,0 +1,115 @@
+import Optimizers
+import SelfDistillation
+
+/// Everything that determines a training run, resolved from flags (and later a config file).
+/// Every rank must hold the same configuration: the trainer compares a hash of it across ranks.
+public struct TrainConfig: Sendable, Codable, Equatable {
+    public var model = "cnn"
+    public var widthMultiplier = 1.0
+    public var dataset = "fashion-mnist"
+    public var dataDirectory: String? = nil
+    /// Use only the first K training samples (a quick subset); nil = all.
+    public var maxTrainSamples: Int? = nil
+    /// Use only the first K test samples; nil = all.
+    public var maxTestSamples: Int? = nil
+    public var epochs = 3
+    /// Samples per step summed over all ranks; each rank trains on batchSize / ranks.
+    public var batchSize = 128
+    public var dropLast = false
+    public var learningRate = 0.1
+    /// `step`, `cosine` or `constant`.
+    public var learningRateSchedule = "cosine"
+    /// Epochs (completed) after which `step` multiplies the rate by 0.1.
+    public var milestones: [Int] = []
+    public var warmupEpochs = 0
+    public var optimizer = "sgd"
+    public var momentum = 0.9
+    public var nesterov = true
+    public var weightDecay = 5e-4
+    /// `l2` or `decoupled`.
+    public var weightDecayStyle = "l2"
+    /// `ce`, `ls` or `pskd`.
+    public var policy = "pskd"
+    /// α_T, PS-KD's final weight of the teacher.
+    public var alphaT = 0.8
+    /// ε of label smoothing.
+    public var labelSmoothing = 0.1
+    public var seed: UInt64 = 1
+    public var cropPadding: Int? = nil
+    public var horizontalFlip: Bool? = nil
+    public var cutMixProbability = 0.0
+    public var eceBins = 15
+    /// Batches the loader prepares ahead on a background thread.
+    public var prefetch = 2
+    /// OpenBLAS threads per rank; nil = the CPUs the rank is bound to.
+    public var threads: Int? = nil
+    /// The run directory (metrics, configuration, checkpoints).
+    public var outputDirectory = "runs/latest"
+
+    public init() {}
+
+    /// The target policy the configuration names.
+    public func targetPolicy() throws -> TargetPolicy {
+        switch policy {
+        case "ce": return .crossEntropy
+        case "ls": return .labelSmoothing(epsilon: Float(labelSmoothing))
+        case "pskd": return .progressiveSelfDistillation(finalAlpha: Float(alphaT))
+        default: throw ConfigurationError("policy '\(policy)' is unknown: use ce, ls or pskd")
+        }
+    }
+
+    /// The learning-rate schedule the configuration names.
+    public func schedule() throws -> any LearningRateSchedule {
+        let base: any LearningRateSchedule
+        switch learningRateSchedule {
+        case "step": base = StepSchedule(base: learningRate, milestones: milestones)
+        case "cosine": base = CosineSchedule(base: learningRate, epochs: epochs)
+        case "constant": base = ConstantSchedule(base: learningRate)
+        default: throw ConfigurationError("lr-schedule '\(learningRateSchedule)' is unknown: use step, cosine or constant")
+        }
+        return warmupEpochs > 0 ? WarmupSchedule(base, warmupEpochs: warmupEpochs) : base
+    }
+
+    /// The optimiser the configuration names, for `parameterCount` parameters.
+    public func makeOptimizer(parameterCount: Int) throws -> any Optimizer {
+        guard let style = WeightDecayStyle(rawValue: weightDecayStyle) else {
+            throw ConfigurationError("weight-decay-style '\(weightDecayStyle)' is unknown: use l2 or decoupled")
+        }
+        switch optimizer {
+        case "sgd":
+            return SGD(parameterCount: parameterCount, momentum: Float(momentum), nesterov: nesterov && momentum > 0,
+                       weightDecay: Float(weightDecay), weightDecayStyle: style)
+        case "adamw":
+            return AdamW(parameterCount: parameterCount, weightDecay: Float(weightDecay), weightDecayStyle: style)
+        default:
+            throw ConfigurationError("optimizer '\(optimizer)' is unknown: use sgd or adamw")
+        }
+    }
+
+    /// Checks what flags alone cannot: ranges and combinations.
+    public func validate(ranks: Int) throws {
+        try require(epochs >= 1, "epochs must be at least 1, got \(epochs)")
+        try require(batchSize >= ranks && batchSize % ranks == 0,
+                    "batch-size \(batchSize) is the global batch: it must be a positive multiple of the \(ranks) ranks")
+        try require(batchSize / ranks >= 2, "batch-size \(batchSize) leaves fewer than 2 samples per rank; BatchNorm needs at least 2")
+        try require(learningRate > 0, "lr must be positive, got \(learningRate)")
+        try require((0...1).contains(alphaT), "alpha-t must be in [0, 1], got \(alphaT)")
+        try require((0..<1).contains(labelSmoothing), "label-smoothing must be in [0, 1), got \(labelSmoothing)")
+        try require(eceBins >= 1, "ece-bins must be at least 1, got \(eceBins)")
+        try require((0...1).contains(cutMixProbability), "cutmix must be in [0, 1], got \(cutMixProbability)")
+        try require(maxTrainSamples.map { $0 >= batchSize } ?? true,
+                    "max-train-samples \(maxTrainSamples ?? 0) is smaller than one global batch (\(batchSize))")
+        _ = try targetPolicy()
+        _ = try schedule()
+    }
+
+    private func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+        if !condition { throw ConfigurationError(message()) }
+    }
+}
+
+/// A configuration that cannot be trained, with what to change.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,98 @@
+import Collectives
+import DataPipeline
+import Foundation
+import Layers
+import Models
+import Optimizers
+import SelfDistillation
+import Tensors
+
+/// Data-parallel PS-KD training: one model replica per rank, each on its shard of every global
+/// batch; gradients averaged over all ranks; every rank keeps the same teacher table.
+public final class Trainer {
+    public let config: TrainConfig
+    public let communicator: any Communicator
+    public let model: Model
+    public let policy: TargetPolicy
+    /// PS-KD's teacher, or nil for policies without one.
+    public let teacher: TeacherTable?
+    private let data: TrainingData
+    private let step: TrainingStep
+    private let schedule: any LearningRateSchedule
+    private let log: RunLog
+    private let targets: Tensor, mixedTargets: Tensor  // (b, C)
+
+    /// Loads the data, builds the model identically on every rank and checks that the ranks agree.
+    public init(config: TrainConfig, communicator: any Communicator) throws {
+        try config.validate(ranks: communicator.size)
+        self.config = config
+        self.communicator = communicator
+        BLAS.threads = ProcessPlacement.blasThreads(requested: config.threads)
+        data = try TrainingData(config: config, communicator: communicator)
+        model = try ModelZoo.make(config.model, input: data.modelInput, widthMultiplier: config.widthMultiplier,
+                                  generator: RandomGenerator(seed: config.seed).split(RandomStream.initialisation))
+        policy = try config.targetPolicy()
+        teacher = policy.usesTeacher ? TeacherTable(labels: data.train.labels.map(Int.init), classCount: model.classCount) : nil
+        step = TrainingStep(model: model, optimizer: try config.makeOptimizer(parameterCount: model.parameters.parameterCount),
+                            communicator: communicator)
+        schedule = try config.schedule()
+        log = try RunLog(directory: config.outputDirectory, isWriter: communicator.isRoot)
+        let localBatch = config.batchSize / communicator.size
+        targets = Tensor(zeros: [localBatch, model.classCount])
+        mixedTargets = Tensor(zeros: [localBatch, model.classCount])
+        try ReplicaAgreement.establish(model: model, config: config, communicator: communicator)
+        try log.saveConfiguration(config)
+    }
+
+    /// Trains every epoch, evaluating and logging after each; returns the last epoch's record.
+    @discardableResult
+    public func run() throws -> EpochRecord? {
+        log.say("pskd: training \(config.model) (\(model.parameters.parameterCount) parameters) on \(config.dataset), "
+            + "\(data.train.count) samples, policy \(policy.name), \(config.epochs) epochs, global batch \(config.batchSize) "
+            + "over \(communicator.size) rank(s) × \(BLAS.threads) thread(s); run directory \(config.outputDirectory)")
+        var last: EpochRecord?
+        for epoch in 1...config.epochs {
+            last = try trainEpoch(epoch)
+        }
+        if let teacher { log.say("pskd: teacher table hash \(String(teacher.contentHash, radix: 16))") }
+        return last
+    }
+
+    /// One epoch, as a recipe: soft targets from the teacher, a data-parallel step, the new
+    /// predictions into the teacher; then agreeing BatchNorm statistics and evaluating.
+    private func trainEpoch(_ epoch: Int) throws -> EpochRecord {
+        let alpha = policy.alpha(epoch: epoch, totalEpochs: config.epochs)
+        let progress = Progress(epoch: epoch, epochs: config.epochs, steps: data.loader.stepsPerEpoch,
+                                samplesPerStep: config.batchSize, log: log)
+        var lossSum = 0.0, learningRate = 0.0
+        for batch in data.loader.epoch(epoch) {
+            learningRate = schedule.learningRate(epoch: epoch - 1, step: batch.step, stepsPerEpoch: data.loader.stepsPerEpoch)
+            let labels = batch.labels.map(Int.init)
+            policy.makeTargets(labels: labels, alpha: alpha, into: targets) { UnsafePointer(teacher!.row(batch.indices[$0])) }
+            batch.mixTargets(targets, into: mixedTargets)
+            let result = try step(inputs: batch.inputs, targets: mixedTargets, learningRate: Float(learningRate))
+            try teacher?.update(indices: batch.indices, probabilities: result.probabilities,
+                                isWritten: batch.isPadding.map { !$0 && batch.cutMix == nil }, communicator: communicator)
+            let globalLoss = try communicator.sum(result.loss) / Double(communicator.size)
+            guard globalLoss.isFinite else {
+                throw TrainingError("the loss became \(globalLoss) at epoch \(epoch), step \(batch.step + 1): lower --lr or check the data")
+            }
+            lossSum += globalLoss
+            progress.advance(step: batch.step + 1, loss: globalLoss)
+        }
+        try ReplicaAgreement.averageBatchNormStatistics(model: model, communicator: communicator)
+        let metrics = try Evaluator(model: model, loader: data.testLoader, communicator: communicator).run(eceBins: config.eceBins)
+        let record = EpochRecord(epoch: epoch, alpha: Double(alpha), learningRate: learningRate,
+                                 trainLoss: lossSum / Double(data.loader.stepsPerEpoch), metrics: metrics,
+                                 seconds: progress.elapsed, samplesPerSecond: progress.samplesPerSecond)
+        try log.append(record)
+        log.say(record.summary)
+        return record
+    }
+}
+
+/// A training run that cannot go on.
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

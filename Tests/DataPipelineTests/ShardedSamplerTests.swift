@@ -1,0 +1,120 @@
+import XCTest
+@testable import DataPipeline
+
+final class ShardedSamplerTests: XCTestCase {
+    private func samplers(count: Int, globalBatch: Int, worldSize: Int, seed: UInt64 = 11,
+                          dropLast: Bool = false) throws -> [ShardedSampler] {
+        try (0..<worldSize).map {
+            try ShardedSampler(sampleCount: count, globalBatchSize: globalBatch, rank: $0,
+                               worldSize: worldSize, seed: seed, dropLast: dropLast)
+        }
+    }
+
+    func testShardsAreDisjointAndCoverEveryIndexOnceForOneToFourRanks() throws {
+        let count = 1_003  // not divisible by 12, nor by any rank count's batch
+        for worldSize in 1...4 {
+            let ranks = try samplers(count: count, globalBatch: 12, worldSize: worldSize)
+            let epochs = ranks.map { $0.epochSlots(epoch: 3) }
+            XCTAssertEqual(Set(epochs.map(\.count)), [84], "equal steps per rank, R = \(worldSize)")
+            XCTAssertEqual(Set(ranks.map { $0.order(epoch: 3) }).count, 1, "same permutation on every rank")
+            let real = epochs.flatMap { $0.flatMap(realIndices) }
+            XCTAssertEqual(real.count, count, "R = \(worldSize)")
+            XCTAssertEqual(real.sorted(), Array(0..<count), "R = \(worldSize)")
+            let paddingCount = epochs.flatMap { $0.flatMap(\.isPadding) }.filter { $0 }.count
+            XCTAssertEqual(paddingCount, 84 * 12 - count)
+        }
+    }
+
+    func testGlobalBatchOfAStepDoesNotDependOnRankCount() throws {
+        let count = 1_000
+        let single = try samplers(count: count, globalBatch: 128, worldSize: 1)[0].epochSlots(epoch: 1)
+        let pair = try samplers(count: count, globalBatch: 128, worldSize: 2).map { $0.epochSlots(epoch: 1) }
+        XCTAssertEqual(pair.map(\.count), [single.count, single.count])
+        for step in single.indices {
+            XCTAssertEqual(pair[0][step].indices + pair[1][step].indices, single[step].indices, "step \(step)")
+            XCTAssertEqual(pair[0][step].isPadding + pair[1][step].isPadding, single[step].isPadding)
+        }
+        for worldSize in [3, 4] {
+            let ranks = try samplers(count: count, globalBatch: 96, worldSize: worldSize).map { $0.epochSlots(epoch: 1) }
+            let reference = try samplers(count: count, globalBatch: 96, worldSize: 1)[0].epochSlots(epoch: 1)
+            for step in reference.indices {
+                XCTAssertEqual(ranks.flatMap { $0[step].indices }, reference[step].indices)
+            }
+        }
+    }
+
+    func testPaddingComesFromTheStartOfThePermutationAndIsMarked() throws {
+        let sampler = try ShardedSampler(sampleCount: 10, globalBatchSize: 4, rank: 0, worldSize: 1, seed: 5)
+        let order = sampler.order(epoch: 2)
+        let last = sampler.slots(step: 2, order: order)
+        XCTAssertEqual(last.indices, [order[8], order[9], order[0], order[1]])
+        XCTAssertEqual(last.isPadding, [false, false, true, true])
+    }
+
+    func testFewerSamplesThanTheGlobalBatchWrapsAround() throws {
+        let ranks = try samplers(count: 5, globalBatch: 8, worldSize: 4)
+        let epochs = ranks.map { $0.epochSlots(epoch: 0) }
+        XCTAssertEqual(epochs.map(\.count), [1, 1, 1, 1])
+        XCTAssertEqual(epochs.flatMap { $0.flatMap(realIndices) }.sorted(), Array(0..<5))
+    }
+
+    func testDropLastDropsThePartialBatch() throws {
+        let ranks = try samplers(count: 1_003, globalBatch: 12, worldSize: 3, dropLast: true)
+        let epochs = ranks.map { $0.epochSlots(epoch: 1) }
+        XCTAssertEqual(epochs.map(\.count), [83, 83, 83])
+        let all = epochs.flatMap { $0.flatMap(\.indices) }
+        XCTAssertFalse(epochs.flatMap { $0.flatMap(\.isPadding) }.contains(true))
+        XCTAssertEqual(Set(all).count, 83 * 12, "no index twice")
+    }
+
+    func testPermutationIsReproducibleAndChangesWithEpochAndSeed() throws {
+        let sampler = try ShardedSampler(sampleCount: 500, globalBatchSize: 10, rank: 0, worldSize: 1, seed: 1)
+        let other = try ShardedSampler(sampleCount: 500, globalBatchSize: 10, rank: 0, worldSize: 1, seed: 2)
+        XCTAssertEqual(sampler.order(epoch: 4), sampler.order(epoch: 4))
+        XCTAssertEqual(sampler.order(epoch: 4).sorted(), Array(0..<500))
+        XCTAssertNotEqual(sampler.order(epoch: 4), sampler.order(epoch: 5))
+        XCTAssertNotEqual(sampler.order(epoch: 4), other.order(epoch: 4))
+        XCTAssertNotEqual(sampler.order(epoch: 4), Array(0..<500))
+    }
+
+    func testInvalidConfigurations() {
+        assertDataError(.invalidConfiguration, naming: nil) {
+            try ShardedSampler(sampleCount: 100, globalBatchSize: 10, rank: 0, worldSize: 3, seed: 0)
+        }
+        assertDataError(.invalidConfiguration, naming: nil) {
+            try ShardedSampler(sampleCount: 100, globalBatchSize: 12, rank: 3, worldSize: 3, seed: 0)
+        }
+        assertDataError(.invalidConfiguration, naming: nil) {
+            try ShardedSampler(sampleCount: 5, globalBatchSize: 8, rank: 0, worldSize: 1, seed: 0, dropLast: true)
+        }
+        assertDataError(.invalidConfiguration, naming: nil) {
+            try ShardedSampler(sampleCount: 0, globalBatchSize: 8, rank: 0, worldSize: 1, seed: 0)
+        }
+        do {
+            _ = try ShardedSampler(sampleCount: 100, globalBatchSize: 10, rank: 0, worldSize: 3, seed: 0)
+        } catch {
+            XCTAssertTrue(error.description.contains("divisible"), "\(error)")
+        }
+    }
+
+    // MARK: - Evaluation sharding
+
+    func testEvaluationCountsEverySampleOnceWithEqualStepsPerRank() throws {
+        for (count, worldSize) in [(1_003, 1), (1_003, 2), (1_003, 3), (1_003, 4), (3, 4), (40, 4)] {
+            let ranks = try (0..<worldSize).map {
+                try EvaluationSharder(sampleCount: count, localBatchSize: 10, rank: $0, worldSize: worldSize)
+            }
+            let epochs = ranks.map { $0.epochSlots(epoch: 0) }
+            XCTAssertEqual(Set(epochs.map(\.count)).count, 1, "equal steps, N = \(count), R = \(worldSize)")
+            let perRank = epochs.map { $0.flatMap(realIndices) }
+            XCTAssertEqual(perRank.flatMap { $0 }, Array(0..<count), "in order, each once, N = \(count), R = \(worldSize)")
+            for (rank, indices) in perRank.enumerated() {
+                XCTAssertEqual(indices, Array(ranks[rank].range))
+            }
+        }
+    }
+
+    private func realIndices(_ slots: BatchSlots) -> [Int] {
+        zip(slots.indices, slots.isPadding).filter { !$0.1 }.map(\.0)
+    }
+}

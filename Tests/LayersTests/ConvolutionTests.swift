@@ -1,0 +1,161 @@
+import Layers
+import Tensors
+import TestSupport
+import XCTest
+
+final class ConvolutionTests: XCTestCase {
+    /// Direct convolution by the definition, from PyTorch-layout weights [out, in, kh, kw],
+    /// on channels-last images, in Double.
+    private func directConvolution(_ x: Tensor, _ conv: Conv2d) -> Tensor {
+        let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (k, s, p, o) = (conv.kernelSize, conv.stride, conv.padding, conv.outputChannels)
+        let oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
+        let y = Tensor(zeros: [n, oh, ow, o])
+        let weight = conv.weight.value
+        for b in 0..<n {
+            for i in 0..<oh {
+                for j in 0..<ow {
+                    for out in 0..<o {
+                        var sum = Double(conv.bias?.value[out] ?? 0)
+                        for input in 0..<c {
+                            for di in 0..<k {
+                                for dj in 0..<k {
+                                    let (ih, iw) = (i * s - p + di, j * s - p + dj)
+                                    guard ih >= 0, ih < h, iw >= 0, iw < w else { continue }
+                                    sum += Double(x[((b * h + ih) * w + iw) * c + input])
+                                        * Double(weight[((out * c + input) * k + di) * k + dj])
+                                }
+                            }
+                        }
+                        y[((b * oh + i) * ow + j) * o + out] = Float(sum)
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// (in, out, kernel, stride, padding, bias, input [N, H, W]) for the configurations the models use.
+    private let configurations: [(Int, Int, Int, Int, Int, Bool, [Int])] = [
+        (3, 4, 3, 1, 1, true, [2, 5, 5]),   // 3×3 "same"
+        (3, 4, 3, 1, 1, false, [2, 5, 6]),  // no bias, non-square
+        (2, 3, 3, 2, 1, false, [2, 6, 6]),  // 3×3 stride 2 (downsampling block)
+        (2, 3, 3, 2, 1, true, [1, 7, 5]),   // stride 2 with odd sizes
+        (3, 5, 1, 2, 0, false, [2, 5, 5]),  // 1×1 stride 2 projection shortcut
+        (3, 5, 1, 1, 0, true, [2, 3, 4]),   // pointwise (no im2col)
+        (1, 2, 3, 1, 0, true, [2, 5, 5]),   // no padding, one input channel
+        (2, 2, 5, 1, 2, true, [1, 4, 4]),   // kernel larger than half the image
+    ]
+
+    private func make(_ config: (Int, Int, Int, Int, Int, Bool, [Int]), seed: UInt64) -> (Conv2d, Tensor) {
+        let (i, o, k, s, p, bias, nhw) = config
+        let conv = Conv2d(i, o, kernelSize: k, stride: s, padding: p, bias: bias)
+        bindParameters(conv, seed: seed)
+        if let b = conv.bias { for c in 0..<o { b.value[c] = Float(c + 1) * 0.1 } }  // clearly non-zero
+        return (conv, normalTensor(nhw + [i], seed: seed + 100))
+    }
+
+    func testForwardMatchesDirectConvolution() throws {
+        for (index, config) in configurations.enumerated() {
+            let (conv, x) = make(config, seed: UInt64(index))
+            let expected = directConvolution(x, conv)
+            XCTAssertEqual(try conv.outputShape(for: x.shape), expected.shape)
+            assertClose(try conv.forward(x, mode: .training), expected, absolute: 1e-5, relative: 1e-5, "\(config)")
+        }
+    }
+
+    func testOutputShapes() throws {
+        XCTAssertEqual(try Conv2d(1, 32, kernelSize: 3, padding: 1).outputShape(for: [8, 28, 28, 1]), [8, 28, 28, 32])
+        XCTAssertEqual(try Conv2d(64, 128, kernelSize: 3, stride: 2, padding: 1).outputShape(for: [2, 32, 32, 64]), [2, 16, 16, 128])
+        XCTAssertEqual(try Conv2d(64, 128, kernelSize: 1, stride: 2).outputShape(for: [2, 7, 7, 64]), [2, 4, 4, 128])
+        XCTAssertEqual(try Conv2d(3, 3, kernelSize: 3).outputShape(for: [1, 3, 3, 3]), [1, 1, 1, 3])
+    }
+
+    func testWeightLayoutIsPyTorchs() throws {
+        // One output, two input channels, 2×2 kernel, one tap set: w[0, 1, 0, 1] = 1 picks
+        // input channel 1 at offset (0, +1).
+        let conv = Conv2d(2, 1, kernelSize: 2, bias: false)
+        bindParameters(conv)
+        XCTAssertEqual(conv.weight.shape, [1, 2, 2, 2])
+        conv.weight.value.fill(0)
+        conv.weight.value[(0 * 2 + 1) * 4 + 0 * 2 + 1] = 1
+        let x = Tensor(zeros: [1, 2, 3, 2])
+        for i in 0..<x.count { x[i] = Float(i) }  // x[0, h, w, c] = (h·3 + w)·2 + c
+        let y = try conv.forward(x, mode: .training)
+        XCTAssertEqual(y.shape, [1, 1, 2, 1])
+        XCTAssertEqual(y.scalars, [3, 5])  // x[0,0,1,1], x[0,0,2,1]
+    }
+
+    func testGradientsForEveryConfiguration() throws {
+        for (index, config) in configurations.enumerated() {
+            let (conv, x) = make(config, seed: UInt64(10 + index))
+            assertLayerGradients(conv, input: x, "\(config)")
+        }
+    }
+
+    func testGradientsWithManyInputChannels() throws {
+        let conv = Conv2d(6, 4, kernelSize: 3, stride: 1, padding: 1)
+        bindParameters(conv)
+        assertLayerGradients(conv, input: normalTensor([2, 4, 4, 6], seed: 1))
+    }
+
+    func testBiasGradientIsTheSumOfOutputGradients() throws {
+        let conv = Conv2d(2, 3, kernelSize: 3, stride: 2, padding: 1)
+        bindParameters(conv)
+        let x = normalTensor([2, 5, 5, 2], seed: 3)
+        let y = try conv.forward(x, mode: .training)
+        let dy = normalTensor(y.shape, seed: 4)
+        var sums = [Float](repeating: 0, count: 3)
+        for i in 0..<dy.count { sums[i % 3] += dy[i] }
+        _ = conv.backward(dy.copy())
+        assertClose(conv.bias!.gradient, sums, absolute: 1e-5, relative: 1e-5)
+    }
+
+    /// Forward, input gradient and weight gradient of `conv` for `x` and a fixed `dy`.
+    private func passes(_ conv: Conv2d, _ x: Tensor) throws -> (Tensor, Tensor, Tensor, Tensor?) {
+        let y = try conv.forward(x, mode: .training).copy()
+        let dx = conv.backward(normalTensor(y.shape, seed: 77)).copy()
+        return (y, dx, conv.weight.gradient.copy(), conv.bias?.gradient.copy())
+    }
+
+    func testChunkingTheBatchGivesTheSameResults() throws {
+        let saved = Conv2d.columnBufferBytes
+        defer { Conv2d.columnBufferBytes = saved }
+        for config in [(3, 4, 3, 1, 1, true, [5, 6, 6]), (3, 4, 3, 2, 1, false, [5, 7, 7]), (3, 4, 1, 1, 0, true, [5, 3, 3])] {
+            let (conv, x) = make(config, seed: 5)
+            Conv2d.columnBufferBytes = 1 << 30
+            let whole = try passes(conv, x)
+            // One sample's columns: Ho·Wo·k·k·in floats; allow two samples per chunk (5 = 2 + 2 + 1),
+            // then one per chunk, then less than one (clamped to one).
+            let (ho, wo) = (whole.0.shape[1], whole.0.shape[2])
+            let sampleBytes = ho * wo * config.2 * config.2 * config.0 * MemoryLayout<Float>.stride
+            for budget in [2 * sampleBytes, sampleBytes, sampleBytes / 3] {
+                Conv2d.columnBufferBytes = budget
+                let chunked = try passes(conv, x)
+                assertClose(chunked.0, whole.0, absolute: 1e-5, relative: 1e-5, "forward, budget \(budget)")
+                assertClose(chunked.1, whole.1, absolute: 1e-5, relative: 1e-5, "input gradient, budget \(budget)")
+                assertClose(chunked.2, whole.2, absolute: 1e-4, relative: 1e-5, "weight gradient, budget \(budget)")
+                if let bias = whole.3 { assertClose(chunked.3!, bias, absolute: 1e-5, relative: 1e-5) }
+                assertClose(chunked.0, directConvolution(x, conv), absolute: 1e-5, relative: 1e-5)
+            }
+            Conv2d.columnBufferBytes = sampleBytes
+            assertLayerGradients(conv, input: x, "chunked \(config)")
+        }
+    }
+
+    func testParameterGradientsWithoutInputGradient() throws {
+        let (conv, x) = make((2, 3, 3, 2, 1, true, [2, 5, 5]), seed: 9)
+        let full = try passes(conv, x)
+        conv.computesInputGradient = false
+        let partial = try passes(conv, x)
+        XCTAssertEqual(partial.2.scalars, full.2.scalars)
+        XCTAssertEqual(partial.3!.scalars, full.3!.scalars)
+    }
+
+    func testInitialisationBound() {
+        let conv = Conv2d(4, 8, kernelSize: 3)
+        bindParameters(conv)
+        let bound = 1 / Float(36).squareRoot()
+        for v in conv.weight.value.scalars + conv.bias!.value.scalars { XCTAssertLessThanOrEqual(abs(v), bound) }
+    }
+}
