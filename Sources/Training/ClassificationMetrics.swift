@@ -21,6 +21,12 @@ public struct SampleOutcome: Sendable, Equatable, BitwiseCopyable {
     public var isCorrect: Bool
     /// Whether the label is among the five most probable classes.
     public var isInTopFive: Bool
+
+    public init(index: Int, label: Int, confidence: Double, negativeLogLikelihood: Double,
+                isCorrect: Bool, isInTopFive: Bool) {
+        (self.index, self.label, self.confidence) = (index, label, confidence)
+        (self.negativeLogLikelihood, self.isCorrect, self.isInTopFive) = (negativeLogLikelihood, isCorrect, isInTopFive)
+    }
 }
 
 /// The paper's test metrics, computed over a whole test set.

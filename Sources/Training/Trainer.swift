@@ -54,7 +54,7 @@ public final class Trainer {
         for epoch in 1...config.epochs {
             last = try trainEpoch(epoch)
         }
-        if let teacher { log.say("pskd: teacher table hash \(String(teacher.contentHash, radix: 16))") }
+        if let teacher { try verifyIdenticalTeachers(teacher) }
         return last
     }
 
@@ -88,6 +88,17 @@ public final class Trainer {
         try log.append(record)
         log.say(record.summary)
         return record
+    }
+}
+
+extension Trainer {
+    /// Compares the teacher tables of all ranks by hash and says so; a difference is an error.
+    private func verifyIdenticalTeachers(_ teacher: TeacherTable) throws {
+        let hashes = try communicator.allGatherV([teacher.contentHash])
+        guard Set(hashes).count == 1 else {
+            throw TrainingError("teacher tables differ across ranks (hashes \(hashes.map { String($0, radix: 16) })): this is a bug, please report it")
+        }
+        log.say("pskd: teacher table hash \(String(hashes[0], radix: 16)) identical on all \(communicator.size) rank(s)")
     }
 }
 

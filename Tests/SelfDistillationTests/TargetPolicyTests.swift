@@ -1,0 +1,54 @@
+import Collectives
+import SelfDistillation
+import Tensors
+import XCTest
+
+final class TargetPolicyTests: XCTestCase {
+    func testAlphaGrowsLinearlyToAlphaT() {
+        let policy = TargetPolicy.progressiveSelfDistillation(finalAlpha: 0.8)
+        XCTAssertEqual(policy.alpha(epoch: 1, totalEpochs: 4), 0.2, accuracy: 1e-7)
+        XCTAssertEqual(policy.alpha(epoch: 2, totalEpochs: 4), 0.4, accuracy: 1e-7)
+        XCTAssertEqual(policy.alpha(epoch: 4, totalEpochs: 4), 0.8, accuracy: 1e-7)
+        XCTAssertEqual(TargetPolicy.crossEntropy.alpha(epoch: 4, totalEpochs: 4), 0)
+    }
+
+    func testPSKDTargetsMixLabelAndTeacher() {
+        let policy = TargetPolicy.progressiveSelfDistillation(finalAlpha: 0.8)
+        let teacher: [Float] = [0.1, 0.6, 0.3]
+        let targets = Tensor(zeros: [1, 3])
+        teacher.withUnsafeBufferPointer { row in
+            policy.makeTargets(labels: [2], alpha: 0.5, into: targets) { _ in row.baseAddress! }
+        }
+        XCTAssertEqual(targets.scalars, [0.05, 0.3, 0.5 + 0.15], accuracy: 1e-6)
+    }
+
+    /// Epoch 1's teacher is the one-hot table, so its PS-KD target is the label.
+    func testFirstEpochTargetIsTheLabel() {
+        let table = TeacherTable(labels: [1, 0], classCount: 3)
+        let policy = TargetPolicy.progressiveSelfDistillation(finalAlpha: 0.8)
+        let targets = Tensor(zeros: [2, 3])
+        policy.makeTargets(labels: [1, 0], alpha: policy.alpha(epoch: 1, totalEpochs: 5), into: targets) {
+            UnsafePointer(table.row([0, 1][$0]))
+        }
+        XCTAssertEqual(targets.scalars, [0, 1, 0, 1, 0, 0], accuracy: 1e-7)
+    }
+
+    func testLabelSmoothing() {
+        let targets = Tensor(zeros: [1, 4])
+        TargetPolicy.labelSmoothing(epsilon: 0.1).makeTargets(labels: [3], alpha: 0, into: targets) { _ in fatalError() }
+        XCTAssertEqual(targets.scalars, [0.025, 0.025, 0.025, 0.925], accuracy: 1e-7)
+    }
+
+    func testTeacherUpdateWritesRowsByIndexAndSkipsPadding() throws {
+        let table = TeacherTable(labels: [0, 1, 2], classCount: 3)
+        let probabilities = Tensor(shape: [2, 3], values: [0.2, 0.3, 0.5, 0.9, 0.05, 0.05])
+        try table.update(indices: [2, 0], probabilities: probabilities, isWritten: [true, false],
+                         communicator: LocalCommunicator())
+        XCTAssertEqual(table.rows.scalars, [1, 0, 0, 0, 1, 0, 0.2, 0.3, 0.5])
+    }
+}
+
+func XCTAssertEqual(_ a: [Float], _ b: [Float], accuracy: Float, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(a.count, b.count, file: file, line: line)
+    for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: accuracy, "\(a) vs \(b)", file: file, line: line) }
+}

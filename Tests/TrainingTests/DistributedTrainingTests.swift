@@ -1,0 +1,76 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// Real multi-process runs of `pskd train` under mpirun.
+final class DistributedTrainingTests: XCTestCase {
+    private func runDirectory(_ name: String) -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pskd-\(name)-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: path)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    /// A quick MLP run: 250 samples (not divisible by 2 or 3 ranks × batch), 2 epochs.
+    private func train(ranks: Int, batchSize: Int = 48, extra: [String] = [], name: String) throws -> (String, [[String: Any]]) {
+        let out = runDirectory(name)
+        let outcome = try ExecutableRunner.mpirun(ranks: ranks, [
+            "train", "--model", "mlp", "--epochs", "2", "--batch-size", String(batchSize), "--lr", "0.05",
+            "--max-train-samples", "250", "--max-test-samples", "101", "--prefetch", "1", "--out", out,
+        ] + extra, timeout: 300)
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        let lines = (try? String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8))?.split(separator: "\n") ?? []
+        let records = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        return (outcome.output, records)
+    }
+
+    func testTeacherTablesAgreeOnEveryRankWithPadding() throws {
+        for ranks in [2, 3] {
+            let (output, records) = try train(ranks: ranks, name: "teacher\(ranks)")
+            XCTAssertTrue(output.contains("identical on all \(ranks) rank(s)"), output)
+            XCTAssertEqual(records.count, 2, output)
+        }
+    }
+
+    /// The same global batch over 1, 2 and 4 ranks gives the same training (within float
+    /// tolerance): the MLP has no BatchNorm, and augmentation is keyed by sample, not rank.
+    func testResultsDoNotDependOnRankCount() throws {
+        let (_, one) = try train(ranks: 1, name: "ranks1")
+        for ranks in [2, 4] {
+            let (output, many) = try train(ranks: ranks, name: "ranks\(ranks)")
+            XCTAssertEqual(many.count, one.count, output)
+            for (a, b) in zip(one, many) {
+                for key in ["train_loss", "test_nll", "test_top1_error", "test_ece", "test_aurc", "alpha", "lr"] {
+                    let x = a[key] as? Double ?? .nan, y = b[key] as? Double ?? .nan
+                    XCTAssertEqual(x, y, accuracy: 1e-3 * max(1, abs(x)), "\(key) with \(ranks) ranks")
+                }
+            }
+        }
+    }
+
+    func testMetricsFileHasEveryField() throws {
+        let (output, records) = try train(ranks: 2, extra: ["--policy", "ls"], name: "fields")
+        let fields = ["epoch", "alpha", "lr", "train_loss", "test_top1_error", "test_top5_error", "test_nll",
+                      "test_ece", "test_aurc", "test_eaurc", "seconds", "samples_per_second"]
+        for field in fields { XCTAssertNotNil(records.first?[field], "\(field) missing: \(output)") }
+        XCTAssertEqual(records.last?["alpha"] as? Double, 0)
+    }
+
+    /// Ranks started with different configurations stop with a clear error instead of hanging.
+    func testConfigurationMismatchStopsEveryRank() throws {
+        let out = runDirectory("mismatch")
+        let common = ["train", "--model", "mlp", "--epochs", "1", "--max-train-samples", "200", "--max-test-samples", "50", "--out", out]
+        let outcome = try ExecutableRunner.mpirun(programs: [(1, common + ["--seed", "1"]), (1, common + ["--seed", "2"])],
+                                                  timeout: 120)
+        XCTAssertNotEqual(outcome.status, 0, outcome.output)
+        XCTAssertTrue(outcome.output.contains("configuration differ"), outcome.output)
+        XCTAssertLessThan(outcome.seconds, 100)
+    }
+
+    func testBadArgumentsGiveAClearError() throws {
+        let outcome = try ExecutableRunner.run(ExecutableRunner.executable.path,
+                                               ["train", "--batch-size", "7", "--max-train-samples", "3"], timeout: 60)
+        XCTAssertNotEqual(outcome.status, 0)
+        XCTAssertTrue(outcome.output.contains("max-train-samples 3 is smaller than one global batch"), outcome.output)
+    }
+}
