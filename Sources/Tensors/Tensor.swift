@@ -160,8 +160,15 @@ extension Tensor {
     /// A 64-bit FNV-1a hash of the elements' bytes: equal tensors have equal hashes, so ranks
     /// compare replicas by exchanging 8 bytes.
     public var contentHash: UInt64 {
+        FNV1a.hash(UnsafeRawBufferPointer(start: pointer, count: count * MemoryLayout<Float>.stride))
+    }
+}
+
+/// The 64-bit FNV-1a hash, for comparing replicas across ranks and checksumming files.
+public enum FNV1a {
+    /// The hash of `bytes`.
+    public static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        let bytes = UnsafeRawBufferPointer(start: pointer, count: count * MemoryLayout<Float>.stride)
         for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
         return hash
     }

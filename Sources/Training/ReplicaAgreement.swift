@@ -24,13 +24,10 @@ enum ReplicaAgreement {
         try communicator.allReduceMean(model.parameters.buffers.buffer)
     }
 
-    /// A hash of the configuration's canonical JSON, with the fields that may differ per rank
-    /// (none today) left in.
+    /// A hash of the configuration's canonical JSON.
     static func configurationHash(_ config: TrainConfig) throws -> UInt64 {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in try encoder.encode(config) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        return hash
+        return try encoder.encode(config).fnv1a
     }
 }

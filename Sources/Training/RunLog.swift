@@ -48,6 +48,18 @@ final class RunLog {
         }
     }
 
+    /// Drops the lines of epochs after `epoch` from `metrics.jsonl` (a resumed run redoes them).
+    func keepMetrics(throughEpoch epoch: Int) throws {
+        guard isWriter else { return }
+        let url = directory.appendingPathComponent("metrics.jsonl")
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else { return }
+        let kept = text.split(separator: "\n").filter { line in
+            let record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return (record?["epoch"] as? Int).map { $0 <= epoch } ?? false
+        }
+        try write(Data(kept.map { $0 + "\n" }.joined().utf8), to: "metrics.jsonl")
+    }
+
     /// Prints a line (rank 0 only) and flushes.
     func say(_ line: String) {
         guard isWriter else { return }

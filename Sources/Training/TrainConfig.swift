@@ -45,6 +45,13 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public var threads: Int? = nil
     /// The run directory (metrics, configuration, checkpoints).
     public var outputDirectory = "runs/latest"
+    /// Continue from the newest complete checkpoint in the run directory, if there is one.
+    public var resume = false
+    /// Stop (with a checkpoint) once this many epochs are complete, to continue later with
+    /// `resume`; nil = train all `epochs`. The schedule still spans `epochs`.
+    public var stopAfterEpochs: Int? = nil
+    /// Complete checkpoints kept in the run directory (the newest ones).
+    public var keepCheckpoints = 3
 
     public init() {}
 

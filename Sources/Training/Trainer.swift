@@ -20,7 +20,10 @@ public final class Trainer {
     private let step: TrainingStep
     private let schedule: any LearningRateSchedule
     private let log: RunLog
+    private let checkpoints: CheckpointStore
     private let targets: Tensor, mixedTargets: Tensor  // (b, C)
+    /// Epochs already completed (by a resumed checkpoint), 0 for a fresh run.
+    public private(set) var completedEpochs = 0
 
     /// Loads the data, builds the model identically on every rank and checks that the ranks agree.
     public init(config: TrainConfig, communicator: any Communicator) throws {
@@ -40,8 +43,32 @@ public final class Trainer {
         let localBatch = config.batchSize / communicator.size
         targets = Tensor(zeros: [localBatch, model.classCount])
         mixedTargets = Tensor(zeros: [localBatch, model.classCount])
+        checkpoints = CheckpointStore(runDirectory: config.outputDirectory, keep: config.keepCheckpoints)
+        if config.resume { try resumeFromNewestCheckpoint() }
         try ReplicaAgreement.establish(model: model, config: config, communicator: communicator)
         try log.saveConfiguration(config)
+    }
+
+    /// Rank 0 picks the newest checkpoint that verifies (warning about any it skips); every
+    /// rank loads that one. Nothing to resume is not an error: the run starts fresh.
+    private func resumeFromNewestCheckpoint() throws {
+        var chosen: Int64 = -1
+        if communicator.isRoot, let found = checkpoints.newestValid() {
+            found.warnings.forEach { log.say("pskd: warning: \($0)") }
+            chosen = Int64(found.snapshot.epoch)
+        }
+        try withUnsafeMutableBytes(of: &chosen) { try communicator.broadcast($0, root: 0) }
+        guard chosen >= 0 else {
+            log.say("pskd: --resume: no complete checkpoint in \(checkpoints.directory.path), starting from epoch 1")
+            return
+        }
+        let folder = checkpoints.folder(epoch: Int(chosen))
+        let snapshot = try checkpoints.load(folder)
+        try snapshot.restore(into: model, optimizer: step.optimizer, teacher: teacher, source: folder.path)
+        completedEpochs = snapshot.epoch
+        try log.keepMetrics(throughEpoch: completedEpochs)
+        log.say("pskd: resumed from \(folder.path) (epoch \(completedEpochs) of \(config.epochs) done)"
+            + (teacher.map { ", teacher table hash \(String($0.contentHash, radix: 16))" } ?? ""))
     }
 
     /// Trains every epoch, evaluating and logging after each; returns the last epoch's record.
@@ -51,8 +78,12 @@ public final class Trainer {
             + "\(data.train.count) samples, policy \(policy.name), \(config.epochs) epochs, global batch \(config.batchSize) "
             + "over \(communicator.size) rank(s) × \(BLAS.threads) thread(s); run directory \(config.outputDirectory)")
         var last: EpochRecord?
-        for epoch in 1...config.epochs {
+        let lastEpoch = min(config.epochs, config.stopAfterEpochs ?? config.epochs)
+        for epoch in (completedEpochs + 1)..<(lastEpoch + 1) {
             last = try trainEpoch(epoch)
+            try checkpoints.save(TrainingSnapshot(epoch: epoch, model: model, optimizer: step.optimizer,
+                                                  teacher: teacher, config: config), communicator: communicator)
+            completedEpochs = epoch
         }
         if let teacher { try verifyIdenticalTeachers(teacher) }
         return last
@@ -80,11 +111,12 @@ public final class Trainer {
             lossSum += globalLoss
             progress.advance(step: batch.step + 1, loss: globalLoss)
         }
+        let trainingThroughput = progress.samplesPerSecond
         try ReplicaAgreement.averageBatchNormStatistics(model: model, communicator: communicator)
         let metrics = try Evaluator(model: model, loader: data.testLoader, communicator: communicator).run(eceBins: config.eceBins)
         let record = EpochRecord(epoch: epoch, alpha: Double(alpha), learningRate: learningRate,
                                  trainLoss: lossSum / Double(data.loader.stepsPerEpoch), metrics: metrics,
-                                 seconds: progress.elapsed, samplesPerSecond: progress.samplesPerSecond)
+                                 seconds: progress.elapsed, samplesPerSecond: trainingThroughput)
         try log.append(record)
         log.say(record.summary)
         return record

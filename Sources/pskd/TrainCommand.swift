@@ -41,7 +41,10 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("ece-bins"), help: "Equal-width confidence bins of ECE.") var eceBins = 15
     @Option(help: "Batches prepared ahead by the loader thread.") var prefetch = 2
     @Option(help: "OpenBLAS threads per rank (default: the CPUs the rank is bound to).") var threads: Int?
-    @Option(name: .customLong("out"), help: "Run directory for config.json and metrics.jsonl.") var outputDirectory = "runs/latest"
+    @Option(name: .customLong("out"), help: "Run directory for config.json, metrics.jsonl and checkpoints/.") var outputDirectory = "runs/latest"
+    @Flag(help: "Continue from the newest complete checkpoint in the run directory.") var resume = false
+    @Option(name: .customLong("stop-after"), help: "Stop after this many epochs are complete (resume later with --resume).") var stopAfter: Int?
+    @Option(name: .customLong("keep-checkpoints"), help: "Complete checkpoints to keep.") var keepCheckpoints = 3
 
     func validate() throws {
         guard ModelZoo.names.contains(model) else {
@@ -78,6 +81,7 @@ struct TrainCommand: ParsableCommand {
         c.policy = policy; c.alphaT = alphaT; c.labelSmoothing = labelSmoothing; c.seed = seed
         c.cropPadding = cropPadding; c.horizontalFlip = flip; c.cutMixProbability = cutmix
         c.eceBins = eceBins; c.prefetch = prefetch; c.threads = threads; c.outputDirectory = outputDirectory
+        c.resume = resume; c.keepCheckpoints = keepCheckpoints; c.stopAfterEpochs = stopAfter
         return c
     }
 }

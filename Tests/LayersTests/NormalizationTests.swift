@@ -162,10 +162,12 @@ final class NormalizationTests: XCTestCase {
 
     func testConstantChannelNormalisesToBeta() throws {
         // Zero variance: x̂ = 0 (ε keeps it finite), so y = β, and the input gradient is finite.
+        // y is computed as x·(γ/√ε) + (β − μ·γ/√ε), as PyTorch's CPU kernel does: the cancellation
+        // costs about |μ|·γ/√ε ulps (≈ 1e-4 here), hence the tolerance.
         let bn = makeBatchNorm(2)
         let x = Tensor(shape: [4, 2], values: [3, 1, 3, 2, 3, 3, 3, 4])
         let y = try bn.forward(x, mode: .training)
-        for r in 0..<4 { XCTAssertEqual(y[r * 2], bn.bias.value[0], accuracy: 1e-5) }
+        for r in 0..<4 { XCTAssertEqual(y[r * 2], bn.bias.value[0], accuracy: 2e-4) }
         let dx = bn.backward(normalTensor([4, 2], seed: 1))
         XCTAssert(dx.scalars.allSatisfy(\.isFinite))
     }

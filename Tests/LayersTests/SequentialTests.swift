@@ -35,7 +35,7 @@ final class SequentialTests: XCTestCase {
         bindParameters(network, seed: 2)
         let report = assertLayerGradients(network, input: normalTensor([3, 4, 4, 2], seed: 3),
                                           checker: GradientCheck(maxCoordinatesPerTensor: 30))
-        XCTAssertEqual(report?.results.count, 11)  // input + 10 parameter tensors
+        XCTAssertEqual(report?.results.count, 9)  // input + 8 parameter tensors
     }
 
     func testInputGradientFlagReachesTheFirstLayerOnly() throws {

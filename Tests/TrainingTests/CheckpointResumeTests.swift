@@ -1,0 +1,71 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// Checkpoints written by real runs: exact resume, resume on other rank counts, corruption.
+final class CheckpointResumeTests: XCTestCase {
+    private let recipe = ["train", "--model", "mlp", "--epochs", "3", "--batch-size", "48", "--lr", "0.05",
+                          "--max-train-samples", "250", "--max-test-samples", "100", "--prefetch", "1"]
+
+    private func runDirectory(_ name: String) -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pskd-\(name)-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: path)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    @discardableResult
+    private func train(ranks: Int, out: String, _ extra: [String] = []) throws -> String {
+        let outcome = try ExecutableRunner.mpirun(ranks: ranks, recipe + ["--out", out] + extra, timeout: 300)
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        return outcome.output
+    }
+
+    private func modelBytes(_ out: String, epoch: Int) throws -> Data {
+        try Data(contentsOf: URL(fileURLWithPath: out + String(format: "/checkpoints/epoch-%04d/model.safetensors", epoch)))
+    }
+
+    private func teacherHash(after marker: String, in output: String) -> String? {
+        output.split(separator: "\n").first { $0.contains(marker) }
+            .flatMap { $0.components(separatedBy: "teacher table hash ").last?.split(separator: " ").first.map(String.init) }
+    }
+
+    /// Stopping after epoch 1 and resuming gives the same final parameters, bit for bit.
+    func testInterruptedAndResumedEqualsUninterrupted() throws {
+        let whole = runDirectory("whole"), parts = runDirectory("parts")
+        let wholeOutput = try train(ranks: 2, out: whole)
+        try train(ranks: 2, out: parts, ["--stop-after", "1"])
+        let resumed = try train(ranks: 2, out: parts, ["--resume"])
+        XCTAssertTrue(resumed.contains("resumed from"), resumed)
+        XCTAssertEqual(try modelBytes(whole, epoch: 3), try modelBytes(parts, epoch: 3))
+        XCTAssertEqual(teacherHash(after: "identical on all", in: wholeOutput), teacherHash(after: "identical on all", in: resumed))
+        let lines = try String(contentsOfFile: parts + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 3, "one metrics line per epoch, none repeated")
+    }
+
+    /// A checkpoint written by 2 ranks continues on 1 and on 3 ranks with the same teacher table.
+    func testCheckpointResumesOnOtherRankCounts() throws {
+        let source = runDirectory("two")
+        let written = try train(ranks: 2, out: source, ["--stop-after", "1"])
+        let expected = try XCTUnwrap(teacherHash(after: "identical on all 2", in: written))
+        for ranks in [1, 3] {
+            let copy = runDirectory("resume\(ranks)")
+            try FileManager.default.copyItem(atPath: source, toPath: copy)
+            let output = try train(ranks: ranks, out: copy, ["--resume"])
+            XCTAssertEqual(teacherHash(after: "resumed from", in: output), expected, output)
+            XCTAssertTrue(output.contains("identical on all \(ranks) rank(s)"), output)
+        }
+    }
+
+    /// A truncated newest checkpoint is detected; the previous complete one is used, with a warning.
+    func testCorruptNewestCheckpointFallsBackToPrevious() throws {
+        let out = runDirectory("corrupt")
+        try train(ranks: 1, out: out, ["--stop-after", "2"])
+        let newest = out + "/checkpoints/epoch-0002/model.safetensors"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: newest))
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: newest))
+        let output = try train(ranks: 1, out: out, ["--resume"])
+        XCTAssertTrue(output.contains("skipping checkpoint"), output)
+        XCTAssertTrue(output.contains("epoch-0001 (epoch 1 of 3 done)"), output)
+    }
+}
