@@ -17,6 +17,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // C libraries: the only place C is seen.
@@ -51,6 +52,7 @@ let package = Package(
             dependencies: [
                 "Tensors", "Layers", "Optimizers", "Models", "DataPipeline", "Collectives", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: optimized),
 

@@ -22,7 +22,6 @@ final class RunLog {
     func saveConfiguration(_ config: TrainConfig) throws {
         guard isWriter else { return }
         let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try write(try encoder.encode(config), to: "config.json")
     }

@@ -55,6 +55,19 @@ public struct TrainConfig: Sendable, Codable, Equatable {
 
     public init() {}
 
+    /// The keys of `config.json`, named like the `pskd train` flags, so a saved configuration
+    /// can be passed back with `--config`.
+    enum CodingKeys: String, CodingKey {
+        case model, widthMultiplier = "width-multiplier", dataset, dataDirectory = "data-dir"
+        case maxTrainSamples = "max-train-samples", maxTestSamples = "max-test-samples", epochs
+        case batchSize = "batch-size", dropLast = "drop-last", learningRate = "lr"
+        case learningRateSchedule = "lr-schedule", milestones, warmupEpochs = "warmup-epochs", optimizer, momentum
+        case nesterov, weightDecay = "weight-decay", weightDecayStyle = "weight-decay-style", policy
+        case alphaT = "alpha-t", labelSmoothing = "label-smoothing", seed, cropPadding = "crop-padding"
+        case horizontalFlip = "flip", cutMixProbability = "cutmix", eceBins = "ece-bins", prefetch, threads
+        case outputDirectory = "out", resume, stopAfterEpochs = "stop-after", keepCheckpoints = "keep-checkpoints"
+    }
+
     /// The target policy the configuration names.
     public func targetPolicy() throws -> TargetPolicy {
         switch policy {

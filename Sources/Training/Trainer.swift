@@ -86,6 +86,7 @@ public final class Trainer {
             completedEpochs = epoch
         }
         if let teacher { try verifyIdenticalTeachers(teacher) }
+        log.say("pskd: results in \(config.outputDirectory)/metrics.jsonl, checkpoints in \(checkpoints.directory.path)")
         return last
     }
 

@@ -1,0 +1,62 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `pskd train` settings from a config file and flags, and its errors, through the real executable.
+final class CommandLineTests: XCTestCase {
+    private func temporaryFile(_ name: String, _ contents: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pskd-\(getpid())-\(name)").path
+        try contents.write(toFile: path, atomically: true, encoding: .utf8)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    private func pskd(_ arguments: [String]) throws -> ExecutableRunner.Outcome {
+        try ExecutableRunner.run(ExecutableRunner.executable.path, arguments, timeout: 120)
+    }
+
+    /// Flags override the file; the saved config.json uses the same keys and can be passed back.
+    func testConfigFileThenFlags() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("pskd-config-\(getpid())").path
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: out) }
+        let yaml = try temporaryFile("run.yaml", """
+            model: mlp
+            epochs: 5
+            batch_size: 64
+            max-train-samples: 128
+            max-test-samples: 40
+            milestones: [1, 2]
+            lr-schedule: step
+            policy: ls
+            out: \(out)
+            """)
+        let first = try pskd(["train", "--config", yaml, "--epochs", "1"])
+        XCTAssertEqual(first.status, 0, first.output)
+        let saved = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/config.json"))) as? [String: Any])
+        XCTAssertEqual(saved["epochs"] as? Int, 1)
+        XCTAssertEqual(saved["batch-size"] as? Int, 64)
+        XCTAssertEqual(saved["policy"] as? String, "ls")
+        XCTAssertEqual(saved["milestones"] as? [Int], [1, 2])
+        let again = try pskd(["train", "--config", out + "/config.json"])
+        XCTAssertEqual(again.status, 0, again.output)
+        XCTAssertTrue(again.output.contains("policy ls, 1 epochs, global batch 64"), again.output)
+    }
+
+    func testConfigFileErrorsNameTheFileAndTheSetting() throws {
+        let unknown = try temporaryFile("unknown.yaml", "epoch: 3\n")
+        var outcome = try pskd(["train", "--config", unknown])
+        XCTAssertNotEqual(outcome.status, 0)
+        XCTAssertTrue(outcome.output.contains("\(unknown): unknown setting 'epoch'"), outcome.output)
+        let wrongType = try temporaryFile("type.yaml", "epochs: three\n")
+        outcome = try pskd(["train", "--config", wrongType])
+        XCTAssertTrue(outcome.output.contains("setting 'epochs' must be a whole number, found 'three'"), outcome.output)
+        outcome = try pskd(["train", "--config", "/nonexistent/run.yaml"])
+        XCTAssertTrue(outcome.output.contains("/nonexistent/run.yaml: cannot read the config file"), outcome.output)
+    }
+
+    func testMissingDataDirectoryNamesTheFileAndTheFix() throws {
+        let outcome = try pskd(["train", "--data-dir", "/nonexistent-data", "--epochs", "1"])
+        XCTAssertNotEqual(outcome.status, 0)
+        XCTAssertTrue(outcome.output.contains("/nonexistent-data"), outcome.output)
+    }
+}
