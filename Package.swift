@@ -46,11 +46,14 @@ let package = Package(
                  dependencies: ["Tensors", "Layers", "Optimizers", "Models", "DataPipeline", "Collectives", "SelfDistillation"],
                  swiftSettings: optimized),
 
+        // The HTML report of experiments (reads run directories; no network, inline SVG).
+        .target(name: "Reporting", dependencies: ["Training"], swiftSettings: optimized),
+
         // The command line.
         .executableTarget(
             name: "pskd",
             dependencies: [
-                "Tensors", "Layers", "Optimizers", "Models", "DataPipeline", "Collectives", "Training",
+                "Tensors", "Layers", "Optimizers", "Models", "DataPipeline", "Collectives", "Training", "Reporting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -65,5 +68,7 @@ let package = Package(
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "TestSupport"]),
         .testTarget(name: "SelfDistillationTests", dependencies: ["SelfDistillation", "Collectives", "Tensors"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Tensors", "TestSupport"]),
+        .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Training", "TestSupport"]),
+        .testTarget(name: "ClusterTests", dependencies: ["TestSupport"]),
     ]
 )

@@ -47,6 +47,8 @@ public struct ClassificationMetrics: Sendable, Codable, Equatable {
     public var aurc: Double
     /// AURC minus the optimal AURC for the same error count, ×1000.
     public var excessAURC: Double
+    /// The `eceBins` confidence bins, lowest first: what ECE sums and a reliability diagram draws.
+    public var reliability: [ReliabilityBin]
 
     /// The metrics of `outcomes`, which must not count any sample twice. The result depends only
     /// on the set of outcomes, not on their order (AURC breaks confidence ties by index), so it
@@ -60,32 +62,12 @@ public struct ClassificationMetrics: Sendable, Codable, Equatable {
         top1Error = 100 * Double(sorted.filter { !$0.isCorrect }.count) / n
         top5Error = 100 * Double(sorted.filter { !$0.isInTopFive }.count) / n
         negativeLogLikelihood = sorted.reduce(0) { $0 + $1.negativeLogLikelihood } / n
-        expectedCalibrationError = ClassificationMetrics.ece(sorted, bins: eceBins)
-        (aurc, excessAURC) = ClassificationMetrics.riskCoverage(sorted)
-    }
-
-    /// Per-bin counts, accuracies and mean confidences: what ECE sums, and what a reliability
-    /// diagram draws. A confidence c falls in bin ⌈c·B⌉ − 1 (bins are (lo, hi]; 0 goes to bin 0).
-    public static func reliabilityBins(_ outcomes: [SampleOutcome], bins: Int)
-        -> [(count: Int, accuracy: Double, confidence: Double)] {
-        var count = [Int](repeating: 0, count: bins)
-        var correct = [Double](repeating: 0, count: bins), confidence = correct
-        for outcome in outcomes {
-            let bin = min(max(Int((outcome.confidence * Double(bins)).rounded(.up)) - 1, 0), bins - 1)
-            count[bin] += 1
-            correct[bin] += outcome.isCorrect ? 1 : 0
-            confidence[bin] += outcome.confidence
-        }
-        return (0..<bins).map { b in
-            count[b] == 0 ? (0, 0, 0) : (count[b], correct[b] / Double(count[b]), confidence[b] / Double(count[b]))
-        }
-    }
-
-    static func ece(_ outcomes: [SampleOutcome], bins: Int) -> Double {
-        let total = Double(max(outcomes.count, 1))
-        return 100 * reliabilityBins(outcomes, bins: bins).reduce(0) { sum, bin in
+        reliability = ReliabilityBin.bins(sorted, count: eceBins)
+        let total = Double(max(sorted.count, 1))
+        expectedCalibrationError = 100 * reliability.reduce(0) { sum, bin in
             sum + Double(bin.count) / total * abs(bin.accuracy - bin.confidence)
         }
+        (aurc, excessAURC) = ClassificationMetrics.riskCoverage(sorted)
     }
 
     /// AURC and E-AURC, ×1000: risk(k) = errors among the k most confident / k, averaged over k.
@@ -106,6 +88,37 @@ public struct ClassificationMetrics: Sendable, Codable, Equatable {
         }
         optimal /= n
         return (1000 * aurc, 1000 * (aurc - optimal))
+    }
+}
+
+/// One equal-width confidence bin (lower, upper] of a reliability diagram.
+public struct ReliabilityBin: Sendable, Codable, Equatable {
+    public var lower: Double
+    public var upper: Double
+    /// Samples whose confidence falls in the bin.
+    public var count: Int
+    /// Their accuracy (0 when empty).
+    public var accuracy: Double
+    /// Their mean confidence (0 when empty).
+    public var confidence: Double
+
+    /// `count` bins over [0, 1]; confidence c falls in bin ⌈c·B⌉ − 1 (0 goes to the first bin).
+    public static func bins(_ outcomes: [SampleOutcome], count: Int) -> [ReliabilityBin] {
+        var bins = (0..<count).map {
+            ReliabilityBin(lower: Double($0) / Double(count), upper: Double($0 + 1) / Double(count),
+                           count: 0, accuracy: 0, confidence: 0)
+        }
+        for outcome in outcomes {
+            let b = min(max(Int((outcome.confidence * Double(count)).rounded(.up)) - 1, 0), count - 1)
+            bins[b].count += 1
+            bins[b].accuracy += outcome.isCorrect ? 1 : 0
+            bins[b].confidence += outcome.confidence
+        }
+        for b in bins.indices where bins[b].count > 0 {
+            bins[b].accuracy /= Double(bins[b].count)
+            bins[b].confidence /= Double(bins[b].count)
+        }
+        return bins
     }
 }
 

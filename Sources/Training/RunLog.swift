@@ -89,6 +89,8 @@ public struct EpochRecord: Codable, Sendable {
     public var testAurc: Double
     public var testEaurc: Double
     public var eceBins: Int
+    /// The reliability diagram of the test set: per confidence bin, count, accuracy, mean confidence.
+    public var testReliability: [ReliabilityBin]
     public var seconds: Double
     public var samplesPerSecond: Double
 
@@ -105,6 +107,7 @@ public struct EpochRecord: Codable, Sendable {
         testAurc = metrics.aurc
         testEaurc = metrics.excessAURC
         eceBins = metrics.eceBins
+        testReliability = metrics.reliability
         self.seconds = seconds
         self.samplesPerSecond = samplesPerSecond
     }
