@@ -2,7 +2,8 @@ import Foundation
 import Training
 
 /// A finished (or running) training run as its directory holds it: the resolved configuration
-/// (`config.json`) and the per-epoch records (`metrics.jsonl`).
+/// (`config.json`), the per-epoch records (`metrics.jsonl`) and, when the run's output was kept as
+/// `train.log` (launch/experiment.sh does), the number of ranks it ran on.
 public struct RunDirectory: Sendable {
     /// Where the run lives.
     public let path: String
@@ -10,6 +11,8 @@ public struct RunDirectory: Sendable {
     public let configuration: TrainConfig
     /// One record per completed epoch, in order.
     public let epochs: [EpochRecord]
+    /// The rank count from `train.log` ("over N rank(s)"), nil when the log is not there.
+    public let ranks: Int?
 
     /// Reads `path`; a missing or malformed file is an error naming it.
     public init(path: String) throws {
@@ -36,6 +39,15 @@ public struct RunDirectory: Sendable {
                 throw ReportError("\(metricsURL.path) line \(number + 1) is not an epoch record: \(error)")
             }
         }
+        let logURL = URL(fileURLWithPath: path).appendingPathComponent("train.log")
+        ranks = (try? String(contentsOf: logURL, encoding: .utf8)).flatMap(RunDirectory.rankCount(inLog:))
+    }
+
+    /// The rank count a `pskd train` log states ("… over 2 rank(s) × 1 thread(s) …"), if any.
+    static func rankCount(inLog text: String) -> Int? {
+        guard let range = text.range(of: " rank(s) × ") else { return nil }
+        let digits = text[..<range.lowerBound].reversed().prefix { $0.isNumber }
+        return Int(String(digits.reversed()))
     }
 }
 

@@ -46,25 +46,46 @@ struct TrainingSnapshot {
 
     /// Writes this snapshot into a trainer's replica; every tensor must match by name and shape.
     func restore(into model: Model, optimizer: any Optimizer, teacher: TeacherTable?, source: String) throws {
-        let byName = Dictionary((self.model + state).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        func load(_ name: String, into tensor: Tensor) throws {
-            guard let entry = byName[name] else {
-                throw CheckpointError("\(source) has no tensor '\(name)': it was written for another model or policy")
-            }
-            guard entry.dtype == "F32", entry.shape == tensor.shape else {
-                throw CheckpointError("\(source): tensor '\(name)' is \(entry.dtype) \(entry.shape), the run needs F32 \(tensor.shape): use the same model, data set and --max-train-samples as the checkpointed run")
-            }
-            entry.floats().withUnsafeBufferPointer { tensor.pointer.update(from: $0.baseAddress!, count: tensor.count) }
-        }
-        let store = model.parameters
-        for entry in store.entries { try load(entry.name, into: store.values.slice(offset: entry.offset, shape: entry.shape)) }
-        for entry in store.bufferEntries { try load(entry.name, into: store.buffers.slice(offset: entry.offset, shape: entry.shape)) }
-        for (name, layer) in model.network.namedBatchNorms() {
-            layer.batchesTracked = Int(byName[name + ".num_batches_tracked"]?.int64s().first ?? 0)
-        }
-        for (name, tensor) in optimizer.stateTensors { try load("optimizer." + name, into: tensor) }
+        try restoreModel(into: model, source: source)
+        for (name, tensor) in optimizer.stateTensors { try load("optimizer." + name, into: tensor, source: source) }
         optimizer.stepCount = Int(metadata["optimizer_steps"] ?? "") ?? 0
-        if let teacher { try load("teacher.probabilities", into: teacher.rows) }
+        if let teacher { try load("teacher.probabilities", into: teacher.rows, source: source) }
+    }
+
+    /// Writes the parameters, BatchNorm statistics and batch counts into `model`.
+    func restoreModel(into model: Model, source: String) throws {
+        let store = model.parameters
+        for entry in store.entries {
+            try load(entry.name, into: store.values.slice(offset: entry.offset, shape: entry.shape), source: source)
+        }
+        for entry in store.bufferEntries {
+            try load(entry.name, into: store.buffers.slice(offset: entry.offset, shape: entry.shape), source: source)
+        }
+        for (name, layer) in model.network.namedBatchNorms() {
+            layer.batchesTracked = Int(entry(named: name + ".num_batches_tracked")?.int64s().first ?? 0)
+        }
+    }
+
+    /// The configuration of the run that wrote the snapshot.
+    func configuration(source: String) throws -> TrainConfig {
+        guard let text = metadata["config"], let config = try? JSONDecoder().decode(TrainConfig.self, from: Data(text.utf8)) else {
+            throw CheckpointError("\(source) does not record a run configuration this pskd can read (written by another version, or not by pskd train)")
+        }
+        return config
+    }
+
+    private func entry(named name: String) -> SafeTensors.Entry? {
+        model.first { $0.name == name } ?? state.first { $0.name == name }
+    }
+
+    private func load(_ name: String, into tensor: Tensor, source: String) throws {
+        guard let entry = entry(named: name) else {
+            throw CheckpointError("\(source) has no tensor '\(name)': it was written for another model or policy")
+        }
+        guard entry.dtype == "F32", entry.shape == tensor.shape else {
+            throw CheckpointError("\(source): tensor '\(name)' is \(entry.dtype) \(entry.shape), the run needs F32 \(tensor.shape): use the same model, data set and --max-train-samples as the checkpointed run")
+        }
+        entry.floats().withUnsafeBufferPointer { tensor.pointer.update(from: $0.baseAddress!, count: tensor.count) }
     }
 }
 

@@ -1,6 +1,8 @@
 import Collectives
 import DataPipeline
+import Foundation
 import Layers
+import Models
 import Tensors
 
 /// Evaluates a model on the whole test set across ranks: each rank scores its share, the
@@ -10,16 +12,100 @@ struct Evaluator {
     let loader: BatchLoader
     let communicator: any Communicator
 
-    func run(eceBins: Int) throws -> ClassificationMetrics {
+    /// The metrics, and (if asked) every test sample's probabilities in index order on every rank.
+    func run(eceBins: Int, gatherPredictions: Bool = false) throws -> (ClassificationMetrics, [Prediction]) {
         let loss = SoftmaxCrossEntropy()
         var outcomes: [SampleOutcome] = []
+        var rows: [Float] = []
         for batch in loader.epoch(0) {
             let labels = batch.labels.map(Int.init)
             let logits = try model.forward(batch.inputs, mode: .evaluation)
             let result = try loss(logits: logits, targets: SoftmaxCrossEntropy.oneHot(labels, classes: model.classCount))
             outcomes += SampleOutcome.outcomes(probabilities: result.probabilities, labels: labels,
                                                indices: batch.indices, isPadding: batch.isPadding)
+            if gatherPredictions {
+                for row in 0..<batch.count where !batch.isPadding[row] {
+                    rows += UnsafeBufferPointer(start: result.probabilities.pointer + row * model.classCount, count: model.classCount)
+                }
+            }
         }
-        return ClassificationMetrics(outcomes: try communicator.allGatherV(outcomes), eceBins: eceBins)
+        let allOutcomes = try communicator.allGatherV(outcomes)
+        let metrics = ClassificationMetrics(outcomes: allOutcomes, eceBins: eceBins)
+        guard gatherPredictions else { return (metrics, []) }
+        let allRows = try communicator.allGatherV(rows)
+        let c = model.classCount
+        let predictions = allOutcomes.enumerated().map { position, outcome in
+            Prediction(index: outcome.index, label: outcome.label, probabilities: Array(allRows[(position * c)..<((position + 1) * c)]))
+        }
+        return (metrics, predictions.sorted { $0.index < $1.index })
+    }
+}
+
+/// One test sample's predicted distribution.
+public struct Prediction: Sendable {
+    public var index: Int
+    public var label: Int
+    public var probabilities: [Float]
+}
+
+/// `pskd evaluate`: the test metrics of a checkpoint, across ranks.
+public enum CheckpointEvaluation {
+    /// What an evaluation measured.
+    public struct Result: Sendable {
+        /// The checkpoint folder evaluated.
+        public var checkpoint: String
+        public var epoch: Int
+        public var metrics: ClassificationMetrics
+    }
+
+    /// Loads the checkpoint at `path` (a checkpoint folder, or a run directory meaning its newest
+    /// complete checkpoint), evaluates it on its data set's test split, and, if `predictionsPath`
+    /// is given, rank 0 writes one CSV row per test sample (index, label, then the probabilities).
+    public static func run(path: String, dataDirectory: String?, maxTestSamples: Int?, eceBins: Int,
+                           predictionsPath: String?, threads: Int?, communicator: any Communicator) throws -> Result {
+        BLAS.threads = ProcessPlacement.blasThreads(requested: threads)
+        let (folder, snapshot) = try locate(path)
+        var config = try snapshot.configuration(source: folder)
+        if let dataDirectory { config.dataDirectory = dataDirectory }
+        if let maxTestSamples { config.maxTestSamples = maxTestSamples }
+        let kind = try DatasetKind(name: config.dataset)
+        let test = try Dataset.load(kind, split: .test, directory: config.dataDirectory).prefix(config.maxTestSamples)
+        let input = ModelZoo.Input(height: test.height, width: test.width, channels: test.channels, classes: test.classCount)
+        let model = try ModelZoo.make(config.model, input: input, widthMultiplier: config.widthMultiplier,
+                                      generator: RandomGenerator(seed: config.seed))
+        try snapshot.restoreModel(into: model, source: folder)
+        let sharder = try EvaluationSharder(sampleCount: test.count, localBatchSize: 128, rank: communicator.rank,
+                                            worldSize: communicator.size)
+        let loader = BatchLoader(dataset: test, schedule: sharder, augmentation: .none, seed: config.seed, prefetch: 1)
+        let (metrics, predictions) = try Evaluator(model: model, loader: loader, communicator: communicator)
+            .run(eceBins: eceBins, gatherPredictions: predictionsPath != nil)
+        if let predictionsPath, communicator.isRoot { try writeCSV(predictions, classes: model.classCount, to: predictionsPath) }
+        return Result(checkpoint: folder, epoch: snapshot.epoch, metrics: metrics)
+    }
+
+    private static func locate(_ path: String) throws -> (String, TrainingSnapshot) {
+        let url = URL(fileURLWithPath: path)
+        if FileManager.default.fileExists(atPath: url.appendingPathComponent("COMPLETE").path) {
+            let store = CheckpointStore(runDirectory: url.deletingLastPathComponent().deletingLastPathComponent().path, keep: 1)
+            return (path, try store.load(url))
+        }
+        let store = CheckpointStore(runDirectory: path, keep: 1)
+        guard let found = store.newestValid() else {
+            throw CheckpointError("\(path) is neither a checkpoint folder (with a COMPLETE marker) nor a run directory with a complete checkpoint under checkpoints/")
+        }
+        found.warnings.forEach { printError("pskd: warning: \($0)") }
+        return (found.source, found.snapshot)
+    }
+
+    private static func writeCSV(_ predictions: [Prediction], classes: Int, to path: String) throws {
+        var text = "index,label," + (0..<classes).map { "p\($0)" }.joined(separator: ",") + "\n"
+        for prediction in predictions {
+            text += "\(prediction.index),\(prediction.label)," + prediction.probabilities.map { "\($0)" }.joined(separator: ",") + "\n"
+        }
+        do {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+        } catch {
+            throw CheckpointError("cannot write predictions to \(path): \(error.localizedDescription)")
+        }
     }
 }

@@ -114,7 +114,7 @@ public final class Trainer {
         }
         let trainingThroughput = progress.samplesPerSecond
         try ReplicaAgreement.averageBatchNormStatistics(model: model, communicator: communicator)
-        let metrics = try Evaluator(model: model, loader: data.testLoader, communicator: communicator).run(eceBins: config.eceBins)
+        let (metrics, _) = try Evaluator(model: model, loader: data.testLoader, communicator: communicator).run(eceBins: config.eceBins)
         let record = EpochRecord(epoch: epoch, alpha: Double(alpha), learningRate: learningRate,
                                  trainLoss: lossSum / Double(data.loader.stepsPerEpoch), metrics: metrics,
                                  seconds: progress.elapsed, samplesPerSecond: trainingThroughput)

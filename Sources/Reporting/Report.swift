@@ -1,0 +1,260 @@
+import Foundation
+import Training
+
+/// Mean and sample standard deviation of a few values (one per seed).
+public struct Summary: Sendable, Equatable {
+    public let mean: Double
+    /// Sample standard deviation (n − 1 in the denominator); 0 for a single value.
+    public let standardDeviation: Double
+    public let count: Int
+
+    public init(_ values: [Double]) {
+        count = values.count
+        guard !values.isEmpty else { mean = .nan; standardDeviation = .nan; return }
+        let mean = values.reduce(0, +) / Double(values.count)
+        self.mean = mean
+        if values.count > 1 {
+            let squares = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) }
+            standardDeviation = (squares / Double(values.count - 1)).squareRoot()
+        } else {
+            standardDeviation = 0
+        }
+    }
+}
+
+/// A test metric of `metrics.jsonl`, as the report shows it. Lower is better for every one.
+public enum Metric: String, CaseIterable, Sendable {
+    case top1Error, top5Error, nll, ece, aurc, eaurc
+
+    public var title: String {
+        switch self {
+        case .top1Error: "Top-1 error (%)"
+        case .top5Error: "Top-5 error (%)"
+        case .nll: "NLL"
+        case .ece: "ECE (%)"
+        case .aurc: "AURC (×1000)"
+        case .eaurc: "E-AURC (×1000)"
+        }
+    }
+
+    /// Digits after the decimal point.
+    public var digits: Int { self == .nll ? 4 : 2 }
+
+    public func value(_ record: EpochRecord) -> Double {
+        switch self {
+        case .top1Error: record.testTop1Error
+        case .top5Error: record.testTop5Error
+        case .nll: record.testNll
+        case .ece: record.testEce
+        case .aurc: record.testAurc
+        case .eaurc: record.testEaurc
+        }
+    }
+}
+
+/// One policy (with its parameter) and the runs of it, one per seed.
+public struct PolicyGroup: Sendable {
+    /// The config's `policy`: `ce`, `ls`, `pskd` (or anything else a run names).
+    public let policy: String
+    /// The policy with its parameter, e.g. `pskd (α_T = 0.8)`.
+    public let label: String
+    /// The runs, ordered by seed.
+    public let runs: [RunDirectory]
+
+    public var seeds: [UInt64] { runs.map(\.configuration.seed) }
+
+    /// The last recorded epoch of every run.
+    public var finalRecords: [EpochRecord] { runs.compactMap(\.epochs.last) }
+
+    /// Mean ± std over the seeds of `metric` at each run's final epoch.
+    public func final(_ metric: Metric) -> Summary { Summary(finalRecords.map(metric.value)) }
+
+    /// Mean ± std over the seeds of `metric` per epoch, for the epochs every run has reached.
+    public func curve(_ metric: Metric) -> [(epoch: Int, summary: Summary)] {
+        let common = runs.map(\.epochs.count).min() ?? 0
+        return (0..<common).map { index in
+            (runs[0].epochs[index].epoch, Summary(runs.map { metric.value($0.epochs[index]) }))
+        }
+    }
+
+    /// The final epoch's reliability bins pooled over the seeds: counts added, accuracy and
+    /// confidence count-weighted. Empty when the runs' bins do not line up.
+    public var pooledReliability: [ReliabilityBin] {
+        let binSets = finalRecords.map(\.testReliability)
+        guard let first = binSets.first, !first.isEmpty,
+              binSets.allSatisfy({ $0.count == first.count && zip($0, first).allSatisfy { $0.lower == $1.lower && $0.upper == $1.upper } })
+        else { return [] }
+        return first.indices.map { b in
+            let count = binSets.reduce(0) { $0 + $1[b].count }
+            let weight = Double(max(count, 1))
+            return ReliabilityBin(
+                lower: first[b].lower, upper: first[b].upper, count: count,
+                accuracy: binSets.reduce(0) { $0 + Double($1[b].count) * $1[b].accuracy } / weight,
+                confidence: binSets.reduce(0) { $0 + Double($1[b].count) * $1[b].confidence } / weight)
+        }
+    }
+
+    /// ECE (%) of the pooled bins.
+    public var pooledECE: Double {
+        let bins = pooledReliability
+        let total = Double(max(bins.reduce(0) { $0 + $1.count }, 1))
+        return 100 * bins.reduce(0) { $0 + Double($1.count) / total * abs($1.accuracy - $1.confidence) }
+    }
+
+    /// Mean seconds per epoch and mean training samples per second over all epochs of all runs.
+    public var timing: (secondsPerEpoch: Double, samplesPerSecond: Double) {
+        let records = runs.flatMap(\.epochs)
+        return (Summary(records.map(\.seconds)).mean, Summary(records.map(\.samplesPerSecond)).mean)
+    }
+}
+
+/// One setting of the runs: its value when every run agrees, or every distinct value.
+public struct Setting: Sendable, Equatable {
+    public let name: String
+    public let values: [String]
+    public var varies: Bool { values.count > 1 }
+}
+
+/// What the HTML report shows: runs grouped by policy, final-epoch statistics over seeds, the
+/// settings, and warnings about anything that makes the comparison unfair or incomplete.
+public struct ExperimentReport: Sendable {
+    public let groups: [PolicyGroup]
+    public let settings: [Setting]
+    public let warnings: [String]
+    public var runCount: Int { groups.reduce(0) { $0 + $1.runs.count } }
+
+    /// Settings that legitimately differ between the runs of one experiment.
+    static let perRunKeys: Set<String> = ["policy", "seed", "alpha-t", "label-smoothing", "out", "resume", "stop-after",
+                                          "keep-checkpoints", "prefetch", "threads", "data-dir"]
+
+    /// Groups `runs` by policy (and its parameter); a run without any epoch is an error.
+    public init(runs: [RunDirectory]) throws {
+        guard !runs.isEmpty else { throw ReportError("no run directories given") }
+        for run in runs where run.epochs.isEmpty {
+            throw ReportError("\(run.path)/metrics.jsonl has no epoch yet: the run has not finished an epoch")
+        }
+        var byLabel: [String: [RunDirectory]] = [:]
+        for run in runs { byLabel[Self.label(run.configuration), default: []].append(run) }
+        groups = byLabel.map { label, runs in
+            PolicyGroup(policy: runs[0].configuration.policy, label: label,
+                        runs: runs.sorted { ($0.configuration.seed, $0.path) < ($1.configuration.seed, $1.path) })
+        }.sorted { (Self.policyRank($0.policy), $0.label) < (Self.policyRank($1.policy), $1.label) }
+        settings = Self.settings(of: runs)
+
+        var warnings: [String] = []
+        for setting in settings where setting.varies && setting.name != "ranks" {
+            warnings.append("Runs differ in \(setting.name) (\(setting.values.joined(separator: ", "))): "
+                + "the policies are not compared on the same budget.")
+        }
+        for group in groups {
+            let seeds = group.seeds
+            if Set(seeds).count < seeds.count {
+                warnings.append("\(group.label): several runs share a seed (\(seeds.map(String.init).joined(separator: ", "))).")
+            }
+            if group.runs.count < 2 {
+                warnings.append("\(group.label): one seed only, so no standard deviation.")
+            }
+            for run in group.runs where run.epochs.count < run.configuration.epochs {
+                warnings.append("\(run.path) has \(run.epochs.count) of \(run.configuration.epochs) epochs: "
+                    + "its last recorded epoch counts as final.")
+            }
+            if !group.finalRecords.isEmpty && group.pooledReliability.isEmpty {
+                warnings.append("\(group.label): the runs' reliability bins differ, so no pooled diagram.")
+            }
+        }
+        self.warnings = warnings
+    }
+
+    /// Reads every run directory, then groups them.
+    public init(paths: [String]) throws {
+        try self.init(runs: paths.map { try RunDirectory(path: $0) })
+    }
+
+    /// `ce`, `ls`, `pskd` first (the baselines before the method), anything else after.
+    static func policyRank(_ policy: String) -> Int { ["ce": 0, "ls": 1, "pskd": 2][policy] ?? 3 }
+
+    /// The policy and the parameter that changes it.
+    static func label(_ config: TrainConfig) -> String {
+        switch config.policy {
+        case "ls": "ls (ε = \(number(config.labelSmoothing)))"
+        case "pskd": "pskd (α_T = \(number(config.alphaT)))"
+        default: config.policy
+        }
+    }
+
+    /// The shared settings (in a reading order), each with the distinct values the runs have.
+    static func settings(of runs: [RunDirectory]) -> [Setting] {
+        let dictionaries = runs.map(displayValues)
+        var names: [String] = []
+        for dictionary in dictionaries {
+            for (name, _) in dictionary where !names.contains(name) { names.append(name) }
+        }
+        var settings = names.map { name in
+            var values: [String] = []
+            for dictionary in dictionaries {
+                let value = dictionary.first { $0.0 == name }?.1 ?? "–"
+                if !values.contains(value) { values.append(value) }
+            }
+            return Setting(name: name, values: values)
+        }
+        let rankCounts = runs.map { $0.ranks.map(String.init) ?? "not recorded" }
+        settings.append(Setting(name: "ranks", values: rankCounts.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }))
+        return settings
+    }
+
+    /// A run's settings as (name, text), in reading order, defaults spelled out; the per-run
+    /// ones (policy, seed, output, …) left out.
+    static func displayValues(_ run: RunDirectory) -> [(String, String)] {
+        let c = run.configuration
+        let cifar = c.dataset.hasPrefix("cifar")
+        var values: [(String, String)] = [
+            ("model", c.model == "preact-resnet18" && c.widthMultiplier != 1
+                ? "\(c.model) (width × \(number(c.widthMultiplier)))" : c.model),
+            ("dataset", c.dataset),
+            ("training samples", c.maxTrainSamples.map { "first \($0)" } ?? "all"),
+            ("test samples", c.maxTestSamples.map { "first \($0)" } ?? "all"),
+            ("epochs", String(c.epochs)),
+            ("global batch size", String(c.batchSize) + (c.dropLast ? " (drop last)" : "")),
+            ("optimizer", c.optimizer == "sgd"
+                ? "SGD, momentum \(number(c.momentum))\(c.nesterov ? ", Nesterov" : "")" : c.optimizer),
+            ("weight decay", "\(number(c.weightDecay)) (\(c.weightDecayStyle))"),
+            ("learning rate", number(c.learningRate)),
+            ("lr schedule", c.learningRateSchedule
+                + (c.learningRateSchedule == "step" ? " (×0.1 after epochs \(c.milestones.map(String.init).joined(separator: ", ")))" : "")
+                + (c.warmupEpochs > 0 ? ", \(c.warmupEpochs) warm-up epochs" : "")),
+            ("random crop padding", String(c.cropPadding ?? (cifar ? 4 : 0))),
+            ("horizontal flip", (c.horizontalFlip ?? (c.dataset != "mnist")) ? "on" : "off"),
+            ("CutMix probability", number(c.cutMixProbability)),
+            ("ECE bins", String(c.eceBins)),
+        ]
+        if c.model != "preact-resnet18" && c.widthMultiplier != 1 {
+            values.append(("width multiplier", number(c.widthMultiplier)))
+        }
+        return values
+    }
+
+    /// A compact decimal rendering: 0.1, 5e-04 → 0.0005, 200.
+    static func number(_ value: Double) -> String {
+        if value == value.rounded() && abs(value) < 1e9 { return String(Int(value)) }
+        var text = String(format: "%.6f", value)
+        while text.hasSuffix("0") { text.removeLast() }
+        return text
+    }
+
+    /// The final-epoch table as Markdown (mean ± std over seeds), for a README.
+    public func markdownTable() -> String {
+        var lines = ["| policy | seeds | " + Metric.allCases.map(\.title).joined(separator: " | ") + " |",
+                     "|---|---|" + String(repeating: "---|", count: Metric.allCases.count)]
+        for group in groups {
+            let cells = Metric.allCases.map { Self.format(group.final($0), digits: $0.digits) }
+            lines.append("| \(group.label) | \(group.runs.count) | " + cells.joined(separator: " | ") + " |")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// `mean ± std` with `digits` decimals.
+    public static func format(_ summary: Summary, digits: Int) -> String {
+        let mean = String(format: "%.\(digits)f", summary.mean)
+        return summary.count > 1 ? mean + " ± " + String(format: "%.\(digits)f", summary.standardDeviation) : mean
+    }
+}

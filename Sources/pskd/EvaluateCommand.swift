@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import Training
+
+/// `pskd evaluate`: the paper's test metrics of a checkpoint (also under mpirun).
+struct EvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Report test top-1/top-5 error, NLL, ECE, AURC and E-AURC of a checkpoint.")
+
+    @Option(help: "A checkpoint folder, or a run directory (its newest complete checkpoint).") var checkpoint: String
+    @Option(help: "Write one CSV row per test sample: index, label, then the class probabilities.") var predictions: String?
+    @Option(name: .customLong("data-dir"), help: "Directory of the data set's files (default: the run's).") var dataDir: String?
+    @Option(name: .customLong("max-test-samples"), help: "Evaluate on the first K test samples only.") var maxTestSamples: Int?
+    @Option(name: .customLong("ece-bins"), help: "Equal-width confidence bins of ECE.") var eceBins = 15
+    @Option(help: "OpenBLAS threads per rank.") var threads: Int?
+    @Flag(help: "Print one JSON object instead of text.") var json = false
+
+    func run() throws {
+        try withCommunicator { communicator in
+            let result = try CheckpointEvaluation.run(
+                path: checkpoint, dataDirectory: dataDir, maxTestSamples: maxTestSamples, eceBins: eceBins,
+                predictionsPath: predictions, threads: threads, communicator: communicator)
+            guard communicator.isRoot else { return }
+            let m = result.metrics
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                encoder.keyEncodingStrategy = .convertToSnakeCase
+                print(String(decoding: try encoder.encode(m), as: UTF8.self))
+            } else {
+                print("""
+                checkpoint \(result.checkpoint) (epoch \(result.epoch)), \(m.count) test samples, \(communicator.size) rank(s)
+                  top-1 error   \(String(format: "%.2f", m.top1Error)) %
+                  top-5 error   \(String(format: "%.2f", m.top5Error)) %
+                  NLL           \(String(format: "%.4f", m.negativeLogLikelihood))
+                  ECE           \(String(format: "%.2f", m.expectedCalibrationError)) % (\(m.eceBins) bins)
+                  AURC          \(String(format: "%.2f", m.aurc)) ×1000
+                  E-AURC        \(String(format: "%.2f", m.excessAURC)) ×1000
+                """)
+                if let predictions { print("  predictions   \(predictions)") }
+            }
+        }
+    }
+}

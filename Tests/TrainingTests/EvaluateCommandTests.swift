@@ -1,0 +1,84 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `pskd evaluate` under 1, 2 and 3 ranks against an independent single-process computation
+/// from the predictions it writes.
+final class EvaluateCommandTests: XCTestCase {
+    private func temporaryPath(_ name: String) -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pskd-eval-\(getpid())-\(name)").path
+        try? FileManager.default.removeItem(atPath: path)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    func testMetricsAreExactForAnyRankCountAndMatchAReference() throws {
+        let run = temporaryPath("run")
+        let trained = try ExecutableRunner.mpirun(ranks: 2, [
+            "train", "--model", "mlp", "--epochs", "1", "--batch-size", "32", "--max-train-samples", "320",
+            "--max-test-samples", "211", "--out", run,
+        ])
+        XCTAssertEqual(trained.status, 0, trained.output)
+
+        var reports: [[String: Any]] = []
+        let csv = temporaryPath("predictions.csv")
+        for ranks in [1, 2, 3] {
+            let outcome = try ExecutableRunner.mpirun(ranks: ranks, [
+                "evaluate", "--checkpoint", run, "--json", "--ece-bins", "10", "--predictions", csv,
+            ])
+            XCTAssertEqual(outcome.status, 0, outcome.output)
+            let line = try XCTUnwrap(outcome.output.split(separator: "\n").first { $0.hasPrefix("{") }, outcome.output)
+            reports.append(try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]))
+        }
+        for key in ["top1_error", "top5_error", "negative_log_likelihood", "expected_calibration_error", "aurc", "excess_aurc"] {
+            XCTAssertEqual(reports[1][key] as? Double, reports[0][key] as? Double, "\(key): 2 ranks vs 1")
+            XCTAssertEqual(reports[2][key] as? Double, reports[0][key] as? Double, "\(key): 3 ranks vs 1")
+        }
+        XCTAssertEqual(reports[0]["count"] as? Int, 211, "no test sample counted twice or missed")
+
+        let reference = try Reference(csv: csv, bins: 10)
+        XCTAssertEqual(reference.count, 211)
+        XCTAssertEqual(reports[0]["top1_error"] as? Double ?? .nan, reference.top1Error, accuracy: 1e-9)
+        XCTAssertEqual(reports[0]["negative_log_likelihood"] as? Double ?? .nan, reference.nll, accuracy: 1e-5)
+        XCTAssertEqual(reports[0]["expected_calibration_error"] as? Double ?? .nan, reference.ece, accuracy: 1e-4)
+        XCTAssertEqual(reports[0]["aurc"] as? Double ?? .nan, reference.aurc, accuracy: 1e-6)
+    }
+
+    /// A straightforward re-implementation of the paper's metrics from the CSV.
+    private struct Reference {
+        var count = 0, top1Error = 0.0, nll = 0.0, ece = 0.0, aurc = 0.0
+
+        init(csv path: String, bins: Int) throws {
+            let rows = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").dropFirst()
+            var samples: [(index: Int, confidence: Double, correct: Bool)] = []
+            for row in rows {
+                let fields = row.split(separator: ",").map(String.init)
+                let index = Int(fields[0])!, label = Int(fields[1])!
+                let p = fields.dropFirst(2).map { Double($0)! }
+                let best = p.indices.max { p[$0] < p[$1] || (p[$0] == p[$1] && $0 > $1) }!
+                samples.append((index, p[best], best == label))
+                nll -= log(max(p[label], 1e-30))
+            }
+            count = samples.count
+            let n = Double(count)
+            top1Error = 100 * Double(samples.filter { !$0.correct }.count) / n
+            nll /= n
+            for b in 0..<bins {
+                let lower = Double(b) / Double(bins), upper = Double(b + 1) / Double(bins)
+                let members = samples.filter { ($0.confidence > lower || (b == 0 && $0.confidence == 0)) && $0.confidence <= upper }
+                guard !members.isEmpty else { continue }
+                let accuracy = Double(members.filter(\.correct).count) / Double(members.count)
+                let confidence = members.map(\.confidence).reduce(0, +) / Double(members.count)
+                ece += Double(members.count) / n * abs(accuracy - confidence)
+            }
+            ece *= 100
+            let ranked = samples.sorted { $0.confidence != $1.confidence ? $0.confidence > $1.confidence : $0.index < $1.index }
+            var errors = 0.0
+            for (k, sample) in ranked.enumerated() {
+                errors += sample.correct ? 0 : 1
+                aurc += errors / Double(k + 1)
+            }
+            aurc = 1000 * aurc / n
+        }
+    }
+}
