@@ -1,64 +1,78 @@
 import Collectives
+import DataPipeline
 import Layers
 import Models
 import Optimizers
+import SelfDistillation
 import Tensors
 
-#if canImport(Glibc)
-import Glibc
-#else
-import Darwin
-#endif
-
-/// Measures training throughput (forward + backward + update) on synthetic data held in memory,
-/// and the machine's `cblas_sgemm` peak for comparison.
+/// Measures training throughput (forward + backward + update, with gradients averaged across
+/// ranks) on synthetic data held in memory, PS-KD's cost over cross-entropy, communication's
+/// share of a step, and the machine's `cblas_sgemm` peak for comparison.
 public enum ThroughputBenchmark {
-    /// What one benchmark run measured.
+    /// What one benchmark run measured (times are medians over the timed steps, on rank 0).
     public struct Result: Sendable, Codable {
         public var model: String
+        /// Samples per step on each rank.
         public var batchSize: Int
         public var threads: Int
         public var ranks: Int
         public var steps: Int
-        /// Median milliseconds per step.
-        public var millisecondsPerStep: Double
-        /// Samples per second of this rank (batch / median step time).
-        public var samplesPerSecond: Double
-        /// GEMM floating-point operations per step divided by the median step time.
-        public var achievedGFLOPS: Double
-        /// The best `cblas_sgemm` rate measured on square matrices with the same threads.
-        public var sgemmPeakGFLOPS: Double
-        /// Model parameters.
         public var parameters: Int
+        /// Cross-entropy step: milliseconds, samples/s of one rank and of all ranks.
+        public var millisecondsPerStep: Double
+        public var samplesPerSecond: Double
+        public var totalSamplesPerSecond: Double
+        /// GEMM floating-point operations per step divided by the step time.
+        public var achievedGFLOPS: Double
+        /// The best square `cblas_sgemm` rate measured with the same threads.
+        public var sgemmPeakGFLOPS: Double
+        /// PS-KD step (teacher reads, step, all-gather and writes of the teacher table).
+        public var pskdMillisecondsPerStep: Double
+        public var pskdSamplesPerSecond: Double
+        /// (PS-KD step − cross-entropy step) / cross-entropy step, in %.
+        public var pskdOverheadPercent: Double
+        /// The share of a cross-entropy step spent in collectives, in %.
+        public var communicationPercent: Double
     }
 
-    /// Runs `warmupSteps` untimed then `steps` timed SGD steps of `modelName` at `batchSize`.
-    public static func run(modelName: String, batchSize: Int, threads: Int, steps: Int, warmupSteps: Int = 3,
-                           communicator: any Communicator = LocalCommunicator()) throws -> Result {
-        BLAS.threads = threads
-        var generator = RandomGenerator(seed: 1).split(RandomStream.benchmark, UInt64(communicator.rank))
-        let model = try ModelZoo.make(modelName, generator: RandomGenerator(seed: 1))
-        let step = TrainingStep(model: model, optimizer: SGD(parameterCount: model.parameters.parameterCount),
-                                communicator: communicator)
-        let inputs = Tensor(zeros: [batchSize, 28, 28, 1])
-        for i in 0..<inputs.count { inputs[i] = generator.nextNormal() }
-        let labels = (0..<batchSize).map { _ in generator.nextIndex(below: model.classCount) }
-        let targets = SoftmaxCrossEntropy.oneHot(labels, classes: model.classCount)
+    /// The size of the teacher table the PS-KD steps use (Fashion-MNIST's training set).
+    static let tableRows = 60_000
 
-        for _ in 0..<warmupSteps { _ = try step(inputs: inputs, targets: targets, learningRate: 0.01) }
-        var times: [Double] = []
-        let flopsBefore = BLAS.floatingPointOperations
-        for _ in 0..<steps {
-            let start = monotonicSeconds()
-            _ = try step(inputs: inputs, targets: targets, learningRate: 0.01)
-            times.append(monotonicSeconds() - start)
+    /// Runs `warmupSteps` untimed steps, then `steps` timed steps of each policy, interleaved in
+    /// rounds so that both see the same machine conditions.
+    public static func run(modelName: String, batchSize: Int, threads: Int, steps: Int, warmupSteps: Int = 3,
+                           communicator base: any Communicator = LocalCommunicator()) throws -> Result {
+        BLAS.threads = threads
+        let communicator = TimedCommunicator(base)
+        let model = try ModelZoo.make(modelName, generator: RandomGenerator(seed: 1))
+        let bench = try BenchmarkSteps(model: model, batchSize: batchSize, communicator: communicator)
+        for _ in 0..<warmupSteps {
+            try bench.step(policy: .crossEntropy)
+            try bench.step(policy: .progressiveSelfDistillation(finalAlpha: 0.8))
         }
-        let flopsPerStep = Double(BLAS.floatingPointOperations - flopsBefore) / Double(max(steps, 1))
-        let median = times.sorted()[times.count / 2]
-        return Result(model: modelName, batchSize: batchSize, threads: threads, ranks: communicator.size,
-                      steps: steps, millisecondsPerStep: median * 1000,
-                      samplesPerSecond: Double(batchSize) / median, achievedGFLOPS: flopsPerStep / median / 1e9,
-                      sgemmPeakGFLOPS: sgemmPeak(threads: threads), parameters: model.parameters.parameterCount)
+        var crossEntropyTimes: [Double] = [], pskdTimes: [Double] = [], communicationTimes: [Double] = []
+        var flops = 0
+        let rounds = max(1, min(5, steps))
+        for round in 0..<rounds {
+            let count = steps / rounds + (round < steps % rounds ? 1 : 0)
+            for _ in 0..<count {
+                communicator.reset()
+                let before = BLAS.floatingPointOperations
+                crossEntropyTimes.append(try bench.timedStep(policy: .crossEntropy))
+                flops = BLAS.floatingPointOperations - before
+                communicationTimes.append(communicator.totalSeconds)
+            }
+            for _ in 0..<count { pskdTimes.append(try bench.timedStep(policy: .progressiveSelfDistillation(finalAlpha: 0.8))) }
+        }
+        let ce = median(crossEntropyTimes), pskd = median(pskdTimes)
+        return Result(
+            model: modelName, batchSize: batchSize, threads: threads, ranks: communicator.size, steps: steps,
+            parameters: model.parameters.parameterCount, millisecondsPerStep: ce * 1000,
+            samplesPerSecond: Double(batchSize) / ce, totalSamplesPerSecond: Double(batchSize * communicator.size) / ce,
+            achievedGFLOPS: Double(flops) / ce / 1e9, sgemmPeakGFLOPS: sgemmPeak(threads: threads),
+            pskdMillisecondsPerStep: pskd * 1000, pskdSamplesPerSecond: Double(batchSize) / pskd,
+            pskdOverheadPercent: 100 * (pskd - ce) / ce, communicationPercent: 100 * median(communicationTimes) / ce)
     }
 
     /// The best of several square `cblas_sgemm` calls (n = 1024), in GFLOP/s.
@@ -68,17 +82,62 @@ public enum ThroughputBenchmark {
         let c = Tensor(zeros: [n, n])
         var best = Double.infinity
         for _ in 0..<repetitions {
-            let start = monotonicSeconds()
+            let start = Clock.seconds()
             BLAS.gemm(.none, .none, m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n, c: c.pointer, ldc: n)
-            best = min(best, monotonicSeconds() - start)
+            best = min(best, Clock.seconds() - start)
         }
         return 2 * Double(n * n * n) / best / 1e9
     }
+
+    static func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 }
 
-/// Seconds from a monotonic clock.
-public func monotonicSeconds() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
+/// The trainer's per-step work on synthetic data: targets from the policy (and the teacher
+/// table), the data-parallel step, the teacher update, the loss all-reduce.
+private final class BenchmarkSteps {
+    let model: Model
+    let step: TrainingStep
+    let communicator: any Communicator
+    let teacher: TeacherTable
+    let sampler: ShardedSampler
+    let inputs: Tensor, targets: Tensor
+    let labels: [Int]
+    var position = 0
+
+    init(model: Model, batchSize: Int, communicator: any Communicator) throws {
+        self.model = model
+        self.communicator = communicator
+        step = TrainingStep(model: model, optimizer: SGD(parameterCount: model.parameters.parameterCount),
+                            communicator: communicator)
+        var generator = RandomGenerator(seed: 1).split(RandomStream.benchmark, UInt64(communicator.rank))
+        inputs = Tensor(zeros: [batchSize] + model.sampleShape)
+        for i in 0..<inputs.count { inputs[i] = generator.nextNormal() }
+        labels = (0..<batchSize).map { _ in generator.nextIndex(below: model.classCount) }
+        targets = Tensor(zeros: [batchSize, model.classCount])
+        let tableLabels = (0..<ThroughputBenchmark.tableRows).map { $0 % model.classCount }
+        teacher = TeacherTable(labels: tableLabels, classCount: model.classCount)
+        sampler = try ShardedSampler(sampleCount: ThroughputBenchmark.tableRows, globalBatchSize: batchSize * communicator.size,
+                                     rank: communicator.rank, worldSize: communicator.size, seed: 1)
+    }
+
+    /// One step; returns its wall-clock seconds.
+    func timedStep(policy: TargetPolicy) throws -> Double {
+        let start = Clock.seconds()
+        try step(policy: policy)
+        return Clock.seconds() - start
+    }
+
+    func step(policy: TargetPolicy) throws {
+        let slots = sampler.slots(step: position % sampler.stepsPerEpoch, order: order)
+        position += 1
+        policy.makeTargets(labels: labels, alpha: 0.5, into: targets) { UnsafePointer(self.teacher.row(slots.indices[$0])) }
+        let result = try step(inputs: inputs, targets: targets, learningRate: 0.01)
+        if policy.usesTeacher {
+            try teacher.update(indices: slots.indices, probabilities: result.probabilities,
+                               isWritten: slots.isPadding.map { !$0 }, communicator: communicator)
+        }
+        _ = try communicator.sum(result.loss)
+    }
+
+    private lazy var order = sampler.order(epoch: 1)
 }

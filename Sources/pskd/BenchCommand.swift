@@ -1,33 +1,30 @@
 import ArgumentParser
 import Collectives
+import DataPipeline
 import Foundation
 import Models
 import Training
 
-/// `pskd bench`: training throughput against this machine's GEMM peak.
+/// `pskd bench`: training throughput against this machine's GEMM peak, PS-KD's cost and
+/// communication's share (run under mpirun for several ranks); or the data loader's rate.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure forward + backward + update throughput on data held in memory.",
-        discussion: "Build in release mode (swift build -c release) before benchmarking. Medians over the timed steps.")
+        abstract: "Measure training throughput on data held in memory (or, with --loader, the data loader).",
+        discussion: """
+        Build in release mode first. Each timed step is forward + backward + update with gradients \
+        averaged across ranks; cross-entropy and PS-KD steps are interleaved and their medians compared. \
+        Under mpirun, --batch-size is per rank.
+        """)
 
-    @Option(help: "Model: \(ModelZoo.names.joined(separator: ", ")).")
-    var model = "mlp"
-
-    @Option(name: .customLong("batch-size"), help: "Samples per step on each rank.")
-    var batchSize = 128
-
-    @Option(help: "OpenBLAS threads per rank (default: the CPUs the rank is bound to).")
-    var threads: Int?
-
-    @Option(help: "Timed steps (default: 30 for mlp, 8 otherwise).")
-    var steps: Int?
-
-    @Option(help: "Untimed warm-up steps.")
-    var warmup = 3
-
-    @Flag(help: "Print one JSON object instead of a table.")
-    var json = false
+    @Option(help: "Model: \(ModelZoo.names.joined(separator: ", ")).") var model = "mlp"
+    @Option(name: .customLong("batch-size"), help: "Samples per step on each rank.") var batchSize = 128
+    @Option(help: "OpenBLAS threads per rank (default: the CPUs the rank is bound to).") var threads: Int?
+    @Option(help: "Timed steps per policy (default: 40 for mlp, 10 otherwise).") var steps: Int?
+    @Option(help: "Untimed warm-up steps.") var warmup = 3
+    @Flag(help: "Measure the data loader on Fashion-MNIST instead (with and without prefetching).") var loader = false
+    @Option(name: .customLong("data-dir"), help: "Fashion-MNIST directory for --loader.") var dataDir: String?
+    @Flag(help: "Print one JSON object instead of a table.") var json = false
 
     func validate() throws {
         guard ModelZoo.names.contains(model) else {
@@ -38,12 +35,27 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if loader { return try runLoader() }
         try withCommunicator { communicator in
             let result = try ThroughputBenchmark.run(
                 modelName: model, batchSize: batchSize, threads: ProcessPlacement.blasThreads(requested: threads),
-                steps: steps ?? (model == "mlp" ? 30 : 8), warmupSteps: warmup, communicator: communicator)
+                steps: steps ?? (model == "mlp" ? 40 : 10), warmupSteps: warmup, communicator: communicator)
             guard communicator.isRoot else { return }
             print(json ? try jsonLine(result) : table(result))
+        }
+    }
+
+    private func runLoader() throws {
+        let data = try Dataset.load(.fashionMNIST, split: .train, directory: dataDir)
+        let augmentation = AugmentationConfig(cropPadding: 2, horizontalFlip: true)
+        let results = try [0, 2].map { prefetch in
+            try LoaderBenchmark.run(dataset: data, batchSize: batchSize, prefetch: prefetch, batches: 1000, augmentation: augmentation)
+        }
+        if json {
+            print("{\"loader_samples_per_second\": \(Int(results[0].samplesPerSecond)), \"loader_prefetch_samples_per_second\": \(Int(results[1].samplesPerSecond))}")
+        } else {
+            print("Fashion-MNIST, crop (padding 2) + flip + normalisation, batch \(batchSize):")
+            results.forEach { print("  \($0)") }
         }
     }
 
@@ -57,11 +69,11 @@ struct BenchCommand: ParsableCommand {
     private func table(_ r: ThroughputBenchmark.Result) -> String {
         func fixed(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
         return """
-        model \(r.model) (\(r.parameters) parameters), batch \(r.batchSize) per rank, \(r.ranks) rank(s) × \(r.threads) thread(s), \(r.steps) timed steps
-          samples/s (per rank)   \(fixed(r.samplesPerSecond, 0))
-          ms per step (median)   \(fixed(r.millisecondsPerStep, 2))
-          achieved GFLOP/s       \(fixed(r.achievedGFLOPS))  (GEMM work only)
-          sgemm peak GFLOP/s     \(fixed(r.sgemmPeakGFLOPS))  (\(fixed(100 * r.achievedGFLOPS / r.sgemmPeakGFLOPS, 0)) % of peak)
+        model \(r.model) (\(r.parameters) parameters), batch \(r.batchSize) per rank, \(r.ranks) rank(s) × \(r.threads) thread(s), \(r.steps) timed steps per policy
+          cross-entropy  \(fixed(r.millisecondsPerStep, 2)) ms/step, \(fixed(r.samplesPerSecond, 0)) samples/s per rank, \(fixed(r.totalSamplesPerSecond, 0)) in total
+          PS-KD          \(fixed(r.pskdMillisecondsPerStep, 2)) ms/step, \(fixed(r.pskdSamplesPerSecond, 0)) samples/s per rank: \(fixed(r.pskdOverheadPercent, 2)) % over cross-entropy
+          communication  \(fixed(r.communicationPercent, 1)) % of a step
+          GEMM           \(fixed(r.achievedGFLOPS)) GFLOP/s achieved, sgemm peak \(fixed(r.sgemmPeakGFLOPS)) GFLOP/s (\(fixed(100 * r.achievedGFLOPS / r.sgemmPeakGFLOPS, 0)) %)
         """
     }
 }

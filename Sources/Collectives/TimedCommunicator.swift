@@ -1,0 +1,59 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// A communicator that forwards to another and adds up the wall-clock time spent in each kind
+/// of collective, to measure communication's share of a step.
+public final class TimedCommunicator: Communicator {
+    public let base: any Communicator
+    /// Seconds spent in all-reduce, all-gather and broadcast/barrier calls so far.
+    public private(set) var allReduceSeconds = 0.0, allGatherSeconds = 0.0, otherSeconds = 0.0
+
+    public init(_ base: any Communicator) { self.base = base }
+
+    public var rank: Int { base.rank }
+    public var size: Int { base.size }
+    /// All seconds spent communicating.
+    public var totalSeconds: Double { allReduceSeconds + allGatherSeconds + otherSeconds }
+
+    /// Sets every counter back to zero.
+    public func reset() { (allReduceSeconds, allGatherSeconds, otherSeconds) = (0, 0, 0) }
+
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation) throws {
+        try timed(&allReduceSeconds) { try base.allReduce(buffer, operation) }
+    }
+
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation) throws {
+        try timed(&allReduceSeconds) { try base.allReduce(buffer, operation) }
+    }
+
+    public func allGatherV(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
+        try timed(&allGatherSeconds) { try base.allGatherV(bytes) }
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
+        try timed(&otherSeconds) { try base.broadcast(buffer, root: root) }
+    }
+
+    public func barrier() throws { try timed(&otherSeconds) { try base.barrier() } }
+
+    public func abort(_ message: String, code: Int32) -> Never { base.abort(message, code: code) }
+
+    private func timed<Result>(_ counter: inout Double, _ body: () throws -> Result) rethrows -> Result {
+        let start = Clock.seconds()
+        defer { counter += Clock.seconds() - start }
+        return try body()
+    }
+}
+
+/// A monotonic clock.
+public enum Clock {
+    /// Seconds from an arbitrary fixed point, monotonic.
+    public static func seconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
+    }
+}
