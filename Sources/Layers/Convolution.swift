@@ -195,22 +195,21 @@ public final class Conv2d: Layer {
     // MARK: - Weight layout: PyTorch [out, in, kh, kw] ↔ packed [out, kh, kw, in]
 
     private func packWeight(from w: UnsafeMutablePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
-        let taps = kernelSize * kernelSize
-        for o in 0..<outputChannels {
-            for c in 0..<inputChannels {
-                for t in 0..<taps {
-                    packed[(o * taps + t) * inputChannels + c] = w[(o * inputChannels + c) * taps + t]
-                }
-            }
-        }
+        repack(pyTorch: w, packed: packed, toPacked: true)
     }
 
     private func unpackWeight(from packed: UnsafeMutablePointer<Float>, into w: UnsafeMutablePointer<Float>) {
+        repack(pyTorch: w, packed: packed, toPacked: false)
+    }
+
+    /// Copies between the two layouts, in the direction `toPacked` says.
+    private func repack(pyTorch w: UnsafeMutablePointer<Float>, packed: UnsafeMutablePointer<Float>, toPacked: Bool) {
         let taps = kernelSize * kernelSize
         for o in 0..<outputChannels {
             for c in 0..<inputChannels {
                 for t in 0..<taps {
-                    w[(o * inputChannels + c) * taps + t] = packed[(o * taps + t) * inputChannels + c]
+                    let p = (o * taps + t) * inputChannels + c, q = (o * inputChannels + c) * taps + t
+                    if toPacked { packed[p] = w[q] } else { w[q] = packed[p] }
                 }
             }
         }
