@@ -53,12 +53,8 @@ public final class Conv2d: Layer {
         guard inputShape.count == 4, inputShape[3] == inputChannels else {
             throw ShapeError("\(name) expects input [N, H, W, \(inputChannels)], got \(inputShape)")
         }
-        let height = (inputShape[1] + 2 * padding - kernelSize) / stride + 1
-        let width = (inputShape[2] + 2 * padding - kernelSize) / stride + 1
-        guard height > 0, width > 0 else {
-            throw ShapeError("\(name) gives an empty output for input \(inputShape)")
-        }
-        return [inputShape[0], height, width, outputChannels]
+        let spatial = try windowOutputSize(inputShape, kernelSize: kernelSize, stride: stride, padding: padding, name: name)
+        return [inputShape[0], spatial.height, spatial.width, outputChannels]
     }
 
     public func forward(_ input: Tensor, mode: Mode) throws(ShapeError) -> Tensor {

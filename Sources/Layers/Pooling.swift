@@ -12,7 +12,10 @@ public final class MaxPool2d: Layer {
     private var inputGradient = Workspace()
     private var winners: [Int32] = []  // (N·Ho·Wo·C): flat input position of each maximum
 
+    /// Padding may be at most half the kernel (as in PyTorch), so every window sees the input.
     public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0) {
+        precondition(padding >= 0 && padding <= kernelSize / 2,
+                     "MaxPool2d padding must be in 0...\(kernelSize / 2) for kernel \(kernelSize), got \(padding)")
         self.kernelSize = kernelSize
         self.stride = stride ?? kernelSize
         self.padding = padding
@@ -179,8 +182,16 @@ public final class GlobalAvgPool2d: Layer {
 func poolingOutputShape(_ shape: [Int], kernelSize: Int, stride: Int, padding: Int,
                         name: String) throws(ShapeError) -> [Int] {
     try requireRank(4, shape, layer: name, expected: "[N, H, W, C]")
-    let height = (shape[1] + 2 * padding - kernelSize) / stride + 1
-    let width = (shape[2] + 2 * padding - kernelSize) / stride + 1
-    guard height > 0, width > 0 else { throw ShapeError("\(name) gives an empty output for input \(shape)") }
-    return [shape[0], height, width, shape[3]]
+    let spatial = try windowOutputSize(shape, kernelSize: kernelSize, stride: stride, padding: padding, name: name)
+    return [shape[0], spatial.height, spatial.width, shape[3]]
+}
+
+/// The output height and width of a `kernelSize` window sliding with `stride` over `[N, H, W, C]`
+/// padded by `padding`; the window must fit in the padded input.
+func windowOutputSize(_ shape: [Int], kernelSize: Int, stride: Int, padding: Int,
+                      name: String) throws(ShapeError) -> (height: Int, width: Int) {
+    guard shape[1] + 2 * padding >= kernelSize, shape[2] + 2 * padding >= kernelSize else {
+        throw ShapeError("\(name): a \(kernelSize)×\(kernelSize) window does not fit input \(shape) padded by \(padding)")
+    }
+    return ((shape[1] + 2 * padding - kernelSize) / stride + 1, (shape[2] + 2 * padding - kernelSize) / stride + 1)
 }

@@ -22,7 +22,7 @@ public enum BLAS {
 
     /// `C = alpha · op(A) · op(B) + beta · C` on 2-D tensors; throws when the shapes do not fit.
     public static func matmul(
-        _ a: Tensor, _ transA: Transpose = .none, _ b: Tensor, _ transB: Transpose = .none,
+        _ a: Tensor, _ transA: Transpose, _ b: Tensor, _ transB: Transpose,
         into c: Tensor, alpha: Float = 1, beta: Float = 0
     ) throws(ShapeError) {
         guard a.rank == 2, b.rank == 2, c.rank == 2 else {

@@ -150,7 +150,9 @@ public struct GradientCheck: Sendable {
 
     /// Checks `layer`'s input gradient (when `checkInput` and the layer computes it) and every
     /// parameter gradient from `namedParameters()`, in training mode, for the loss
-    /// `Σ R ⊙ forward(input)` with a fixed normal projection `R`.
+    /// `Σ R ⊙ forward(input)` with a fixed normal projection `R`. The analytic gradients come
+    /// from the second of two forward/backward passes (the first with another projection), so
+    /// stale workspace contents and accumulating instead of writing are caught too.
     ///
     /// Bind the layer first (`ParameterStore(root: layer, generator: …)`), so its parameters
     /// have initialised values and gradient views. `adjustAnalytic` may alter the analytic
@@ -160,10 +162,15 @@ public struct GradientCheck: Sendable {
         adjustAnalytic: ((_ name: String, _ gradient: inout [Float]) -> Void)? = nil
     ) throws -> Report {
         let projection = try self.projection(for: layer, input: input)
-        // The analytic pass. `backward` may overwrite its argument, so it gets its own copy.
+        let outputShape = try layer.outputShape(for: input.shape)
+        // A first pass with another projection leaves every workspace dirty, so a backward that
+        // accumulates into a buffer it forgot to clear fails the check.
+        var generator = RandomGenerator(seed: seed).split(3)
         _ = try layer.forward(input, mode: .training)
-        let outputGradient = Tensor(shape: try layer.outputShape(for: input.shape), values: projection)
-        let inputGradient = layer.backward(outputGradient).scalars
+        _ = layer.backward(Tensor(shape: outputShape, values: projection.map { _ in generator.nextNormal() }))
+        // The analytic pass. `backward` may overwrite its argument, so it gets its own tensor.
+        _ = try layer.forward(input, mode: .training)
+        let inputGradient = layer.backward(Tensor(shape: outputShape, values: projection)).scalars
         var targets: [Target] = []
         if checkInput && layer.computesInputGradient {
             var gradient = inputGradient
