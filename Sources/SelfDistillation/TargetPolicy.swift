@@ -31,10 +31,10 @@ public enum TargetPolicy: Sendable, Equatable {
         return finalAlpha * Float(epoch) / Float(max(totalEpochs, 1))
     }
 
-    /// Writes one target row per sample into `targets` `[labels.count, C]`. `teacherRow(i)`
-    /// gives the teacher's row for batch row `i` (used by PS-KD only).
-    public func makeTargets(labels: [Int], alpha: Float, into targets: Tensor,
-                            teacherRow: (Int) -> UnsafePointer<Float>) {
+    /// Writes one target row per sample into `targets` `[labels.count, C]`. PS-KD reads each
+    /// sample's row of `teacher` by its global index in `indices`; other policies ignore both.
+    public func makeTargets(labels: [Int], indices: [Int], alpha: Float, teacher: TeacherTable?, into targets: Tensor) {
+        precondition(!usesTeacher || teacher != nil, "PS-KD targets need the teacher table")
         let c = targets.shape[1]
         let t = targets.pointer
         for (row, label) in labels.enumerated() {
@@ -47,8 +47,8 @@ public enum TargetPolicy: Sendable, Equatable {
                 out.update(repeating: epsilon / Float(c), count: c)
                 out[label] += 1 - epsilon
             case .progressiveSelfDistillation:
-                let teacher = teacherRow(row)
-                for k in 0..<c { out[k] = alpha * teacher[k] }
+                let previous = teacher!.row(indices[row])
+                for k in 0..<c { out[k] = alpha * previous[k] }
                 out[label] += 1 - alpha
             }
         }

@@ -130,7 +130,7 @@ private final class BenchmarkSteps {
     func step(policy: TargetPolicy) throws {
         let slots = sampler.slots(step: position % sampler.stepsPerEpoch, order: order)
         position += 1
-        policy.makeTargets(labels: labels, alpha: 0.5, into: targets) { UnsafePointer(self.teacher.row(slots.indices[$0])) }
+        policy.makeTargets(labels: labels, indices: slots.indices, alpha: 0.5, teacher: teacher, into: targets)
         let result = try step(inputs: inputs, targets: targets, learningRate: 0.01)
         if policy.usesTeacher {
             try teacher.update(indices: slots.indices, probabilities: result.probabilities,

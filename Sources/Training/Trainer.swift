@@ -100,7 +100,7 @@ public final class Trainer {
         for batch in data.loader.epoch(epoch) {
             learningRate = schedule.learningRate(epoch: epoch - 1, step: batch.step, stepsPerEpoch: data.loader.stepsPerEpoch)
             let labels = batch.labels.map(Int.init)
-            policy.makeTargets(labels: labels, alpha: alpha, into: targets) { UnsafePointer(teacher!.row(batch.indices[$0])) }
+            policy.makeTargets(labels: labels, indices: batch.indices, alpha: alpha, teacher: teacher, into: targets)
             batch.mixTargets(targets, into: mixedTargets)
             let result = try step(inputs: batch.inputs, targets: mixedTargets, learningRate: Float(learningRate))
             try teacher?.update(indices: batch.indices, probabilities: result.probabilities,

@@ -14,11 +14,11 @@ final class TargetPolicyTests: XCTestCase {
 
     func testPSKDTargetsMixLabelAndTeacher() {
         let policy = TargetPolicy.progressiveSelfDistillation(finalAlpha: 0.8)
-        let teacher: [Float] = [0.1, 0.6, 0.3]
+        let teacher = TeacherTable(labels: [0, 2], classCount: 3)
+        let previous: [Float] = [0.1, 0.6, 0.3]
+        teacher.row(1).update(from: previous, count: 3)
         let targets = Tensor(zeros: [1, 3])
-        teacher.withUnsafeBufferPointer { row in
-            policy.makeTargets(labels: [2], alpha: 0.5, into: targets) { _ in row.baseAddress! }
-        }
+        policy.makeTargets(labels: [2], indices: [1], alpha: 0.5, teacher: teacher, into: targets)
         XCTAssertEqual(targets.scalars, [0.05, 0.3, 0.5 + 0.15], accuracy: 1e-6)
     }
 
@@ -27,15 +27,14 @@ final class TargetPolicyTests: XCTestCase {
         let table = TeacherTable(labels: [1, 0], classCount: 3)
         let policy = TargetPolicy.progressiveSelfDistillation(finalAlpha: 0.8)
         let targets = Tensor(zeros: [2, 3])
-        policy.makeTargets(labels: [1, 0], alpha: policy.alpha(epoch: 1, totalEpochs: 5), into: targets) {
-            UnsafePointer(table.row([0, 1][$0]))
-        }
+        policy.makeTargets(labels: [1, 0], indices: [0, 1], alpha: policy.alpha(epoch: 1, totalEpochs: 5),
+                           teacher: table, into: targets)
         XCTAssertEqual(targets.scalars, [0, 1, 0, 1, 0, 0], accuracy: 1e-7)
     }
 
     func testLabelSmoothing() {
         let targets = Tensor(zeros: [1, 4])
-        TargetPolicy.labelSmoothing(epsilon: 0.1).makeTargets(labels: [3], alpha: 0, into: targets) { _ in fatalError() }
+        TargetPolicy.labelSmoothing(epsilon: 0.1).makeTargets(labels: [3], indices: [0], alpha: 0, teacher: nil, into: targets)
         XCTAssertEqual(targets.scalars, [0.025, 0.025, 0.025, 0.925], accuracy: 1e-7)
     }
 
