@@ -14,6 +14,9 @@ public protocol Communicator: AnyObject {
     func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation) throws
     /// Reduces `buffer` elementwise across ranks, in place; every rank gets the result.
     func allReduce(_ buffer: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation) throws
+    /// Concatenates every rank's `bytes` in rank order; every rank sends the same amount
+    /// (one collective call: the cheap path for per-step exchanges).
+    func allGather(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8]
     /// Concatenates every rank's `bytes` in rank order; ranks may send different amounts.
     /// Sizes are 64-bit: large tables are gathered in pieces.
     func allGatherV(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8]
@@ -66,6 +69,7 @@ public final class LocalCommunicator: Communicator {
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
         precondition(root == 0, "a single process has only rank 0")
     }
+    public func allGather(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] { Array(bytes) }
     public func allGatherV(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] { Array(bytes) }
     public func barrier() throws {}
     public func abort(_ message: String, code: Int32) -> Never {

@@ -102,6 +102,14 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    public func allGather(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
+        guard bytes.count * size <= Int(Int32.max) else { return try allGatherV(bytes) }
+        var result = [UInt8](repeating: 0, count: bytes.count * size)
+        try check(MPI_Allgather(bytes.baseAddress, Int32(bytes.count), pskd_mpi_byte(), &result, Int32(bytes.count),
+                                pskd_mpi_byte(), world), "MPI_Allgather(\(bytes.count) bytes per rank)")
+        return result
+    }
+
     public func allGatherV(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
         var mine = Int64(bytes.count)
         var counts = [Int64](repeating: 0, count: size)

@@ -29,6 +29,10 @@ public final class TimedCommunicator: Communicator {
         try timed(&allReduceSeconds) { try base.allReduce(buffer, operation) }
     }
 
+    public func allGather(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
+        try timed(&allGatherSeconds) { try base.allGather(bytes) }
+    }
+
     public func allGatherV(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
         try timed(&allGatherSeconds) { try base.allGatherV(bytes) }
     }

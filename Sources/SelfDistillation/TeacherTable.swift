@@ -25,28 +25,28 @@ public final class TeacherTable {
         rows.pointer + index * classCount
     }
 
-    /// Writes this rank's `probabilities` rows for `indices` on every rank: gathers every rank's
-    /// (index, row) pairs, skipping the rows where `isWritten` is false (padding), and writes
-    /// them in rank order, so the tables stay identical.
+    /// Writes this rank's `probabilities` rows for `indices` on every rank: one all-gather of
+    /// every rank's (index, row) records, all ranks sending the same number (a row that must not
+    /// be written, such as padding, travels with index −1), then writes in rank order, so the
+    /// tables stay identical.
     public func update(indices: [Int], probabilities: Tensor, isWritten: [Bool],
                        communicator: any Communicator) throws {
         let c = classCount
         let recordSize = MemoryLayout<Int64>.size + c * MemoryLayout<Float>.size
-        var records = [UInt8](repeating: 0, count: isWritten.filter { $0 }.count * recordSize)
+        var records = [UInt8](repeating: 0, count: indices.count * recordSize)
         records.withUnsafeMutableBytes { out in
-            var offset = 0
-            for (row, index) in indices.enumerated() where isWritten[row] {
-                out.storeBytes(of: Int64(index), toByteOffset: offset, as: Int64.self)
-                UnsafeMutableRawPointer(out.baseAddress! + offset + 8)
-                    .copyMemory(from: probabilities.pointer + row * c, byteCount: c * 4)
-                offset += recordSize
+            for (row, index) in indices.enumerated() {
+                let record = out.baseAddress! + row * recordSize
+                record.storeBytes(of: Int64(isWritten[row] ? index : -1), as: Int64.self)
+                (record + 8).copyMemory(from: probabilities.pointer + row * c, byteCount: c * 4)
             }
         }
-        let gathered = try records.withUnsafeBytes { try communicator.allGatherV($0) }
+        let gathered = try records.withUnsafeBytes { try communicator.allGather($0) }
         try gathered.withUnsafeBytes { raw in
             for offset in stride(from: 0, to: raw.count, by: recordSize) {
                 let index = Int(raw.loadUnaligned(fromByteOffset: offset, as: Int64.self))
-                guard index >= 0 && index < sampleCount else {
+                guard index >= 0 else { continue }
+                guard index < sampleCount else {
                     throw TeacherTableError("a rank sent teacher row \(index), outside 0..<\(sampleCount): ranks disagree on the data set")
                 }
                 UnsafeMutableRawPointer(row(index)).copyMemory(from: raw.baseAddress! + offset + 8, byteCount: c * 4)

@@ -9,6 +9,7 @@ final class CommunicatorTests: XCTestCase {
         try values.withUnsafeMutableBufferPointer { try communicator.allReduceMean($0) }
         XCTAssertEqual(values, [1, 2, 3])
         XCTAssertEqual(try communicator.allGatherV([UInt64(7), 9]), [7, 9])
+        XCTAssertEqual(try [UInt8(1), 2].withUnsafeBytes { try communicator.allGather($0) }, [1, 2])
         XCTAssertEqual(try communicator.sum(2.5), 2.5)
         XCTAssertTrue(communicator.isRoot)
     }
