@@ -52,6 +52,23 @@ public enum Metric: String, CaseIterable, Sendable {
     }
 }
 
+/// A reliability-diagram bin (lo, hi]: how many samples, their accuracy and mean confidence.
+public struct CalibrationBin: Sendable, Equatable {
+    public var lower: Double
+    public var upper: Double
+    public var count: Int
+    public var accuracy: Double
+    public var confidence: Double
+
+    public init(lower: Double, upper: Double, count: Int, accuracy: Double, confidence: Double) {
+        self.lower = lower
+        self.upper = upper
+        self.count = count
+        self.accuracy = accuracy
+        self.confidence = confidence
+    }
+}
+
 /// One policy (with its parameter) and the runs of it, one per seed.
 public struct PolicyGroup: Sendable {
     /// The config's `policy`: `ce`, `ls`, `pskd` (or anything else a run names).
@@ -79,7 +96,7 @@ public struct PolicyGroup: Sendable {
 
     /// The final epoch's reliability bins pooled over the seeds: counts added, accuracy and
     /// confidence count-weighted. Empty when the runs' bins do not line up.
-    public var pooledReliability: [ReliabilityBin] {
+    public var pooledReliability: [CalibrationBin] {
         let binSets = finalRecords.map(\.testReliability)
         guard let first = binSets.first, !first.isEmpty,
               binSets.allSatisfy({ $0.count == first.count && zip($0, first).allSatisfy { $0.lower == $1.lower && $0.upper == $1.upper } })
@@ -87,7 +104,7 @@ public struct PolicyGroup: Sendable {
         return first.indices.map { b in
             let count = binSets.reduce(0) { $0 + $1[b].count }
             let weight = Double(max(count, 1))
-            return ReliabilityBin(
+            return CalibrationBin(
                 lower: first[b].lower, upper: first[b].upper, count: count,
                 accuracy: binSets.reduce(0) { $0 + Double($1[b].count) * $1[b].accuracy } / weight,
                 confidence: binSets.reduce(0) { $0 + Double($1[b].count) * $1[b].confidence } / weight)
@@ -250,6 +267,38 @@ public struct ExperimentReport: Sendable {
             lines.append("| \(group.label) | \(group.runs.count) | " + cells.joined(separator: " | ") + " |")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The baseline of the comparisons: the `ce` group, if there is one.
+    public var baseline: PolicyGroup? { groups.first { $0.policy == "ce" } }
+
+    /// `group`'s final mean minus the baseline's, per metric (negative: better than the baseline),
+    /// and whether that difference is within the seeds' spread (no larger than the larger of the
+    /// two standard deviations).
+    public func difference(_ group: PolicyGroup, to baseline: PolicyGroup) -> [(metric: Metric, delta: Double, withinSpread: Bool)] {
+        Metric.allCases.map { metric in
+            let a = group.final(metric), b = baseline.final(metric)
+            let delta = a.mean - b.mean
+            return (metric, delta, abs(delta) <= max(a.standardDeviation, b.standardDeviation))
+        }
+    }
+
+    /// The differences to `ce` as Markdown, "≈" marking those within the seeds' spread.
+    public func markdownDifferences() -> String? {
+        guard let baseline, groups.count > 1 else { return nil }
+        var lines = ["| policy − ce | " + Metric.allCases.map(\.title).joined(separator: " | ") + " |",
+                     "|---|" + String(repeating: "---|", count: Metric.allCases.count)]
+        for group in groups where group.label != baseline.label {
+            let cells = difference(group, to: baseline).map { Self.signed($0.delta, digits: $0.metric.digits) + ($0.withinSpread ? " ≈" : "") }
+            lines.append("| \(group.label) | " + cells.joined(separator: " | ") + " |")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// `+1.23` / `−0.45` (a real minus sign).
+    public static func signed(_ value: Double, digits: Int) -> String {
+        let text = String(format: "%.\(digits)f", abs(value))
+        return (value < 0 && Double(text) != 0 ? "−" : "+") + text
     }
 
     /// `mean ± std` with `digits` decimals.

@@ -25,7 +25,8 @@ public struct RunDirectory: Sendable {
         do {
             configuration = try JSONDecoder().decode(TrainConfig.self, from: configData)
         } catch {
-            throw ReportError("\(configURL.path) is not a pskd configuration: \(error)")
+            throw ReportError("\(configURL.path) is not a pskd configuration: \(Self.describe(error))"
+                + (Self.isMissingKey(error) ? " (written by an older pskd? train the run again)" : ""))
         }
         guard let text = try? String(contentsOf: metricsURL, encoding: .utf8) else {
             throw ReportError("\(metricsURL.path) is missing: the run has not finished an epoch")
@@ -36,11 +37,43 @@ public struct RunDirectory: Sendable {
             do {
                 return try decoder.decode(EpochRecord.self, from: Data(line.utf8))
             } catch {
-                throw ReportError("\(metricsURL.path) line \(number + 1) is not an epoch record: \(error)")
+                throw ReportError("\(metricsURL.path) line \(number + 1) is not an epoch record: \(Self.describe(error))"
+                    + (Self.isMissingKey(error) ? " (written by an older pskd? train the run again)" : ""))
             }
         }
         let logURL = URL(fileURLWithPath: path).appendingPathComponent("train.log")
         ranks = (try? String(contentsOf: logURL, encoding: .utf8)).flatMap(RunDirectory.rankCount(inLog:))
+    }
+
+    /// A decoding error in words: which key is missing or has the wrong type.
+    static func describe(_ error: any Error) -> String {
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.map { $0.intValue.map { "[\($0)]" } ?? snakeCase($0.stringValue) }.joined(separator: ".")
+        }
+        switch error as? DecodingError {
+        case .keyNotFound(let key, let context)?:
+            return "no \"\(path(context.codingPath + [key]))\""
+        case .typeMismatch(let type, let context)?, .valueNotFound(let type, let context)?:
+            return "\"\(path(context.codingPath))\" is not \(type == String.self ? "text" : "a \(type)")"
+        case .dataCorrupted(let context)?:
+            return context.codingPath.isEmpty ? "not valid JSON" : "\"\(path(context.codingPath))\" is invalid"
+        default:
+            return "\(error)"
+        }
+    }
+
+    static func isMissingKey(_ error: any Error) -> Bool {
+        if case .keyNotFound? = error as? DecodingError { return true }
+        return false
+    }
+
+    /// `testReliability` → `test_reliability` (the names in metrics.jsonl); flag names stay as they are.
+    static func snakeCase(_ name: String) -> String {
+        var result = ""
+        for character in name {
+            if character.isUppercase { result += "_" + character.lowercased() } else { result.append(character) }
+        }
+        return result
     }
 
     /// The rank count a `pskd train` log states ("… over 2 rank(s) × 1 thread(s) …"), if any.

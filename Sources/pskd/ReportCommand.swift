@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import Reporting
+
+/// `pskd report`: one self-contained HTML page comparing the runs' policies.
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write an HTML report (metrics table, training curves, reliability diagrams) of finished runs.",
+        discussion: """
+        Runs are grouped by policy (with its ε or α_T); the table shows the final epoch's test metrics \
+        as mean ± std over seeds. A directory without config.json that holds run directories \
+        (an experiment folder) stands for all of them. The page is self-contained: inline CSS and \
+        SVG, no script, no network. The Markdown table is printed as well.
+        """)
+
+    @Argument(help: "Run directories (each with config.json and metrics.jsonl), or folders of them.")
+    var runDirectories: [String]
+
+    @Option(name: .shortAndLong, help: "The HTML file to write.")
+    var output = "report.html"
+
+    @Option(help: "The page's title.")
+    var title = "PS-KD experiment report"
+
+    func validate() throws {
+        guard !runDirectories.isEmpty else { throw ValidationError("give at least one run directory") }
+    }
+
+    func run() throws {
+        let paths = try runDirectories.flatMap(Self.expand)
+        let report = try ExperimentReport(paths: paths)
+        let html = HTMLReport(report: report, title: title).render()
+        do {
+            try Data(html.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
+        } catch {
+            throw ReportError("cannot write \(output): \(error.localizedDescription)")
+        }
+        print(report.markdownTable())
+        if let differences = report.markdownDifferences() { print("\n" + differences + "\n") }
+        for warning in report.warnings { print("warning: \(warning)") }
+        print("pskd report: \(report.runCount) runs, \(report.groups.count) policies → \(output)")
+    }
+
+    /// A run directory stands for itself; a folder without config.json for the run directories in it.
+    static func expand(_ path: String) throws -> [String] {
+        let manager = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard manager.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ReportError("\(path) does not exist: give a run directory (the --out of pskd train)")
+        }
+        guard isDirectory.boolValue else {
+            throw ReportError("\(path) is a file: give a run directory (the --out of pskd train)")
+        }
+        if manager.fileExists(atPath: (path as NSString).appendingPathComponent("config.json")) { return [path] }
+        let children = ((try? manager.contentsOfDirectory(atPath: path)) ?? []).sorted()
+            .map { (path as NSString).appendingPathComponent($0) }
+            .filter { manager.fileExists(atPath: ($0 as NSString).appendingPathComponent("config.json")) }
+        guard !children.isEmpty else {
+            throw ReportError("\(path) has no config.json, nor any run directory inside: it is not a pskd run directory")
+        }
+        return children
+    }
+}
