@@ -108,14 +108,8 @@ public func assertClose(
     _ actual: [Float], _ expected: [Float], absolute: Double = 1e-5, relative: Double = 1e-5,
     _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line
 ) {
-    guard actual.count == expected.count else {
-        XCTFail("counts differ: \(actual.count) vs expected \(expected.count). \(message())", file: file, line: line)
-        return
-    }
-    let closeness = Closeness(actual, expected, absolute: absolute, relative: relative)
-    if !closeness.isClose {
-        XCTFail("\(closeness). \(message())", file: file, line: line)
-    }
+    assertClose(actual.map(Double.init), expected.map(Double.init), absolute: absolute, relative: relative,
+                message(), file: file, line: line)
 }
 
 /// Asserts that two `Double` arrays are elementwise close.
