@@ -54,7 +54,6 @@ public enum ExecutableRunner {
         var environment = ProcessInfo.processInfo.environment
         environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        environment["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
         process.environment = environment
         let pipe = Pipe()
         process.standardOutput = pipe
