@@ -9,9 +9,7 @@
 #
 # The default budget (cnn, 30 epochs of the first 4 000 training images, so that cross-entropy
 # has time to grow overconfident, all 10 000 test images, 3 seeds) takes ~32 minutes on an idle
-# 2-core machine and stays under 60 down to ~440 training images/s
-# --full is the
-# paper's budget (PreAct ResNet-18, 200 epochs, step schedule at 50 % / 75 %, all data), for a
+# 2-core machine and stays under 60 down to ~440 training images/s. --full is the paper's budget (PreAct ResNet-18, 200 epochs, step schedule at 50 % / 75 %, all data), for a
 # cluster. Unknown flags (and anything after --) go to every `pskd train`, after the
 # experiment's own, so they override them.
 # Runs already complete are skipped and interrupted ones resume from their last checkpoint, so
