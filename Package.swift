@@ -5,7 +5,7 @@
 //   pskd (CLI) → Training → SelfDistillation → Collectives → DataPipeline → Models → Layers/Optimizers → Tensors → C
 import PackageDescription
 
-let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "pskd",

@@ -143,22 +143,23 @@ public final class Conv2d: Layer {
         return cols
     }
 
-    /// Calls `body(row, tap, sourceOffset?)` for every output pixel row and kernel tap of
-    /// `samples` images; `sourceOffset` is nil where the tap falls in the zero padding.
+    /// Calls `body(row, kernelRow, firstColumn, lastColumn, sourceOffset?)` for every output pixel
+    /// row and kernel row of `samples` images: the kernel columns `firstColumn..<lastColumn` fall
+    /// inside the image and start at `sourceOffset` in the input, their channels contiguous
+    /// (channels-last), so one call covers up to `kernelSize × channels` consecutive values.
+    /// `sourceOffset` is nil when the whole kernel row falls in the zero padding.
     @inline(__always)
-    private func forEachTap(samples: Int, _ g: Geometry, _ body: (Int, Int, Int?) -> Void) {
+    private func forEachKernelRow(samples: Int, _ g: Geometry, _ body: (Int, Int, Int, Int, Int?) -> Void) {
         var row = 0
         for n in 0..<samples {
             for oh in 0..<g.outHeight {
                 for ow in 0..<g.outWidth {
+                    let left = ow * stride - padding
+                    let first = max(0, -left), last = min(kernelSize, g.width - left)
                     for i in 0..<kernelSize {
                         let ih = oh * stride - padding + i
-                        for j in 0..<kernelSize {
-                            let iw = ow * stride - padding + j
-                            let inside = ih >= 0 && ih < g.height && iw >= 0 && iw < g.width
-                            body(row, i * kernelSize + j,
-                                 inside ? ((n * g.height + ih) * g.width + iw) * inputChannels : nil)
-                        }
+                        let inside = ih >= 0 && ih < g.height && first < last
+                        body(row, i, first, last, inside ? ((n * g.height + ih) * g.width + left + first) * inputChannels : nil)
                     }
                     row += 1
                 }
@@ -168,23 +169,26 @@ public final class Conv2d: Layer {
 
     private func im2col(_ x: UnsafeMutablePointer<Float>, samples: Int, _ g: Geometry,
                         into cols: UnsafeMutablePointer<Float>) {
-        let c = inputChannels, k = tapLength
-        forEachTap(samples: samples, g) { row, tap, source in
-            let destination = cols + row * k + tap * c
-            if let source { destination.update(from: x + source, count: c) }
-            else { destination.update(repeating: 0, count: c) }
+        let c = inputChannels, k = tapLength, span = kernelSize * c
+        forEachKernelRow(samples: samples, g) { row, i, first, last, source in
+            let destination = cols + row * k + i * span
+            guard let source else {
+                destination.update(repeating: 0, count: span)
+                return
+            }
+            for j in 0..<first * c { destination[j] = 0 }
+            Lanes.copy(x + source, to: destination + first * c, count: (last - first) * c)
+            for j in (last * c)..<span { destination[j] = 0 }
         }
     }
 
     private func accumulateColumns(_ dcols: UnsafeMutablePointer<Float>, into dx: UnsafeMutablePointer<Float>,
                                    _ chunk: Chunk, _ g: Geometry) {
-        let c = inputChannels, k = tapLength
+        let c = inputChannels, k = tapLength, span = kernelSize * c
         let base = dx + chunk.firstSample * g.height * g.width * c
-        forEachTap(samples: chunk.samples, g) { row, tap, source in
+        forEachKernelRow(samples: chunk.samples, g) { row, i, first, last, source in
             guard let source else { return }
-            let from = dcols + row * k + tap * c
-            let to = base + source
-            for channel in 0..<c { to[channel] += from[channel] }
+            Lanes.add(dcols + row * k + i * span + first * c, into: base + source, count: (last - first) * c)
         }
     }
 

@@ -44,3 +44,38 @@ enum Elementwise {
         }
     }
 }
+
+/// Eight-lane vector loads and stores for the channel loops of channels-last layers
+/// (unaligned, so any channel offset works).
+enum Lanes {
+    typealias Vector = SIMD8<Float>
+    static let width = 8
+
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> Vector {
+        UnsafeRawPointer(p).loadUnaligned(as: Vector.self)
+    }
+
+    @inline(__always) static func store(_ v: Vector, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self)
+    }
+
+    /// `to[i] += from[i]` for `count` elements.
+    @inline(__always) static func add(_ from: UnsafePointer<Float>, into to: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + width <= count {
+            store(load(to + i) + load(from + i), to + i)
+            i += width
+        }
+        while i < count { to[i] += from[i]; i += 1 }
+    }
+
+    /// `to[i] = from[i]` for `count` elements.
+    @inline(__always) static func copy(_ from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + width <= count {
+            store(load(from + i), to + i)
+            i += width
+        }
+        while i < count { to[i] = from[i]; i += 1 }
+    }
+}

@@ -132,35 +132,77 @@ public final class BatchNorm: Layer {
         }
     }
 
+    /// `dy ← dy · relu'(y)` in place (when the ReLU is fused), `dβ = Σ dy`, `dγ = Σ dy·x̂`,
+    /// eight channels at a time with the sums in registers.
+    private func maskAndSumGradients(dy: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>,
+                                     xhat: UnsafeMutablePointer<Float>, rows: Int,
+                                     dbeta: UnsafeMutablePointer<Float>, dgamma: UnsafeMutablePointer<Float>) {
+        let c = channels, relu = activation == .relu
+        var k = 0
+        while k < c {
+            let lanes = min(Lanes.width, c - k)
+            if lanes == Lanes.width {
+                var sumDy = Lanes.Vector(), sumDyX = Lanes.Vector()
+                for r in 0..<rows {
+                    let at = r * c + k
+                    var g = Lanes.load(dy + at)
+                    if relu { g.replace(with: 0, where: Lanes.load(y + at) .<= 0) }
+                    Lanes.store(g, dy + at)
+                    sumDy += g
+                    sumDyX += g * Lanes.load(xhat + at)
+                }
+                Lanes.store(sumDy, dbeta + k)
+                Lanes.store(sumDyX, dgamma + k)
+            } else {
+                for channel in k..<c {
+                    var sumDy: Float = 0, sumDyX: Float = 0
+                    for r in 0..<rows {
+                        let at = r * c + channel
+                        let g = relu && y[at] <= 0 ? 0 : dy[at]
+                        dy[at] = g
+                        sumDy += g
+                        sumDyX += g * xhat[at]
+                    }
+                    dbeta[channel] = sumDy
+                    dgamma[channel] = sumDyX
+                }
+            }
+            k += lanes
+        }
+    }
+
     public func backward(_ outputGradient: Tensor) -> Tensor {
         precondition(lastMode == .training, "BatchNorm.backward needs a forward pass in training mode")
-        let rows = input.count / channels
+        let rows = input.count / channels, c = channels
         let dy = outputGradient.pointer, y = output.tensor(input.shape).pointer
         let xhat = normalized.tensor(input.shape).pointer
-        if activation == .relu {
-            for i in 0..<(rows * channels) where y[i] <= 0 { dy[i] = 0 }
-        }
         let dgamma = weight.gradient.pointer, dbeta = bias.gradient.pointer
-        dgamma.update(repeating: 0, count: channels)
-        dbeta.update(repeating: 0, count: channels)
-        for r in 0..<rows {
-            let base = r * channels
-            for c in 0..<channels {
-                dbeta[c] += dy[base + c]
-                dgamma[c] += dy[base + c] * xhat[base + c]
-            }
-        }
+        // Pass 1: mask by the fused ReLU (in place) and sum the parameter gradients.
+        maskAndSumGradients(dy: dy, y: y, xhat: xhat, rows: rows, dbeta: dbeta, dgamma: dgamma)
         guard computesInputGradient else { return input }
-        let dx = inputGradient.tensor(input.shape).pointer
-        let gamma = weight.value.pointer
+        // Pass 2: dx = γ/(σ·n) · (n·dy − Σdy − x̂·Σ(dy·x̂)).
+        let dxTensor = inputGradient.tensor(input.shape)
+        let dx = dxTensor.pointer, gamma = weight.value.pointer
         let n = Float(rows)
-        for r in 0..<rows {
-            let base = r * channels
-            for c in 0..<channels {
-                let k = gamma[c] * inverseStd[c] / n
-                dx[base + c] = k * (n * dy[base + c] - dbeta[c] - xhat[base + c] * dgamma[c])
+        var scale = [Float](repeating: 0, count: c)
+        for k in 0..<c { scale[k] = gamma[k] * inverseStd[k] / n }
+        scale.withUnsafeBufferPointer { scale in
+            let scale = scale.baseAddress!
+            for r in 0..<rows {
+                let base = r * c
+                var k = 0
+                while k + Lanes.width <= c {
+                    let value = Lanes.load(scale + k) * (n * Lanes.load(dy + base + k) - Lanes.load(dbeta + k)
+                        - Lanes.load(xhat + base + k) * Lanes.load(dgamma + k))
+                    Lanes.store(value, dx + base + k)
+                    k += Lanes.width
+                }
+                while k < c {
+                    dx[base + k] = scale[k] * (n * dy[base + k] - dbeta[k] - xhat[base + k] * dgamma[k])
+                    k += 1
+                }
             }
         }
-        return inputGradient.tensor(input.shape)
+        return dxTensor
     }
 }
