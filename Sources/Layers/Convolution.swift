@@ -149,9 +149,9 @@ public final class Conv2d: Layer {
     /// (channels-last), so one call covers up to `kernelSize × channels` consecutive values.
     /// `sourceOffset` is nil when the whole kernel row falls in the zero padding.
     @inline(__always)
-    private func forEachKernelRow(samples: Int, _ g: Geometry, _ body: (Int, Int, Int, Int, Int?) -> Void) {
-        var row = 0
-        for n in 0..<samples {
+    private func forEachKernelRow(samples: Range<Int>, _ g: Geometry, _ body: (Int, Int, Int, Int, Int?) -> Void) {
+        var row = samples.lowerBound * g.outHeight * g.outWidth
+        for n in samples {
             for oh in 0..<g.outHeight {
                 for ow in 0..<g.outWidth {
                     let left = ow * stride - padding
@@ -170,15 +170,17 @@ public final class Conv2d: Layer {
     private func im2col(_ x: UnsafeMutablePointer<Float>, samples: Int, _ g: Geometry,
                         into cols: UnsafeMutablePointer<Float>) {
         let c = inputChannels, k = tapLength, span = kernelSize * c
-        forEachKernelRow(samples: samples, g) { row, i, first, last, source in
-            let destination = cols + row * k + i * span
-            guard let source else {
-                destination.update(repeating: 0, count: span)
-                return
+        Parallel.forEachPart(of: samples) { part in
+            forEachKernelRow(samples: part, g) { row, i, first, last, source in
+                let destination = cols + row * k + i * span
+                guard let source else {
+                    destination.update(repeating: 0, count: span)
+                    return
+                }
+                for j in 0..<first * c { destination[j] = 0 }
+                Lanes.copy(x + source, to: destination + first * c, count: (last - first) * c)
+                for j in (last * c)..<span { destination[j] = 0 }
             }
-            for j in 0..<first * c { destination[j] = 0 }
-            Lanes.copy(x + source, to: destination + first * c, count: (last - first) * c)
-            for j in (last * c)..<span { destination[j] = 0 }
         }
     }
 
@@ -186,9 +188,11 @@ public final class Conv2d: Layer {
                                    _ chunk: Chunk, _ g: Geometry) {
         let c = inputChannels, k = tapLength, span = kernelSize * c
         let base = dx + chunk.firstSample * g.height * g.width * c
-        forEachKernelRow(samples: chunk.samples, g) { row, i, first, last, source in
-            guard let source else { return }
-            Lanes.add(dcols + row * k + i * span + first * c, into: base + source, count: (last - first) * c)
+        Parallel.forEachPart(of: chunk.samples) { part in
+            forEachKernelRow(samples: part, g) { row, i, first, last, source in
+                guard let source else { return }
+                Lanes.add(dcols + row * k + i * span + first * c, into: base + source, count: (last - first) * c)
+            }
         }
     }
 

@@ -120,14 +120,16 @@ public final class BatchNorm: Layer {
         let x = input.pointer
         let relu = activation == .relu
         let mean = batchMean, inverse = inverseStd
-        for r in 0..<rows {
-            let base = r * channels
-            for c in 0..<channels {
-                let v = x[base + c] * scale[c] + shift[c]
-                y[base + c] = relu ? max(v, 0) : v
-            }
-            if let xhat {
-                for c in 0..<channels { xhat[base + c] = (x[base + c] - mean[c]) * inverse[c] }
+        Parallel.forEachPart(of: rows, minimumPart: 64) { part in
+            for r in part {
+                let base = r * channels
+                for c in 0..<channels {
+                    let v = x[base + c] * scale[c] + shift[c]
+                    y[base + c] = relu ? max(v, 0) : v
+                }
+                if let xhat {
+                    for c in 0..<channels { xhat[base + c] = (x[base + c] - mean[c]) * inverse[c] }
+                }
             }
         }
     }
@@ -138,10 +140,25 @@ public final class BatchNorm: Layer {
                                      xhat: UnsafeMutablePointer<Float>, rows: Int,
                                      dbeta: UnsafeMutablePointer<Float>, dgamma: UnsafeMutablePointer<Float>) {
         let c = channels, relu = activation == .relu
-        var k = 0
-        while k < c {
-            let lanes = min(Lanes.width, c - k)
-            if lanes == Lanes.width {
+        let groups = (c + Lanes.width - 1) / Lanes.width
+        Parallel.forEachPart(of: groups) { part in
+            for group in part {
+                let k = group * Lanes.width
+                guard k + Lanes.width <= c else {
+                    for channel in k..<c {
+                        var sumDy: Float = 0, sumDyX: Float = 0
+                        for r in 0..<rows {
+                            let at = r * c + channel
+                            let g = relu && y[at] <= 0 ? 0 : dy[at]
+                            dy[at] = g
+                            sumDy += g
+                            sumDyX += g * xhat[at]
+                        }
+                        dbeta[channel] = sumDy
+                        dgamma[channel] = sumDyX
+                    }
+                    continue
+                }
                 var sumDy = Lanes.Vector(), sumDyX = Lanes.Vector()
                 for r in 0..<rows {
                     let at = r * c + k
@@ -153,21 +170,7 @@ public final class BatchNorm: Layer {
                 }
                 Lanes.store(sumDy, dbeta + k)
                 Lanes.store(sumDyX, dgamma + k)
-            } else {
-                for channel in k..<c {
-                    var sumDy: Float = 0, sumDyX: Float = 0
-                    for r in 0..<rows {
-                        let at = r * c + channel
-                        let g = relu && y[at] <= 0 ? 0 : dy[at]
-                        dy[at] = g
-                        sumDy += g
-                        sumDyX += g * xhat[at]
-                    }
-                    dbeta[channel] = sumDy
-                    dgamma[channel] = sumDyX
-                }
             }
-            k += lanes
         }
     }
 
@@ -188,18 +191,20 @@ public final class BatchNorm: Layer {
         for k in 0..<c { scale[k] = gamma[k] * inverseStd[k] / n }
         scale.withUnsafeBufferPointer { scale in
             let scale = scale.baseAddress!
-            for r in 0..<rows {
-                let base = r * c
-                var k = 0
-                while k + Lanes.width <= c {
-                    let value = Lanes.load(scale + k) * (n * Lanes.load(dy + base + k) - Lanes.load(dbeta + k)
-                        - Lanes.load(xhat + base + k) * Lanes.load(dgamma + k))
-                    Lanes.store(value, dx + base + k)
-                    k += Lanes.width
-                }
-                while k < c {
-                    dx[base + k] = scale[k] * (n * dy[base + k] - dbeta[k] - xhat[base + k] * dgamma[k])
-                    k += 1
+            Parallel.forEachPart(of: rows, minimumPart: 64) { part in
+                for r in part {
+                    let base = r * c
+                    var k = 0
+                    while k + Lanes.width <= c {
+                        let value = Lanes.load(scale + k) * (n * Lanes.load(dy + base + k) - Lanes.load(dbeta + k)
+                            - Lanes.load(xhat + base + k) * Lanes.load(dgamma + k))
+                        Lanes.store(value, dx + base + k)
+                        k += Lanes.width
+                    }
+                    while k < c {
+                        dx[base + k] = scale[k] * (n * dy[base + k] - dbeta[k] - xhat[base + k] * dgamma[k])
+                        k += 1
+                    }
                 }
             }
         }

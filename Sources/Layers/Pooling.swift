@@ -34,21 +34,23 @@ public final class MaxPool2d: Layer {
         let (oh, ow) = (y.shape[1], y.shape[2])
         let x = input.pointer, out = y.pointer
         winners.withUnsafeMutableBufferPointer { winner in
-            for n in 0..<input.shape[0] {
-                for i in 0..<oh {
-                    for j in 0..<ow {
-                        let o = ((n * oh + i) * ow + j) * c
-                        for ch in 0..<c { out[o + ch] = -.infinity; winner[o + ch] = -1 }
-                        for di in 0..<kernelSize {
-                            let ih = i * stride - padding + di
-                            guard ih >= 0 && ih < h else { continue }
-                            for dj in 0..<kernelSize {
-                                let iw = j * stride - padding + dj
-                                guard iw >= 0 && iw < w else { continue }
-                                let s = ((n * h + ih) * w + iw) * c
-                                for ch in 0..<c where x[s + ch] > out[o + ch] || winner[o + ch] < 0 {
-                                    out[o + ch] = x[s + ch]
-                                    winner[o + ch] = Int32(s + ch)
+            Parallel.forEachPart(of: input.shape[0]) { samples in
+                for n in samples {
+                    for i in 0..<oh {
+                        for j in 0..<ow {
+                            let o = ((n * oh + i) * ow + j) * c
+                            for ch in 0..<c { out[o + ch] = -.infinity; winner[o + ch] = -1 }
+                            for di in 0..<kernelSize {
+                                let ih = i * stride - padding + di
+                                guard ih >= 0 && ih < h else { continue }
+                                for dj in 0..<kernelSize {
+                                    let iw = j * stride - padding + dj
+                                    guard iw >= 0 && iw < w else { continue }
+                                    let s = ((n * h + ih) * w + iw) * c
+                                    for ch in 0..<c where x[s + ch] > out[o + ch] || winner[o + ch] < 0 {
+                                        out[o + ch] = x[s + ch]
+                                        winner[o + ch] = Int32(s + ch)
+                                    }
                                 }
                             }
                         }
@@ -63,8 +65,14 @@ public final class MaxPool2d: Layer {
         let dx = inputGradient.tensor(inputShape)
         dx.fill(0)
         let d = dx.pointer, dy = outputGradient.pointer
+        let perSample = outputGradient.count / max(outputGradient.shape[0], 1)
         winners.withUnsafeBufferPointer { winner in
-            for o in 0..<outputGradient.count { d[Int(winner[o])] += dy[o] }
+            // A sample's maxima lie in its own input, so parts of whole samples write apart.
+            Parallel.forEachPart(of: outputGradient.shape[0]) { samples in
+                for o in (samples.lowerBound * perSample)..<(samples.upperBound * perSample) {
+                    d[Int(winner[o])] += dy[o]
+                }
+            }
         }
         return dx
     }

@@ -52,12 +52,15 @@ public final class SGD: Optimizer {
         let (m, l2) = (momentum, weightDecayStyle == .l2 ? weightDecay : 0)
         let shrink = weightDecayStyle == .decoupled ? 1 - lr * weightDecay : 1
         let first = stepCount == 0
-        for i in 0..<velocity.count {
-            let d = g[i] + l2 * p[i]
-            let buffer = m == 0 ? d : (first ? d : m * v[i] + d)
-            v[i] = buffer
-            let update = nesterov ? d + m * buffer : buffer
-            p[i] = p[i] * shrink - lr * update
+        let nesterov = nesterov
+        Parallel.forEachPart(of: velocity.count, minimumPart: 1 << 16) { part in
+            for i in part {
+                let d = g[i] + l2 * p[i]
+                let buffer = m == 0 ? d : (first ? d : m * v[i] + d)
+                v[i] = buffer
+                let update = nesterov ? d + m * buffer : buffer
+                p[i] = p[i] * shrink - lr * update
+            }
         }
         stepCount += 1
     }

@@ -44,10 +44,14 @@ public enum BLAS {
     /// read it before and after a step. Not synchronised: only the main thread calls BLAS.
     public nonisolated(unsafe) static var floatingPointOperations = 0
 
-    /// The number of threads OpenBLAS uses for one call.
+    /// The number of threads OpenBLAS uses for one call; the layers' elementwise passes
+    /// (`Parallel.workers`) use as many.
     public static var threads: Int {
         get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(newValue)) }
+        set {
+            openblas_set_num_threads(Int32(newValue))
+            Parallel.workers = max(1, newValue)
+        }
     }
 
     /// OpenBLAS's build configuration string (version, threading model, kernel).
