@@ -35,7 +35,7 @@ final class RunLog {
         let line = try encoder.encode(record) + Data("\n".utf8)
         let url = directory.appendingPathComponent("metrics.jsonl")
         if !FileManager.default.fileExists(atPath: url.path) {
-            FileManager.default.createFile(atPath: url.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
         }
         do {
             let handle = try FileHandle(forWritingTo: url)

@@ -45,6 +45,7 @@ public final class Trainer {
         mixedTargets = Tensor(zeros: [localBatch, model.classCount])
         checkpoints = CheckpointStore(runDirectory: config.outputDirectory, keep: config.keepCheckpoints)
         if config.resume { try resumeFromNewestCheckpoint() }
+        if completedEpochs == 0 { try log.keepMetrics(throughEpoch: 0) }  // a fresh run starts a fresh metrics.jsonl
         try ReplicaAgreement.establish(model: model, config: config, communicator: communicator)
         try log.saveConfiguration(config)
     }

@@ -40,6 +40,8 @@ final class CommandLineTests: XCTestCase {
         let again = try pskd(["train", "--config", out + "/config.json"])
         XCTAssertEqual(again.status, 0, again.output)
         XCTAssertTrue(again.output.contains("policy ls, 1 epochs, global batch 64"), again.output)
+        let lines = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "a fresh run into the same directory starts a fresh metrics.jsonl")
     }
 
     func testConfigFileErrorsNameTheFileAndTheSetting() throws {
