@@ -1,12 +1,28 @@
 import Tensors
 
+/// How a convolution computes its products.
+public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
+    /// Winograd where it applies and pays (3×3, stride 1, padding ≤ 2, at least
+    /// `Conv2d.winogradMinimumChannels` channels in and out), im2col elsewhere.
+    case automatic
+    /// im2col plus GEMM for every convolution.
+    case im2col
+    /// Winograd F(2×2, 3×3) wherever it applies (3×3, stride 1, padding ≤ 2), im2col elsewhere.
+    case winograd
+}
+
 /// A 2-D convolution on channels-last images: input `[N, H, W, in]`, output `[N, Ho, Wo, out]`,
 /// weight `[out, in, kh, kw]` as in PyTorch.
 ///
-/// Implemented as im2col plus one GEMM per chunk of the batch: the column matrix of a chunk
-/// (`[rows, kh·kw·in]`, with each kernel tap's channels contiguous) stays within
-/// `columnBufferBytes`, so it is written and read while still in cache. The backward pass
-/// rebuilds the columns instead of keeping them, so memory does not grow with the batch.
+/// Two algorithms, both one GEMM (or 16) per chunk of the batch, so that a chunk's intermediate
+/// matrices stay within `columnBufferBytes` and are written and read while still in cache:
+/// - im2col: the column matrix of a chunk (`[rows, kh·kw·in]`, each kernel tap's channels
+///   contiguous) times the weights;
+/// - Winograd F(2×2, 3×3) (see `Winograd`) for 3×3 stride-1 convolutions: 2.25 times fewer
+///   multiplications; the input gradient is the same algorithm on the output gradient with the
+///   filters turned by 180°, the weight gradient its adjoint.
+/// The backward pass rebuilds the columns (or transformed inputs) instead of keeping them, so
+/// memory does not grow with the batch.
 public final class Conv2d: Layer {
     public let inputChannels: Int
     public let outputChannels: Int
@@ -16,9 +32,14 @@ public final class Conv2d: Layer {
     public let weight: Parameter  // [out, in, kh, kw]
     public let bias: Parameter?   // [out]
     public var computesInputGradient = true
+    /// Which algorithm computes this layer (see `usesWinograd`).
+    public var algorithm = ConvolutionAlgorithm.automatic
 
-    /// The largest column buffer a chunk may use; chunks are whole samples.
-    public nonisolated(unsafe) static var columnBufferBytes = 4 << 20
+    /// The largest column (or Winograd transform) buffer a chunk may use; chunks are whole samples.
+    public nonisolated(unsafe) static var columnBufferBytes = 512 << 10
+    /// The fewest input and output channels for which `.automatic` picks Winograd: with fewer,
+    /// its 16 products are too thin to pay for the transforms.
+    public static let winogradMinimumChannels = 8
 
     private var input = Tensor(zeros: [0])    // (N, H, W, in)
     private var output = Workspace()          // (N, Ho, Wo, out)
@@ -27,6 +48,11 @@ public final class Conv2d: Layer {
     private var columnGradient = Workspace()  // (chunk·Ho·Wo, kh·kw·in)
     private var packedWeight = Workspace()    // (out, kh·kw·in)
     private var packedWeightGradient = Workspace()
+    private var transformedFilters = Workspace()         // Winograd (16, in, out)
+    private var rotatedFilters = Workspace()             // Winograd (16, out, in)
+    private var transformedFilterGradient = Workspace()  // Winograd (16, in, out)
+    private var transformedInputs = Workspace()          // Winograd (16, chunk tiles, channels)
+    private var transformedProducts = Workspace()        // Winograd (16, chunk tiles, channels)
 
     /// A convolution with PyTorch's default initialisation, U(±1/√(in·k·k)).
     public init(_ inputChannels: Int, _ outputChannels: Int, kernelSize: Int, stride: Int = 1,
@@ -57,9 +83,48 @@ public final class Conv2d: Layer {
         return [inputShape[0], spatial.height, spatial.width, outputChannels]
     }
 
+    /// Whether Winograd computes this layer: it applies to 3×3 stride-1 convolutions with
+    /// padding ≤ 2 (so that the input gradient is again such a convolution).
+    public var usesWinograd: Bool {
+        guard kernelSize == 3, stride == 1, padding <= 2 else { return false }
+        switch algorithm {
+        case .im2col: return false
+        case .winograd: return true
+        case .automatic: return min(inputChannels, outputChannels) >= Conv2d.winogradMinimumChannels
+        }
+    }
+
     public func forward(_ input: Tensor, mode: Mode) throws(ShapeError) -> Tensor {
         let y = output.tensor(try outputShape(for: input.shape))
         self.input = input
+        if usesWinograd {
+            winogradForward(into: y)
+        } else {
+            im2colForward(into: y)
+        }
+        return y
+    }
+
+    public func backward(_ outputGradient: Tensor) -> Tensor {
+        let dx = computesInputGradient ? inputGradient.tensor(input.shape) : input
+        if usesWinograd {
+            winogradBackward(outputGradient, inputGradient: dx)
+        } else {
+            im2colBackward(outputGradient, inputGradient: dx)
+        }
+        if let bias {
+            let dy = outputGradient
+            Elementwise.activationBackwardAndBiasGradient(
+                outputGradient: dy.pointer, output: dy.pointer, preActivationGradient: dy.pointer,
+                rows: dy.count / outputChannels, columns: outputChannels,
+                activation: .identity, biasGradient: bias.gradient.pointer)
+        }
+        return dx
+    }
+
+    // MARK: - im2col
+
+    private func im2colForward(into y: Tensor) {
         let packed = packedWeight.tensor([outputChannels, tapLength])
         packWeight(from: weight.value.pointer, into: packed.pointer)
         let geometry = self.geometry(output: y.shape)
@@ -72,15 +137,12 @@ public final class Conv2d: Layer {
         }
         Elementwise.addBiasAndActivate(y.pointer, rows: y.count / outputChannels, columns: outputChannels,
                                        bias: bias?.value.pointer, activation: .identity)
-        return y
     }
 
-    public func backward(_ outputGradient: Tensor) -> Tensor {
-        let dy = outputGradient
+    private func im2colBackward(_ dy: Tensor, inputGradient dx: Tensor) {
         let geometry = self.geometry(output: dy.shape)
         let packed = packedWeight.tensor([outputChannels, tapLength])
         let packedGradient = packedWeightGradient.tensor([outputChannels, tapLength])
-        let dx = computesInputGradient ? inputGradient.tensor(input.shape) : input
         if computesInputGradient { dx.fill(0) }
         for (index, chunk) in geometry.chunks.enumerated() {
             let cols = columnsOf(chunk, geometry)
@@ -98,13 +160,97 @@ public final class Conv2d: Layer {
             accumulateColumns(dcols, into: dx.pointer, chunk, geometry)
         }
         unpackWeight(from: packedGradient.pointer, into: weight.gradient.pointer)
-        if let bias {
-            Elementwise.activationBackwardAndBiasGradient(
-                outputGradient: dy.pointer, output: dy.pointer, preActivationGradient: dy.pointer,
-                rows: dy.count / outputChannels, columns: outputChannels,
-                activation: .identity, biasGradient: bias.gradient.pointer)
+    }
+
+    // MARK: - Winograd F(2×2, 3×3)
+
+    private func winogradForward(into y: Tensor) {
+        let filters = transformedFilters.tensor([Winograd.points, inputChannels, outputChannels]).pointer
+        Winograd.transformFilters(weight.value.pointer, outputs: outputChannels, inputs: inputChannels,
+                                  rotated: false, into: filters)
+        winogradConvolve(input.pointer, channels: inputChannels, tiling: inputTiling, filters: filters,
+                         outputs: outputChannels, bias: bias?.value.pointer, into: y.pointer)
+    }
+
+    private func winogradBackward(_ dy: Tensor, inputGradient dx: Tensor) {
+        if computesInputGradient {
+            // dx is the "full" correlation of dy with the turned filters: padding 2 − p.
+            let filters = rotatedFilters.tensor([Winograd.points, outputChannels, inputChannels]).pointer
+            Winograd.transformFilters(weight.value.pointer, outputs: outputChannels, inputs: inputChannels,
+                                      rotated: true, into: filters)
+            winogradConvolve(dy.pointer, channels: outputChannels, tiling: outputGradientTiling, filters: filters,
+                             outputs: inputChannels, bias: nil, into: dx.pointer)
         }
-        return dx
+        let tiling = inputTiling
+        let du = transformedFilterGradient.tensor([Winograd.points, inputChannels, outputChannels]).pointer
+        let chunks = winogradChunks()
+        let (v, dm) = winogradScratch(for: chunks)
+        for (index, samples) in chunks.enumerated() {
+            let tiles = samples.count * tiling.tilesPerSample
+            Winograd.transformInputs(input.pointer, channels: inputChannels, tiling: tiling, samples: samples, into: v)
+            Winograd.transformOutputGradients(dy.pointer, channels: outputChannels, tiling: tiling, samples: samples, into: dm)
+            // dU_ξ (in, out) += V_ξᵀ (in, tiles) · dM_ξ (tiles, out)
+            for point in 0..<Winograd.points {
+                BLAS.gemm(.transposed, .none, m: inputChannels, n: outputChannels, k: tiles,
+                          a: v + point * tiles * inputChannels, lda: inputChannels,
+                          b: dm + point * tiles * outputChannels, ldb: outputChannels,
+                          beta: index == 0 ? 0 : 1,
+                          c: du + point * inputChannels * outputChannels, ldc: outputChannels)
+            }
+        }
+        Winograd.filterGradients(du, outputs: outputChannels, inputs: inputChannels, into: weight.gradient.pointer)
+    }
+
+    /// `y = x ⋆ filters (+ bias)` for the whole batch, chunk by chunk: transform the inputs,
+    /// multiply in the transform domain (16 GEMMs), transform back.
+    private func winogradConvolve(_ x: UnsafePointer<Float>, channels: Int, tiling: WinogradTiling,
+                                  filters: UnsafePointer<Float>, outputs: Int, bias: UnsafePointer<Float>?,
+                                  into y: UnsafeMutablePointer<Float>) {
+        let chunks = winogradChunks()
+        let (v, m) = winogradScratch(for: chunks)
+        for samples in chunks {
+            let tiles = samples.count * tiling.tilesPerSample
+            Winograd.transformInputs(x, channels: channels, tiling: tiling, samples: samples, into: v)
+            // M_ξ (tiles, outputs) = V_ξ (tiles, channels) · U_ξ (channels, outputs)
+            for point in 0..<Winograd.points {
+                BLAS.gemm(.none, .none, m: tiles, n: outputs, k: channels,
+                          a: v + point * tiles * channels, lda: channels,
+                          b: filters + point * channels * outputs, ldb: outputs,
+                          c: m + point * tiles * outputs, ldc: outputs)
+            }
+            Winograd.transformOutputs(m, channels: outputs, tiling: tiling, samples: samples, bias: bias, into: y)
+        }
+    }
+
+    /// The tiling of the forward pass (over the input) and of the input gradient (over the
+    /// output gradient, padded by 2 − p so that it comes back to the input's size).
+    private var inputTiling: WinogradTiling {
+        WinogradTiling(height: input.shape[1], width: input.shape[2], padding: padding)
+    }
+
+    private var outputGradientTiling: WinogradTiling {
+        let forward = inputTiling
+        return WinogradTiling(height: forward.outputHeight, width: forward.outputWidth, padding: 2 - padding)
+    }
+
+    /// The most tiles one image has in either tiling, times the most channels on either side.
+    private var winogradValuesPerSample: Int {
+        max(inputTiling.tilesPerSample, outputGradientTiling.tilesPerSample)
+            * Winograd.points * max(inputChannels, outputChannels)
+    }
+
+    /// The batch in chunks of whole images whose transforms fit `columnBufferBytes`.
+    private func winogradChunks() -> [Range<Int>] {
+        let batch = input.shape[0]
+        let bytesPerSample = winogradValuesPerSample * MemoryLayout<Float>.stride
+        let perChunk = max(1, min(batch, Conv2d.columnBufferBytes / max(bytesPerSample, 1)))
+        return Swift.stride(from: 0, to: batch, by: perChunk).map { $0..<min($0 + perChunk, batch) }
+    }
+
+    /// The two transform buffers, large enough for any of `chunks`.
+    private func winogradScratch(for chunks: [Range<Int>]) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+        let count = (chunks.first?.count ?? 0) * winogradValuesPerSample
+        return (transformedInputs.scratch(count), transformedProducts.scratch(count))
     }
 
     // MARK: - Geometry and chunking

@@ -64,4 +64,11 @@ struct Workspace {
         tensor = fresh
         return fresh
     }
+
+    /// Scratch memory for at least `count` floats, the same storage as last time if it is large
+    /// enough.
+    mutating func scratch(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if let existing = tensor, existing.count >= count { return existing.pointer }
+        return tensor([count]).pointer
+    }
 }

@@ -158,4 +158,90 @@ final class ConvolutionTests: XCTestCase {
         let bound = 1 / Float(36).squareRoot()
         for v in conv.weight.value.scalars + conv.bias!.value.scalars { XCTAssertLessThanOrEqual(abs(v), bound) }
     }
+
+    // MARK: - Winograd F(2×2, 3×3)
+
+    /// 3×3 stride-1 configurations for Winograd: channel counts below, at and across the
+    /// eight-lane blocks, every padding it takes, odd and tiny images.
+    private let winogradConfigurations: [(Int, Int, Int, Int, Int, Bool, [Int])] = [
+        (3, 4, 3, 1, 1, true, [2, 5, 5]),     // odd size: last tile half outside
+        (8, 8, 3, 1, 1, false, [2, 6, 4]),    // whole lane blocks
+        (12, 9, 3, 1, 1, true, [1, 7, 6]),    // a full block plus a tail, in and out
+        (5, 16, 3, 1, 0, true, [2, 6, 7]),    // no padding
+        (4, 3, 3, 1, 2, false, [1, 3, 4]),    // padding 2 (input gradient with padding 0)
+        (9, 10, 3, 1, 1, true, [3, 1, 1]),    // one-pixel images
+    ]
+
+    private func makeWinograd(_ config: (Int, Int, Int, Int, Int, Bool, [Int]), seed: UInt64) -> (Conv2d, Tensor) {
+        let (conv, x) = make(config, seed: seed)
+        conv.algorithm = .winograd
+        XCTAssertTrue(conv.usesWinograd, "\(config)")
+        return (conv, x)
+    }
+
+    func testWinogradForwardMatchesDirectConvolution() throws {
+        for (index, config) in winogradConfigurations.enumerated() {
+            let (conv, x) = makeWinograd(config, seed: UInt64(40 + index))
+            assertClose(try conv.forward(x, mode: .training), directConvolution(x, conv),
+                        absolute: 1e-5, relative: 1e-5, "\(config)")
+        }
+    }
+
+    func testWinogradGradientsForEveryConfiguration() throws {
+        for (index, config) in winogradConfigurations.enumerated() {
+            let (conv, x) = makeWinograd(config, seed: UInt64(50 + index))
+            assertLayerGradients(conv, input: x, "winograd \(config)")
+        }
+    }
+
+    func testWinogradAndIm2colGiveTheSameGradients() throws {
+        for (index, config) in winogradConfigurations.enumerated() {
+            let (conv, x) = makeWinograd(config, seed: UInt64(60 + index))
+            let winograd = try passes(conv, x)
+            conv.algorithm = .im2col
+            let im2col = try passes(conv, x)
+            assertClose(winograd.0, im2col.0, absolute: 1e-5, relative: 1e-5, "forward \(config)")
+            assertClose(winograd.1, im2col.1, absolute: 1e-5, relative: 1e-5, "input gradient \(config)")
+            assertClose(winograd.2, im2col.2, absolute: 1e-4, relative: 1e-5, "weight gradient \(config)")
+            if let bias = im2col.3 { assertClose(winograd.3!, bias, absolute: 1e-5, relative: 1e-5) }
+        }
+    }
+
+    func testWinogradChunkingGivesTheSameResults() throws {
+        let saved = Conv2d.columnBufferBytes
+        defer { Conv2d.columnBufferBytes = saved }
+        let (conv, x) = makeWinograd((12, 9, 3, 1, 1, true, [5, 7, 6]), seed: 70)
+        Conv2d.columnBufferBytes = 1 << 30
+        let whole = try passes(conv, x)
+        // One image: 16 points × 4·3 tiles × 12 channels; two, one and "less than one" per chunk.
+        let sampleBytes = 16 * 12 * 12 * MemoryLayout<Float>.stride
+        for budget in [2 * sampleBytes, sampleBytes, sampleBytes / 3] {
+            Conv2d.columnBufferBytes = budget
+            let chunked = try passes(conv, x)
+            assertClose(chunked.0, whole.0, absolute: 1e-5, relative: 1e-5, "forward, budget \(budget)")
+            assertClose(chunked.1, whole.1, absolute: 1e-5, relative: 1e-5, "input gradient, budget \(budget)")
+            assertClose(chunked.2, whole.2, absolute: 1e-4, relative: 1e-5, "weight gradient, budget \(budget)")
+        }
+    }
+
+    func testWinogradParameterGradientsWithoutInputGradient() throws {
+        let (conv, x) = makeWinograd((8, 8, 3, 1, 1, true, [2, 6, 4]), seed: 80)
+        let full = try passes(conv, x)
+        conv.computesInputGradient = false
+        let partial = try passes(conv, x)
+        XCTAssertEqual(partial.2.scalars, full.2.scalars)
+        XCTAssertEqual(partial.3!.scalars, full.3!.scalars)
+    }
+
+    func testAutomaticAlgorithmPicksWinogradWhereItPays() {
+        XCTAssertTrue(Conv2d(32, 32, kernelSize: 3, padding: 1).usesWinograd)
+        XCTAssertTrue(Conv2d(64, 128, kernelSize: 3, padding: 1).usesWinograd)
+        XCTAssertFalse(Conv2d(1, 32, kernelSize: 3, padding: 1).usesWinograd, "one input channel")
+        XCTAssertFalse(Conv2d(64, 128, kernelSize: 3, stride: 2, padding: 1).usesWinograd, "stride 2")
+        XCTAssertFalse(Conv2d(64, 128, kernelSize: 1).usesWinograd, "1×1")
+        XCTAssertFalse(Conv2d(32, 32, kernelSize: 3, padding: 3).usesWinograd, "padding 3")
+        let forced = Conv2d(32, 32, kernelSize: 3, padding: 1)
+        forced.algorithm = .im2col
+        XCTAssertFalse(forced.usesWinograd)
+    }
 }

@@ -1,0 +1,286 @@
+import Tensors
+
+/// The tiles of Winograd's F(2×2, 3×3) over one channels-last image: 2×2 output tiles, each
+/// computed from the 4×4 input tile around it.
+struct WinogradTiling: Equatable {
+    /// The input image's height and width, and the zero padding on each side.
+    let height, width, padding: Int
+
+    var outputHeight: Int { height + 2 * padding - 2 }
+    var outputWidth: Int { width + 2 * padding - 2 }
+    var tileRows: Int { (outputHeight + 1) / 2 }
+    var tileColumns: Int { (outputWidth + 1) / 2 }
+    var tilesPerSample: Int { tileRows * tileColumns }
+}
+
+/// Winograd's minimal filtering F(2×2, 3×3) (Lavin and Gray, 2016) for 3×3 stride-1
+/// convolutions on channels-last images: 16 multiplications per 2×2 output tile and channel pair
+/// instead of 36, so 2.25 times fewer than im2col.
+///
+/// A tile's 4×4 transform-domain values are spread over 16 matrices, one per transform point
+/// ξ = 4·i + j: inputs as `[16, tiles, channels]`, filters as `[16, in, out]`. The product in
+/// the transform domain is then 16 ordinary GEMMs `[tiles, in] · [in, out]` through OpenBLAS,
+/// and the transforms themselves are cheap additions over contiguous channels.
+///
+/// The matrices (Bᵀ for inputs, G for filters, Aᵀ for outputs):
+///
+///     Bᵀ = [1  0 −1  0]    G = [1    0    0  ]    Aᵀ = [1  1  1  0]
+///          [0  1  1  0]        [1/2  1/2  1/2]         [0  1 −1 −1]
+///          [0 −1  1  0]        [1/2 −1/2  1/2]
+///          [0  1  0 −1]        [0    0    1  ]
+///
+/// The backward pass uses the adjoints: `A·dY·Aᵀ` for output gradients and `Gᵀ·dU·G` for the
+/// filter gradient.
+enum Winograd {
+    /// Transform points per tile (4×4).
+    static let points = 16
+
+    typealias Vector = SIMD8<Float>
+
+    // MARK: - Filters
+
+    /// Writes `U = G·g·Gᵀ` of every 3×3 filter `g` of `weight` (PyTorch layout `[out, in, 3, 3]`)
+    /// into `u` as `[16, in, out]`; when `rotated`, the filters of the transposed convolution
+    /// (each `g` turned by 180°, in and out swapped) as `[16, out, in]`, which maps output
+    /// gradients to input gradients.
+    static func transformFilters(_ weight: UnsafePointer<Float>, outputs: Int, inputs: Int, rotated: Bool,
+                                 into u: UnsafeMutablePointer<Float>) {
+        let pointStride = outputs * inputs
+        for o in 0..<outputs {
+            for c in 0..<inputs {
+                let g = weight + (o * inputs + c) * 9
+                let tap: (Int, Int) -> Float = rotated ? { g[(2 - $0) * 3 + 2 - $1] } : { g[$0 * 3 + $1] }
+                // The columns of G·g (4×3), then the rows of (G·g)·Gᵀ (4×4).
+                let columns = (filterPoints(tap(0, 0), tap(1, 0), tap(2, 0)),
+                               filterPoints(tap(0, 1), tap(1, 1), tap(2, 1)),
+                               filterPoints(tap(0, 2), tap(1, 2), tap(2, 2)))
+                let destination = u + (rotated ? o * inputs + c : c * outputs + o)
+                for i in 0..<4 {
+                    let row = filterPoints(columns.0[i], columns.1[i], columns.2[i])
+                    for j in 0..<4 { destination[(i * 4 + j) * pointStride] = row[j] }
+                }
+            }
+        }
+    }
+
+    /// Writes the filter gradient `Gᵀ·dU·G` of every channel pair into `gradient`
+    /// (`[out, in, 3, 3]`), from `du` (`[16, in, out]`).
+    static func filterGradients(_ du: UnsafePointer<Float>, outputs: Int, inputs: Int,
+                                into gradient: UnsafeMutablePointer<Float>) {
+        let pointStride = outputs * inputs
+        for o in 0..<outputs {
+            for c in 0..<inputs {
+                let source = du + c * outputs + o
+                let point: (Int, Int) -> Float = { source[($0 * 4 + $1) * pointStride] }
+                // The columns of Gᵀ·dU (3×4), then the rows of (Gᵀ·dU)·G (3×3).
+                let columns = (filterGradientPoints(point(0, 0), point(1, 0), point(2, 0), point(3, 0)),
+                               filterGradientPoints(point(0, 1), point(1, 1), point(2, 1), point(3, 1)),
+                               filterGradientPoints(point(0, 2), point(1, 2), point(2, 2), point(3, 2)),
+                               filterGradientPoints(point(0, 3), point(1, 3), point(2, 3), point(3, 3)))
+                let g = gradient + (o * inputs + c) * 9
+                for i in 0..<3 {
+                    let row = filterGradientPoints(columns.0[i], columns.1[i], columns.2[i], columns.3[i])
+                    for j in 0..<3 { g[i * 3 + j] = row[j] }
+                }
+            }
+        }
+    }
+
+    /// G applied to three filter taps.
+    @inline(__always)
+    private static func filterPoints(_ g0: Float, _ g1: Float, _ g2: Float) -> SIMD4<Float> {
+        [g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2]
+    }
+
+    /// Gᵀ applied to four transform points (the fourth lane unused).
+    @inline(__always)
+    private static func filterGradientPoints(_ u0: Float, _ u1: Float, _ u2: Float, _ u3: Float) -> SIMD4<Float> {
+        [u0 + (u1 + u2) / 2, (u1 - u2) / 2, (u1 + u2) / 2 + u3, 0]
+    }
+
+    // MARK: - Inputs, outputs and output gradients (per tile, over channel blocks)
+
+    /// Writes `V = Bᵀ·d·B` of every 4×4 input tile `d` of images `samples` of `x`
+    /// (`[N, H, W, channels]`, zero outside the image) into `v` as `[16, tiles, channels]`,
+    /// tiles numbered from `samples.lowerBound`.
+    static func transformInputs(_ x: UnsafePointer<Float>, channels: Int, tiling t: WinogradTiling,
+                                samples: Range<Int>, into v: UnsafeMutablePointer<Float>) {
+        let pointStride = samples.count * t.tilesPerSample * channels
+        forEachTile(t, samples: samples) { sample, tile, top, left in
+            let image = x + sample * t.height * t.width * channels
+            let rows = validMask(first: top, limit: t.height), columns = validMask(first: left, limit: t.width)
+            let out = v + tile * channels
+            forEachChannelBlock(channels) { c, lanes in
+                @inline(__always) func d(_ i: Int, _ j: Int) -> Vector {
+                    guard rows & (1 << i) != 0, columns & (1 << j) != 0 else { return .zero }
+                    return load(image + ((top + i) * t.width + left + j) * channels + c, lanes)
+                }
+                let r0 = inputPoints(d(0, 0), d(0, 1), d(0, 2), d(0, 3))
+                let r1 = inputPoints(d(1, 0), d(1, 1), d(1, 2), d(1, 3))
+                let r2 = inputPoints(d(2, 0), d(2, 1), d(2, 2), d(2, 3))
+                let r3 = inputPoints(d(3, 0), d(3, 1), d(3, 2), d(3, 3))
+                @inline(__always) func put(_ j: Int, _ column: (Vector, Vector, Vector, Vector)) {
+                    store(column.0, out + (0 + j) * pointStride + c, lanes)
+                    store(column.1, out + (4 + j) * pointStride + c, lanes)
+                    store(column.2, out + (8 + j) * pointStride + c, lanes)
+                    store(column.3, out + (12 + j) * pointStride + c, lanes)
+                }
+                put(0, inputPoints(r0.0, r1.0, r2.0, r3.0))
+                put(1, inputPoints(r0.1, r1.1, r2.1, r3.1))
+                put(2, inputPoints(r0.2, r1.2, r2.2, r3.2))
+                put(3, inputPoints(r0.3, r1.3, r2.3, r3.3))
+            }
+        }
+    }
+
+    /// Writes `Y = Aᵀ·m·A` (+ bias) of every tile of `m` (`[16, tiles, channels]`) into the 2×2
+    /// output tiles of images `samples` of `y` (`[N, Ho, Wo, channels]`), skipping the row or
+    /// column of a tile that falls outside an odd-sized output.
+    static func transformOutputs(_ m: UnsafePointer<Float>, channels: Int, tiling t: WinogradTiling,
+                                 samples: Range<Int>, bias: UnsafePointer<Float>?,
+                                 into y: UnsafeMutablePointer<Float>) {
+        let pointStride = samples.count * t.tilesPerSample * channels
+        let (height, width) = (t.outputHeight, t.outputWidth)
+        forEachTile(t, samples: samples) { sample, tile, top, left in
+            let image = y + sample * height * width * channels
+            let (row, column) = (top + t.padding, left + t.padding)  // the output tile's corner
+            let (twoRows, twoColumns) = (row + 1 < height, column + 1 < width)
+            let source = m + tile * channels
+            forEachChannelBlock(channels) { c, lanes in
+                @inline(__always) func p(_ i: Int, _ j: Int) -> Vector { load(source + (i * 4 + j) * pointStride + c, lanes) }
+                let b = bias.map { load($0 + c, lanes) } ?? .zero
+                let r0 = outputPoints(p(0, 0), p(0, 1), p(0, 2), p(0, 3))
+                let r1 = outputPoints(p(1, 0), p(1, 1), p(1, 2), p(1, 3))
+                let r2 = outputPoints(p(2, 0), p(2, 1), p(2, 2), p(2, 3))
+                let r3 = outputPoints(p(3, 0), p(3, 1), p(3, 2), p(3, 3))
+                let left = outputPoints(r0.0, r1.0, r2.0, r3.0), right = outputPoints(r0.1, r1.1, r2.1, r3.1)
+                let corner = image + (row * width + column) * channels + c
+                store(left.0 + b, corner, lanes)
+                if twoColumns { store(right.0 + b, corner + channels, lanes) }
+                if twoRows {
+                    store(left.1 + b, corner + width * channels, lanes)
+                    if twoColumns { store(right.1 + b, corner + (width + 1) * channels, lanes) }
+                }
+            }
+        }
+    }
+
+    /// Writes `A·dY·Aᵀ` of every 2×2 tile of output gradients `dy` (`[N, Ho, Wo, channels]`,
+    /// zero outside the output) of images `samples` into `dm` as `[16, tiles, channels]`: the
+    /// adjoint of `transformOutputs`.
+    static func transformOutputGradients(_ dy: UnsafePointer<Float>, channels: Int, tiling t: WinogradTiling,
+                                         samples: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
+        let pointStride = samples.count * t.tilesPerSample * channels
+        let (height, width) = (t.outputHeight, t.outputWidth)
+        forEachTile(t, samples: samples) { sample, tile, top, left in
+            let image = dy + sample * height * width * channels
+            let (row, column) = (top + t.padding, left + t.padding)
+            let (twoRows, twoColumns) = (row + 1 < height, column + 1 < width)
+            let out = dm + tile * channels
+            let corner = image + (row * width + column) * channels
+            forEachChannelBlock(channels) { c, lanes in
+                let g00 = load(corner + c, lanes)
+                let g01 = twoColumns ? load(corner + channels + c, lanes) : .zero
+                let g10 = twoRows ? load(corner + width * channels + c, lanes) : .zero
+                let g11 = twoRows && twoColumns ? load(corner + (width + 1) * channels + c, lanes) : .zero
+                let top = gradientPoints(g00, g01), bottom = gradientPoints(g10, g11)
+                @inline(__always) func put(_ j: Int, _ column: (Vector, Vector, Vector, Vector)) {
+                    store(column.0, out + (0 + j) * pointStride + c, lanes)
+                    store(column.1, out + (4 + j) * pointStride + c, lanes)
+                    store(column.2, out + (8 + j) * pointStride + c, lanes)
+                    store(column.3, out + (12 + j) * pointStride + c, lanes)
+                }
+                put(0, gradientPoints(top.0, bottom.0))
+                put(1, gradientPoints(top.1, bottom.1))
+                put(2, gradientPoints(top.2, bottom.2))
+                put(3, gradientPoints(top.3, bottom.3))
+            }
+        }
+    }
+
+    /// Bᵀ applied to four values along one axis.
+    @inline(__always)
+    private static func inputPoints(_ d0: Vector, _ d1: Vector, _ d2: Vector, _ d3: Vector) -> (Vector, Vector, Vector, Vector) {
+        (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+    }
+
+    /// Aᵀ applied to four transform points along one axis.
+    @inline(__always)
+    private static func outputPoints(_ m0: Vector, _ m1: Vector, _ m2: Vector, _ m3: Vector) -> (Vector, Vector) {
+        (m0 + m1 + m2, m1 - m2 - m3)
+    }
+
+    /// A applied to two output gradients along one axis.
+    @inline(__always)
+    private static func gradientPoints(_ g0: Vector, _ g1: Vector) -> (Vector, Vector, Vector, Vector) {
+        (g0, g0 + g1, g0 - g1, -g1)
+    }
+
+    // MARK: - Walking tiles and channels
+
+    /// Calls `body(sample, tile, top, left)` for every tile of images `samples`, split over the
+    /// rank's threads by image: `tile` counts from the first image of `samples`, and `top`,
+    /// `left` are the input tile's corner (negative inside the padding).
+    @inline(__always)
+    private static func forEachTile(_ t: WinogradTiling, samples: Range<Int>, _ body: (Int, Int, Int, Int) -> Void) {
+        Parallel.forEachPart(of: samples.count) { part in
+            for local in part {
+                var tile = local * t.tilesPerSample
+                for tileRow in 0..<t.tileRows {
+                    for tileColumn in 0..<t.tileColumns {
+                        body(samples.lowerBound + local, tile, 2 * tileRow - t.padding, 2 * tileColumn - t.padding)
+                        tile += 1
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bit i set when `first + i` (i < 4) lies in `0..<limit`.
+    @inline(__always)
+    private static func validMask(first: Int, limit: Int) -> Int {
+        var mask = 0
+        for i in 0..<4 where first + i >= 0 && first + i < limit { mask |= 1 << i }
+        return mask
+    }
+
+    /// Calls `body(firstChannel, lanes)` for each block of up to eight channels.
+    @inline(__always)
+    private static func forEachChannelBlock(_ channels: Int, _ body: (Int, Int) -> Void) {
+        var c = 0
+        while c < channels {
+            body(c, min(Vector.scalarCount, channels - c))
+            c += Vector.scalarCount
+        }
+    }
+
+    /// The first `lanes` values at `p` (the other lanes zero).
+    @inline(__always)
+    private static func load(_ p: UnsafePointer<Float>, _ lanes: Int) -> Vector {
+        lanes == Vector.scalarCount ? UnsafeRawPointer(p).loadUnaligned(as: Vector.self) : loadPartial(p, lanes)
+    }
+
+    /// Stores the first `lanes` values of `v` at `p`.
+    @inline(__always)
+    private static func store(_ v: Vector, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
+        if lanes == Vector.scalarCount {
+            UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self)
+        } else {
+            storePartial(v, p, lanes)
+        }
+    }
+
+    /// The tail of a channel count that is not a multiple of eight (kept out of line so that the
+    /// full-width path stays small enough to inline).
+    @inline(never)
+    private static func loadPartial(_ p: UnsafePointer<Float>, _ lanes: Int) -> Vector {
+        var v = Vector.zero
+        for i in 0..<lanes { v[i] = p[i] }
+        return v
+    }
+
+    @inline(never)
+    private static func storePartial(_ v: Vector, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
+        for i in 0..<lanes { p[i] = v[i] }
+    }
+}
