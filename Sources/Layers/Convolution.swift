@@ -37,6 +37,9 @@ public final class Conv2d: Layer {
 
     /// The largest column (or Winograd transform) buffer a chunk may use; chunks are whole samples.
     public nonisolated(unsafe) static var columnBufferBytes = 512 << 10
+    /// The fixed number of partial sums of a Winograd weight gradient, and so the most threads
+    /// that phase can use (see `winogradFilterGradient`).
+    public static let winogradGradientGroups = 4
     /// The fewest input and output channels for which `.automatic` picks Winograd: with fewer,
     /// its 16 products are too thin to pay for the transforms.
     public static let winogradMinimumChannels = 8
@@ -181,45 +184,71 @@ public final class Conv2d: Layer {
             winogradConvolve(dy.pointer, channels: outputChannels, tiling: outputGradientTiling, filters: filters,
                              outputs: inputChannels, bias: nil, into: dx.pointer)
         }
+        winogradFilterGradient(dy)
+    }
+
+    /// The weight gradient: dU_ξ = Σ over tiles of V_ξᵀ · dM_ξ, then Gᵀ·dU·G. The chunks are
+    /// summed in `winogradGradientGroups` fixed groups (one dU each, added up in order at the
+    /// end), so the groups run on different threads and the result does not depend on how many.
+    private func winogradFilterGradient(_ dy: Tensor) {
         let tiling = inputTiling
-        let du = transformedFilterGradient.tensor([Winograd.points, inputChannels, outputChannels]).pointer
         let chunks = winogradChunks()
-        let (v, dm) = winogradScratch(for: chunks)
-        for (index, samples) in chunks.enumerated() {
-            let tiles = samples.count * tiling.tilesPerSample
-            Winograd.transformInputs(input.pointer, channels: inputChannels, tiling: tiling, samples: samples, into: v)
-            Winograd.transformOutputGradients(dy.pointer, channels: outputChannels, tiling: tiling, samples: samples, into: dm)
-            // dU_ξ (in, out) += V_ξᵀ (in, tiles) · dM_ξ (tiles, out)
-            for point in 0..<Winograd.points {
-                BLAS.gemm(.transposed, .none, m: inputChannels, n: outputChannels, k: tiles,
-                          a: v + point * tiles * inputChannels, lda: inputChannels,
-                          b: dm + point * tiles * outputChannels, ldb: outputChannels,
-                          beta: index == 0 ? 0 : 1,
-                          c: du + point * inputChannels * outputChannels, ldc: outputChannels)
+        let groups = min(Conv2d.winogradGradientGroups, chunks.count)
+        let pointStride = inputChannels * outputChannels, groupStride = Winograd.points * pointStride
+        let du = transformedFilterGradient.scratch(groups * groupStride)
+        let scratch = winogradScratch(slots: groups, chunks)
+        Parallel.forEachPart(of: groups) { part in
+            for group in part {
+                let (v, dm) = scratch.slot(group)
+                let sums = du + group * groupStride
+                let members = chunks[(chunks.count * group / groups)..<(chunks.count * (group + 1) / groups)]
+                for (index, samples) in members.enumerated() {
+                    let tiles = samples.count * tiling.tilesPerSample
+                    Winograd.transformInputs(input.pointer, channels: inputChannels, tiling: tiling, samples: samples, into: v)
+                    Winograd.transformOutputGradients(dy.pointer, channels: outputChannels, tiling: tiling,
+                                                      samples: samples, into: dm)
+                    // dU_ξ (in, out) += V_ξᵀ (in, tiles) · dM_ξ (tiles, out)
+                    for point in 0..<Winograd.points {
+                        BLAS.serialGemm(.transposed, .none, m: inputChannels, n: outputChannels, k: tiles,
+                                        a: v + point * tiles * inputChannels, lda: inputChannels,
+                                        b: dm + point * tiles * outputChannels, ldb: outputChannels,
+                                        beta: index == 0 ? 0 : 1, c: sums + point * pointStride, ldc: outputChannels)
+                    }
+                }
             }
+        }
+        BLAS.countOperations(products: Winograd.points, m: inputChannels, n: outputChannels,
+                             k: input.shape[0] * tiling.tilesPerSample)
+        for group in 1..<max(groups, 1) {
+            Lanes.add(du + group * groupStride, into: du, count: groupStride)
         }
         Winograd.filterGradients(du, outputs: outputChannels, inputs: inputChannels, into: weight.gradient.pointer)
     }
 
-    /// `y = x ⋆ filters (+ bias)` for the whole batch, chunk by chunk: transform the inputs,
-    /// multiply in the transform domain (16 GEMMs), transform back.
+    /// `y = x ⋆ filters (+ bias)` for the whole batch, the chunks split over the rank's threads:
+    /// each transforms its inputs, multiplies in the transform domain (16 GEMMs) and transforms
+    /// back into its own images of `y`.
     private func winogradConvolve(_ x: UnsafePointer<Float>, channels: Int, tiling: WinogradTiling,
                                   filters: UnsafePointer<Float>, outputs: Int, bias: UnsafePointer<Float>?,
                                   into y: UnsafeMutablePointer<Float>) {
         let chunks = winogradChunks()
-        let (v, m) = winogradScratch(for: chunks)
-        for samples in chunks {
-            let tiles = samples.count * tiling.tilesPerSample
-            Winograd.transformInputs(x, channels: channels, tiling: tiling, samples: samples, into: v)
-            // M_ξ (tiles, outputs) = V_ξ (tiles, channels) · U_ξ (channels, outputs)
-            for point in 0..<Winograd.points {
-                BLAS.gemm(.none, .none, m: tiles, n: outputs, k: channels,
-                          a: v + point * tiles * channels, lda: channels,
-                          b: filters + point * channels * outputs, ldb: outputs,
-                          c: m + point * tiles * outputs, ldc: outputs)
+        let scratch = winogradScratch(slots: Parallel.workers, chunks)
+        Parallel.forEachNumberedPart(of: chunks.count) { slot, part in
+            let (v, m) = scratch.slot(slot)
+            for samples in chunks[part] {
+                let tiles = samples.count * tiling.tilesPerSample
+                Winograd.transformInputs(x, channels: channels, tiling: tiling, samples: samples, into: v)
+                // M_ξ (tiles, outputs) = V_ξ (tiles, channels) · U_ξ (channels, outputs)
+                for point in 0..<Winograd.points {
+                    BLAS.serialGemm(.none, .none, m: tiles, n: outputs, k: channels,
+                                    a: v + point * tiles * channels, lda: channels,
+                                    b: filters + point * channels * outputs, ldb: outputs,
+                                    c: m + point * tiles * outputs, ldc: outputs)
+                }
+                Winograd.transformOutputs(m, channels: outputs, tiling: tiling, samples: samples, bias: bias, into: y)
             }
-            Winograd.transformOutputs(m, channels: outputs, tiling: tiling, samples: samples, bias: bias, into: y)
         }
+        BLAS.countOperations(products: Winograd.points, m: input.shape[0] * tiling.tilesPerSample, n: outputs, k: channels)
     }
 
     /// The tiling of the forward pass (over the input) and of the input gradient (over the
@@ -247,10 +276,11 @@ public final class Conv2d: Layer {
         return Swift.stride(from: 0, to: batch, by: perChunk).map { $0..<min($0 + perChunk, batch) }
     }
 
-    /// The two transform buffers, large enough for any of `chunks`.
-    private func winogradScratch(for chunks: [Range<Int>]) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+    /// Two transform buffers for each of `slots` chunks in flight at once.
+    private func winogradScratch(slots: Int, _ chunks: [Range<Int>]) -> WinogradScratch {
         let count = (chunks.first?.count ?? 0) * winogradValuesPerSample
-        return (transformedInputs.scratch(count), transformedProducts.scratch(count))
+        return WinogradScratch(inputs: transformedInputs.scratch(slots * count),
+                               products: transformedProducts.scratch(slots * count), slotSize: count)
     }
 
     // MARK: - Geometry and chunking
@@ -363,5 +393,15 @@ public final class Conv2d: Layer {
                 }
             }
         }
+    }
+}
+
+/// The transform buffers of the chunks in flight, one slot per thread (or gradient group).
+private struct WinogradScratch: @unchecked Sendable {
+    let inputs, products: UnsafeMutablePointer<Float>
+    let slotSize: Int
+
+    func slot(_ index: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+        (inputs + index * slotSize, products + index * slotSize)
     }
 }

@@ -218,19 +218,18 @@ enum Winograd {
 
     // MARK: - Walking tiles and channels
 
-    /// Calls `body(sample, tile, top, left)` for every tile of images `samples`, split over the
-    /// rank's threads by image: `tile` counts from the first image of `samples`, and `top`,
-    /// `left` are the input tile's corner (negative inside the padding).
+    /// Calls `body(sample, tile, top, left)` for every tile of images `samples`, on the caller's
+    /// thread (the convolution splits its chunks over threads): `tile` counts from the first
+    /// image of `samples`, and `top`, `left` are the input tile's corner (negative inside the
+    /// padding).
     @inline(__always)
     private static func forEachTile(_ t: WinogradTiling, samples: Range<Int>, _ body: (Int, Int, Int, Int) -> Void) {
-        Parallel.forEachPart(of: samples.count) { part in
-            for local in part {
-                var tile = local * t.tilesPerSample
-                for tileRow in 0..<t.tileRows {
-                    for tileColumn in 0..<t.tileColumns {
-                        body(samples.lowerBound + local, tile, 2 * tileRow - t.padding, 2 * tileColumn - t.padding)
-                        tile += 1
-                    }
+        var tile = 0
+        for sample in samples {
+            for tileRow in 0..<t.tileRows {
+                for tileColumn in 0..<t.tileColumns {
+                    body(sample, tile, 2 * tileRow - t.padding, 2 * tileColumn - t.padding)
+                    tile += 1
                 }
             }
         }

@@ -7,18 +7,65 @@ public enum Transpose: Sendable {
 }
 
 /// The matrix products of pskd: every call into BLAS goes through here.
+///
+/// OpenBLAS itself runs single-threaded: a rank's threads are `Parallel`'s workers, which split
+/// large products into slabs of the result (one OpenBLAS call each) and elementwise passes
+/// alike. One pool, so no OpenBLAS thread spins for work while the layers' workers run.
 public enum BLAS {
     /// `C = alpha · op(A) · op(B) + beta · C` on row-major matrices given by pointers and leading
-    /// dimensions. `op(A)` is `m × k`, `op(B)` is `k × n`, `C` is `m × n`.
-    @inlinable public static func gemm(
+    /// dimensions. `op(A)` is `m × k`, `op(B)` is `k × n`, `C` is `m × n`. A large product is
+    /// split over `Parallel.workers` by rows or columns of `C`. Call from the main thread.
+    public static func gemm(
         _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        floatingPointOperations &+= 2 * m * n * k
+        countOperations(products: 1, m: m, n: n, k: k)
+        let slabs = max(1, min(Parallel.workers, m * n * k / minimumSlabWork, max(m, n) / slabAlignment))
+        guard slabs > 1 else {
+            serialGemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                       beta: beta, c: c, ldc: ldc)
+            return
+        }
+        let splitRows = m >= n
+        let blocks = ((splitRows ? m : n) + slabAlignment - 1) / slabAlignment
+        let pointers = UncheckedSendable((a, b, c))
+        Parallel.forEachPart(of: blocks, minimumPart: max(1, blocks / slabs)) { part in
+            let (a, b, c) = pointers.value
+            let first = part.lowerBound * slabAlignment
+            let last = min(part.upperBound * slabAlignment, splitRows ? m : n)
+            if splitRows {  // rows first..<last of op(A) and C
+                serialGemm(transA, transB, m: last - first, n: n, k: k, alpha: alpha,
+                           a: a + first * (transA == .none ? lda : 1), lda: lda, b: b, ldb: ldb,
+                           beta: beta, c: c + first * ldc, ldc: ldc)
+            } else {  // columns first..<last of op(B) and C
+                serialGemm(transA, transB, m: m, n: last - first, k: k, alpha: alpha, a: a, lda: lda,
+                           b: b + first * (transB == .none ? 1 : ldb), ldb: ldb,
+                           beta: beta, c: c + first, ldc: ldc)
+            }
+        }
+    }
+
+    /// One OpenBLAS call on the caller's thread: neither split nor counted, so workers of
+    /// `Parallel` may run products of their own concurrently (and count them with
+    /// `countOperations` on the main thread).
+    public static func serialGemm(
+        _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        _ = openBLASSingleThreaded
         cblas_sgemm(CblasRowMajor, transA.cblas, transB.cblas, Int32(m), Int32(n), Int32(k),
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
+
+    /// OpenBLAS's own thread count, set to one before the first product.
+    private static let openBLASSingleThreaded: Void = openblas_set_num_threads(1)
+
+    /// Multiply-adds below which a product is not worth a second worker.
+    static let minimumSlabWork = 1 << 21
+    /// Slabs start at multiples of this many rows or columns (whole micro-kernel panels).
+    static let slabAlignment = 16
 
     /// `C = alpha · op(A) · op(B) + beta · C` on 2-D tensors; throws when the shapes do not fit.
     public static func matmul(
@@ -41,15 +88,20 @@ public enum BLAS {
     }
 
     /// The floating-point operations (2·m·n·k per product) of every `gemm` so far; benchmarks
-    /// read it before and after a step. Not synchronised: only the main thread calls BLAS.
+    /// read it before and after a step. Not synchronised: only the main thread updates it.
     public nonisolated(unsafe) static var floatingPointOperations = 0
 
-    /// The number of threads OpenBLAS uses for one call; the layers' elementwise passes
-    /// (`Parallel.workers`) use as many.
+    /// Adds `products` products of `m × k` by `k × n` to `floatingPointOperations`.
+    public static func countOperations(products: Int, m: Int, n: Int, k: Int) {
+        floatingPointOperations &+= products * 2 * m * n * k
+    }
+
+    /// The threads a rank computes with: `Parallel`'s workers, which split large products and
+    /// elementwise passes. Setting it also keeps OpenBLAS's own threads at one.
     public static var threads: Int {
-        get { Int(openblas_get_num_threads()) }
+        get { Parallel.workers }
         set {
-            openblas_set_num_threads(Int32(newValue))
+            openblas_set_num_threads(1)
             Parallel.workers = max(1, newValue)
         }
     }

@@ -10,15 +10,21 @@ public enum Parallel {
     /// `minimumPart` long), concurrently when there is more than one part. Parts must write
     /// disjoint memory.
     public static func forEachPart(of count: Int, minimumPart: Int = 1, _ body: (Range<Int>) -> Void) {
+        forEachNumberedPart(of: count, minimumPart: minimumPart) { _, part in body(part) }
+    }
+
+    /// `forEachPart`, also passing each part's number (`0..<workers`), for parts that need
+    /// scratch memory of their own.
+    public static func forEachNumberedPart(of count: Int, minimumPart: Int = 1, _ body: (Int, Range<Int>) -> Void) {
         let parts = max(1, min(workers, count / max(minimumPart, 1)))
         guard parts > 1 else {
-            body(0..<count)
+            body(0, 0..<count)
             return
         }
         withoutActuallyEscaping(body) { body in
             let shared = UncheckedSendable(body)
             DispatchQueue.concurrentPerform(iterations: parts) { part in
-                shared.value((count * part / parts)..<(count * (part + 1) / parts))
+                shared.value(part, (count * part / parts)..<(count * (part + 1) / parts))
             }
         }
     }
