@@ -37,6 +37,8 @@ public final class Conv2d: Layer {
 
     /// The largest column (or Winograd transform) buffer a chunk may use; chunks are whole samples.
     public nonisolated(unsafe) static var columnBufferBytes = 512 << 10
+    /// The fewest tiles a Winograd chunk holds (see `winogradChunks`).
+    public nonisolated(unsafe) static var winogradMinimumTiles = 256
     /// The fixed number of partial sums of a Winograd weight gradient, and so the most threads
     /// that phase can use (see `winogradFilterGradient`).
     public static let winogradGradientGroups = 4
@@ -268,11 +270,16 @@ public final class Conv2d: Layer {
             * Winograd.points * max(inputChannels, outputChannels)
     }
 
-    /// The batch in chunks of whole images whose transforms fit `columnBufferBytes`.
+    /// The batch in chunks of whole images whose transforms fit `columnBufferBytes`, but with
+    /// at least `winogradMinimumTiles` tiles, so that each product is tall enough to pay for
+    /// packing its filter matrix.
     private func winogradChunks() -> [Range<Int>] {
         let batch = input.shape[0]
         let bytesPerSample = winogradValuesPerSample * MemoryLayout<Float>.stride
-        let perChunk = max(1, min(batch, Conv2d.columnBufferBytes / max(bytesPerSample, 1)))
+        let tilesPerSample = max(inputTiling.tilesPerSample, 1)
+        let fitting = Conv2d.columnBufferBytes / max(bytesPerSample, 1)
+        let tallEnough = (Conv2d.winogradMinimumTiles + tilesPerSample - 1) / tilesPerSample
+        let perChunk = max(1, min(batch, max(fitting, tallEnough)))
         return Swift.stride(from: 0, to: batch, by: perChunk).map { $0..<min($0 + perChunk, batch) }
     }
 

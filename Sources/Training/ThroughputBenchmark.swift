@@ -19,6 +19,8 @@ public enum ThroughputBenchmark {
         public var ranks: Int
         public var steps: Int
         public var parameters: Int
+        /// The convolution algorithm asked for (`automatic`, `im2col` or `winograd`).
+        public var convolution: String
         /// Cross-entropy step: milliseconds, samples/s of one rank and of all ranks.
         public var millisecondsPerStep: Double
         public var samplesPerSecond: Double
@@ -42,10 +44,12 @@ public enum ThroughputBenchmark {
     /// Runs `warmupSteps` untimed steps, then `steps` timed steps of each policy, interleaved in
     /// rounds so that both see the same machine conditions.
     public static func run(modelName: String, batchSize: Int, threads: Int, steps: Int, warmupSteps: Int = 3,
+                           convolution: ConvolutionAlgorithm = .automatic,
                            communicator base: any Communicator = LocalCommunicator()) throws -> Result {
         BLAS.threads = threads
         let communicator = TimedCommunicator(base)
         let model = try ModelZoo.make(modelName, generator: RandomGenerator(seed: 1))
+        for case let conv as Conv2d in model.network.descendants() { conv.algorithm = convolution }
         let bench = try BenchmarkSteps(model: model, batchSize: batchSize, communicator: communicator)
         for _ in 0..<warmupSteps {
             try bench.step(policy: .crossEntropy)
@@ -68,7 +72,7 @@ public enum ThroughputBenchmark {
         let ce = median(crossEntropyTimes), pskd = median(pskdTimes)
         return Result(
             model: modelName, batchSize: batchSize, threads: threads, ranks: communicator.size, steps: steps,
-            parameters: model.parameters.parameterCount, millisecondsPerStep: ce * 1000,
+            parameters: model.parameters.parameterCount, convolution: convolution.rawValue, millisecondsPerStep: ce * 1000,
             samplesPerSecond: Double(batchSize) / ce, totalSamplesPerSecond: Double(batchSize * communicator.size) / ce,
             achievedGFLOPS: Double(flops) / ce / 1e9, sgemmPeakGFLOPS: sgemmPeak(threads: threads),
             pskdMillisecondsPerStep: pskd * 1000, pskdSamplesPerSecond: Double(batchSize) / pskd,

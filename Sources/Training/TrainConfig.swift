@@ -41,7 +41,7 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public var eceBins = 15
     /// Batches the loader prepares ahead on a background thread.
     public var prefetch = 2
-    /// OpenBLAS threads per rank; nil = the CPUs the rank is bound to.
+    /// Threads per rank (products and elementwise passes); nil = the CPUs the rank is bound to.
     public var threads: Int? = nil
     /// The run directory (metrics, configuration, checkpoints).
     public var outputDirectory = "runs/latest"

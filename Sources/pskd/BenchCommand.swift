@@ -2,6 +2,7 @@ import ArgumentParser
 import Collectives
 import DataPipeline
 import Foundation
+import Layers
 import Models
 import Training
 
@@ -19,9 +20,11 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "Model: \(ModelZoo.names.joined(separator: ", ")).") var model = "mlp"
     @Option(name: .customLong("batch-size"), help: "Samples per step on each rank.") var batchSize = 128
-    @Option(help: "OpenBLAS threads per rank (default: the CPUs the rank is bound to).") var threads: Int?
+    @Option(help: "Threads per rank for products and elementwise passes (default: the CPUs the rank is bound to).") var threads: Int?
     @Option(help: "Timed steps per policy (default: 40 for mlp, 10 otherwise).") var steps: Int?
     @Option(help: "Untimed warm-up steps.") var warmup = 3
+    @Option(help: "Convolution algorithm: automatic (Winograd for 3×3 stride-1 layers with ≥ 8 channels, else im2col), im2col, winograd.")
+    var convolution = ConvolutionAlgorithm.automatic
     @Flag(help: "Measure the data loader on Fashion-MNIST instead (with and without prefetching).") var loader = false
     @Option(name: .customLong("data-dir"), help: "Fashion-MNIST directory for --loader.") var dataDir: String?
     @Flag(help: "Print one JSON object instead of a table.") var json = false
@@ -39,7 +42,8 @@ struct BenchCommand: ParsableCommand {
         try withCommunicator { communicator in
             let result = try ThroughputBenchmark.run(
                 modelName: model, batchSize: batchSize, threads: ProcessPlacement.blasThreads(requested: threads),
-                steps: steps ?? (model == "mlp" ? 40 : 10), warmupSteps: warmup, communicator: communicator)
+                steps: steps ?? (model == "mlp" ? 40 : 10), warmupSteps: warmup, convolution: convolution,
+                communicator: communicator)
             guard communicator.isRoot else { return }
             print(json ? try jsonLine(result) : table(result))
         }
@@ -69,11 +73,13 @@ struct BenchCommand: ParsableCommand {
     private func table(_ r: ThroughputBenchmark.Result) -> String {
         func fixed(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
         return """
-        model \(r.model) (\(r.parameters) parameters), batch \(r.batchSize) per rank, \(r.ranks) rank(s) × \(r.threads) thread(s), \(r.steps) timed steps per policy
+        model \(r.model) (\(r.parameters) parameters, \(r.convolution) convolutions), batch \(r.batchSize) per rank, \(r.ranks) rank(s) × \(r.threads) thread(s), \(r.steps) timed steps per policy
           cross-entropy  \(fixed(r.millisecondsPerStep, 2)) ms/step, \(fixed(r.samplesPerSecond, 0)) samples/s per rank, \(fixed(r.totalSamplesPerSecond, 0)) in total
           PS-KD          \(fixed(r.pskdMillisecondsPerStep, 2)) ms/step, \(fixed(r.pskdSamplesPerSecond, 0)) samples/s per rank: \(fixed(r.pskdOverheadPercent, 2)) % over cross-entropy
           communication  \(fixed(r.communicationPercent, 1)) % of a step
-          GEMM           \(fixed(r.achievedGFLOPS)) GFLOP/s achieved, sgemm peak \(fixed(r.sgemmPeakGFLOPS)) GFLOP/s (\(fixed(100 * r.achievedGFLOPS / r.sgemmPeakGFLOPS, 0)) %)
+          GEMM           \(fixed(r.achievedGFLOPS)) GFLOP/s in products (Winograd needs 2.25× fewer), sgemm peak \(fixed(r.sgemmPeakGFLOPS)) GFLOP/s (\(fixed(100 * r.achievedGFLOPS / r.sgemmPeakGFLOPS, 0)) %)
         """
     }
 }
+
+extension ConvolutionAlgorithm: ExpressibleByArgument {}

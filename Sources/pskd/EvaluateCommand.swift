@@ -13,7 +13,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(name: .customLong("data-dir"), help: "Directory of the data set's files (default: the run's).") var dataDir: String?
     @Option(name: .customLong("max-test-samples"), help: "Evaluate on the first K test samples only.") var maxTestSamples: Int?
     @Option(name: .customLong("ece-bins"), help: "Equal-width confidence bins of ECE.") var eceBins = 15
-    @Option(help: "OpenBLAS threads per rank.") var threads: Int?
+    @Option(help: "Threads per rank.") var threads: Int?
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func run() throws {

@@ -12,7 +12,7 @@ struct InfoCommand: ParsableCommand {
         commandName: "info",
         abstract: "Print the Open MPI and OpenBLAS versions, BLAS threads, each rank's CPU binding and the build.")
 
-    @Option(help: "OpenBLAS threads per rank (default: the CPUs the rank is bound to).")
+    @Option(help: "Threads per rank for products and elementwise passes (default: the CPUs the rank is bound to).")
     var threads: Int?
 
     func run() throws {
@@ -41,6 +41,6 @@ struct InfoCommand: ParsableCommand {
         let node = (communicator as? MPICommunicator).flatMap { try? $0.processorName() } ?? hostName()
         return "rank \(communicator.rank)/\(communicator.size): node \(node), pid \(getpid()), "
             + "CPUs \(ProcessPlacement.allowedCPUList ?? "?") (\(ProcessPlacement.allowedCPUCount) of \(ProcessPlacement.onlineCPUCount)), "
-            + "OpenBLAS threads \(BLAS.threads)"
+            + "threads \(BLAS.threads) (OpenBLAS single-threaded, products split by pskd)"
     }
 }

@@ -63,7 +63,7 @@ struct TrainSettings: ParsableArguments {
     @Option(help: "CutMix probability per batch (default 0 = off).") var cutmix: Double?
     @Option(name: .customLong("ece-bins"), help: "Equal-width confidence bins of ECE (default 15).") var eceBins: Int?
     @Option(help: "Batches prepared ahead by the loader thread (default 2).") var prefetch: Int?
-    @Option(help: "OpenBLAS threads per rank (default: the CPUs the rank is bound to).") var threads: Int?
+    @Option(help: "Threads per rank for products and elementwise passes (default: the CPUs the rank is bound to).") var threads: Int?
     @Option(help: "Run directory for config.json, metrics.jsonl and checkpoints/ (default runs/latest).") var out: String?
     @Flag(help: "Continue from the newest complete checkpoint in the run directory.") var resume = false
     @Option(name: .customLong("stop-after"), help: "Stop after this many epochs are complete (continue later with --resume).") var stopAfter: Int?

@@ -208,8 +208,9 @@ final class ConvolutionTests: XCTestCase {
     }
 
     func testWinogradChunkingGivesTheSameResults() throws {
-        let saved = Conv2d.columnBufferBytes
-        defer { Conv2d.columnBufferBytes = saved }
+        let (savedBytes, savedTiles) = (Conv2d.columnBufferBytes, Conv2d.winogradMinimumTiles)
+        defer { (Conv2d.columnBufferBytes, Conv2d.winogradMinimumTiles) = (savedBytes, savedTiles) }
+        Conv2d.winogradMinimumTiles = 1
         let (conv, x) = makeWinograd((12, 9, 3, 1, 1, true, [5, 7, 6]), seed: 70)
         Conv2d.columnBufferBytes = 1 << 30
         let whole = try passes(conv, x)
