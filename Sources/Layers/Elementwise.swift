@@ -79,3 +79,117 @@ enum Lanes {
         while i < count { to[i] = from[i]; i += 1 }
     }
 }
+
+extension Lanes {
+    /// Eight flat indices (of max-pooling winners).
+    typealias Indices = SIMD8<Int32>
+
+    /// The lane numbers 0, 1, …, 7: `lane &+ Int32(offset)` indexes eight consecutive channels.
+    @inline(__always) static var lane: Indices { Indices(0, 1, 2, 3, 4, 5, 6, 7) }
+
+    @inline(__always) static func load(_ p: UnsafePointer<Int32>) -> Indices {
+        UnsafeRawPointer(p).loadUnaligned(as: Indices.self)
+    }
+
+    @inline(__always) static func store(_ v: Indices, _ p: UnsafeMutablePointer<Int32>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: Indices.self)
+    }
+
+    /// Lanes `0..<lanes` from `p`, the others zero (a whole vector when `lanes == width`; the
+    /// rest is out of line, so that the whole-vector case stays small enough to inline).
+    @inline(__always) static func load(_ p: UnsafePointer<Float>, lanes: Int) -> Vector {
+        lanes == width ? load(p) : loadPart(p, lanes: lanes)
+    }
+
+    /// Stores lanes `0..<lanes` of `v` to `p`.
+    @inline(__always) static func store(_ v: Vector, _ p: UnsafeMutablePointer<Float>, lanes: Int) {
+        lanes == width ? store(v, p) : storePart(v, p, lanes: lanes)
+    }
+
+    @inline(never) private static func loadPart(_ p: UnsafePointer<Float>, lanes: Int) -> Vector {
+        var v = Vector()
+        for i in 0..<lanes { v[i] = p[i] }
+        return v
+    }
+
+    @inline(never) private static func storePart(_ v: Vector, _ p: UnsafeMutablePointer<Float>, lanes: Int) {
+        for i in 0..<lanes { p[i] = v[i] }
+    }
+
+    /// Calls `body(channel, lanes)` for each group of up to eight of `channels` channels: the
+    /// whole groups with `lanes` the constant `width` (so inlined loads are whole vectors), then
+    /// the remainder.
+    @inline(__always) static func forEachGroup(channels: Int, _ body: (_ channel: Int, _ lanes: Int) -> Void) {
+        var channel = 0
+        while channel + width <= channels {
+            body(channel, width)
+            channel += width
+        }
+        if channel < channels { body(channel, channels - channel) }
+    }
+}
+
+/// The two terms a channel reduction sums at one row of a channels-last `[rows, channels]` pass.
+protocol ChannelTerms {
+    /// The terms of channels `channel..<channel + lanes` of the row starting at flat `offset`;
+    /// lanes from `lanes` on are ignored.
+    func callAsFunction(at offset: Int, channel: Int, lanes: Int) -> (Lanes.Vector, Lanes.Vector)
+}
+
+/// Per-channel sums over the rows of a channels-last pass, split over the rank's threads yet
+/// independent of `Parallel.workers`: blocks of `blockRows` rows are summed in Float lanes, the
+/// block sums of each `unitRows` rows are added in Double, and the units are merged in order.
+enum ChannelSums {
+    /// Rows summed in Float (a relative error of about `blockRows`·2⁻²⁴ at worst).
+    static let blockRows = 32
+    /// Rows per unit of work, a whole number of blocks.
+    static let unitRows = 1024
+
+    /// `(Σ first term, Σ second term)` of `terms` over `rows` rows, per channel.
+    static func sums<Terms: ChannelTerms>(_ terms: Terms, rows: Int, channels: Int) -> (first: [Double], second: [Double]) {
+        let units = (rows + unitRows - 1) / unitRows
+        var partials = [Double](repeating: 0, count: units * 2 * channels)
+        partials.withUnsafeMutableBufferPointer { partials in
+            let partials = partials.baseAddress!
+            Parallel.forEachPart(of: units) { part in
+                for unit in part {
+                    let unitRange = (unit * unitRows)..<min(rows, (unit + 1) * unitRows)
+                    addSums(terms, rows: unitRange, channels: channels, into: partials + unit * 2 * channels)
+                }
+            }
+        }
+        var first = [Double](repeating: 0, count: channels), second = first
+        for unit in 0..<units {
+            for c in 0..<channels {
+                first[c] += partials[unit * 2 * channels + c]
+                second[c] += partials[unit * 2 * channels + channels + c]
+            }
+        }
+        return (first, second)
+    }
+
+    /// Adds the sums of `rows`, block by block, to `sums` (`channels` first sums, then second).
+    /// Rows are read in order (for the prefetcher), each block's sums kept in `lanes`.
+    @inline(__always)
+    private static func addSums<Terms: ChannelTerms>(_ terms: Terms, rows: Range<Int>, channels: Int,
+                                                     into sums: UnsafeMutablePointer<Double>) {
+        let groups = (channels + Lanes.width - 1) / Lanes.width
+        withUnsafeTemporaryAllocation(of: Lanes.Vector.self, capacity: 2 * groups) { lanes in
+            let first = lanes.baseAddress!, second = first + groups
+            for start in Swift.stride(from: rows.lowerBound, to: rows.upperBound, by: blockRows) {
+                first.update(repeating: Lanes.Vector(), count: 2 * groups)
+                for r in start..<min(start + blockRows, rows.upperBound) {
+                    Lanes.forEachGroup(channels: channels) { channel, count in
+                        let (a, b) = terms(at: r * channels + channel, channel: channel, lanes: count)
+                        first[channel / Lanes.width] += a
+                        second[channel / Lanes.width] += b
+                    }
+                }
+                for channel in 0..<channels {
+                    sums[channel] += Double(first[channel / Lanes.width][channel % Lanes.width])
+                    sums[channels + channel] += Double(second[channel / Lanes.width][channel % Lanes.width])
+                }
+            }
+        }
+    }
+}

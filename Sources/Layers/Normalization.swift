@@ -3,7 +3,9 @@ import Tensors
 /// Batch normalisation over the last dimension: `[N, C]` (BatchNorm1d) or channels-last images
 /// `[N, H, W, C]` (BatchNorm2d). Training normalises with the batch statistics and updates the
 /// running averages (PyTorch's momentum 0.1, unbiased running variance); evaluation uses the
-/// running statistics. A ReLU can be fused into the output pass.
+/// running statistics. A ReLU can be fused into the output pass. Backward reads the input again
+/// (to recompute x̂ and the ReLU's mask, which is cheaper than storing them), so the input must
+/// be unchanged until then, as for Linear and Conv2d.
 public final class BatchNorm: Layer {
     public let channels: Int
     public let epsilon: Float
@@ -17,12 +19,11 @@ public final class BatchNorm: Layer {
     public var batchesTracked = 0
     public var computesInputGradient = true
 
-    private var input = Tensor(zeros: [0])
-    private var normalized = Workspace()     // x̂ (rows, C)
+    private var input = Tensor(zeros: [0])   // the caller's tensor, read again by backward
     private var output = Workspace()         // (rows, C)
     private var inputGradient = Workspace()  // (rows, C)
-    private var inverseStd = [Float]()       // (C) of the last training batch
-    private var batchMean = [Float]()        // (C) of the last training batch
+    private let batch: ChannelAffine         // of the last training batch
+    private let running: ChannelAffine       // for evaluation
     private var lastMode = Mode.training
 
     /// A normalisation over `channels` features with γ = 1 and β = 0.
@@ -35,8 +36,8 @@ public final class BatchNorm: Layer {
         bias = Parameter(shape: [channels], initializer: .constant(0))
         runningMean = Parameter(shape: [channels], initializer: .constant(0))
         runningVariance = Parameter(shape: [channels], initializer: .constant(1))
-        inverseStd = Array(repeating: 0, count: channels)
-        batchMean = Array(repeating: 0, count: channels)
+        batch = ChannelAffine(channels: channels)
+        running = ChannelAffine(channels: channels)
     }
 
     public var ownParameters: [(name: String, parameter: Parameter)] { [("weight", weight), ("bias", bias)] }
@@ -56,158 +57,168 @@ public final class BatchNorm: Layer {
         self.input = input
         lastMode = mode
         let rows = input.count / channels
-        let (scale, shift): ([Float], [Float])
+        let affine: ChannelAffine
         if mode == .training {
             guard rows > 1 else {
                 throw ShapeError("BatchNorm(\(channels)) in training needs more than one value per channel, got input \(input.shape)")
             }
-            (scale, shift) = trainingAffine(rows: rows)
+            setTrainingAffine(rows: rows)
+            affine = batch
         } else {
-            (scale, shift) = evaluationAffine()
+            setEvaluationAffine()
+            affine = running
         }
-        let xhat = mode == .training ? normalized.tensor(input.shape).pointer : nil
-        normalize(rows: rows, scale: scale, shift: shift, into: y.pointer, normalized: xhat)
+        normalize(rows: rows, affine: affine, into: y.pointer)
         return y
     }
 
-    /// Batch statistics → per-channel `y = x·scale + shift`; updates the running averages.
-    private func trainingAffine(rows: Int) -> ([Float], [Float]) {
-        var sum = [Double](repeating: 0, count: channels)
-        var sumOfSquares = [Double](repeating: 0, count: channels)
+    /// Batch statistics → `batch` (μ, 1/σ and `y = x·scale + shift`); updates the running averages.
+    /// The sums are of deviations from the first row, which keeps E[d²] − E[d]² accurate when
+    /// |μ| ≫ σ; they are blocked Float sums merged in Double (see `ChannelSums`).
+    private func setTrainingAffine(rows: Int) {
         let x = input.pointer
-        for r in 0..<rows {
-            let row = x + r * channels
-            for c in 0..<channels {
-                let v = Double(row[c])
-                sum[c] += v
-                sumOfSquares[c] += v * v
-            }
-        }
-        var scale = [Float](repeating: 0, count: channels), shift = scale
+        let (sum, sumOfSquares) = ChannelSums.sums(ShiftedMoments(x: x, shift: x), rows: rows, channels: channels)
         let gamma = weight.value.pointer, beta = bias.value.pointer
         let runningMean = runningMean.value.pointer, runningVariance = runningVariance.value.pointer
         for c in 0..<channels {
-            let mean = sum[c] / Double(rows)
-            let variance = max(sumOfSquares[c] / Double(rows) - mean * mean, 0)
+            let deviation = sum[c] / Double(rows)
+            let mean = Double(x[c]) + deviation
+            let variance = max(sumOfSquares[c] / Double(rows) - deviation * deviation, 0)
             let inverse = Float(1 / (variance + Double(epsilon)).squareRoot())
-            inverseStd[c] = inverse
-            batchMean[c] = Float(mean)
-            scale[c] = gamma[c] * inverse
-            shift[c] = beta[c] - Float(mean) * scale[c]
+            batch.mean[c] = Float(mean)
+            batch.inverseStd[c] = inverse
+            batch.scale[c] = gamma[c] * inverse
+            batch.shift[c] = beta[c] - Float(mean) * batch.scale[c]
             runningMean[c] = (1 - momentum) * runningMean[c] + momentum * Float(mean)
             let unbiased = variance * Double(rows) / Double(rows - 1)
             runningVariance[c] = (1 - momentum) * runningVariance[c] + momentum * Float(unbiased)
         }
         batchesTracked += 1
-        return (scale, shift)
     }
 
-    /// Running statistics → per-channel `y = x·scale + shift`.
-    private func evaluationAffine() -> ([Float], [Float]) {
-        var scale = [Float](repeating: 0, count: channels), shift = scale
+    /// Running statistics → `running`'s `y = x·scale + shift`.
+    private func setEvaluationAffine() {
         let gamma = weight.value.pointer, beta = bias.value.pointer
         let mean = runningMean.value.pointer, variance = runningVariance.value.pointer
         for c in 0..<channels {
-            scale[c] = gamma[c] / (variance[c] + epsilon).squareRoot()
-            shift[c] = beta[c] - mean[c] * scale[c]
+            running.scale[c] = gamma[c] / (variance[c] + epsilon).squareRoot()
+            running.shift[c] = beta[c] - mean[c] * running.scale[c]
         }
-        return (scale, shift)
     }
 
-    /// One pass: `y = act(x·scale + shift)`, and x̂ = (x − μ)/σ when training.
-    private func normalize(rows: Int, scale: [Float], shift: [Float],
-                           into y: UnsafeMutablePointer<Float>, normalized xhat: UnsafeMutablePointer<Float>?) {
-        let x = input.pointer
-        let relu = activation == .relu
-        let mean = batchMean, inverse = inverseStd
+    /// One pass: `y = act(x·scale + shift)`.
+    private func normalize(rows: Int, affine: ChannelAffine, into y: UnsafeMutablePointer<Float>) {
+        let x = input.pointer, c = channels, relu = activation == .relu
+        let scale = affine.scale, shift = affine.shift
         Parallel.forEachPart(of: rows, minimumPart: 64) { part in
             for r in part {
-                let base = r * channels
-                for c in 0..<channels {
-                    let v = x[base + c] * scale[c] + shift[c]
-                    y[base + c] = relu ? max(v, 0) : v
-                }
-                if let xhat {
-                    for c in 0..<channels { xhat[base + c] = (x[base + c] - mean[c]) * inverse[c] }
-                }
-            }
-        }
-    }
-
-    /// `dy ← dy · relu'(y)` in place (when the ReLU is fused), `dβ = Σ dy`, `dγ = Σ dy·x̂`,
-    /// eight channels at a time with the sums in registers.
-    private func maskAndSumGradients(dy: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>,
-                                     xhat: UnsafeMutablePointer<Float>, rows: Int,
-                                     dbeta: UnsafeMutablePointer<Float>, dgamma: UnsafeMutablePointer<Float>) {
-        let c = channels, relu = activation == .relu
-        let groups = (c + Lanes.width - 1) / Lanes.width
-        Parallel.forEachPart(of: groups) { part in
-            for group in part {
-                let k = group * Lanes.width
-                guard k + Lanes.width <= c else {
-                    for channel in k..<c {
-                        var sumDy: Float = 0, sumDyX: Float = 0
-                        for r in 0..<rows {
-                            let at = r * c + channel
-                            let g = relu && y[at] <= 0 ? 0 : dy[at]
-                            dy[at] = g
-                            sumDy += g
-                            sumDyX += g * xhat[at]
-                        }
-                        dbeta[channel] = sumDy
-                        dgamma[channel] = sumDyX
-                    }
-                    continue
-                }
-                var sumDy = Lanes.Vector(), sumDyX = Lanes.Vector()
-                for r in 0..<rows {
+                Lanes.forEachGroup(channels: c) { k, lanes in
                     let at = r * c + k
-                    var g = Lanes.load(dy + at)
-                    if relu { g.replace(with: 0, where: Lanes.load(y + at) .<= 0) }
-                    Lanes.store(g, dy + at)
-                    sumDy += g
-                    sumDyX += g * Lanes.load(xhat + at)
+                    var v = Lanes.load(x + at, lanes: lanes) * Lanes.load(scale + k, lanes: lanes)
+                        + Lanes.load(shift + k, lanes: lanes)
+                    if relu { v.replace(with: 0, where: v .<= 0) }  // max(v, 0), NaN kept
+                    Lanes.store(v, y + at, lanes: lanes)
                 }
-                Lanes.store(sumDy, dbeta + k)
-                Lanes.store(sumDyX, dgamma + k)
             }
         }
     }
 
+    /// Two passes over `dy` and the input (x̂ and the ReLU's mask are recomputed from x):
+    /// `dβ = Σ g`, `dγ = Σ g·x̂` with `g = dy·relu'(y)`, then `dx = γ/(σ·n) · (n·g − dβ − x̂·dγ)`.
     public func backward(_ outputGradient: Tensor) -> Tensor {
         precondition(lastMode == .training, "BatchNorm.backward needs a forward pass in training mode")
         let rows = input.count / channels, c = channels
-        let dy = outputGradient.pointer, y = output.tensor(input.shape).pointer
-        let xhat = normalized.tensor(input.shape).pointer
+        let terms = BackwardTerms(dy: outputGradient.pointer, x: input.pointer, batch: batch,
+                                  relu: activation == .relu)
         let dgamma = weight.gradient.pointer, dbeta = bias.gradient.pointer
-        // Pass 1: mask by the fused ReLU (in place) and sum the parameter gradients.
-        maskAndSumGradients(dy: dy, y: y, xhat: xhat, rows: rows, dbeta: dbeta, dgamma: dgamma)
+        let (sumG, sumGX) = ChannelSums.sums(terms, rows: rows, channels: c)
+        for k in 0..<c {
+            dbeta[k] = Float(sumG[k])
+            dgamma[k] = Float(sumGX[k])
+        }
         guard computesInputGradient else { return input }
-        // Pass 2: dx = γ/(σ·n) · (n·dy − Σdy − x̂·Σ(dy·x̂)).
         let dxTensor = inputGradient.tensor(input.shape)
         let dx = dxTensor.pointer, gamma = weight.value.pointer
         let n = Float(rows)
         var scale = [Float](repeating: 0, count: c)
-        for k in 0..<c { scale[k] = gamma[k] * inverseStd[k] / n }
+        for k in 0..<c { scale[k] = gamma[k] * batch.inverseStd[k] / n }
         scale.withUnsafeBufferPointer { scale in
             let scale = scale.baseAddress!
             Parallel.forEachPart(of: rows, minimumPart: 64) { part in
                 for r in part {
-                    let base = r * c
-                    var k = 0
-                    while k + Lanes.width <= c {
-                        let value = Lanes.load(scale + k) * (n * Lanes.load(dy + base + k) - Lanes.load(dbeta + k)
-                            - Lanes.load(xhat + base + k) * Lanes.load(dgamma + k))
-                        Lanes.store(value, dx + base + k)
-                        k += Lanes.width
-                    }
-                    while k < c {
-                        dx[base + k] = scale[k] * (n * dy[base + k] - dbeta[k] - xhat[base + k] * dgamma[k])
-                        k += 1
+                    Lanes.forEachGroup(channels: c) { k, lanes in
+                        let at = r * c + k
+                        let (g, xhat) = terms.gradientAndNormalized(at: at, channel: k, lanes: lanes)
+                        let value = Lanes.load(scale + k, lanes: lanes) * (n * g - Lanes.load(dbeta + k, lanes: lanes)
+                            - xhat * Lanes.load(dgamma + k, lanes: lanes))
+                        Lanes.store(value, dx + at, lanes: lanes)
                     }
                 }
             }
         }
         return dxTensor
+    }
+}
+
+/// Per-channel vectors, rows of one `[4, C]` tensor: the batch mean and 1/σ (in training) and
+/// the map `y = x·scale + shift` normalisation applies.
+private struct ChannelAffine {
+    let storage: Tensor
+    let channels: Int
+
+    init(channels: Int) {
+        storage = Tensor(zeros: [4, channels])
+        self.channels = channels
+    }
+
+    var mean: UnsafeMutablePointer<Float> { storage.pointer }
+    var inverseStd: UnsafeMutablePointer<Float> { storage.pointer + channels }
+    var scale: UnsafeMutablePointer<Float> { storage.pointer + 2 * channels }
+    var shift: UnsafeMutablePointer<Float> { storage.pointer + 3 * channels }
+}
+
+/// `(d, d²)` with `d = x − shift` per channel: the moments of the batch statistics.
+private struct ShiftedMoments: ChannelTerms {
+    let x: UnsafePointer<Float>
+    let shift: UnsafePointer<Float>
+
+    @inline(__always)
+    func callAsFunction(at offset: Int, channel: Int, lanes: Int) -> (Lanes.Vector, Lanes.Vector) {
+        let d = Lanes.load(x + offset, lanes: lanes) - Lanes.load(shift + channel, lanes: lanes)
+        return (d, d * d)
+    }
+}
+
+/// The terms of BatchNorm's backward pass, from the output gradient and the layer's input.
+private struct BackwardTerms: ChannelTerms {
+    let dy: UnsafePointer<Float>
+    let x: UnsafePointer<Float>
+    let mean: UnsafePointer<Float>, inverseStd: UnsafePointer<Float>
+    let scale: UnsafePointer<Float>, shift: UnsafePointer<Float>
+    let relu: Bool
+
+    init(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, batch: ChannelAffine, relu: Bool) {
+        (self.dy, self.x, self.relu) = (dy, x, relu)
+        (mean, inverseStd) = (UnsafePointer(batch.mean), UnsafePointer(batch.inverseStd))
+        (scale, shift) = (UnsafePointer(batch.scale), UnsafePointer(batch.shift))
+    }
+
+    /// `g = dy·relu'(y)` (dy without the ReLU) and `x̂ = (x − μ)/σ`, recomputed as forward did.
+    @inline(__always)
+    func gradientAndNormalized(at offset: Int, channel: Int, lanes: Int) -> (Lanes.Vector, Lanes.Vector) {
+        let x = Lanes.load(self.x + offset, lanes: lanes)
+        var g = Lanes.load(dy + offset, lanes: lanes)
+        if relu {
+            let y = x * Lanes.load(scale + channel, lanes: lanes) + Lanes.load(shift + channel, lanes: lanes)
+            g.replace(with: 0, where: y .<= 0)
+        }
+        return (g, (x - Lanes.load(mean + channel, lanes: lanes)) * Lanes.load(inverseStd + channel, lanes: lanes))
+    }
+
+    /// `(g, g·x̂)`: the sums are dβ and dγ.
+    @inline(__always)
+    func callAsFunction(at offset: Int, channel: Int, lanes: Int) -> (Lanes.Vector, Lanes.Vector) {
+        let (g, xhat) = gradientAndNormalized(at: offset, channel: channel, lanes: lanes)
+        return (g, g * xhat)
     }
 }

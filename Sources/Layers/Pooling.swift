@@ -26,31 +26,48 @@ public final class MaxPool2d: Layer {
                                name: "MaxPool2d(k\(kernelSize), s\(stride))")
     }
 
+    /// Whether the windows are 2×2 at stride 2 without padding over whole eight-channel groups,
+    /// which take the vector path `forwardTwoByTwo`.
+    private func usesTwoByTwoPath(channels: Int) -> Bool {
+        kernelSize == 2 && stride == 2 && padding == 0 && channels % Lanes.width == 0
+    }
+
     public func forward(_ input: Tensor, mode: Mode) throws(ShapeError) -> Tensor {
         let y = output.tensor(try outputShape(for: input.shape))
         inputShape = input.shape
         if winners.count != y.count { winners = Array(repeating: 0, count: y.count) }
+        winners.withUnsafeMutableBufferPointer { winner in
+            if usesTwoByTwoPath(channels: input.shape[3]) {
+                forwardTwoByTwo(input, into: y, winners: winner.baseAddress!)
+            } else {
+                forwardAnyWindow(input, into: y, winners: winner.baseAddress!)
+            }
+        }
+        return y
+    }
+
+    /// The maximum of each window and its flat input position, the first one among equals
+    /// (window pixels in row-major order; a NaN stays once taken, as `>` fails).
+    private func forwardAnyWindow(_ input: Tensor, into y: Tensor, winners winner: UnsafeMutablePointer<Int32>) {
         let (h, w, c) = (input.shape[1], input.shape[2], input.shape[3])
         let (oh, ow) = (y.shape[1], y.shape[2])
         let x = input.pointer, out = y.pointer
-        winners.withUnsafeMutableBufferPointer { winner in
-            Parallel.forEachPart(of: input.shape[0]) { samples in
-                for n in samples {
-                    for i in 0..<oh {
-                        for j in 0..<ow {
-                            let o = ((n * oh + i) * ow + j) * c
-                            for ch in 0..<c { out[o + ch] = -.infinity; winner[o + ch] = -1 }
-                            for di in 0..<kernelSize {
-                                let ih = i * stride - padding + di
-                                guard ih >= 0 && ih < h else { continue }
-                                for dj in 0..<kernelSize {
-                                    let iw = j * stride - padding + dj
-                                    guard iw >= 0 && iw < w else { continue }
-                                    let s = ((n * h + ih) * w + iw) * c
-                                    for ch in 0..<c where x[s + ch] > out[o + ch] || winner[o + ch] < 0 {
-                                        out[o + ch] = x[s + ch]
-                                        winner[o + ch] = Int32(s + ch)
-                                    }
+        Parallel.forEachPart(of: input.shape[0]) { samples in
+            for n in samples {
+                for i in 0..<oh {
+                    for j in 0..<ow {
+                        let o = ((n * oh + i) * ow + j) * c
+                        for ch in 0..<c { out[o + ch] = -.infinity; winner[o + ch] = -1 }
+                        for di in 0..<kernelSize {
+                            let ih = i * stride - padding + di
+                            guard ih >= 0 && ih < h else { continue }
+                            for dj in 0..<kernelSize {
+                                let iw = j * stride - padding + dj
+                                guard iw >= 0 && iw < w else { continue }
+                                let s = ((n * h + ih) * w + iw) * c
+                                for ch in 0..<c where x[s + ch] > out[o + ch] || winner[o + ch] < 0 {
+                                    out[o + ch] = x[s + ch]
+                                    winner[o + ch] = Int32(s + ch)
                                 }
                             }
                         }
@@ -58,19 +75,59 @@ public final class MaxPool2d: Layer {
                 }
             }
         }
-        return y
     }
 
+    /// `forwardAnyWindow` for 2×2 windows at stride 2, eight channels at a time: the four pixels
+    /// are taken in the same order with the same strict `>`, so ties and NaNs resolve alike.
+    private func forwardTwoByTwo(_ input: Tensor, into y: Tensor, winners winner: UnsafeMutablePointer<Int32>) {
+        let (h, w, c) = (input.shape[1], input.shape[2], input.shape[3])
+        let (oh, ow) = (y.shape[1], y.shape[2])
+        let x = input.pointer, out = y.pointer
+        Parallel.forEachPart(of: input.shape[0]) { samples in
+            for n in samples {
+                for i in 0..<oh {
+                    for j in 0..<ow {
+                        let o = ((n * oh + i) * ow + j) * c, s = ((n * h + 2 * i) * w + 2 * j) * c
+                        for k in Swift.stride(from: 0, to: c, by: Lanes.width) {
+                            var best = Lanes.load(x + s + k), at = Lanes.lane &+ Int32(s + k)
+                            for pixel in [s + c, s + w * c, s + w * c + c] {
+                                Self.keepGreater(x, at: pixel + k, best: &best, winners: &at)
+                            }
+                            Lanes.store(best, out + o + k)
+                            Lanes.store(at, winner + o + k)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the eight values at `x + offset` into `best` where strictly greater, with their
+    /// flat positions into `winners`.
+    @inline(__always)
+    private static func keepGreater(_ x: UnsafePointer<Float>, at offset: Int,
+                                    best: inout Lanes.Vector, winners: inout Lanes.Indices) {
+        let v = Lanes.load(x + offset)
+        let greater = v .> best
+        best.replace(with: v, where: greater)
+        winners.replace(with: Lanes.lane &+ Int32(offset), where: greater)
+    }
+
+    /// Adds each output gradient to its window's winner, sample by sample: zeroing a sample's
+    /// input gradient just before its additions keeps it in cache for them.
     public func backward(_ outputGradient: Tensor) -> Tensor {
         let dx = inputGradient.tensor(inputShape)
-        dx.fill(0)
         let d = dx.pointer, dy = outputGradient.pointer
-        let perSample = outputGradient.count / max(outputGradient.shape[0], 1)
+        let samples = max(outputGradient.shape[0], 1)
+        let outputsPerSample = outputGradient.count / samples, inputsPerSample = dx.count / samples
         winners.withUnsafeBufferPointer { winner in
             // A sample's maxima lie in its own input, so parts of whole samples write apart.
-            Parallel.forEachPart(of: outputGradient.shape[0]) { samples in
-                for o in (samples.lowerBound * perSample)..<(samples.upperBound * perSample) {
-                    d[Int(winner[o])] += dy[o]
+            Parallel.forEachPart(of: outputGradient.shape[0]) { part in
+                for n in part {
+                    (d + n * inputsPerSample).update(repeating: 0, count: inputsPerSample)
+                    for o in (n * outputsPerSample)..<((n + 1) * outputsPerSample) {
+                        d[Int(winner[o])] += dy[o]
+                    }
                 }
             }
         }
