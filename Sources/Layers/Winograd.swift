@@ -119,16 +119,11 @@ enum Winograd {
                 let r1 = inputPoints(d(1, 0), d(1, 1), d(1, 2), d(1, 3))
                 let r2 = inputPoints(d(2, 0), d(2, 1), d(2, 2), d(2, 3))
                 let r3 = inputPoints(d(3, 0), d(3, 1), d(3, 2), d(3, 3))
-                @inline(__always) func put(_ j: Int, _ column: (Vector, Vector, Vector, Vector)) {
-                    store(column.0, out + (0 + j) * pointStride + c, lanes)
-                    store(column.1, out + (4 + j) * pointStride + c, lanes)
-                    store(column.2, out + (8 + j) * pointStride + c, lanes)
-                    store(column.3, out + (12 + j) * pointStride + c, lanes)
-                }
-                put(0, inputPoints(r0.0, r1.0, r2.0, r3.0))
-                put(1, inputPoints(r0.1, r1.1, r2.1, r3.1))
-                put(2, inputPoints(r0.2, r1.2, r2.2, r3.2))
-                put(3, inputPoints(r0.3, r1.3, r2.3, r3.3))
+                let block = out + c
+                storeColumn(0, inputPoints(r0.0, r1.0, r2.0, r3.0), block, pointStride, lanes)
+                storeColumn(1, inputPoints(r0.1, r1.1, r2.1, r3.1), block, pointStride, lanes)
+                storeColumn(2, inputPoints(r0.2, r1.2, r2.2, r3.2), block, pointStride, lanes)
+                storeColumn(3, inputPoints(r0.3, r1.3, r2.3, r3.3), block, pointStride, lanes)
             }
         }
     }
@@ -184,18 +179,24 @@ enum Winograd {
                 let g10 = twoRows ? load(corner + width * channels + c, lanes) : .zero
                 let g11 = twoRows && twoColumns ? load(corner + (width + 1) * channels + c, lanes) : .zero
                 let top = gradientPoints(g00, g01), bottom = gradientPoints(g10, g11)
-                @inline(__always) func put(_ j: Int, _ column: (Vector, Vector, Vector, Vector)) {
-                    store(column.0, out + (0 + j) * pointStride + c, lanes)
-                    store(column.1, out + (4 + j) * pointStride + c, lanes)
-                    store(column.2, out + (8 + j) * pointStride + c, lanes)
-                    store(column.3, out + (12 + j) * pointStride + c, lanes)
-                }
-                put(0, gradientPoints(top.0, bottom.0))
-                put(1, gradientPoints(top.1, bottom.1))
-                put(2, gradientPoints(top.2, bottom.2))
-                put(3, gradientPoints(top.3, bottom.3))
+                let block = out + c
+                storeColumn(0, gradientPoints(top.0, bottom.0), block, pointStride, lanes)
+                storeColumn(1, gradientPoints(top.1, bottom.1), block, pointStride, lanes)
+                storeColumn(2, gradientPoints(top.2, bottom.2), block, pointStride, lanes)
+                storeColumn(3, gradientPoints(top.3, bottom.3), block, pointStride, lanes)
             }
         }
+    }
+
+    /// Stores transform points (0, j) … (3, j) of one tile's channel block, `block` pointing at
+    /// the block in point 0's matrix.
+    @inline(__always)
+    private static func storeColumn(_ j: Int, _ column: (Vector, Vector, Vector, Vector),
+                                    _ block: UnsafeMutablePointer<Float>, _ pointStride: Int, _ lanes: Int) {
+        store(column.0, block + (0 + j) * pointStride, lanes)
+        store(column.1, block + (4 + j) * pointStride, lanes)
+        store(column.2, block + (8 + j) * pointStride, lanes)
+        store(column.3, block + (12 + j) * pointStride, lanes)
     }
 
     /// Bᵀ applied to four values along one axis.
