@@ -118,6 +118,17 @@ final class ConvolutionTests: XCTestCase {
         return (y, dx, conv.weight.gradient.copy(), conv.bias?.gradient.copy())
     }
 
+    /// Asserts that two results of `passes` agree to float rounding.
+    private func assertSamePasses(_ got: (Tensor, Tensor, Tensor, Tensor?), _ expected: (Tensor, Tensor, Tensor, Tensor?),
+                                  _ label: String, file: StaticString = #filePath, line: UInt = #line) {
+        assertClose(got.0, expected.0, absolute: 1e-5, relative: 1e-5, "forward, \(label)", file: file, line: line)
+        assertClose(got.1, expected.1, absolute: 1e-5, relative: 1e-5, "input gradient, \(label)", file: file, line: line)
+        assertClose(got.2, expected.2, absolute: 1e-4, relative: 1e-5, "weight gradient, \(label)", file: file, line: line)
+        if let bias = expected.3 {
+            assertClose(got.3!, bias, absolute: 1e-5, relative: 1e-5, "bias gradient, \(label)", file: file, line: line)
+        }
+    }
+
     func testChunkingTheBatchGivesTheSameResults() throws {
         let saved = Conv2d.columnBufferBytes
         defer { Conv2d.columnBufferBytes = saved }
@@ -132,10 +143,7 @@ final class ConvolutionTests: XCTestCase {
             for budget in [2 * sampleBytes, sampleBytes, sampleBytes / 3] {
                 Conv2d.columnBufferBytes = budget
                 let chunked = try passes(conv, x)
-                assertClose(chunked.0, whole.0, absolute: 1e-5, relative: 1e-5, "forward, budget \(budget)")
-                assertClose(chunked.1, whole.1, absolute: 1e-5, relative: 1e-5, "input gradient, budget \(budget)")
-                assertClose(chunked.2, whole.2, absolute: 1e-4, relative: 1e-5, "weight gradient, budget \(budget)")
-                if let bias = whole.3 { assertClose(chunked.3!, bias, absolute: 1e-5, relative: 1e-5) }
+                assertSamePasses(chunked, whole, "budget \(budget)")
                 assertClose(chunked.0, directConvolution(x, conv), absolute: 1e-5, relative: 1e-5)
             }
             Conv2d.columnBufferBytes = sampleBytes
@@ -144,12 +152,15 @@ final class ConvolutionTests: XCTestCase {
     }
 
     func testParameterGradientsWithoutInputGradient() throws {
-        let (conv, x) = make((2, 3, 3, 2, 1, true, [2, 5, 5]), seed: 9)
-        let full = try passes(conv, x)
-        conv.computesInputGradient = false
-        let partial = try passes(conv, x)
-        XCTAssertEqual(partial.2.scalars, full.2.scalars)
-        XCTAssertEqual(partial.3!.scalars, full.3!.scalars)
+        let im2col = make((2, 3, 3, 2, 1, true, [2, 5, 5]), seed: 9)
+        let winograd = makeWinograd((8, 8, 3, 1, 1, true, [2, 6, 4]), seed: 80)
+        for (conv, x) in [im2col, winograd] {
+            let full = try passes(conv, x)
+            conv.computesInputGradient = false
+            let partial = try passes(conv, x)
+            XCTAssertEqual(partial.2.scalars, full.2.scalars, "winograd: \(conv.usesWinograd)")
+            XCTAssertEqual(partial.3!.scalars, full.3!.scalars, "winograd: \(conv.usesWinograd)")
+        }
     }
 
     func testInitialisationBound() {
@@ -199,11 +210,7 @@ final class ConvolutionTests: XCTestCase {
             let (conv, x) = makeWinograd(config, seed: UInt64(60 + index))
             let winograd = try passes(conv, x)
             conv.algorithm = .im2col
-            let im2col = try passes(conv, x)
-            assertClose(winograd.0, im2col.0, absolute: 1e-5, relative: 1e-5, "forward \(config)")
-            assertClose(winograd.1, im2col.1, absolute: 1e-5, relative: 1e-5, "input gradient \(config)")
-            assertClose(winograd.2, im2col.2, absolute: 1e-4, relative: 1e-5, "weight gradient \(config)")
-            if let bias = im2col.3 { assertClose(winograd.3!, bias, absolute: 1e-5, relative: 1e-5) }
+            assertSamePasses(winograd, try passes(conv, x), "\(config)")
         }
     }
 
@@ -218,20 +225,8 @@ final class ConvolutionTests: XCTestCase {
         let sampleBytes = 16 * 12 * 12 * MemoryLayout<Float>.stride
         for budget in [2 * sampleBytes, sampleBytes, sampleBytes / 3] {
             Conv2d.columnBufferBytes = budget
-            let chunked = try passes(conv, x)
-            assertClose(chunked.0, whole.0, absolute: 1e-5, relative: 1e-5, "forward, budget \(budget)")
-            assertClose(chunked.1, whole.1, absolute: 1e-5, relative: 1e-5, "input gradient, budget \(budget)")
-            assertClose(chunked.2, whole.2, absolute: 1e-4, relative: 1e-5, "weight gradient, budget \(budget)")
+            assertSamePasses(try passes(conv, x), whole, "budget \(budget)")
         }
-    }
-
-    func testWinogradParameterGradientsWithoutInputGradient() throws {
-        let (conv, x) = makeWinograd((8, 8, 3, 1, 1, true, [2, 6, 4]), seed: 80)
-        let full = try passes(conv, x)
-        conv.computesInputGradient = false
-        let partial = try passes(conv, x)
-        XCTAssertEqual(partial.2.scalars, full.2.scalars)
-        XCTAssertEqual(partial.3!.scalars, full.3!.scalars)
     }
 
     func testAutomaticAlgorithmPicksWinogradWhereItPays() {
