@@ -35,7 +35,7 @@ enum Winograd {
     /// Transform points per tile (4×4).
     static let points = 16
 
-    typealias Vector = SIMD8<Float>
+    typealias Vector = Lanes.Vector
 
     // MARK: - Filters
 
@@ -110,10 +110,10 @@ enum Winograd {
             let image = x + sample * t.height * t.width * channels
             let rows = validMask(first: top, limit: t.height), columns = validMask(first: left, limit: t.width)
             let out = v + tile * channels
-            forEachChannelBlock(channels) { c, lanes in
+            Lanes.forEachGroup(channels: channels) { c, lanes in
                 @inline(__always) func d(_ i: Int, _ j: Int) -> Vector {
                     guard rows & (1 << i) != 0, columns & (1 << j) != 0 else { return .zero }
-                    return load(image + ((top + i) * t.width + left + j) * channels + c, lanes)
+                    return Lanes.load(image + ((top + i) * t.width + left + j) * channels + c, lanes: lanes)
                 }
                 let r0 = inputPoints(d(0, 0), d(0, 1), d(0, 2), d(0, 3))
                 let r1 = inputPoints(d(1, 0), d(1, 1), d(1, 2), d(1, 3))
@@ -141,20 +141,22 @@ enum Winograd {
             let (row, column) = (top + t.padding, left + t.padding)  // the output tile's corner
             let (twoRows, twoColumns) = (row + 1 < height, column + 1 < width)
             let source = m + tile * channels
-            forEachChannelBlock(channels) { c, lanes in
-                @inline(__always) func p(_ i: Int, _ j: Int) -> Vector { load(source + (i * 4 + j) * pointStride + c, lanes) }
-                let b = bias.map { load($0 + c, lanes) } ?? .zero
+            Lanes.forEachGroup(channels: channels) { c, lanes in
+                @inline(__always) func p(_ i: Int, _ j: Int) -> Vector {
+                    Lanes.load(source + (i * 4 + j) * pointStride + c, lanes: lanes)
+                }
+                let b = bias.map { Lanes.load($0 + c, lanes: lanes) } ?? .zero
                 let r0 = outputPoints(p(0, 0), p(0, 1), p(0, 2), p(0, 3))
                 let r1 = outputPoints(p(1, 0), p(1, 1), p(1, 2), p(1, 3))
                 let r2 = outputPoints(p(2, 0), p(2, 1), p(2, 2), p(2, 3))
                 let r3 = outputPoints(p(3, 0), p(3, 1), p(3, 2), p(3, 3))
                 let left = outputPoints(r0.0, r1.0, r2.0, r3.0), right = outputPoints(r0.1, r1.1, r2.1, r3.1)
                 let corner = image + (row * width + column) * channels + c
-                store(left.0 + b, corner, lanes)
-                if twoColumns { store(right.0 + b, corner + channels, lanes) }
+                Lanes.store(left.0 + b, corner, lanes: lanes)
+                if twoColumns { Lanes.store(right.0 + b, corner + channels, lanes: lanes) }
                 if twoRows {
-                    store(left.1 + b, corner + width * channels, lanes)
-                    if twoColumns { store(right.1 + b, corner + (width + 1) * channels, lanes) }
+                    Lanes.store(left.1 + b, corner + width * channels, lanes: lanes)
+                    if twoColumns { Lanes.store(right.1 + b, corner + (width + 1) * channels, lanes: lanes) }
                 }
             }
         }
@@ -173,11 +175,11 @@ enum Winograd {
             let (twoRows, twoColumns) = (row + 1 < height, column + 1 < width)
             let out = dm + tile * channels
             let corner = image + (row * width + column) * channels
-            forEachChannelBlock(channels) { c, lanes in
-                let g00 = load(corner + c, lanes)
-                let g01 = twoColumns ? load(corner + channels + c, lanes) : .zero
-                let g10 = twoRows ? load(corner + width * channels + c, lanes) : .zero
-                let g11 = twoRows && twoColumns ? load(corner + (width + 1) * channels + c, lanes) : .zero
+            Lanes.forEachGroup(channels: channels) { c, lanes in
+                let g00 = Lanes.load(corner + c, lanes: lanes)
+                let g01 = twoColumns ? Lanes.load(corner + channels + c, lanes: lanes) : .zero
+                let g10 = twoRows ? Lanes.load(corner + width * channels + c, lanes: lanes) : .zero
+                let g11 = twoRows && twoColumns ? Lanes.load(corner + (width + 1) * channels + c, lanes: lanes) : .zero
                 let top = gradientPoints(g00, g01), bottom = gradientPoints(g10, g11)
                 let block = out + c
                 storeColumn(0, gradientPoints(top.0, bottom.0), block, pointStride, lanes)
@@ -193,10 +195,10 @@ enum Winograd {
     @inline(__always)
     private static func storeColumn(_ j: Int, _ column: (Vector, Vector, Vector, Vector),
                                     _ block: UnsafeMutablePointer<Float>, _ pointStride: Int, _ lanes: Int) {
-        store(column.0, block + (0 + j) * pointStride, lanes)
-        store(column.1, block + (4 + j) * pointStride, lanes)
-        store(column.2, block + (8 + j) * pointStride, lanes)
-        store(column.3, block + (12 + j) * pointStride, lanes)
+        Lanes.store(column.0, block + (0 + j) * pointStride, lanes: lanes)
+        Lanes.store(column.1, block + (4 + j) * pointStride, lanes: lanes)
+        Lanes.store(column.2, block + (8 + j) * pointStride, lanes: lanes)
+        Lanes.store(column.3, block + (12 + j) * pointStride, lanes: lanes)
     }
 
     /// Bᵀ applied to four values along one axis.
@@ -242,45 +244,5 @@ enum Winograd {
         var mask = 0
         for i in 0..<4 where first + i >= 0 && first + i < limit { mask |= 1 << i }
         return mask
-    }
-
-    /// Calls `body(firstChannel, lanes)` for each block of up to eight channels.
-    @inline(__always)
-    private static func forEachChannelBlock(_ channels: Int, _ body: (Int, Int) -> Void) {
-        var c = 0
-        while c < channels {
-            body(c, min(Vector.scalarCount, channels - c))
-            c += Vector.scalarCount
-        }
-    }
-
-    /// The first `lanes` values at `p` (the other lanes zero).
-    @inline(__always)
-    private static func load(_ p: UnsafePointer<Float>, _ lanes: Int) -> Vector {
-        lanes == Vector.scalarCount ? UnsafeRawPointer(p).loadUnaligned(as: Vector.self) : loadPartial(p, lanes)
-    }
-
-    /// Stores the first `lanes` values of `v` at `p`.
-    @inline(__always)
-    private static func store(_ v: Vector, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
-        if lanes == Vector.scalarCount {
-            UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self)
-        } else {
-            storePartial(v, p, lanes)
-        }
-    }
-
-    /// The tail of a channel count that is not a multiple of eight (kept out of line so that the
-    /// full-width path stays small enough to inline).
-    @inline(never)
-    private static func loadPartial(_ p: UnsafePointer<Float>, _ lanes: Int) -> Vector {
-        var v = Vector.zero
-        for i in 0..<lanes { v[i] = p[i] }
-        return v
-    }
-
-    @inline(never)
-    private static func storePartial(_ v: Vector, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
-        for i in 0..<lanes { p[i] = v[i] }
     }
 }
