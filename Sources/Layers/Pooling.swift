@@ -52,25 +52,19 @@ public final class MaxPool2d: Layer {
         let (h, w, c) = (input.shape[1], input.shape[2], input.shape[3])
         let (oh, ow) = (y.shape[1], y.shape[2])
         let x = input.pointer, out = y.pointer
-        Parallel.forEachPart(of: input.shape[0]) { samples in
-            for n in samples {
-                for i in 0..<oh {
-                    for j in 0..<ow {
-                        let o = ((n * oh + i) * ow + j) * c
-                        for ch in 0..<c { out[o + ch] = -.infinity; winner[o + ch] = -1 }
-                        for di in 0..<kernelSize {
-                            let ih = i * stride - padding + di
-                            guard ih >= 0 && ih < h else { continue }
-                            for dj in 0..<kernelSize {
-                                let iw = j * stride - padding + dj
-                                guard iw >= 0 && iw < w else { continue }
-                                let s = ((n * h + ih) * w + iw) * c
-                                for ch in 0..<c where x[s + ch] > out[o + ch] || winner[o + ch] < 0 {
-                                    out[o + ch] = x[s + ch]
-                                    winner[o + ch] = Int32(s + ch)
-                                }
-                            }
-                        }
+        Self.forEachOutputPixel(of: y.shape) { n, i, j in
+            let o = ((n * oh + i) * ow + j) * c
+            for ch in 0..<c { out[o + ch] = -.infinity; winner[o + ch] = -1 }
+            for di in 0..<kernelSize {
+                let ih = i * stride - padding + di
+                guard ih >= 0 && ih < h else { continue }
+                for dj in 0..<kernelSize {
+                    let iw = j * stride - padding + dj
+                    guard iw >= 0 && iw < w else { continue }
+                    let s = ((n * h + ih) * w + iw) * c
+                    for ch in 0..<c where x[s + ch] > out[o + ch] || winner[o + ch] < 0 {
+                        out[o + ch] = x[s + ch]
+                        winner[o + ch] = Int32(s + ch)
                     }
                 }
             }
@@ -83,20 +77,27 @@ public final class MaxPool2d: Layer {
         let (h, w, c) = (input.shape[1], input.shape[2], input.shape[3])
         let (oh, ow) = (y.shape[1], y.shape[2])
         let x = input.pointer, out = y.pointer
-        Parallel.forEachPart(of: input.shape[0]) { samples in
+        Self.forEachOutputPixel(of: y.shape) { n, i, j in
+            let o = ((n * oh + i) * ow + j) * c, s = ((n * h + 2 * i) * w + 2 * j) * c
+            for k in Swift.stride(from: 0, to: c, by: Lanes.width) {
+                var best = Lanes.load(x + s + k), at = Lanes.lane &+ Int32(s + k)
+                for pixel in [s + c, s + w * c, s + w * c + c] {
+                    Self.keepGreater(x, at: pixel + k, best: &best, winners: &at)
+                }
+                Lanes.store(best, out + o + k)
+                Lanes.store(at, winner + o + k)
+            }
+        }
+    }
+
+    /// Calls `body(n, i, j)` for every pixel of an output `[N, Ho, Wo, C]`, images split over the
+    /// rank's threads (each image's outputs and winners are its own).
+    @inline(__always)
+    private static func forEachOutputPixel(of shape: [Int], _ body: (Int, Int, Int) -> Void) {
+        Parallel.forEachPart(of: shape[0]) { samples in
             for n in samples {
-                for i in 0..<oh {
-                    for j in 0..<ow {
-                        let o = ((n * oh + i) * ow + j) * c, s = ((n * h + 2 * i) * w + 2 * j) * c
-                        for k in Swift.stride(from: 0, to: c, by: Lanes.width) {
-                            var best = Lanes.load(x + s + k), at = Lanes.lane &+ Int32(s + k)
-                            for pixel in [s + c, s + w * c, s + w * c + c] {
-                                Self.keepGreater(x, at: pixel + k, best: &best, winners: &at)
-                            }
-                            Lanes.store(best, out + o + k)
-                            Lanes.store(at, winner + o + k)
-                        }
-                    }
+                for i in 0..<shape[1] {
+                    for j in 0..<shape[2] { body(n, i, j) }
                 }
             }
         }
