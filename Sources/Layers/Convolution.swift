@@ -199,7 +199,7 @@ public final class Conv2d: Layer {
         let pointStride = inputChannels * outputChannels, groupStride = Winograd.points * pointStride
         let du = transformedFilterGradient.scratch(groups * groupStride)
         let scratch = winogradScratch(slots: groups, chunks)
-        Parallel.forEachPart(of: groups) { part in
+        Parallel.forEachPart(of: groups, maximumParts: BLAS.concurrentCalls) { part in
             for group in part {
                 let (v, dm) = scratch.slot(group)
                 let sums = du + group * groupStride
@@ -235,7 +235,7 @@ public final class Conv2d: Layer {
                                   into y: UnsafeMutablePointer<Float>) {
         let chunks = winogradChunks()
         let scratch = winogradScratch(slots: Parallel.workers, chunks)
-        Parallel.forEachNumberedPart(of: chunks.count) { slot, part in
+        Parallel.forEachNumberedPart(of: chunks.count, maximumParts: BLAS.concurrentCalls) { slot, part in
             let (v, m) = scratch.slot(slot)
             for samples in chunks[part] {
                 let tiles = samples.count * tiling.tilesPerSample

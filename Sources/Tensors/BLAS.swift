@@ -21,7 +21,7 @@ public enum BLAS {
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         countOperations(products: 1, m: m, n: n, k: k)
-        let slabs = max(1, min(Parallel.workers, m * n * k / minimumSlabWork, max(m, n) / slabAlignment))
+        let slabs = max(1, min(concurrentCalls, m * n * k / minimumSlabWork, max(m, n) / slabAlignment))
         guard slabs > 1 else {
             serialGemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                        beta: beta, c: c, ldc: ldc)
@@ -30,7 +30,7 @@ public enum BLAS {
         let splitRows = m >= n
         let blocks = ((splitRows ? m : n) + slabAlignment - 1) / slabAlignment
         let pointers = UncheckedSendable((a, b, c))
-        Parallel.forEachPart(of: blocks, minimumPart: max(1, blocks / slabs)) { part in
+        Parallel.forEachPart(of: blocks, minimumPart: max(1, blocks / slabs), maximumParts: slabs) { part in
             let (a, b, c) = pointers.value
             let first = part.lowerBound * slabAlignment
             let last = min(part.upperBound * slabAlignment, splitRows ? m : n)
@@ -58,6 +58,13 @@ public enum BLAS {
         cblas_sgemm(CblasRowMajor, transA.cblas, transB.cblas, Int32(m), Int32(n), Int32(k),
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
+
+    /// How many `serialGemm` calls may run at once: `Parallel.workers`, or one when OpenBLAS is
+    /// a sequential build, which may lack the locks that make concurrent calls safe.
+    public static var concurrentCalls: Int { isSequentialBuild ? 1 : Parallel.workers }
+
+    /// Whether the OpenBLAS in use was built without threading (`openblas_get_parallel() == 0`).
+    public static let isSequentialBuild = openblas_get_parallel() == 0
 
     /// OpenBLAS's own thread count, set to one before the first product.
     private static let openBLASSingleThreaded: Void = openblas_set_num_threads(1)

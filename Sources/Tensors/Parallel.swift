@@ -9,14 +9,17 @@ public enum Parallel {
     /// Calls `body` on contiguous parts of `0..<count` (at most `workers` of them, each at least
     /// `minimumPart` long), concurrently when there is more than one part. Parts must write
     /// disjoint memory.
-    public static func forEachPart(of count: Int, minimumPart: Int = 1, _ body: (Range<Int>) -> Void) {
-        forEachNumberedPart(of: count, minimumPart: minimumPart) { _, part in body(part) }
+    /// At most `maximumParts` parts.
+    public static func forEachPart(of count: Int, minimumPart: Int = 1, maximumParts: Int = .max,
+                                   _ body: (Range<Int>) -> Void) {
+        forEachNumberedPart(of: count, minimumPart: minimumPart, maximumParts: maximumParts) { _, part in body(part) }
     }
 
     /// `forEachPart`, also passing each part's number (`0..<workers`), for parts that need
     /// scratch memory of their own.
-    public static func forEachNumberedPart(of count: Int, minimumPart: Int = 1, _ body: (Int, Range<Int>) -> Void) {
-        let parts = max(1, min(workers, count / max(minimumPart, 1)))
+    public static func forEachNumberedPart(of count: Int, minimumPart: Int = 1, maximumParts: Int = .max,
+                                           _ body: (Int, Range<Int>) -> Void) {
+        let parts = max(1, min(workers, maximumParts, count / max(minimumPart, 1)))
         guard parts > 1 else {
             body(0, 0..<count)
             return

@@ -31,7 +31,7 @@ struct InfoCommand: ParsableCommand {
         pskd \(PSKD.configuration.version)
         build:      \(BuildInfo.description)
         Open MPI:   \(MPICommunicator.libraryVersion)
-        OpenBLAS:   \(BLAS.configuration)
+        OpenBLAS:   \(BLAS.configuration)\(BLAS.isSequentialBuild ? " (sequential build: products run one at a time)" : "")
         BLAS core:  \(BLAS.coreName)
         ranks:      \(ranks)
         """
