@@ -46,4 +46,15 @@ final class ParallelTests: XCTestCase {
         }
         XCTAssertEqual(seen, Array(repeating: 1, count: 10))
     }
+
+    func testMaximumPartsCapsTheSplit() {
+        Parallel.workers = 3
+        for (cap, expected) in [(1, [0..<10]), (2, [0..<5, 5..<10]), (.max, [0..<3, 3..<6, 6..<10])] {
+            var parts = [Range<Int>?](repeating: nil, count: 3)
+            parts.withUnsafeMutableBufferPointer { parts in
+                Parallel.forEachNumberedPart(of: 10, maximumParts: cap) { number, part in parts[number] = part }
+            }
+            XCTAssertEqual(parts.compactMap { $0 }, expected, "at most \(cap) parts")
+        }
+    }
 }
