@@ -69,8 +69,11 @@ public enum BLAS {
     /// OpenBLAS's own thread count, set to one before the first product.
     private static let openBLASSingleThreaded: Void = openblas_set_num_threads(1)
 
-    /// Multiply-adds below which a product is not worth a second worker.
-    static let minimumSlabWork = 1 << 21
+    /// The fewest multiply-adds of a slab. Besides paying for a second worker's start, this keeps
+    /// every slab above the sizes below which OpenBLAS switches to kernels that round differently
+    /// (its small-matrix kernels below about 10⁶; on Skylake-X its "direct" sgemm below
+    /// 28·512² ≈ 7.3·10⁶), so results do not depend on the number of workers (tested).
+    static let minimumSlabWork = 1 << 23
     /// Slabs start at multiples of this many rows or columns (whole micro-kernel panels).
     static let slabAlignment = 16
 
