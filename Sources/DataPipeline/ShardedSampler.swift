@@ -10,7 +10,8 @@ public protocol BatchSchedule: Sendable {
     var sampleCount: Int { get }
     /// Rows of this rank's batch at every step.
     var localBatchSize: Int { get }
-    /// Steps in every epoch, the same on every rank.
+    /// Steps in every epoch: the same on every rank in training (every step has collectives);
+    /// an evaluation's ranks may differ.
     var stepsPerEpoch: Int { get }
     /// This rank's index and the number of ranks.
     var rank: Int { get }
@@ -138,37 +139,45 @@ public struct ShardedSampler: BatchSchedule {
     }
 }
 
-/// Sharding of an evaluation pass: each sample exactly once, every rank the same step count.
+/// Sharding of an evaluation pass by global index, so that its results never depend on the
+/// number of ranks.
 ///
-/// The data set in order is split into `R` contiguous ranges of `ceil(N / R)` positions (the
-/// last ones shorter, possibly empty); each rank batches its range into `localBatchSize` rows.
-/// Rows past the end of a rank's range are padding (they repeat an arbitrary valid sample) so
-/// every rank runs `ceil(ceil(N / R) / b)` steps; only non-padding rows count, and their union
-/// over ranks is every sample exactly once.
+/// The data set in order is cut into blocks of `blockSize` consecutive samples, the last one
+/// filled up with padding rows (which repeat samples from the start and are never counted).
+/// Block `b` is scored whole, as one batch, by rank `b mod R` at its step `b / R`. A sample's
+/// batch — its block, every row in the same place — is thus the same for any number of ranks,
+/// and so are its probabilities, bit for bit (the decomposition rule in Parallel.swift applied
+/// across ranks). Every sample is counted exactly once. Ranks may take different numbers of
+/// steps, none at all when there are more ranks than blocks: evaluation has no collective per
+/// step.
 public struct EvaluationSharder: BatchSchedule {
+    /// The block size of every evaluation (training's and `pskd evaluate`'s), so both give the
+    /// same probabilities for the same model.
+    public static let standardBlockSize = 128
+
     public let sampleCount: Int
-    public let localBatchSize: Int
+    /// Samples per block: every batch is one whole block.
+    public let blockSize: Int
     public let rank: Int
     public let worldSize: Int
 
-    /// Positions per rank, `ceil(N / R)`.
-    public var samplesPerRank: Int { (sampleCount + worldSize - 1) / worldSize }
-    public var stepsPerEpoch: Int { (samplesPerRank + localBatchSize - 1) / localBatchSize }
-    /// This rank's range of global sample indices.
-    public var range: Range<Int> {
-        min(rank * samplesPerRank, sampleCount) ..< min((rank + 1) * samplesPerRank, sampleCount)
-    }
+    public var localBatchSize: Int { blockSize }
+    /// `ceil(N / blockSize)`.
+    public var blockCount: Int { (sampleCount + blockSize - 1) / blockSize }
+    /// The blocks this rank scores: `rank`, `rank + R`, `rank + 2R`, … below `blockCount`.
+    public var stepsPerEpoch: Int { rank < blockCount ? (blockCount - rank + worldSize - 1) / worldSize : 0 }
 
-    /// A sharder for rank `rank` of `worldSize` with `localBatchSize` rows per step.
-    public init(sampleCount: Int, localBatchSize: Int, rank: Int, worldSize: Int) throws(DataError) {
-        guard sampleCount > 0, localBatchSize > 0, worldSize > 0, rank >= 0, rank < worldSize else {
+    /// A sharder for rank `rank` of `worldSize` with blocks of `blockSize` samples.
+    public init(sampleCount: Int, blockSize: Int = EvaluationSharder.standardBlockSize,
+                rank: Int, worldSize: Int) throws(DataError) {
+        guard sampleCount > 0, blockSize > 0, worldSize > 0, rank >= 0, rank < worldSize else {
             throw DataError(.invalidConfiguration, file: nil,
-                            expected: "positive sample count and batch size, and a rank in 0..<worldSize",
-                            found: "\(sampleCount) samples, batch \(localBatchSize), rank \(rank) of \(worldSize)",
+                            expected: "positive sample count and block size, and a rank in 0..<worldSize",
+                            found: "\(sampleCount) samples, blocks of \(blockSize), rank \(rank) of \(worldSize)",
                             remedy: "check the evaluation settings")
         }
         self.sampleCount = sampleCount
-        self.localBatchSize = localBatchSize
+        self.blockSize = blockSize
         self.rank = rank
         self.worldSize = worldSize
     }
@@ -176,14 +185,17 @@ public struct EvaluationSharder: BatchSchedule {
     /// The identity order: evaluation reads the data set in order.
     public func order(epoch: Int) -> [Int] { Array(0..<sampleCount) }
 
+    /// The block this rank scores at `step`.
+    public func block(step: Int) -> Int { step * worldSize + rank }
+
     public func fillSlots(step: Int, order: [Int], indices: UnsafeMutableBufferPointer<Int>,
                           isPadding: UnsafeMutableBufferPointer<Bool>) {
         precondition(step >= 0 && step < stepsPerEpoch, "step \(step) outside 0..<\(stepsPerEpoch)")
-        let range = self.range
-        for slot in 0..<localBatchSize {
-            let position = range.lowerBound + step * localBatchSize + slot
+        let first = block(step: step) * blockSize
+        for slot in 0..<blockSize {
+            let position = first + slot
             indices[slot] = order[position % sampleCount]
-            isPadding[slot] = position >= range.upperBound
+            isPadding[slot] = position >= sampleCount
         }
     }
 }

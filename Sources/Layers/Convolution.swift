@@ -198,24 +198,22 @@ public final class Conv2d: Layer {
         let groups = min(Conv2d.winogradGradientGroups, chunks.count)
         let pointStride = inputChannels * outputChannels, groupStride = Winograd.points * pointStride
         let du = transformedFilterGradient.scratch(groups * groupStride)
-        let scratch = winogradScratch(slots: groups, chunks)
-        Parallel.forEachPart(of: groups, maximumParts: BLAS.concurrentCalls) { part in
-            for group in part {
-                let (v, dm) = scratch.slot(group)
-                let sums = du + group * groupStride
-                let members = chunks[(chunks.count * group / groups)..<(chunks.count * (group + 1) / groups)]
-                for (index, samples) in members.enumerated() {
-                    let tiles = samples.count * tiling.tilesPerSample
-                    Winograd.transformInputs(input.pointer, channels: inputChannels, tiling: tiling, samples: samples, into: v)
-                    Winograd.transformOutputGradients(dy.pointer, channels: outputChannels, tiling: tiling,
-                                                      samples: samples, into: dm)
-                    // dU_ξ (in, out) += V_ξᵀ (in, tiles) · dM_ξ (tiles, out)
-                    for point in 0..<Winograd.points {
-                        BLAS.serialGemm(.transposed, .none, m: inputChannels, n: outputChannels, k: tiles,
-                                        a: v + point * tiles * inputChannels, lda: inputChannels,
-                                        b: dm + point * tiles * outputChannels, ldb: outputChannels,
-                                        beta: index == 0 ? 0 : 1, c: sums + point * pointStride, ldc: outputChannels)
-                    }
+        let scratch = winogradScratch(slots: Parallel.scratchSlots(for: groups, maximumWorkers: BLAS.concurrentCalls), chunks)
+        Parallel.forEachPiece(groups, maximumWorkers: BLAS.concurrentCalls) { slot, group in
+            let (v, dm) = scratch.slot(slot)
+            let sums = du + group * groupStride
+            let members = chunks[(chunks.count * group / groups)..<(chunks.count * (group + 1) / groups)]
+            for (index, samples) in members.enumerated() {
+                let tiles = samples.count * tiling.tilesPerSample
+                Winograd.transformInputs(input.pointer, channels: inputChannels, tiling: tiling, samples: samples, into: v)
+                Winograd.transformOutputGradients(dy.pointer, channels: outputChannels, tiling: tiling,
+                                                  samples: samples, into: dm)
+                // dU_ξ (in, out) += V_ξᵀ (in, tiles) · dM_ξ (tiles, out)
+                for point in 0..<Winograd.points {
+                    BLAS.serialGemm(.transposed, .none, m: inputChannels, n: outputChannels, k: tiles,
+                                    a: v + point * tiles * inputChannels, lda: inputChannels,
+                                    b: dm + point * tiles * outputChannels, ldb: outputChannels,
+                                    beta: index == 0 ? 0 : 1, c: sums + point * pointStride, ldc: outputChannels)
                 }
             }
         }
@@ -234,21 +232,20 @@ public final class Conv2d: Layer {
                                   filters: UnsafePointer<Float>, outputs: Int, bias: UnsafePointer<Float>?,
                                   into y: UnsafeMutablePointer<Float>) {
         let chunks = winogradChunks()
-        let scratch = winogradScratch(slots: Parallel.workers, chunks)
-        Parallel.forEachNumberedPart(of: chunks.count, maximumParts: BLAS.concurrentCalls) { slot, part in
+        let scratch = winogradScratch(slots: Parallel.scratchSlots(for: chunks.count, maximumWorkers: BLAS.concurrentCalls), chunks)
+        Parallel.forEachPiece(chunks.count, maximumWorkers: BLAS.concurrentCalls) { slot, chunk in
             let (v, m) = scratch.slot(slot)
-            for samples in chunks[part] {
-                let tiles = samples.count * tiling.tilesPerSample
-                Winograd.transformInputs(x, channels: channels, tiling: tiling, samples: samples, into: v)
-                // M_ξ (tiles, outputs) = V_ξ (tiles, channels) · U_ξ (channels, outputs)
-                for point in 0..<Winograd.points {
-                    BLAS.serialGemm(.none, .none, m: tiles, n: outputs, k: channels,
-                                    a: v + point * tiles * channels, lda: channels,
-                                    b: filters + point * channels * outputs, ldb: outputs,
-                                    c: m + point * tiles * outputs, ldc: outputs)
-                }
-                Winograd.transformOutputs(m, channels: outputs, tiling: tiling, samples: samples, bias: bias, into: y)
+            let samples = chunks[chunk]
+            let tiles = samples.count * tiling.tilesPerSample
+            Winograd.transformInputs(x, channels: channels, tiling: tiling, samples: samples, into: v)
+            // M_ξ (tiles, outputs) = V_ξ (tiles, channels) · U_ξ (channels, outputs)
+            for point in 0..<Winograd.points {
+                BLAS.serialGemm(.none, .none, m: tiles, n: outputs, k: channels,
+                                a: v + point * tiles * channels, lda: channels,
+                                b: filters + point * channels * outputs, ldb: outputs,
+                                c: m + point * tiles * outputs, ldc: outputs)
             }
+            Winograd.transformOutputs(m, channels: outputs, tiling: tiling, samples: samples, bias: bias, into: y)
         }
         BLAS.countOperations(products: Winograd.points, m: input.shape[0] * tiling.tilesPerSample, n: outputs, k: channels)
     }
@@ -353,7 +350,7 @@ public final class Conv2d: Layer {
     private func im2col(_ x: UnsafeMutablePointer<Float>, samples: Int, _ g: Geometry,
                         into cols: UnsafeMutablePointer<Float>) {
         let c = inputChannels, k = tapLength, span = kernelSize * c
-        Parallel.forEachPart(of: samples) { part in
+        Parallel.forEachBlock(of: samples, size: 1) { part in
             forEachKernelRow(samples: part, g) { row, i, first, last, source in
                 let destination = cols + row * k + i * span
                 guard let source else {
@@ -371,7 +368,7 @@ public final class Conv2d: Layer {
                                    _ chunk: Chunk, _ g: Geometry) {
         let c = inputChannels, k = tapLength, span = kernelSize * c
         let base = dx + chunk.firstSample * g.height * g.width * c
-        Parallel.forEachPart(of: chunk.samples) { part in
+        Parallel.forEachBlock(of: chunk.samples, size: 1) { part in
             forEachKernelRow(samples: part, g) { row, i, first, last, source in
                 guard let source else { return }
                 Lanes.add(dcols + row * k + i * span + first * c, into: base + source, count: (last - first) * c)
@@ -403,7 +400,7 @@ public final class Conv2d: Layer {
     }
 }
 
-/// The transform buffers of the chunks in flight, one slot per thread (or gradient group).
+/// The transform buffers of the chunks in flight: one slot per running thread.
 private struct WinogradScratch: @unchecked Sendable {
     let inputs, products: UnsafeMutablePointer<Float>
     let slotSize: Int

@@ -136,9 +136,10 @@ protocol ChannelTerms {
     func callAsFunction(at offset: Int, channel: Int, lanes: Int) -> (Lanes.Vector, Lanes.Vector)
 }
 
-/// Per-channel sums over the rows of a channels-last pass, split over the rank's threads yet
-/// independent of `Parallel.workers`: blocks of `blockRows` rows are summed in Float lanes, the
-/// block sums of each `unitRows` rows are added in Double, and the units are merged in order.
+/// Per-channel sums over the rows of a channels-last pass, split over the rank's threads by the
+/// decomposition rule (Parallel.swift): blocks of `blockRows` rows are summed in Float lanes, the
+/// block sums of each `unitRows` rows (one piece) are added in Double, and the units' sums are
+/// merged in order.
 enum ChannelSums {
     /// Rows summed in Float (a relative error of about `blockRows`·2⁻²⁴ at worst).
     static let blockRows = 32
@@ -151,11 +152,9 @@ enum ChannelSums {
         var partials = [Double](repeating: 0, count: units * 2 * channels)
         partials.withUnsafeMutableBufferPointer { partials in
             let partials = partials.baseAddress!
-            Parallel.forEachPart(of: units) { part in
-                for unit in part {
-                    let unitRange = (unit * unitRows)..<min(rows, (unit + 1) * unitRows)
-                    addSums(terms, rows: unitRange, channels: channels, into: partials + unit * 2 * channels)
-                }
+            Parallel.forEachBlock(of: rows, size: unitRows) { unitRows in
+                let unit = unitRows.lowerBound / Self.unitRows
+                addSums(terms, rows: unitRows, channels: channels, into: partials + unit * 2 * channels)
             }
         }
         var first = [Double](repeating: 0, count: channels), second = first

@@ -110,7 +110,7 @@ public final class BatchNorm: Layer {
     private func normalize(rows: Int, affine: ChannelAffine, into y: UnsafeMutablePointer<Float>) {
         let x = input.pointer, c = channels, relu = activation == .relu
         let scale = affine.scale, shift = affine.shift
-        Parallel.forEachPart(of: rows, minimumPart: 64) { part in
+        Parallel.forEachBlock(of: rows, size: 64) { part in
             for r in part {
                 Lanes.forEachGroup(channels: c) { k, lanes in
                     let at = r * c + k
@@ -144,7 +144,7 @@ public final class BatchNorm: Layer {
         for k in 0..<c { scale[k] = gamma[k] * batch.inverseStd[k] / n }
         scale.withUnsafeBufferPointer { scale in
             let scale = scale.baseAddress!
-            Parallel.forEachPart(of: rows, minimumPart: 64) { part in
+            Parallel.forEachBlock(of: rows, size: 64) { part in
                 for r in part {
                     Lanes.forEachGroup(channels: c) { k, lanes in
                         let at = r * c + k

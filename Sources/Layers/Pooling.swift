@@ -94,7 +94,7 @@ public final class MaxPool2d: Layer {
     /// rank's threads (each image's outputs and winners are its own).
     @inline(__always)
     private static func forEachOutputPixel(of shape: [Int], _ body: (Int, Int, Int) -> Void) {
-        Parallel.forEachPart(of: shape[0]) { samples in
+        Parallel.forEachBlock(of: shape[0], size: 1) { samples in
             for n in samples {
                 for i in 0..<shape[1] {
                     for j in 0..<shape[2] { body(n, i, j) }
@@ -123,7 +123,7 @@ public final class MaxPool2d: Layer {
         let outputsPerSample = outputGradient.count / samples, inputsPerSample = dx.count / samples
         winners.withUnsafeBufferPointer { winner in
             // A sample's maxima lie in its own input, so parts of whole samples write apart.
-            Parallel.forEachPart(of: outputGradient.shape[0]) { part in
+            Parallel.forEachBlock(of: outputGradient.shape[0], size: 1) { part in
                 for n in part {
                     (d + n * inputsPerSample).update(repeating: 0, count: inputsPerSample)
                     for o in (n * outputsPerSample)..<((n + 1) * outputsPerSample) {

@@ -53,7 +53,7 @@ public final class SGD: Optimizer {
         let shrink = weightDecayStyle == .decoupled ? 1 - lr * weightDecay : 1
         let first = stepCount == 0
         let nesterov = nesterov
-        Parallel.forEachPart(of: velocity.count, minimumPart: 1 << 16) { part in
+        Parallel.forEachBlock(of: velocity.count, size: 1 << 16) { part in
             for i in part {
                 let d = g[i] + l2 * p[i]
                 let buffer = m == 0 ? d : (first ? d : m * v[i] + d)

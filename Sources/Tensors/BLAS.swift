@@ -8,41 +8,73 @@ public enum Transpose: Sendable {
 
 /// The matrix products of pskd: every call into BLAS goes through here.
 ///
-/// OpenBLAS itself runs single-threaded: a rank's threads are `Parallel`'s workers, which split
-/// large products into slabs of the result (one OpenBLAS call each) and elementwise passes
-/// alike. One pool, so no OpenBLAS thread spins for work while the layers' workers run.
+/// OpenBLAS itself runs single-threaded: a rank's threads are `Parallel`'s workers. A large
+/// product is cut into slabs of the result (one OpenBLAS call each) by its shape alone (see
+/// `Slabs` and the decomposition rule in Parallel.swift), so one worker or many make exactly the
+/// same calls. One pool, so no OpenBLAS thread spins for work while the layers' workers run.
 public enum BLAS {
     /// `C = alpha · op(A) · op(B) + beta · C` on row-major matrices given by pointers and leading
     /// dimensions. `op(A)` is `m × k`, `op(B)` is `k × n`, `C` is `m × n`. A large product is
-    /// split over `Parallel.workers` by rows or columns of `C`. Call from the main thread.
+    /// cut into `Slabs(m:n:k:)`, run by `Parallel`'s workers. Call from the main thread.
     public static func gemm(
         _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         countOperations(products: 1, m: m, n: n, k: k)
-        let slabs = max(1, min(concurrentCalls, m * n * k / minimumSlabWork, max(m, n) / slabAlignment))
-        guard slabs > 1 else {
-            serialGemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                       beta: beta, c: c, ldc: ldc)
-            return
-        }
-        let splitRows = m >= n
-        let blocks = ((splitRows ? m : n) + slabAlignment - 1) / slabAlignment
+        let slabs = Slabs(m: m, n: n, k: k)
         let pointers = UncheckedSendable((a, b, c))
-        Parallel.forEachPart(of: blocks, minimumPart: max(1, blocks / slabs), maximumParts: slabs) { part in
+        Parallel.forEachPiece(slabs.count, maximumWorkers: concurrentCalls) { slab in
             let (a, b, c) = pointers.value
-            let first = part.lowerBound * slabAlignment
-            let last = min(part.upperBound * slabAlignment, splitRows ? m : n)
-            if splitRows {  // rows first..<last of op(A) and C
-                serialGemm(transA, transB, m: last - first, n: n, k: k, alpha: alpha,
-                           a: a + first * (transA == .none ? lda : 1), lda: lda, b: b, ldb: ldb,
-                           beta: beta, c: c + first * ldc, ldc: ldc)
-            } else {  // columns first..<last of op(B) and C
-                serialGemm(transA, transB, m: m, n: last - first, k: k, alpha: alpha, a: a, lda: lda,
-                           b: b + first * (transB == .none ? 1 : ldb), ldb: ldb,
-                           beta: beta, c: c + first, ldc: ldc)
+            let part = slabs.range(slab)
+            if slabs.alongRows {  // rows of op(A) and C
+                serialGemm(transA, transB, m: part.count, n: n, k: k, alpha: alpha,
+                           a: a + part.lowerBound * (transA == .none ? lda : 1), lda: lda, b: b, ldb: ldb,
+                           beta: beta, c: c + part.lowerBound * ldc, ldc: ldc)
+            } else {  // columns of op(B) and C
+                serialGemm(transA, transB, m: m, n: part.count, k: k, alpha: alpha, a: a, lda: lda,
+                           b: b + part.lowerBound * (transB == .none ? 1 : ldb), ldb: ldb,
+                           beta: beta, c: c + part.lowerBound, ldc: ldc)
             }
+        }
+    }
+
+    /// How a product `m × k` by `k × n` is cut into slabs of its result, from the three sizes
+    /// alone: `count` runs of whole `alignment`-wide panels along the longer side of `C` (so the
+    /// operand every slab re-reads is the smaller one), each of at least `minimumWork`
+    /// multiply-adds, `count` a power of two (even work for 1, 2, 4, … workers) up to `maximum`.
+    public struct Slabs: Sendable, Equatable {
+        /// The fewest multiply-adds of a slab: each slab is one OpenBLAS call that packs the
+        /// shared operand again, which costs about 1 % of a call of this size.
+        public static let minimumWork = 1 << 24
+        /// The most slabs of one product.
+        public static let maximum = 64
+        /// Slabs start at multiples of this many rows or columns (whole micro-kernel panels).
+        public static let alignment = 16
+
+        /// The number of slabs (1: one call for the whole product).
+        public let count: Int
+        /// Whether slabs are runs of rows of `C` (else of columns).
+        public let alongRows: Bool
+        /// The rows (or columns) of `C` cut into slabs.
+        public let length: Int
+
+        public init(m: Int, n: Int, k: Int) {
+            alongRows = m >= n
+            length = alongRows ? m : n
+            let panels = (length + Slabs.alignment - 1) / Slabs.alignment
+            let limit = min(Slabs.maximum, panels, m * n * k / Slabs.minimumWork)
+            var count = 1
+            while count * 2 <= limit { count *= 2 }
+            self.count = count
+        }
+
+        /// The rows (or columns) of slab `slab`.
+        public func range(_ slab: Int) -> Range<Int> {
+            let panels = (length + Slabs.alignment - 1) / Slabs.alignment
+            let first = panels * slab / count * Slabs.alignment
+            let last = min(panels * (slab + 1) / count * Slabs.alignment, length)
+            return first..<last
         }
     }
 
@@ -68,14 +100,6 @@ public enum BLAS {
 
     /// OpenBLAS's own thread count, set to one before the first product.
     private static let openBLASSingleThreaded: Void = openblas_set_num_threads(1)
-
-    /// The fewest multiply-adds of a slab. Besides paying for a second worker's start, this keeps
-    /// every slab above the sizes below which OpenBLAS switches to kernels that round differently
-    /// (its small-matrix kernels below about 10⁶; on Skylake-X its "direct" sgemm below
-    /// 28·512² ≈ 7.3·10⁶), so results do not depend on the number of workers (tested).
-    static let minimumSlabWork = 1 << 23
-    /// Slabs start at multiples of this many rows or columns (whole micro-kernel panels).
-    static let slabAlignment = 16
 
     /// `C = alpha · op(A) · op(B) + beta · C` on 2-D tensors; throws when the shapes do not fit.
     public static func matmul(
@@ -106,8 +130,8 @@ public enum BLAS {
         floatingPointOperations &+= products * 2 * m * n * k
     }
 
-    /// The threads a rank computes with: `Parallel`'s workers, which split large products and
-    /// elementwise passes. Setting it also keeps OpenBLAS's own threads at one.
+    /// The threads a rank computes with: `Parallel`'s workers, which run the pieces of large
+    /// products and elementwise passes. Setting it also keeps OpenBLAS's own threads at one.
     public static var threads: Int {
         get { Parallel.workers }
         set {

@@ -5,8 +5,10 @@ import Layers
 import Models
 import Tensors
 
-/// Evaluates a model on the whole test set across ranks: each rank scores its share, the
-/// per-sample outcomes are gathered, and every rank computes the same metrics from them.
+/// Evaluates a model on the whole test set across ranks: each rank scores its blocks of the test
+/// set (fixed by sample index, so every sample's probabilities are the same for any rank
+/// count), the per-sample outcomes are gathered, and every rank computes the same metrics from
+/// them in index order.
 struct Evaluator {
     let model: Model
     let loader: BatchLoader
@@ -74,8 +76,7 @@ public enum CheckpointEvaluation {
         let model = try ModelZoo.make(config.model, input: input, widthMultiplier: config.widthMultiplier,
                                       generator: RandomGenerator(seed: config.seed))
         try snapshot.restoreModel(into: model, source: folder)
-        let sharder = try EvaluationSharder(sampleCount: test.count, localBatchSize: 128, rank: communicator.rank,
-                                            worldSize: communicator.size)
+        let sharder = try EvaluationSharder(sampleCount: test.count, rank: communicator.rank, worldSize: communicator.size)
         let loader = BatchLoader(dataset: test, schedule: sharder, augmentation: .none, seed: config.seed, prefetch: 1)
         let (metrics, predictions) = try Evaluator(model: model, loader: loader, communicator: communicator)
             .run(eceBins: eceBins, gatherPredictions: predictionsPath != nil)

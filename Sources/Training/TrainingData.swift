@@ -8,7 +8,7 @@ struct TrainingData {
     let test: Dataset
     /// This rank's shard of every global training batch, augmented.
     let loader: BatchLoader
-    /// This rank's contiguous share of the test set, padded so every rank takes the same steps.
+    /// This rank's blocks of the test set (fixed by sample index, see `EvaluationSharder`).
     let testLoader: BatchLoader
 
     init(config: TrainConfig, communicator: any Communicator) throws {
@@ -24,8 +24,7 @@ struct TrainingData {
         augmentation.cutMixProbability = config.cutMixProbability
         loader = BatchLoader(dataset: train, schedule: sampler, augmentation: augmentation,
                              seed: config.seed, prefetch: config.prefetch)
-        let sharder = try EvaluationSharder(sampleCount: test.count, localBatchSize: max(config.batchSize / communicator.size, 2),
-                                            rank: communicator.rank, worldSize: communicator.size)
+        let sharder = try EvaluationSharder(sampleCount: test.count, rank: communicator.rank, worldSize: communicator.size)
         testLoader = BatchLoader(dataset: test, schedule: sharder, augmentation: .none, seed: config.seed,
                                  prefetch: config.prefetch)
     }

@@ -99,19 +99,32 @@ final class ShardedSamplerTests: XCTestCase {
 
     // MARK: - Evaluation sharding
 
-    func testEvaluationCountsEverySampleOnceWithEqualStepsPerRank() throws {
-        for (count, worldSize) in [(1_003, 1), (1_003, 2), (1_003, 3), (1_003, 4), (3, 4), (40, 4)] {
-            let ranks = try (0..<worldSize).map {
-                try EvaluationSharder(sampleCount: count, localBatchSize: 10, rank: $0, worldSize: worldSize)
+    /// Blocks of 10 by sample index, dealt round-robin: every sample once, and a block's batch
+    /// (rows, padding) the same whatever the rank count, so its probabilities are too.
+    func testEvaluationBlocksAreFixedBySampleIndexWhateverTheRanks() throws {
+        for count in [1_003, 3, 40] {
+            let single = try EvaluationSharder(sampleCount: count, blockSize: 10, rank: 0, worldSize: 1).epochSlots(epoch: 0)
+            XCTAssertEqual(single.count, (count + 9) / 10)
+            for (block, slots) in single.enumerated() {
+                XCTAssertEqual(slots.indices.count, 10)
+                XCTAssertEqual(realIndices(slots), Array((block * 10)..<min(block * 10 + 10, count)), "block \(block)")
             }
-            let epochs = ranks.map { $0.epochSlots(epoch: 0) }
-            XCTAssertEqual(Set(epochs.map(\.count)).count, 1, "equal steps, N = \(count), R = \(worldSize)")
-            let perRank = epochs.map { $0.flatMap(realIndices) }
-            XCTAssertEqual(perRank.flatMap { $0 }, Array(0..<count), "in order, each once, N = \(count), R = \(worldSize)")
-            for (rank, indices) in perRank.enumerated() {
-                XCTAssertEqual(indices, Array(ranks[rank].range))
+            for worldSize in [2, 3, 4, 7] {
+                var seen: [Int] = []
+                for rank in 0..<worldSize {
+                    let sharder = try EvaluationSharder(sampleCount: count, blockSize: 10, rank: rank, worldSize: worldSize)
+                    for (step, slots) in sharder.epochSlots(epoch: 0).enumerated() {
+                        let block = sharder.block(step: step)
+                        XCTAssertEqual(block % worldSize, rank)
+                        XCTAssertEqual(slots, single[block], "block \(block) on rank \(rank) of \(worldSize), N = \(count)")
+                        seen += realIndices(slots)
+                    }
+                }
+                XCTAssertEqual(seen.sorted(), Array(0..<count), "each sample once, N = \(count), R = \(worldSize)")
             }
         }
+        let idle = try EvaluationSharder(sampleCount: 3, blockSize: 10, rank: 2, worldSize: 4)
+        XCTAssertEqual(idle.stepsPerEpoch, 0, "more ranks than blocks: a rank with nothing to score")
     }
 
     private func realIndices(_ slots: BatchSlots) -> [Int] {
