@@ -7,13 +7,6 @@ final class CheckpointResumeTests: XCTestCase {
     private let recipe = ["train", "--model", "mlp", "--epochs", "3", "--batch-size", "48", "--lr", "0.05",
                           "--max-train-samples", "250", "--max-test-samples", "100", "--prefetch", "1"]
 
-    private func runDirectory(_ name: String) -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pskd-\(name)-\(getpid())").path
-        try? FileManager.default.removeItem(atPath: path)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
-
     @discardableResult
     private func train(ranks: Int, out: String, _ extra: [String] = []) throws -> String {
         let outcome = try ExecutableRunner.mpirun(ranks: ranks, recipe + ["--out", out] + extra, timeout: 300)
@@ -32,7 +25,7 @@ final class CheckpointResumeTests: XCTestCase {
 
     /// Stopping after epoch 1 and resuming gives the same final parameters, bit for bit.
     func testInterruptedAndResumedEqualsUninterrupted() throws {
-        let whole = runDirectory("whole"), parts = runDirectory("parts")
+        let whole = temporaryPath("whole"), parts = temporaryPath("parts")
         let wholeOutput = try train(ranks: 2, out: whole)
         try train(ranks: 2, out: parts, ["--stop-after", "1"])
         let resumed = try train(ranks: 2, out: parts, ["--resume"])
@@ -45,11 +38,11 @@ final class CheckpointResumeTests: XCTestCase {
 
     /// A checkpoint written by 2 ranks continues on 1 and on 3 ranks with the same teacher table.
     func testCheckpointResumesOnOtherRankCounts() throws {
-        let source = runDirectory("two")
+        let source = temporaryPath("two")
         let written = try train(ranks: 2, out: source, ["--stop-after", "1"])
         let expected = try XCTUnwrap(teacherHash(after: "identical on all 2", in: written))
         for ranks in [1, 3] {
-            let copy = runDirectory("resume\(ranks)")
+            let copy = temporaryPath("resume\(ranks)")
             try FileManager.default.copyItem(atPath: source, toPath: copy)
             let output = try train(ranks: ranks, out: copy, ["--resume"])
             XCTAssertEqual(teacherHash(after: "resumed from", in: output), expected, output)
@@ -59,7 +52,7 @@ final class CheckpointResumeTests: XCTestCase {
 
     /// A truncated newest checkpoint is detected; the previous complete one is used, with a warning.
     func testCorruptNewestCheckpointFallsBackToPrevious() throws {
-        let out = runDirectory("corrupt")
+        let out = temporaryPath("corrupt")
         try train(ranks: 1, out: out, ["--stop-after", "2"])
         let newest = out + "/checkpoints/epoch-0002/model.safetensors"
         let bytes = try Data(contentsOf: URL(fileURLWithPath: newest))

@@ -4,16 +4,9 @@ import XCTest
 
 /// Real multi-process runs of `pskd train` under mpirun.
 final class DistributedTrainingTests: XCTestCase {
-    private func runDirectory(_ name: String) -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pskd-\(name)-\(getpid())").path
-        try? FileManager.default.removeItem(atPath: path)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
-
     /// A quick MLP run: 250 samples (not divisible by 2 or 3 ranks × batch), 2 epochs.
     private func train(ranks: Int, batchSize: Int = 48, extra: [String] = [], name: String) throws -> (String, [[String: Any]]) {
-        let out = runDirectory(name)
+        let out = temporaryPath(name)
         let outcome = try ExecutableRunner.mpirun(ranks: ranks, [
             "train", "--model", "mlp", "--epochs", "2", "--batch-size", String(batchSize), "--lr", "0.05",
             "--max-train-samples", "250", "--max-test-samples", "101", "--prefetch", "1", "--out", out,
@@ -58,7 +51,7 @@ final class DistributedTrainingTests: XCTestCase {
 
     /// Ranks started with different configurations stop with a clear error instead of hanging.
     func testConfigurationMismatchStopsEveryRank() throws {
-        let out = runDirectory("mismatch")
+        let out = temporaryPath("mismatch")
         let common = ["train", "--model", "mlp", "--epochs", "1", "--max-train-samples", "200", "--max-test-samples", "50", "--out", out]
         let outcome = try ExecutableRunner.mpirun(programs: [(1, common + ["--seed", "1"]), (1, common + ["--seed", "2"])],
                                                   timeout: 120)

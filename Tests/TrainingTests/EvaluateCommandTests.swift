@@ -2,40 +2,47 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// `pskd evaluate` under 1, 2 and 3 ranks against an independent single-process computation
-/// from the predictions it writes.
+/// `pskd evaluate` under 1, 2 and 3 ranks: the same predictions byte for byte (evaluation
+/// blocks are fixed by sample index), the same metrics as the training logged for that epoch,
+/// and the metrics of an independent single-process computation from the predictions.
 final class EvaluateCommandTests: XCTestCase {
-    private func temporaryPath(_ name: String) -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pskd-eval-\(getpid())-\(name)").path
-        try? FileManager.default.removeItem(atPath: path)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
-
-    func testMetricsAreExactForAnyRankCountAndMatchAReference() throws {
-        let run = temporaryPath("run")
+    func testPredictionsAndMetricsAreExactForAnyRankCountAndMatchAReference() throws {
+        let run = temporaryPath("evaluate-run")
+        // 211 test samples: one whole block of 128 and one padded block.
         let trained = try ExecutableRunner.mpirun(ranks: 2, [
-            "train", "--model", "mlp", "--epochs", "1", "--batch-size", "32", "--max-train-samples", "320",
-            "--max-test-samples", "211", "--out", run,
+            "train", "--model", "cnn", "--epochs", "1", "--batch-size", "32", "--max-train-samples", "96",
+            "--max-test-samples", "211", "--ece-bins", "10", "--out", run,
         ])
         XCTAssertEqual(trained.status, 0, trained.output)
+        let logged = try XCTUnwrap(String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8)
+            .split(separator: "\n").last.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
 
         var reports: [[String: Any]] = []
-        let csv = temporaryPath("predictions.csv")
+        var predictions: [Data] = []
         for ranks in [1, 2, 3] {
+            let csv = temporaryPath("predictions-\(ranks).csv")
             let outcome = try ExecutableRunner.mpirun(ranks: ranks, [
                 "evaluate", "--checkpoint", run, "--json", "--ece-bins", "10", "--predictions", csv,
             ])
             XCTAssertEqual(outcome.status, 0, outcome.output)
             let line = try XCTUnwrap(outcome.output.split(separator: "\n").first { $0.hasPrefix("{") }, outcome.output)
             reports.append(try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]))
+            predictions.append(try Data(contentsOf: URL(fileURLWithPath: csv)))
         }
+        XCTAssertEqual(predictions[1], predictions[0], "predictions CSV: 2 ranks vs 1")
+        XCTAssertEqual(predictions[2], predictions[0], "predictions CSV: 3 ranks vs 1")
         for key in ["top1_error", "top5_error", "negative_log_likelihood", "expected_calibration_error", "aurc", "excess_aurc"] {
             XCTAssertEqual(reports[1][key] as? Double, reports[0][key] as? Double, "\(key): 2 ranks vs 1")
             XCTAssertEqual(reports[2][key] as? Double, reports[0][key] as? Double, "\(key): 3 ranks vs 1")
         }
+        for (key, loggedKey) in [("top1_error", "test_top1_error"), ("negative_log_likelihood", "test_nll"),
+                                 ("expected_calibration_error", "test_ece"), ("aurc", "test_aurc")] {
+            XCTAssertEqual(reports[0][key] as? Double, logged[loggedKey] as? Double, "\(key): evaluate vs the training's log")
+        }
         XCTAssertEqual(reports[0]["count"] as? Int, 211, "no test sample counted twice or missed")
 
+        let csv = temporaryPath("predictions-reference.csv")
+        try predictions[0].write(to: URL(fileURLWithPath: csv))
         let reference = try Reference(csv: csv, bins: 10)
         XCTAssertEqual(reference.count, 211)
         XCTAssertEqual(reports[0]["top1_error"] as? Double ?? .nan, reference.top1Error, accuracy: 1e-9)
