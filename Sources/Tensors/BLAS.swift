@@ -44,9 +44,11 @@ public enum BLAS {
     /// operand every slab re-reads is the smaller one), each of at least `minimumWork`
     /// multiply-adds, `count` a power of two (even work for 1, 2, 4, … workers) up to `maximum`.
     public struct Slabs: Sendable, Equatable {
-        /// The fewest multiply-adds of a slab: each slab is one OpenBLAS call that packs the
-        /// shared operand again, which costs about 1 % of a call of this size.
-        public static let minimumWork = 1 << 24
+        /// The fewest multiply-adds of a slab (2²⁵ ≈ 3.4·10⁷): each slab is one OpenBLAS call
+        /// that packs the shared operand again. Measured on the mlp (products of 1.0–1.3·10⁸):
+        /// one thread runs 2–4 slabs as fast as one call (2²⁴, 4–8 slabs, cost about 2 %), and
+        /// two threads as fast as with two slabs per product.
+        public static let minimumWork = 1 << 25
         /// The most slabs of one product.
         public static let maximum = 64
         /// Slabs start at multiples of this many rows or columns (whole micro-kernel panels).
