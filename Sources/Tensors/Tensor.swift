@@ -1,3 +1,7 @@
+// Tensors: the numeric base of pskd (Tensor, BLAS, Parallel, RandomGenerator). Every kernel
+// that splits work follows the decomposition rule stated at the top of Parallel.swift: pieces
+// cut by the shapes alone, so results never depend on threads, ranks or the CPU.
+
 /// A dense, contiguous, row-major array of `Float` with a shape.
 ///
 /// `Tensor` has *reference* semantics for its elements, like a pointer in llm.c: copying a
