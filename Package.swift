@@ -36,7 +36,7 @@ let package = Package(
 
         // Data and distribution.
         .target(name: "DataPipeline", dependencies: ["Tensors", "CZlib"], swiftSettings: optimized),
-        .target(name: "Collectives", dependencies: ["CMPI"], swiftSettings: optimized),
+        .target(name: "Collectives", dependencies: ["CMPI", "Tensors"], swiftSettings: optimized),
 
         // PS-KD: teacher table and target policies.
         .target(name: "SelfDistillation", dependencies: ["Tensors", "Collectives"], swiftSettings: optimized),

@@ -4,17 +4,41 @@ import Layers
 
 /// Keeps the model replicas of all ranks identical where they must be.
 enum ReplicaAgreement {
-    /// Broadcasts rank 0's parameters and buffers, then checks that every rank holds the same
-    /// configuration and parameters; a mismatch stops every rank with the same clear message.
-    static func establish(model: Model, config: TrainConfig, communicator: any Communicator) throws {
+    /// Checks that every rank built the same model on the same data, with fixed-size records,
+    /// before any exchange sized by them (the settings were compared by the start-up handshake).
+    static func checkShapes(model: Model, data: TrainingData, communicator: any Communicator) throws {
+        let store = model.parameters
+        try agree(on: [("parameters", store.parameterCount), ("buffer values", store.buffers.count),
+                       ("training samples", data.train.count), ("test samples", data.test.count),
+                       ("classes", data.train.classCount), ("image height", data.train.height),
+                       ("image width", data.train.width), ("image channels", data.train.channels)],
+                  communicator: communicator,
+                  remedy: "every rank must see the same data set files and build the same model")
+    }
+
+    /// Broadcasts rank 0's parameters and buffers, then checks that every rank holds them; a
+    /// mismatch stops every rank with the same clear message.
+    static func establish(model: Model, communicator: any Communicator) throws {
         let store = model.parameters
         try communicator.broadcast(UnsafeMutableRawBufferPointer(store.values.buffer), root: 0)
         try communicator.broadcast(UnsafeMutableRawBufferPointer(store.buffers.buffer), root: 0)
-        let mine: [UInt64] = [try configurationHash(config), store.values.contentHash]
-        let all = try communicator.allGatherV(mine)
-        for rank in 0..<communicator.size where Array(all[(2 * rank)..<(2 * rank + 2)]) != Array(all[0..<2]) {
-            let what = all[2 * rank] != all[0] ? "configuration" : "initial parameters"
-            throw TrainingError("rank \(rank)'s \(what) differ from rank 0's: every rank must run the same pskd build with the same flags and config file")
+        try agree(on: [("initial parameters (hash)", Int(truncatingIfNeeded: store.values.contentHash))],
+                  communicator: communicator, remedy: "every rank must run the same pskd build")
+    }
+
+    /// Compares named values across ranks with one fixed-size all-gather and throws, on every
+    /// rank, naming the first rank and values that differ from rank 0's.
+    private static func agree(on values: [(name: String, value: Int)], communicator: any Communicator,
+                              remedy: String) throws {
+        let mine = values.map { Int64($0.value) }
+        let all = try mine.withUnsafeBytes { try communicator.allGather($0) }.withUnsafeBytes { Array($0.bindMemory(to: Int64.self)) }
+        let count = values.count
+        for rank in 1..<max(communicator.size, 1) {
+            let theirs = Array(all[(rank * count)..<((rank + 1) * count)])
+            let differing = values.indices.filter { theirs[$0] != all[$0] }
+            guard !differing.isEmpty else { continue }
+            let listed = differing.map { "\(values[$0].name) (rank 0: \(all[$0]), rank \(rank): \(theirs[$0]))" }
+            throw TrainingError("rank \(rank) differs from rank 0 in \(listed.joined(separator: ", ")): \(remedy)")
         }
     }
 
@@ -22,12 +46,5 @@ enum ReplicaAgreement {
     static func averageBatchNormStatistics(model: Model, communicator: any Communicator) throws {
         guard communicator.size > 1, model.parameters.buffers.count > 0 else { return }
         try communicator.allReduceMean(model.parameters.buffers.buffer)
-    }
-
-    /// A hash of the configuration's canonical JSON.
-    static func configurationHash(_ config: TrainConfig) throws -> UInt64 {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return try encoder.encode(config).fnv1a
     }
 }

@@ -34,6 +34,7 @@ public final class Trainer {
         data = try TrainingData(config: config, communicator: communicator)
         model = try ModelZoo.make(config.model, input: data.modelInput, widthMultiplier: config.widthMultiplier,
                                   generator: RandomGenerator(seed: config.seed).split(RandomStream.initialisation))
+        try ReplicaAgreement.checkShapes(model: model, data: data, communicator: communicator)
         policy = try config.targetPolicy()
         teacher = policy.usesTeacher ? TeacherTable(labels: data.train.labels.map(Int.init), classCount: model.classCount) : nil
         step = TrainingStep(model: model, optimizer: try config.makeOptimizer(parameterCount: model.parameters.parameterCount),
@@ -46,7 +47,7 @@ public final class Trainer {
         checkpoints = CheckpointStore(runDirectory: config.outputDirectory, keep: config.keepCheckpoints)
         if config.resume { try resumeFromNewestCheckpoint() }
         if completedEpochs == 0 { try log.keepMetrics(throughEpoch: 0) }  // a fresh run starts a fresh metrics.jsonl
-        try ReplicaAgreement.establish(model: model, config: config, communicator: communicator)
+        try ReplicaAgreement.establish(model: model, communicator: communicator)
         try log.saveConfiguration(config)
     }
 
@@ -66,6 +67,10 @@ public final class Trainer {
         let folder = checkpoints.folder(epoch: Int(chosen))
         let snapshot = try checkpoints.load(folder)
         try snapshot.restore(into: model, optimizer: step.optimizer, teacher: teacher, source: folder.path)
+        guard snapshot.epoch <= config.epochs else {
+            throw ConfigurationError("--resume: the run in \(config.outputDirectory) has completed \(snapshot.epoch) epochs, "
+                + "more than --epochs \(config.epochs): give --epochs \(snapshot.epoch) or more to continue it, or another --out for a new run")
+        }
         completedEpochs = snapshot.epoch
         try log.keepMetrics(throughEpoch: completedEpochs)
         log.say("pskd: resumed from \(folder.path) (epoch \(completedEpochs) of \(config.epochs) done)"
@@ -80,7 +85,11 @@ public final class Trainer {
             + "over \(communicator.size) rank(s) × \(BLAS.threads) thread(s); run directory \(config.outputDirectory)")
         var last: EpochRecord?
         let lastEpoch = min(config.epochs, config.stopAfterEpochs ?? config.epochs)
-        for epoch in (completedEpochs + 1)..<(lastEpoch + 1) {
+        if lastEpoch <= completedEpochs {
+            log.say("pskd: \(completedEpochs) of \(config.epochs) epochs are already complete"
+                + (lastEpoch < config.epochs ? " (--stop-after \(lastEpoch))" : "") + ": nothing to train")
+        }
+        for epoch in (completedEpochs + 1)..<max(lastEpoch + 1, completedEpochs + 1) {
             last = try trainEpoch(epoch)
             try checkpoints.save(TrainingSnapshot(epoch: epoch, model: model, optimizer: step.optimizer,
                                                   teacher: teacher, config: config), communicator: communicator)

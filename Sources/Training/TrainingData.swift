@@ -15,6 +15,9 @@ struct TrainingData {
         let kind = try DatasetKind(name: config.dataset)
         train = try Dataset.load(kind, split: .train, directory: config.dataDirectory).prefix(config.maxTrainSamples)
         test = try Dataset.load(kind, split: .test, directory: config.dataDirectory).prefix(config.maxTestSamples)
+        guard config.batchSize <= train.count else {
+            throw ConfigurationError("batch-size \(config.batchSize) is larger than the \(train.count) training samples: choose a batch of at most \(train.count)")
+        }
         let sampler = try ShardedSampler(sampleCount: train.count, globalBatchSize: config.batchSize,
                                          rank: communicator.rank, worldSize: communicator.size,
                                          seed: config.seed, dropLast: config.dropLast)

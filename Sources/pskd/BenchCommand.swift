@@ -39,7 +39,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         if loader { return try runLoader() }
-        try withCommunicator { communicator in
+        try withCommunicator("bench") { communicator in
             let result = try ThroughputBenchmark.run(
                 modelName: model, batchSize: batchSize, threads: ProcessPlacement.blasThreads(requested: threads),
                 steps: steps ?? (model == "mlp" ? 40 : 10), warmupSteps: warmup, convolution: convolution,

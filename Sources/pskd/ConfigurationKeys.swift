@@ -35,7 +35,7 @@ enum ConfigurationKeys {
         "policy": string { $0.policy = $1 },
         "alpha-t": double { $0.alphaT = $1 },
         "label-smoothing": double { $0.labelSmoothing = $1 },
-        "seed": int { $0.seed = UInt64(max($1, 0)) },
+        "seed": nonNegativeInt { $0.seed = UInt64($1) },
         "crop-padding": int { $0.cropPadding = $1 },
         "flip": bool { $0.horizontalFlip = $1 },
         "cutmix": double { $0.cutMixProbability = $1 },
@@ -92,6 +92,13 @@ enum ConfigurationKeys {
     private static func int(_ set: @escaping @Sendable (inout TrainConfig, Int) -> Void) -> Setter {
         { config, value throws(ConfigurationValueError) in
             guard let number = intValue(value) else { throw ConfigurationValueError(expected: "a whole number") }
+            set(&config, number)
+        }
+    }
+
+    private static func nonNegativeInt(_ set: @escaping @Sendable (inout TrainConfig, Int) -> Void) -> Setter {
+        { config, value throws(ConfigurationValueError) in
+            guard let number = intValue(value), number >= 0 else { throw ConfigurationValueError(expected: "a whole number ≥ 0") }
             set(&config, number)
         }
     }

@@ -11,13 +11,19 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "A checkpoint folder, or a run directory (its newest complete checkpoint).") var checkpoint: String
     @Option(help: "Write one CSV row per test sample: index, label, then the class probabilities.") var predictions: String?
     @Option(name: .customLong("data-dir"), help: "Directory of the data set's files (default: the run's).") var dataDir: String?
-    @Option(name: .customLong("max-test-samples"), help: "Evaluate on the first K test samples only.") var maxTestSamples: Int?
-    @Option(name: .customLong("ece-bins"), help: "Equal-width confidence bins of ECE.") var eceBins = 15
-    @Option(help: "Threads per rank.") var threads: Int?
+    @Option(name: .customLong("max-test-samples"), parsing: .unconditional, help: "Evaluate on the first K test samples only.") var maxTestSamples: Int?
+    @Option(name: .customLong("ece-bins"), parsing: .unconditional, help: "Equal-width confidence bins of ECE.") var eceBins = 15
+    @Option(parsing: .unconditional, help: "Threads per rank.") var threads: Int?
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
+    func validate() throws {
+        guard (1...1000).contains(eceBins) else { throw ValidationError("--ece-bins must be in 1...1000, got \(eceBins)") }
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be in 1...1024, got \(threads)") }
+        if let maxTestSamples, maxTestSamples < 1 { throw ValidationError("--max-test-samples must be at least 1, got \(maxTestSamples)") }
+    }
+
     func run() throws {
-        try withCommunicator { communicator in
+        try withCommunicator("evaluate") { communicator in
             let result = try CheckpointEvaluation.run(
                 path: checkpoint, dataDirectory: dataDir, maxTestSamples: maxTestSamples, eceBins: eceBins,
                 predictionsPath: predictions, threads: threads, communicator: communicator)

@@ -16,7 +16,7 @@ struct InfoCommand: ParsableCommand {
     var threads: Int?
 
     func run() throws {
-        try withCommunicator { communicator in
+        try withCommunicator("info") { communicator in
             BLAS.threads = ProcessPlacement.blasThreads(requested: threads)
             if communicator.isRoot { print(commonReport(ranks: communicator.size)) }
             for rank in 0..<communicator.size {

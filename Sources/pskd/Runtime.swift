@@ -16,6 +16,9 @@ enum BuildInfo {
         #endif
     }
 
+    /// What every rank of a job must share: pskd's version and the build configuration.
+    static var identity: String { "\(PSKD.configuration.version) \(configuration)" }
+
     static var description: String {
         var compiler = "Swift"
         #if compiler(>=6.3)
@@ -28,15 +31,21 @@ enum BuildInfo {
 }
 
 /// Runs `body` with the MPI world communicator when launched by mpirun (a single-process
-/// communicator otherwise). An error on any rank is printed with the rank and aborts the whole
-/// job, so no rank is left waiting in a collective.
-func withCommunicator(_ body: (any Communicator) throws -> Void) throws {
+/// communicator otherwise), after the start-up handshake: every rank must run `subcommand` with
+/// the same pskd build and the same `settings` (by default the command line after the
+/// subcommand). An error on any rank is printed with the rank and aborts the whole job, so no
+/// rank is left waiting in a collective.
+func withCommunicator(_ subcommand: String, settings: [String: String]? = nil,
+                      _ body: (any Communicator) throws -> Void) throws {
     guard MPICommunicator.isLaunchedByMPI else {
         try body(LocalCommunicator())
         return
     }
     let communicator = try MPICommunicator()
     do {
+        let arguments = ["arguments": CommandLine.arguments.dropFirst(2).joined(separator: " ")]
+        try StartupHandshake(subcommand: subcommand, build: BuildInfo.identity, settings: settings ?? arguments)
+            .perform(on: communicator)
         try body(communicator)
     } catch {
         flushOutput()

@@ -61,4 +61,18 @@ final class CheckpointResumeTests: XCTestCase {
         XCTAssertTrue(output.contains("skipping checkpoint"), output)
         XCTAssertTrue(output.contains("epoch-0001 (epoch 1 of 3 done)"), output)
     }
+
+    /// Resuming a run with fewer --epochs than it completed is refused at once (it used to
+    /// train on past --epochs); resuming a finished run trains nothing and says so.
+    func testResumingPastTheEpochsIsRefused() throws {
+        let out = temporaryPath("past")
+        try train(ranks: 1, out: out, ["--stop-after", "2"])
+        let fewer = try ExecutableRunner.mpirun(ranks: 1, recipe + ["--out", out, "--resume", "--epochs", "1"], timeout: 120)
+        XCTAssertNotEqual(fewer.status, 0, fewer.output)
+        XCTAssertTrue(fewer.output.contains("has completed 2 epochs, more than --epochs 1"), fewer.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/checkpoints/epoch-0003"), "nothing trained")
+        let done = try ExecutableRunner.mpirun(ranks: 1, recipe + ["--out", out, "--resume", "--epochs", "2"], timeout: 120)
+        XCTAssertEqual(done.status, 0, done.output)
+        XCTAssertTrue(done.output.contains("2 of 2 epochs are already complete: nothing to train"), done.output)
+    }
 }

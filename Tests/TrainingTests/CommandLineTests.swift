@@ -61,4 +61,26 @@ final class CommandLineTests: XCTestCase {
         XCTAssertNotEqual(outcome.status, 0)
         XCTAssertTrue(outcome.output.contains("/nonexistent-data"), outcome.output)
     }
+
+    /// Negative numbers parse as values (not as unknown flags) and are refused by name; bad
+    /// values that used to crash, hang or be taken silently are refused before anything starts.
+    func testOutOfRangeValuesAreRefusedBeforeAnythingStarts() throws {
+        let cases: [([String], String)] = [
+            (["train", "--seed", "-7"], "setting 'seed' must be a whole number ≥ 0, found '-7'"),
+            (["train", "--batch-size", "-4"], "batch-size must be at least 2"),
+            (["train", "--prefetch", "-1"], "prefetch must be in 0...64"),
+            (["train", "--threads", "0"], "threads must be in 1...1024"),
+            (["train", "--lr", "inf"], "lr must be a positive finite number, got inf"),
+            (["train", "--ece-bins", "100000000"], "ece-bins must be in 1...1000"),
+            (["train", "--milestones", "5,0,-3"], "milestones must be increasing epochs ≥ 1"),
+            (["evaluate", "--checkpoint", "/nonexistent", "--ece-bins", "0"], "--ece-bins must be in 1...1000, got 0"),
+            (["evaluate", "--checkpoint", "/nonexistent", "--ece-bins", "-1"], "--ece-bins must be in 1...1000, got -1"),
+        ]
+        for (arguments, expected) in cases {
+            let outcome = try ExecutableRunner.run(ExecutableRunner.executable.path, arguments, timeout: 30)
+            XCTAssertNotEqual(outcome.status, 0, "\(arguments): \(outcome.output)")
+            XCTAssertTrue(outcome.output.contains(expected), "\(arguments): expected “\(expected)” in \(outcome.output)")
+            XCTAssertLessThan(outcome.seconds, 20, "\(arguments) refused at once")
+        }
+    }
 }

@@ -1,0 +1,68 @@
+import TestSupport
+import Training
+import XCTest
+
+/// Every setting outside its range is refused before a job starts, with a message that names
+/// the setting and the value.
+final class ConfigurationValidationTests: XCTestCase {
+    /// (setting, a change that puts it out of range, the value as the message shows it).
+    private let outOfRange: [(setting: String, change: (inout TrainConfig) -> Void, shown: String)] = [
+        ("model", { $0.model = "resnet9000" }, "resnet9000"),
+        ("width-multiplier", { $0.widthMultiplier = 0 }, "0.0"),
+        ("width-multiplier", { $0.widthMultiplier = .nan }, "nan"),
+        ("dataset", { $0.dataset = "imagenet22k" }, "imagenet22k"),
+        ("max-train-samples", { $0.maxTrainSamples = 0 }, "0"),
+        ("max-test-samples", { $0.maxTestSamples = -5 }, "-5"),
+        ("epochs", { $0.epochs = 0 }, "0"),
+        ("epochs", { $0.epochs = 1_000_000 }, "1000000"),
+        ("batch-size", { $0.batchSize = 1 }, "1"),
+        ("lr", { $0.learningRate = .infinity }, "inf"),
+        ("lr", { $0.learningRate = -0.1 }, "-0.1"),
+        ("lr-schedule", { $0.learningRateSchedule = "linear" }, "linear"),
+        ("milestones", { $0.milestones = [5, 0, -3] }, "[5, 0, -3]"),
+        ("milestones", { $0.milestones = [2, 1] }, "[2, 1]"),
+        ("milestones", { $0.milestones = [3, 3] }, "[3, 3]"),
+        ("warmup-epochs", { $0.warmupEpochs = -1 }, "-1"),
+        ("warmup-epochs", { $0.warmupEpochs = 200_000 }, "200000"),
+        ("optimizer", { $0.optimizer = "lion" }, "lion"),
+        ("momentum", { $0.momentum = 5 }, "5.0"),
+        ("momentum", { $0.momentum = -0.5 }, "-0.5"),
+        ("weight-decay", { $0.weightDecay = -1 }, "-1.0"),
+        ("weight-decay-style", { $0.weightDecayStyle = "l1" }, "l1"),
+        ("policy", { $0.policy = "kd" }, "kd"),
+        ("alpha-t", { $0.alphaT = 1.5 }, "1.5"),
+        ("label-smoothing", { $0.labelSmoothing = 1 }, "1.0"),
+        ("crop-padding", { $0.cropPadding = -2 }, "-2"),
+        ("cutmix", { $0.cutMixProbability = 2 }, "2.0"),
+        ("ece-bins", { $0.eceBins = 0 }, "0"),
+        ("ece-bins", { $0.eceBins = -1 }, "-1"),
+        ("ece-bins", { $0.eceBins = 100_000_000 }, "100000000"),
+        ("prefetch", { $0.prefetch = -1 }, "-1"),
+        ("threads", { $0.threads = 0 }, "0"),
+        ("threads", { $0.threads = -2 }, "-2"),
+        ("stop-after", { $0.stopAfterEpochs = 0 }, "0"),
+        ("keep-checkpoints", { $0.keepCheckpoints = -1 }, "-1"),
+    ]
+
+    func testEverySettingOutsideItsRangeIsRefusedByName() {
+        XCTAssertNoThrow(try TrainConfig().validate(), "the defaults are valid")
+        for (setting, change, shown) in outOfRange {
+            var config = TrainConfig()
+            config.epochs = 3
+            change(&config)
+            XCTAssertThrowsError(try config.validate(), "\(setting) = \(shown) must be refused") { error in
+                let message = "\(error)"
+                XCTAssertTrue(message.contains(setting), "the message names \(setting): \(message)")
+                XCTAssertTrue(message.contains(shown), "the message shows the value \(shown): \(message)")
+            }
+        }
+    }
+
+    func testRankCountsMustDivideTheGlobalBatch() {
+        var config = TrainConfig()
+        config.batchSize = 6
+        XCTAssertNoThrow(try config.validate(ranks: 3))
+        XCTAssertThrowsError(try config.validate(ranks: 4)) { XCTAssertTrue("\($0)".contains("multiple of the 4 ranks"), "\($0)") }
+        XCTAssertThrowsError(try config.validate(ranks: 6)) { XCTAssertTrue("\($0)".contains("fewer than 2 samples per rank"), "\($0)") }
+    }
+}
