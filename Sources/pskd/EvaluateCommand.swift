@@ -11,9 +11,9 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "A checkpoint folder, or a run directory (its newest complete checkpoint).") var checkpoint: String
     @Option(help: "Write one CSV row per test sample: index, label, then the class probabilities.") var predictions: String?
     @Option(name: .customLong("data-dir"), help: "Directory of the data set's files (default: the run's).") var dataDir: String?
-    @Option(name: .customLong("max-test-samples"), parsing: .unconditional, help: "Evaluate on the first K test samples only.") var maxTestSamples: Int?
-    @Option(name: .customLong("ece-bins"), parsing: .unconditional, help: "Equal-width confidence bins of ECE.") var eceBins = 15
-    @Option(parsing: .unconditional, help: "Threads per rank.") var threads: Int?
+    @Option(name: .customLong("max-test-samples"), parsing: .unconditional, help: "Evaluate on the first K test samples only (K ≥ 1).") var maxTestSamples: Int?
+    @Option(name: .customLong("ece-bins"), parsing: .unconditional, help: "Equal-width confidence bins of ECE, 1...1000.") var eceBins = 15
+    @Option(parsing: .unconditional, help: "Threads per rank, 1...1024 (default: the CPUs the rank is bound to).") var threads: Int?
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func validate() throws {

@@ -38,37 +38,37 @@ struct TrainCommand: ParsableCommand {
 /// The flags of `pskd train`; each is optional so a config file's value stands unless the flag is given.
 struct TrainSettings: ParsableArguments {
     @Option(parsing: .unconditional, help: "Model: \(ModelZoo.names.joined(separator: ", ")) (default cnn).") var model: String?
-    @Option(name: .customLong("width-multiplier"), parsing: .unconditional, help: "Channel width multiplier of preact-resnet18 (default 1).") var widthMultiplier: Double?
+    @Option(name: .customLong("width-multiplier"), parsing: .unconditional, help: "Channel width multiplier of preact-resnet18, 0.0625...16 (default 1).") var widthMultiplier: Double?
     @Option(parsing: .unconditional, help: "Data set: fashion-mnist, mnist, cifar10, cifar100 (default fashion-mnist).") var dataset: String?
     @Option(name: .customLong("data-dir"), parsing: .unconditional, help: "Directory of the data set's files (default: Debian's for Fashion-MNIST).") var dataDir: String?
-    @Option(name: .customLong("max-train-samples"), parsing: .unconditional, help: "Train on the first K samples only.") var maxTrainSamples: Int?
-    @Option(name: .customLong("max-test-samples"), parsing: .unconditional, help: "Evaluate on the first K test samples only.") var maxTestSamples: Int?
-    @Option(parsing: .unconditional, help: "Epochs T (default 3).") var epochs: Int?
-    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Global batch size, summed over ranks (default 128).") var batchSize: Int?
+    @Option(name: .customLong("max-train-samples"), parsing: .unconditional, help: "Train on the first K samples only (K ≥ the global batch).") var maxTrainSamples: Int?
+    @Option(name: .customLong("max-test-samples"), parsing: .unconditional, help: "Evaluate on the first K test samples only (K ≥ 1).") var maxTestSamples: Int?
+    @Option(parsing: .unconditional, help: "Epochs T, 1...100000 (default 3).") var epochs: Int?
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Global batch size, summed over ranks: a multiple of the rank count with ≥ 2 per rank, at most the training samples (default 128).") var batchSize: Int?
     @Flag(name: .customLong("drop-last"), help: "Drop the last partial batch instead of padding it.") var dropLast = false
-    @Option(parsing: .unconditional, help: "Base learning rate (default 0.1).") var lr: Double?
+    @Option(parsing: .unconditional, help: "Base learning rate, > 0 (default 0.1).") var lr: Double?
     @Option(name: .customLong("lr-schedule"), parsing: .unconditional, help: "step, cosine or constant (default cosine).") var lrSchedule: String?
-    @Option(parsing: .unconditional, help: "Comma-separated epochs after which the step schedule multiplies the rate by 0.1.") var milestones: String?
-    @Option(name: .customLong("warmup-epochs"), parsing: .unconditional, help: "Linear warm-up epochs (default 0).") var warmupEpochs: Int?
+    @Option(parsing: .unconditional, help: "Comma-separated increasing epochs ≥ 1 after which the step schedule multiplies the rate by 0.1.") var milestones: String?
+    @Option(name: .customLong("warmup-epochs"), parsing: .unconditional, help: "Linear warm-up epochs, 0...100000 (default 0 = none).") var warmupEpochs: Int?
     @Option(parsing: .unconditional, help: "sgd or adamw (default sgd).") var optimizer: String?
-    @Option(parsing: .unconditional, help: "SGD momentum (default 0.9).") var momentum: Double?
+    @Option(parsing: .unconditional, help: "SGD momentum, in [0, 1) (default 0.9).") var momentum: Double?
     @Option(parsing: .unconditional, help: "Nesterov momentum, true or false (default true).") var nesterov: Bool?
-    @Option(name: .customLong("weight-decay"), parsing: .unconditional, help: "Weight decay (default 5e-4).") var weightDecay: Double?
+    @Option(name: .customLong("weight-decay"), parsing: .unconditional, help: "Weight decay, ≥ 0 (default 5e-4).") var weightDecay: Double?
     @Option(name: .customLong("weight-decay-style"), parsing: .unconditional, help: "l2 (PyTorch SGD) or decoupled (AdamW) (default l2).") var weightDecayStyle: String?
     @Option(parsing: .unconditional, help: "Target policy: ce, ls or pskd (default pskd).") var policy: String?
-    @Option(name: .customLong("alpha-t"), parsing: .unconditional, help: "PS-KD's final teacher weight α_T (default 0.8).") var alphaT: Double?
-    @Option(name: .customLong("label-smoothing"), parsing: .unconditional, help: "Label smoothing ε for policy ls (default 0.1).") var labelSmoothing: Double?
-    @Option(parsing: .unconditional, help: "Seed of initialisation, data order and augmentation (default 1).") var seed: Int?
-    @Option(name: .customLong("crop-padding"), parsing: .unconditional, help: "Random-crop zero padding (default 4 for CIFAR, 0 otherwise).") var cropPadding: Int?
+    @Option(name: .customLong("alpha-t"), parsing: .unconditional, help: "PS-KD's final teacher weight α_T, in [0, 1] (default 0.8).") var alphaT: Double?
+    @Option(name: .customLong("label-smoothing"), parsing: .unconditional, help: "Label smoothing ε for policy ls, in [0, 1) (default 0.1).") var labelSmoothing: Double?
+    @Option(parsing: .unconditional, help: "Seed of initialisation, data order and augmentation, ≥ 0 (default 1).") var seed: Int?
+    @Option(name: .customLong("crop-padding"), parsing: .unconditional, help: "Random-crop zero padding, 0...64 pixels (default 4 for CIFAR, 0 otherwise).") var cropPadding: Int?
     @Option(parsing: .unconditional, help: "Random horizontal flip, true or false (default true).") var flip: Bool?
-    @Option(parsing: .unconditional, help: "CutMix probability per batch (default 0 = off).") var cutmix: Double?
-    @Option(name: .customLong("ece-bins"), parsing: .unconditional, help: "Equal-width confidence bins of ECE (default 15).") var eceBins: Int?
-    @Option(parsing: .unconditional, help: "Batches prepared ahead by the loader thread (default 2).") var prefetch: Int?
-    @Option(parsing: .unconditional, help: "Threads per rank for products and elementwise passes (default: the CPUs the rank is bound to).") var threads: Int?
+    @Option(parsing: .unconditional, help: "CutMix probability per batch, in [0, 1] (default 0 = off).") var cutmix: Double?
+    @Option(name: .customLong("ece-bins"), parsing: .unconditional, help: "Equal-width confidence bins of ECE, 1...1000 (default 15).") var eceBins: Int?
+    @Option(parsing: .unconditional, help: "Batches prepared ahead by the loader thread, 0...64 (0 = load on the training thread; default 2).") var prefetch: Int?
+    @Option(parsing: .unconditional, help: "Threads per rank for products and elementwise passes, 1...1024 (default: the CPUs the rank is bound to).") var threads: Int?
     @Option(parsing: .unconditional, help: "Run directory for config.json, metrics.jsonl and checkpoints/ (default runs/latest).") var out: String?
     @Flag(help: "Continue from the newest complete checkpoint in the run directory.") var resume = false
-    @Option(name: .customLong("stop-after"), parsing: .unconditional, help: "Stop after this many epochs are complete (continue later with --resume).") var stopAfter: Int?
-    @Option(name: .customLong("keep-checkpoints"), parsing: .unconditional, help: "Complete checkpoints to keep (default 3).") var keepCheckpoints: Int?
+    @Option(name: .customLong("stop-after"), parsing: .unconditional, help: "Stop after this many epochs (≥ 1) are complete (continue later with --resume).") var stopAfter: Int?
+    @Option(name: .customLong("keep-checkpoints"), parsing: .unconditional, help: "Complete checkpoints to keep, ≥ 1 (default 3).") var keepCheckpoints: Int?
 
     /// The flags given, as (setting, value) pairs for `ConfigurationKeys`.
     var given: [(key: String, value: Any)] {
