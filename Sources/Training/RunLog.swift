@@ -7,23 +7,19 @@ final class RunLog {
     let directory: URL
     let isWriter: Bool
 
-    init(directory: String, isWriter: Bool) throws {
+    /// The log of a run directory that rank 0 already owns (see `RunOwnership`).
+    init(directory: String, isWriter: Bool) {
         self.directory = URL(fileURLWithPath: directory, isDirectory: true)
         self.isWriter = isWriter
-        guard isWriter else { return }
-        do {
-            try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
-        } catch {
-            throw TrainingError("cannot create the run directory \(directory): \(error.localizedDescription); choose another --out")
-        }
     }
 
-    /// Writes the resolved configuration as `config.json`.
+    /// Writes the training's settings as `config.json` (without the job's own: see
+    /// `TrainConfig.instanceKeys`), so `--config` repeats the training and `--resume` reads it.
     func saveConfiguration(_ config: TrainConfig) throws {
         guard isWriter else { return }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try write(try encoder.encode(config), to: "config.json")
+        var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any] ?? [:]
+        for key in TrainConfig.instanceKeys { object[key] = nil }
+        try write(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), to: "config.json")
     }
 
     /// Appends one line to `metrics.jsonl`.

@@ -55,6 +55,8 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public var stopAfterEpochs: Int? = nil
     /// Complete checkpoints kept in the run directory (the newest ones).
     public var keepCheckpoints = 3
+    /// Replace the run already in the run directory (only what pskd wrote there).
+    public var overwrite = false
 
     public init() {}
 
@@ -69,6 +71,30 @@ public struct TrainConfig: Sendable, Codable, Equatable {
         case alphaT = "alpha-t", labelSmoothing = "label-smoothing", seed, cropPadding = "crop-padding"
         case horizontalFlip = "flip", cutMixProbability = "cutmix", eceBins = "ece-bins", prefetch, threads
         case outputDirectory = "out", resume, stopAfterEpochs = "stop-after", keepCheckpoints = "keep-checkpoints"
+        case overwrite
+    }
+
+    /// Settings of this job rather than of the training (where it writes, whether it continues
+    /// or replaces, when it stops): not in `config.json`.
+    public static let instanceKeys: Set<String> = ["out", "resume", "stop-after", "overwrite"]
+
+    /// Settings that `--resume` may change, because they do not change the training so far:
+    /// more epochs, where the data is, threads, loading, checkpoints kept, and evaluation.
+    public static let changeableOnResume: Set<String> = ["epochs", "data-dir", "threads", "prefetch", "keep-checkpoints",
+                                                         "ece-bins", "max-test-samples"]
+
+    /// Throws, naming them, if settings that `--resume` may not change differ from `saved`
+    /// (the run's `config.json`).
+    public func checkResumable(from saved: TrainConfig, runDirectory: String) throws {
+        let (mine, theirs) = (try canonicalSettings(), try saved.canonicalSettings())
+        let fixed = Set(mine.keys).union(theirs.keys).subtracting(Self.instanceKeys).subtracting(Self.changeableOnResume)
+        let changed = fixed.sorted().filter { mine[$0] != theirs[$0] }
+        guard changed.isEmpty else {
+            let listed = changed.map { "\($0) (the run: \(theirs[$0] ?? "unset"), now: \(mine[$0] ?? "unset"))" }
+            throw ConfigurationError("--resume: \(runDirectory) was trained with other settings: \(listed.joined(separator: ", ")). "
+                + "Resuming may change only \(Self.changeableOnResume.sorted().joined(separator: ", ")); "
+                + "drop the others to continue the run, or train a new one with another --out")
+        }
     }
 
     /// The target policy the configuration names.

@@ -20,6 +20,8 @@ public final class Trainer {
     private let step: TrainingStep
     private let schedule: any LearningRateSchedule
     private let log: RunLog
+    /// Rank 0's lock on the run directory, held while the trainer lives.
+    private let ownership: RunOwnership?
     private let checkpoints: CheckpointStore
     private let targets: Tensor, mixedTargets: Tensor  // (b, C)
     /// Epochs already completed (by a resumed checkpoint), 0 for a fresh run.
@@ -30,6 +32,8 @@ public final class Trainer {
         try config.validate(ranks: communicator.size)
         self.config = config
         self.communicator = communicator
+        ownership = communicator.isRoot
+            ? try RunOwnership(directory: config.outputDirectory, resume: config.resume, overwrite: config.overwrite) : nil
         BLAS.threads = ProcessPlacement.blasThreads(requested: config.threads)
         data = try TrainingData(config: config, communicator: communicator)
         model = try ModelZoo.make(config.model, input: data.modelInput, widthMultiplier: config.widthMultiplier,
@@ -40,7 +44,7 @@ public final class Trainer {
         step = TrainingStep(model: model, optimizer: try config.makeOptimizer(parameterCount: model.parameters.parameterCount),
                             communicator: communicator)
         schedule = try config.schedule()
-        log = try RunLog(directory: config.outputDirectory, isWriter: communicator.isRoot)
+        log = RunLog(directory: config.outputDirectory, isWriter: communicator.isRoot)
         let localBatch = config.batchSize / communicator.size
         targets = Tensor(zeros: [localBatch, model.classCount])
         mixedTargets = Tensor(zeros: [localBatch, model.classCount])

@@ -46,6 +46,7 @@ enum ConfigurationKeys {
         "resume": bool { $0.resume = $1 },
         "stop-after": int { $0.stopAfterEpochs = $1 },
         "keep-checkpoints": int { $0.keepCheckpoints = $1 },
+        "overwrite": bool { $0.overwrite = $1 },
     ]
 
     /// Applies `values` (key → value) to `config`; `source` names where they came from.

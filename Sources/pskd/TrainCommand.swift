@@ -26,9 +26,24 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    /// Defaults, then the config file, then the flags.
+    /// Defaults, then the config file, then the flags. With `--resume`, the run's own
+    /// `config.json` comes first (instead of the defaults), and the result may differ from it
+    /// only in `TrainConfig.changeableOnResume`.
     func resolvedConfiguration() throws -> TrainConfig {
-        var resolved = TrainConfig()
+        let resolved = try configuration(over: TrainConfig())
+        let savedPath = URL(fileURLWithPath: resolved.outputDirectory).appendingPathComponent("config.json").path
+        guard resolved.resume, FileManager.default.fileExists(atPath: savedPath) else { return resolved }
+        var saved = TrainConfig()
+        let savedSettings = try ConfigurationKeys.load(file: savedPath).filter { !TrainConfig.instanceKeys.contains($0.key) }
+        try ConfigurationKeys.apply(savedSettings, to: &saved, source: savedPath)
+        let resuming = try configuration(over: saved)
+        try resuming.checkResumable(from: saved, runDirectory: resolved.outputDirectory)
+        return resuming
+    }
+
+    /// `base`, then the config file, then the flags.
+    private func configuration(over base: TrainConfig) throws -> TrainConfig {
+        var resolved = base
         if let config { try ConfigurationKeys.apply(try ConfigurationKeys.load(file: config), to: &resolved, source: config) }
         try ConfigurationKeys.apply(settings.given, to: &resolved, source: "command line")
         return resolved
@@ -66,7 +81,8 @@ struct TrainSettings: ParsableArguments {
     @Option(parsing: .unconditional, help: "Batches prepared ahead by the loader thread, 0...64 (0 = load on the training thread; default 2).") var prefetch: Int?
     @Option(parsing: .unconditional, help: "Threads per rank for products and elementwise passes, 1...1024 (default: the CPUs the rank is bound to).") var threads: Int?
     @Option(parsing: .unconditional, help: "Run directory for config.json, metrics.jsonl and checkpoints/ (default runs/latest).") var out: String?
-    @Flag(help: "Continue from the newest complete checkpoint in the run directory.") var resume = false
+    @Flag(help: "Continue the run in the run directory from its newest complete checkpoint, with its config.json's settings.") var resume = false
+    @Flag(help: "Replace the run in the run directory (removes only what pskd wrote there).") var overwrite = false
     @Option(name: .customLong("stop-after"), parsing: .unconditional, help: "Stop after this many epochs (≥ 1) are complete (continue later with --resume).") var stopAfter: Int?
     @Option(name: .customLong("keep-checkpoints"), parsing: .unconditional, help: "Complete checkpoints to keep, ≥ 1 (default 3).") var keepCheckpoints: Int?
 
@@ -82,6 +98,7 @@ struct TrainSettings: ParsableArguments {
             ("label-smoothing", labelSmoothing), ("seed", seed), ("crop-padding", cropPadding), ("flip", flip),
             ("cutmix", cutmix), ("ece-bins", eceBins), ("prefetch", prefetch), ("threads", threads), ("out", out),
             ("resume", resume ? true : nil), ("stop-after", stopAfter), ("keep-checkpoints", keepCheckpoints),
+            ("overwrite", overwrite ? true : nil),
         ]
         return all.compactMap { key, value in value.map { (key, $0) } }
     }

@@ -37,11 +37,14 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(saved["batch-size"] as? Int, 64)
         XCTAssertEqual(saved["policy"] as? String, "ls")
         XCTAssertEqual(saved["milestones"] as? [Int], [1, 2])
-        let again = try pskd(["train", "--config", out + "/config.json"])
+        for key in ["out", "resume", "stop-after", "overwrite"] {
+            XCTAssertNil(saved[key], "config.json holds the training's settings, not the job's (\(key))")
+        }
+        let repeated = temporaryPath("config-repeated")
+        let again = try pskd(["train", "--config", out + "/config.json", "--out", repeated])
         XCTAssertEqual(again.status, 0, again.output)
         XCTAssertTrue(again.output.contains("policy ls, 1 epochs, global batch 64"), again.output)
-        let lines = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(lines.count, 1, "a fresh run into the same directory starts a fresh metrics.jsonl")
+        XCTAssertTrue(again.output.contains("run directory \(repeated)"), again.output)
     }
 
     func testConfigFileErrorsNameTheFileAndTheSetting() throws {
@@ -57,7 +60,7 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testMissingDataDirectoryNamesTheFileAndTheFix() throws {
-        let outcome = try pskd(["train", "--data-dir", "/nonexistent-data", "--epochs", "1"])
+        let outcome = try pskd(["train", "--data-dir", "/nonexistent-data", "--epochs", "1", "--out", temporaryPath("no-data")])
         XCTAssertNotEqual(outcome.status, 0)
         XCTAssertTrue(outcome.output.contains("/nonexistent-data"), outcome.output)
     }

@@ -1,0 +1,130 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// A run directory belongs to one run: rank 0 takes its lock before anything is written, and
+/// training into a directory that already holds a run needs `--resume` (continue it) or
+/// `--overwrite` (replace it); otherwise nothing is touched.
+///
+/// The lock is an advisory `flock` on `.pskd-lock` inside the directory, held for the job's life:
+/// a second job is refused however it spells the path, and a job that dies (killed, out of
+/// memory, a lost node) releases it with its file descriptor, so no stale lock outlives its
+/// holder. The file's text (host, pid, start time) names the holder in the refusal.
+final class RunOwnership {
+    /// The names pskd writes in a run directory; `--overwrite` removes these and nothing else.
+    static let ownNames: Set<String> = ["config.json", "metrics.jsonl", "checkpoints", lockName]
+    static let lockName = ".pskd-lock"
+
+    private let descriptor: Int32
+
+    /// Creates `directory` if needed, takes its lock, and checks (or, with `overwrite`, clears)
+    /// what it holds. Throws a `ConfigurationError` naming the problem and the fix.
+    init(directory path: String, resume: Bool, overwrite: Bool) throws {
+        let directory = URL(fileURLWithPath: path, isDirectory: true)
+        guard !(resume && overwrite) else {
+            throw ConfigurationError("--resume continues the run in \(path), --overwrite replaces it: give one of them")
+        }
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw ConfigurationError("cannot create the run directory \(path): \(Self.reason(error)); choose another --out")
+        }
+        descriptor = try Self.lock(directory.appendingPathComponent(Self.lockName).path, runDirectory: path)
+        do {
+            let held = try Self.contents(of: directory).subtracting([Self.lockName])
+            if overwrite {
+                try Self.clear(directory, held: held)
+            } else if !resume, !held.isEmpty {
+                throw ConfigurationError("\(path) already holds a run (\(held.sorted().joined(separator: ", "))): "
+                    + "give --resume to continue it, --overwrite to replace it, or another --out")
+            }
+        } catch {
+            close(descriptor)
+            throw error
+        }
+    }
+
+    deinit { close(descriptor) }
+
+    /// Opens and locks `lockPath` without waiting, then writes this process's identity into it.
+    private static func lock(_ lockPath: String, runDirectory: String) throws -> Int32 {
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else {
+            throw ConfigurationError("cannot open the lock \(lockPath): \(String(cString: strerror(errno))); choose another --out")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = (try? String(contentsOfFile: lockPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            close(fd)
+            throw ConfigurationError("\(runDirectory) is in use by another pskd job (\(holder.flatMap { $0.isEmpty ? nil : $0 } ?? "holder unknown")): "
+                + "wait for it to end, or choose another --out")
+        }
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count)
+        let identity = "host \(String(cString: host)), pid \(getpid()), since \(ISO8601DateFormatter().string(from: Date()))\n"
+        _ = ftruncate(fd, 0)
+        _ = identity.withCString { pwrite(fd, $0, strlen($0), 0) }
+        return fd
+    }
+
+    /// The names in `directory`, not following links.
+    private static func contents(of directory: URL) throws -> Set<String> {
+        do {
+            return Set(try FileManager.default.contentsOfDirectory(atPath: directory.path))
+        } catch {
+            throw ConfigurationError("cannot read the run directory \(directory.path): \(reason(error)); choose another --out")
+        }
+    }
+
+    /// Removes pskd's own files from `directory`, after checking that it holds nothing else and
+    /// that none of them is a symbolic link (whose target is never touched).
+    private static func clear(_ directory: URL, held: Set<String>) throws {
+        let foreign = held.subtracting(ownNames)
+        guard foreign.isEmpty else {
+            throw ConfigurationError("--overwrite: \(directory.path) holds files pskd did not write (\(foreign.sorted().prefix(5).joined(separator: ", "))): "
+                + "nothing was removed; choose another --out")
+        }
+        let checkpoints = directory.appendingPathComponent("checkpoints")
+        if held.contains("checkpoints"), !isSymbolicLink(checkpoints) {
+            let strangers = try contents(of: checkpoints).filter { !isCheckpointFolderName($0) || isSymbolicLink(checkpoints.appendingPathComponent($0)) }
+            guard strangers.isEmpty else {
+                throw ConfigurationError("--overwrite: \(checkpoints.path) holds entries pskd did not write (\(strangers.sorted().prefix(5).joined(separator: ", "))): "
+                    + "nothing was removed; choose another --out")
+            }
+        }
+        let links = held.filter { isSymbolicLink(directory.appendingPathComponent($0)) }
+        guard links.isEmpty else {
+            throw ConfigurationError("--overwrite: \(directory.path) holds symbolic links (\(links.sorted().joined(separator: ", "))): "
+                + "nothing was removed; remove them yourself or choose another --out")
+        }
+        for name in held.sorted() {
+            do {
+                try FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+            } catch {
+                throw ConfigurationError("--overwrite: cannot remove \(directory.appendingPathComponent(name).path): \(reason(error))")
+            }
+        }
+    }
+
+    /// `epoch-NNNN` or `epoch-NNNN.partial`, as `CheckpointStore` names its folders.
+    private static func isCheckpointFolderName(_ name: String) -> Bool {
+        let stem = name.hasSuffix(".partial") ? String(name.dropLast(8)) : name
+        return stem.hasPrefix("epoch-") && stem.count > 6 && stem.dropFirst(6).allSatisfy { $0.isASCII && $0.isNumber }
+    }
+
+    private static func isSymbolicLink(_ url: URL) -> Bool {
+        (try? FileManager.default.attributesOfItem(atPath: url.path)[.type] as? FileAttributeType) == .typeSymbolicLink
+    }
+
+    /// The operating system's words for a file error, without Foundation's domain and code.
+    static func reason(_ error: Error) -> String {
+        let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError
+        if let code = underlying.map({ Int32($0.code) }), underlying?.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(code))
+        }
+        return (error as NSError).localizedDescription
+    }
+}
