@@ -176,18 +176,29 @@ struct CheckpointStore {
         }.sorted()
     }
 
-    /// The newest checkpoint whose files match their checksums, with a warning for each newer
-    /// one that was skipped; nil if there is none.
-    func newestValid() -> (snapshot: TrainingSnapshot, source: String, warnings: [String])? {
+    /// The newest checkpoint whose files match their checksums (nil if there is none), and a
+    /// warning naming each newer checkpoint folder that was skipped and why: no `COMPLETE`
+    /// marker (the job stopped while writing it) or files that do not verify.
+    func newestValid() -> (found: (snapshot: TrainingSnapshot, source: String)?, warnings: [String]) {
         var warnings: [String] = []
-        for epoch in completeEpochs().reversed() {
+        let complete = completeEpochs()
+        for name in checkpointFolderNames() where !complete.contains(where: { folder(epoch: $0).lastPathComponent == name }) {
+            warnings.append("skipping checkpoint \(directory.appendingPathComponent(name).path): it has no COMPLETE marker "
+                + "(the job stopped while writing it)")
+        }
+        for epoch in complete.reversed() {
             do {
-                return (try load(folder(epoch: epoch)), folder(epoch: epoch).path, warnings)
+                return ((try load(folder(epoch: epoch)), folder(epoch: epoch).path), warnings)
             } catch {
                 warnings.append("skipping checkpoint \(folder(epoch: epoch).path): \(error)")
             }
         }
-        return nil
+        return (nil, warnings)
+    }
+
+    /// The names of the folders in `checkpoints/` that look like checkpoints, complete or not.
+    private func checkpointFolderNames() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasPrefix("epoch-") }.sorted()
     }
 
     /// Reads and verifies the checkpoint in `folder`.

@@ -91,10 +91,12 @@ public enum CheckpointEvaluation {
             return (path, try store.load(url))
         }
         let store = CheckpointStore(runDirectory: path, keep: 1)
-        guard let found = store.newestValid() else {
-            throw CheckpointError("\(path) is neither a checkpoint folder (with a COMPLETE marker) nor a run directory with a complete checkpoint under checkpoints/")
+        let (found, warnings) = store.newestValid()
+        warnings.forEach { printError("pskd: warning: \($0)") }
+        guard let found else {
+            throw CheckpointError("\(path) is neither a checkpoint folder (with a COMPLETE marker) nor a run directory with a usable checkpoint under checkpoints/"
+                + (warnings.isEmpty ? "" : " (\(warnings.count) skipped, see the warnings above)"))
         }
-        found.warnings.forEach { printError("pskd: warning: \($0)") }
         return (found.source, found.snapshot)
     }
 

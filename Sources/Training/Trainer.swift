@@ -59,13 +59,18 @@ public final class Trainer {
     /// rank loads that one. Nothing to resume is not an error: the run starts fresh.
     private func resumeFromNewestCheckpoint() throws {
         var chosen: Int64 = -1
-        if communicator.isRoot, let found = checkpoints.newestValid() {
-            found.warnings.forEach { log.say("pskd: warning: \($0)") }
-            chosen = Int64(found.snapshot.epoch)
+        var skipped = 0
+        if communicator.isRoot {
+            let (found, warnings) = checkpoints.newestValid()
+            warnings.forEach { log.say("pskd: warning: \($0)") }
+            skipped = warnings.count
+            chosen = found.map { Int64($0.snapshot.epoch) } ?? -1
         }
         try withUnsafeMutableBytes(of: &chosen) { try communicator.broadcast($0, root: 0) }
         guard chosen >= 0 else {
-            log.say("pskd: --resume: no complete checkpoint in \(checkpoints.directory.path), starting from epoch 1")
+            log.say(skipped > 0
+                ? "pskd: --resume: none of the \(skipped) checkpoint(s) in \(checkpoints.directory.path) is usable (see the warnings above): starting from epoch 1"
+                : "pskd: --resume: no checkpoint in \(checkpoints.directory.path): starting from epoch 1")
             return
         }
         let folder = checkpoints.folder(epoch: Int(chosen))

@@ -51,6 +51,10 @@ enum ConfigurationKeys {
 
     /// Applies `values` (key → value) to `config`; `source` names where they came from.
     static func apply(_ values: [(key: String, value: Any)], to config: inout TrainConfig, source: String) throws {
+        let spellings = Dictionary(grouping: values.map(\.key)) { $0.replacingOccurrences(of: "_", with: "-") }
+        if let (key, both) = spellings.sorted(by: { $0.key < $1.key }).first(where: { $0.value.count > 1 }) {
+            throw ConfigurationError("\(source): setting '\(key)' is given \(both.count) times (\(both.joined(separator: ", "))): keep one")
+        }
         for (rawKey, value) in values {
             let key = rawKey.replacingOccurrences(of: "_", with: "-")
             guard let setter = setters[key] else {
@@ -66,8 +70,11 @@ enum ConfigurationKeys {
 
     /// The settings of a YAML or JSON file (JSON is YAML), as a flat mapping.
     static func load(file path: String) throws -> [(key: String, value: Any)] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError("\(path): cannot read the config file; check the path given to --config")
+        }
+        guard let text = String(data: data, encoding: .utf8), !text.contains("\0") else {
+            throw ConfigurationError("\(path): not a text file; --config takes a YAML or JSON file of settings such as 'epochs: 10'")
         }
         let document: Any?
         do {

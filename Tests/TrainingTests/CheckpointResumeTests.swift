@@ -75,4 +75,20 @@ final class CheckpointResumeTests: XCTestCase {
         XCTAssertEqual(done.status, 0, done.output)
         XCTAssertTrue(done.output.contains("2 of 2 epochs are already complete: nothing to train"), done.output)
     }
+
+    /// A checkpoint without its COMPLETE marker is skipped with a warning that says so; when no
+    /// checkpoint is usable, the restart from epoch 1 says that too.
+    func testSkippedCheckpointsAreNamedWithTheReason() throws {
+        let out = temporaryPath("unmarked")
+        try train(ranks: 1, out: out, ["--stop-after", "2"])
+        try FileManager.default.removeItem(atPath: out + "/checkpoints/epoch-0002/COMPLETE")
+        var output = try train(ranks: 1, out: out, ["--resume", "--stop-after", "2"])
+        XCTAssertTrue(output.contains("skipping checkpoint \(out)/checkpoints/epoch-0002: it has no COMPLETE marker"), output)
+        XCTAssertTrue(output.contains("epoch-0001 (epoch 1 of 3 done)"), output)
+        for epoch in [1, 2] {
+            try FileManager.default.removeItem(atPath: out + String(format: "/checkpoints/epoch-%04d/COMPLETE", epoch))
+        }
+        output = try train(ranks: 1, out: out, ["--resume", "--stop-after", "1"])
+        XCTAssertTrue(output.contains("none of the 2 checkpoint(s) in \(out)/checkpoints is usable (see the warnings above): starting from epoch 1"), output)
+    }
 }

@@ -57,6 +57,15 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(outcome.output.contains("setting 'epochs' must be a whole number, found 'three'"), outcome.output)
         outcome = try pskd(["train", "--config", "/nonexistent/run.yaml"])
         XCTAssertTrue(outcome.output.contains("/nonexistent/run.yaml: cannot read the config file"), outcome.output)
+        let twice = try temporaryFile("twice.yaml", "batch_size: 64\nbatch-size: 32\n")
+        outcome = try pskd(["train", "--config", twice])
+        XCTAssertNotEqual(outcome.status, 0)
+        XCTAssertTrue(outcome.output.contains("\(twice): setting 'batch-size' is given 2 times (batch-size, batch_size): keep one"), outcome.output)
+        let binary = FileManager.default.temporaryDirectory.appendingPathComponent("pskd-\(getpid())-binary.yaml").path
+        try Data([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 0xff]).write(to: URL(fileURLWithPath: binary))
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: binary) }
+        outcome = try pskd(["train", "--config", binary])
+        XCTAssertTrue(outcome.output.contains("\(binary): not a text file"), outcome.output)
     }
 
     func testMissingDataDirectoryNamesTheFileAndTheFix() throws {
