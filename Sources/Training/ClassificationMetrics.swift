@@ -50,6 +50,14 @@ public struct ClassificationMetrics: Sendable, Codable, Equatable {
     /// The `eceBins` confidence bins, lowest first: what ECE sums and a reliability diagram draws.
     public var reliability: [ReliabilityBin]
 
+    /// The names `metrics.jsonl` gives these properties (as `EpochRecord` encodes them), for
+    /// every output that reports test metrics.
+    public static let recordKeys = [
+        "count": "count", "top1Error": "test_top1_error", "top5Error": "test_top5_error",
+        "negativeLogLikelihood": "test_nll", "expectedCalibrationError": "test_ece", "eceBins": "ece_bins",
+        "aurc": "test_aurc", "excessAURC": "test_eaurc", "reliability": "test_reliability",
+    ]
+
     /// The metrics of `outcomes`, which must not count any sample twice. The result depends only
     /// on the set of outcomes, not on their order (AURC breaks confidence ties by index), so it
     /// is identical for any number of ranks.

@@ -58,6 +58,29 @@ public enum CheckpointEvaluation {
         public var checkpoint: String
         public var epoch: Int
         public var metrics: ClassificationMetrics
+
+        /// One JSON object with the keys of `metrics.jsonl` (`test_top1_error`, `test_nll`, …,
+        /// `test_reliability`), plus `checkpoint`, `epoch`, `count` and `ranks`.
+        public func jsonLine(ranks: Int) throws -> String {
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .custom { path in
+                let name = path.last!.stringValue
+                return RecordKey(ClassificationMetrics.recordKeys[name] ?? name)
+            }
+            var object = try JSONSerialization.jsonObject(with: encoder.encode(metrics)) as? [String: Any] ?? [:]
+            object["checkpoint"] = checkpoint
+            object["epoch"] = epoch
+            object["ranks"] = ranks
+            return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+        }
+    }
+
+    private struct RecordKey: CodingKey {
+        let stringValue: String
+        init(_ name: String) { stringValue = name }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
     }
 
     /// Loads the checkpoint at `path` (a checkpoint folder, or a run directory meaning its newest

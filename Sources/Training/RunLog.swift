@@ -55,6 +55,14 @@ final class RunLog {
         try write(Data(kept.map { $0 + "\n" }.joined().utf8), to: "metrics.jsonl")
     }
 
+    /// The records of `metrics.jsonl` so far (rank 0; empty elsewhere or when unreadable).
+    func records() -> [EpochRecord] {
+        guard isWriter, let text = try? String(contentsOf: directory.appendingPathComponent("metrics.jsonl"), encoding: .utf8) else { return [] }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return text.split(separator: "\n").compactMap { try? decoder.decode(EpochRecord.self, from: Data($0.utf8)) }
+    }
+
     /// Prints a line (rank 0 only) and flushes.
     func say(_ line: String) {
         guard isWriter else { return }
@@ -106,6 +114,12 @@ public struct EpochRecord: Codable, Sendable {
         testReliability = metrics.reliability
         self.seconds = seconds
         self.samplesPerSecond = samplesPerSecond
+    }
+
+    /// The epoch and its test metrics, for closing lines.
+    var testSummary: String {
+        String(format: "%d: test top-1 err %.2f %%, top-5 err %.2f %%, NLL %.4f, ECE %.2f %%, AURC %.2f, E-AURC %.2f",
+               epoch, testTop1Error, testTop5Error, testNll, testEce, testAurc, testEaurc)
     }
 
     /// A one-line human summary.

@@ -98,14 +98,21 @@ public final class Trainer {
             log.say("pskd: \(completedEpochs) of \(config.epochs) epochs are already complete"
                 + (lastEpoch < config.epochs ? " (--stop-after \(lastEpoch))" : "") + ": nothing to train")
         }
-        for epoch in (completedEpochs + 1)..<max(lastEpoch + 1, completedEpochs + 1) {
-            last = try trainEpoch(epoch)
-            try checkpoints.save(TrainingSnapshot(epoch: epoch, model: model, optimizer: step.optimizer,
-                                                  teacher: teacher, config: config), communicator: communicator)
-            completedEpochs = epoch
+        let start = Clock.seconds()
+        StopRequest.install()
+        do {
+            for epoch in (completedEpochs + 1)..<max(lastEpoch + 1, completedEpochs + 1) {
+                last = try trainEpoch(epoch)
+                try checkpoints.save(TrainingSnapshot(epoch: epoch, model: model, optimizer: step.optimizer,
+                                                      teacher: teacher, config: config), communicator: communicator)
+                completedEpochs = epoch
+            }
+        } catch let interruption as TrainingInterrupted {
+            sayInterrupted(interruption)
+            throw interruption
         }
         if let teacher { try verifyIdenticalTeachers(teacher) }
-        log.say("pskd: results in \(config.outputDirectory)/metrics.jsonl, checkpoints in \(checkpoints.directory.path)")
+        sayFinished(startedAt: start)
         return last
     }
 
@@ -124,7 +131,8 @@ public final class Trainer {
             let result = try step(inputs: batch.inputs, targets: mixedTargets, learningRate: Float(learningRate))
             try teacher?.update(indices: batch.indices, probabilities: result.probabilities,
                                 isWritten: batch.isPadding.map { !$0 && batch.cutMix == nil }, communicator: communicator)
-            let globalLoss = try communicator.sum(result.loss) / Double(communicator.size)
+            let (globalLoss, stopRequested) = try agreeAfterStep(loss: result.loss)
+            guard !stopRequested else { throw TrainingInterrupted(signal: StopRequest.signal, epoch: epoch, step: batch.step + 1) }
             guard globalLoss.isFinite else {
                 throw TrainingError("the loss became \(globalLoss) at epoch \(epoch), step \(batch.step + 1): lower --lr or check the data")
             }
@@ -144,6 +152,37 @@ public final class Trainer {
 }
 
 extension Trainer {
+    /// One all-reduce after each step: the mean loss over the ranks, and whether any rank
+    /// received a stop signal (so every rank takes the same branch at the same step).
+    private func agreeAfterStep(loss: Double) throws -> (loss: Double, stopRequested: Bool) {
+        var values = [loss, StopRequest.signal == 0 ? 0 : 1]
+        try values.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .sum) }
+        return (values[0] / Double(communicator.size), values[1] > 0)
+    }
+
+    /// The closing lines: the final and the best epoch (of all the run's epochs, resumed ones
+    /// included) with their test metrics, the time, and where everything is.
+    private func sayFinished(startedAt start: Double) {
+        let records = log.records()
+        if let final = records.last, let best = records.min(by: { $0.testTop1Error < $1.testTop1Error }) {
+            let total = records.reduce(0) { $0 + $1.seconds }
+            log.say(String(format: "pskd: finished %d of %d epochs (%.1f s in all, %.1f s in this job)", final.epoch, config.epochs,
+                           total, Clock.seconds() - start))
+            log.say("pskd: final epoch " + final.testSummary)
+            log.say("pskd: best top-1 epoch " + best.testSummary)
+        }
+        log.say("pskd: results in \(config.outputDirectory)/metrics.jsonl, checkpoints in \(checkpoints.directory.path); "
+            + "`pskd evaluate --checkpoint \(config.outputDirectory)` reports the newest again")
+    }
+
+    /// Says where training stopped and how to continue.
+    private func sayInterrupted(_ interruption: TrainingInterrupted) {
+        let resume = "`pskd train --resume --out \(config.outputDirectory)`"
+        log.say("pskd: \(interruption); "
+            + (completedEpochs > 0 ? "the last complete checkpoint is epoch \(completedEpochs) (\(checkpoints.folder(epoch: completedEpochs).path)): continue with \(resume)"
+                                   : "no epoch was complete, so there is no checkpoint: \(resume) starts again from epoch 1"))
+    }
+
     /// Compares the teacher tables of all ranks by hash and says so; a difference is an error.
     private func verifyIdenticalTeachers(_ teacher: TeacherTable) throws {
         let hashes = try communicator.allGatherV([teacher.contentHash])

@@ -14,7 +14,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(name: .customLong("max-test-samples"), parsing: .unconditional, help: "Evaluate on the first K test samples only (K ≥ 1).") var maxTestSamples: Int?
     @Option(name: .customLong("ece-bins"), parsing: .unconditional, help: "Equal-width confidence bins of ECE, 1...1000.") var eceBins = 15
     @Option(parsing: .unconditional, help: "Threads per rank, 1...1024 (default: the CPUs the rank is bound to).") var threads: Int?
-    @Flag(help: "Print one JSON object instead of text.") var json = false
+    @Flag(help: "Print one JSON object with the keys of metrics.jsonl (test_top1_error, test_nll, …), the checkpoint and its epoch.") var json = false
 
     func validate() throws {
         guard (1...1000).contains(eceBins) else { throw ValidationError("--ece-bins must be in 1...1000, got \(eceBins)") }
@@ -30,10 +30,7 @@ struct EvaluateCommand: ParsableCommand {
             guard communicator.isRoot else { return }
             let m = result.metrics
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                encoder.keyEncodingStrategy = .convertToSnakeCase
-                print(String(decoding: try encoder.encode(m), as: UTF8.self))
+                print(try result.jsonLine(ranks: communicator.size))
             } else {
                 print("""
                 checkpoint \(result.checkpoint) (epoch \(result.epoch)), \(m.count) test samples, \(communicator.size) rank(s)

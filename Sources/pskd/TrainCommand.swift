@@ -21,9 +21,15 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let config = try resolvedConfiguration()
         try config.validate()
+        var interruption: TrainingInterrupted?
         try withCommunicator("train", settings: try config.canonicalSettings()) { communicator in
-            try Trainer(config: config, communicator: communicator).run()
+            do {
+                try Trainer(config: config, communicator: communicator).run()
+            } catch let stopped as TrainingInterrupted {
+                interruption = stopped  // every rank stopped at the same step: finish MPI cleanly
+            }
         }
+        if let interruption { throw ExitCode(interruption.exitStatus) }
     }
 
     /// Defaults, then the config file, then the flags. With `--resume`, the run's own

@@ -31,24 +31,27 @@ final class EvaluateCommandTests: XCTestCase {
         }
         XCTAssertEqual(predictions[1], predictions[0], "predictions CSV: 2 ranks vs 1")
         XCTAssertEqual(predictions[2], predictions[0], "predictions CSV: 3 ranks vs 1")
-        for key in ["top1_error", "top5_error", "negative_log_likelihood", "expected_calibration_error", "aurc", "excess_aurc"] {
+        let keys = ["test_top1_error", "test_top5_error", "test_nll", "test_ece", "test_aurc", "test_eaurc"]
+        for key in keys {
             XCTAssertEqual(reports[1][key] as? Double, reports[0][key] as? Double, "\(key): 2 ranks vs 1")
             XCTAssertEqual(reports[2][key] as? Double, reports[0][key] as? Double, "\(key): 3 ranks vs 1")
+            XCTAssertEqual(reports[0][key] as? Double, logged[key] as? Double, "\(key): evaluate vs the training's log (same key)")
         }
-        for (key, loggedKey) in [("top1_error", "test_top1_error"), ("negative_log_likelihood", "test_nll"),
-                                 ("expected_calibration_error", "test_ece"), ("aurc", "test_aurc")] {
-            XCTAssertEqual(reports[0][key] as? Double, logged[loggedKey] as? Double, "\(key): evaluate vs the training's log")
-        }
+        XCTAssertEqual(reports[0]["ece_bins"] as? Int, 10)
+        XCTAssertEqual((reports[0]["test_reliability"] as? [Any])?.count, 10)
+        XCTAssertEqual(reports[0]["epoch"] as? Int, 1)
+        XCTAssertEqual(reports[0]["checkpoint"] as? String, run + "/checkpoints/epoch-0001")
+        XCTAssertEqual(reports[2]["ranks"] as? Int, 3)
         XCTAssertEqual(reports[0]["count"] as? Int, 211, "no test sample counted twice or missed")
 
         let csv = temporaryPath("predictions-reference.csv")
         try predictions[0].write(to: URL(fileURLWithPath: csv))
         let reference = try Reference(csv: csv, bins: 10)
         XCTAssertEqual(reference.count, 211)
-        XCTAssertEqual(reports[0]["top1_error"] as? Double ?? .nan, reference.top1Error, accuracy: 1e-9)
-        XCTAssertEqual(reports[0]["negative_log_likelihood"] as? Double ?? .nan, reference.nll, accuracy: 1e-5)
-        XCTAssertEqual(reports[0]["expected_calibration_error"] as? Double ?? .nan, reference.ece, accuracy: 1e-4)
-        XCTAssertEqual(reports[0]["aurc"] as? Double ?? .nan, reference.aurc, accuracy: 1e-6)
+        XCTAssertEqual(reports[0]["test_top1_error"] as? Double ?? .nan, reference.top1Error, accuracy: 1e-9)
+        XCTAssertEqual(reports[0]["test_nll"] as? Double ?? .nan, reference.nll, accuracy: 1e-5)
+        XCTAssertEqual(reports[0]["test_ece"] as? Double ?? .nan, reference.ece, accuracy: 1e-4)
+        XCTAssertEqual(reports[0]["test_aurc"] as? Double ?? .nan, reference.aurc, accuracy: 1e-6)
     }
 
     /// A straightforward re-implementation of the paper's metrics from the CSV.
