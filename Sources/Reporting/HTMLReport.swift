@@ -105,7 +105,7 @@ public struct HTMLReport {
         })
         for (index, group) in groups.enumerated() {
             html += "<tr><th scope=\"row\"><span class=\"swatch\" style=\"background:\(color(index))\"></span>\(HTML.escape(group.label))</th>"
-            html += "<td>\(group.runs.count)</td>"
+            html += "<td>\(group.distinctSeeds)</td>"
             for metric in Metric.allCases {
                 let summary = group.final(metric)
                 let cell = HTML.escape(ExperimentReport.format(summary, digits: metric.digits))
@@ -154,19 +154,23 @@ public struct HTMLReport {
 
     func curves() -> String {
         var html = "<section id=\"curves\"><h2>Training curves</h2>"
-        html += "<p>Test metrics after each epoch: mean over seeds (line) and ± one standard deviation (band).</p><div class=\"figures\">"
-        let charts: [(Metric, String)] = [(.top1Error, "Test top-1 error"), (.ece, "Test ECE"), (.nll, "Test NLL"), (.aurc, "Test AURC")]
-        for (metric, chartTitle) in charts {
+        html += "<p>Training loss and test metrics after each epoch: mean over the seeds that reached the epoch (line) "
+            + "and ± one standard deviation where there are several (band).</p><div class=\"figures\">"
+        let charts: [(String, String, (EpochRecord) -> Double)] = [
+            ("Training loss", "train loss (soft-target cross-entropy)", \.trainLoss),
+            ("Test top-1 error", Metric.top1Error.title, Metric.top1Error.value), ("Test ECE", Metric.ece.title, Metric.ece.value),
+            ("Test NLL", Metric.nll.title, Metric.nll.value), ("Test AURC", Metric.aurc.title, Metric.aurc.value),
+        ]
+        for (chartTitle, yLabel, value) in charts {
             let series = report.groups.enumerated().map { index, group in
-                let curve = group.curve(metric)
+                let curve = group.curve(value)
+                let spread = curve.filter { $0.summary.count > 1 }
                 return ChartSeries(
                     name: group.label, color: color(index),
                     points: curve.map { (Double($0.epoch), $0.summary.mean) },
-                    band: group.runs.count > 1
-                        ? curve.map { (Double($0.epoch), $0.summary.mean - $0.summary.standardDeviation, $0.summary.mean + $0.summary.standardDeviation) }
-                        : [])
+                    band: spread.map { (Double($0.epoch), $0.summary.mean - $0.summary.standardDeviation, $0.summary.mean + $0.summary.standardDeviation) })
             }
-            html += "<figure>" + SVGChart.lineChart(title: chartTitle, xLabel: "epoch", yLabel: metric.title, series: series)
+            html += "<figure>" + SVGChart.lineChart(title: chartTitle, xLabel: "epoch", yLabel: yLabel, series: series)
                 + "</figure>"
         }
         html += "</div></section>\n"

@@ -86,11 +86,18 @@ public struct PolicyGroup: Sendable {
     /// Mean ± std over the seeds of `metric` at each run's final epoch.
     public func final(_ metric: Metric) -> Summary { Summary(finalRecords.map(metric.value)) }
 
-    /// Mean ± std over the seeds of `metric` per epoch, for the epochs every run has reached.
-    public func curve(_ metric: Metric) -> [(epoch: Int, summary: Summary)] {
-        let common = runs.map(\.epochs.count).min() ?? 0
-        return (0..<common).map { index in
-            (runs[0].epochs[index].epoch, Summary(runs.map { metric.value($0.epochs[index]) }))
+    /// The number of distinct seeds among the runs (runs sharing a seed count once).
+    public var distinctSeeds: Int { Set(seeds).count }
+
+    /// Mean ± std over the seeds of `metric` per epoch.
+    public func curve(_ metric: Metric) -> [(epoch: Int, summary: Summary)] { curve(metric.value) }
+
+    /// Mean ± std over the seeds of `value` per epoch, each epoch over the runs that reached it:
+    /// runs of different lengths show their whole curves (a summary's `count` says how many).
+    public func curve(_ value: (EpochRecord) -> Double) -> [(epoch: Int, summary: Summary)] {
+        let epochs = Set(runs.flatMap { $0.epochs.map(\.epoch) }).sorted()
+        return epochs.map { epoch in
+            (epoch, Summary(runs.compactMap { run in run.epochs.first { $0.epoch == epoch }.map(value) }))
         }
     }
 
@@ -264,7 +271,7 @@ public struct ExperimentReport: Sendable {
                      "|---|---|" + String(repeating: "---|", count: Metric.allCases.count)]
         for group in groups {
             let cells = Metric.allCases.map { Self.format(group.final($0), digits: $0.digits) }
-            lines.append("| \(group.label) | \(group.runs.count) | " + cells.joined(separator: " | ") + " |")
+            lines.append("| \(group.label) | \(group.distinctSeeds) | " + cells.joined(separator: " | ") + " |")
         }
         return lines.joined(separator: "\n")
     }

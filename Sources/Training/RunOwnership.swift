@@ -28,11 +28,7 @@ final class RunOwnership {
         guard !(resume && overwrite) else {
             throw ConfigurationError("--resume continues the run in \(path), --overwrite replaces it: give one of them")
         }
-        do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        } catch {
-            throw ConfigurationError("cannot create the run directory \(path): \(Self.reason(error)); choose another --out")
-        }
+        try Self.makeDirectories(path)
         descriptor = try Self.lock(directory.appendingPathComponent(Self.lockName).path, runDirectory: path)
         do {
             let held = try Self.contents(of: directory).subtracting([Self.lockName])
@@ -49,6 +45,22 @@ final class RunOwnership {
     }
 
     deinit { close(descriptor) }
+
+    /// `mkdir -p path`, naming the component that fails and the system's reason.
+    private static func makeDirectories(_ path: String) throws {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            var status = stat()
+            if stat(current, &status) == 0 {
+                guard status.st_mode & S_IFMT == S_IFDIR else {
+                    throw ConfigurationError("cannot create the run directory \(path): \(current) is a file, not a directory; choose another --out")
+                }
+            } else if mkdir(current, 0o755) != 0 && errno != EEXIST {
+                throw ConfigurationError("cannot create the run directory \(path): \(current): \(String(cString: strerror(errno))); choose another --out")
+            }
+        }
+    }
 
     /// Opens and locks `lockPath` without waiting, then writes this process's identity into it.
     private static func lock(_ lockPath: String, runDirectory: String) throws -> Int32 {

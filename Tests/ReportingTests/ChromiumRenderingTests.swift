@@ -85,9 +85,9 @@ final class ChromiumRenderingTests: XCTestCase {
         XCTAssertFalse(dom.contains("This page contains the following errors"))
         let consoleErrors = dump.errors.split(separator: "\n").filter { $0.contains(":CONSOLE") || $0.contains("Uncaught") }
         XCTAssertEqual(consoleErrors, [], "the page logged errors")
-        XCTAssertEqual(count("<svg", in: dom), 4 + 3, "4 training-curve charts and 3 reliability diagrams")
-        XCTAssertEqual(count("<polyline", in: dom), 4 * 3, "one line per policy in each training-curve chart")
-        XCTAssertEqual(count("class=\"band\"", in: dom), 4 * 3, "one ± std band per policy in each chart")
+        XCTAssertEqual(count("<svg", in: dom), 5 + 3, "5 training-curve charts (loss and 4 test metrics) and 3 reliability diagrams")
+        XCTAssertEqual(count("<polyline", in: dom), 5 * 3, "one line per policy in each training-curve chart")
+        XCTAssertEqual(count("class=\"band\"", in: dom), 5 * 3, "one ± std band per policy in each chart")
         XCTAssertEqual(count("class=\"accuracy\"", in: dom), 3 * 12, "12 non-empty bins per reliability diagram")
         XCTAssertEqual(count("class=\"gap\"", in: dom), 3 * 12)
         XCTAssertEqual(count("class=\"diagonal\"", in: dom), 3)

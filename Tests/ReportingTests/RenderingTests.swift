@@ -122,7 +122,7 @@ final class RenderingTests: XCTestCase {
         XCTAssertEqual(html.components(separatedBy: "url(").count, html.components(separatedBy: "url(#").count,
                        "url() only for the page's own patterns")
         for id in ["results", "curves", "reliability", "settings", "end"] { XCTAssertTrue(html.contains("id=\"\(id)\""), id) }
-        XCTAssertEqual(html.components(separatedBy: "<svg ").count - 1, 4 + 4, "4 curves, 4 reliability diagrams")
+        XCTAssertEqual(html.components(separatedBy: "<svg ").count - 1, 5 + 4, "5 curves (training loss and 4 test metrics), 4 reliability diagrams")
         XCTAssertTrue(html.contains("Top-1 error (%)"))
         XCTAssertTrue(html.contains("E-AURC (×1000)"))
         XCTAssertTrue(html.contains("ECE with 15 equal-width bins"))

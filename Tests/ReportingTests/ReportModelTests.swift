@@ -56,6 +56,25 @@ final class ReportModelTests: XCTestCase {
         XCTAssertTrue(table.contains("| pskd (α_T = 0.8) | 1 | 18.00 | 1.80 |"), table)
     }
 
+    /// Runs of different lengths: every epoch's curve point is over the runs that reached it;
+    /// the seeds column counts distinct seeds; the training loss has a curve.
+    func testCurvesCoverRunsOfDifferentLengthsAndSeedsAreCountedOnce() throws {
+        let fixture = try FixtureRuns(self)
+        func epoch(_ top1: Double) -> FixtureRuns.Epoch { .init(top1: top1, top5: 1, nll: 1, ece: 1, aurc: 1, eaurc: 1) }
+        let short = try fixture.run("short", policy: "ce", seed: 1, epochs: [epoch(50), epoch(30)])
+        let long = try fixture.run("long", policy: "ce", seed: 2, epochs: [epoch(40), epoch(20), epoch(10), epoch(8)])
+        let again = try fixture.run("again", policy: "ce", seed: 2, epochs: [epoch(60), epoch(40)])
+        let report = try ExperimentReport(paths: [short, long, again])
+        let curve = report.groups[0].curve(.top1Error)
+        XCTAssertEqual(curve.map(\.epoch), [1, 2, 3, 4])
+        XCTAssertEqual(curve.map(\.summary.count), [3, 3, 1, 1])
+        XCTAssertEqual(curve.map(\.summary.mean), [50, 30, 10, 8])
+        XCTAssertEqual(report.groups[0].curve(\.trainLoss).map(\.summary.mean), [1, 1, 1, 1])
+        XCTAssertEqual(report.groups[0].distinctSeeds, 2)
+        XCTAssertTrue(report.markdownTable().contains("| ce | 2 | "), report.markdownTable())
+        XCTAssertTrue(HTMLReport(report: report).render().contains("Training loss"))
+    }
+
     func testDifferencesToCrossEntropyAreMarkedWhenWithinTheSeedSpread() throws {
         let fixture = try FixtureRuns(self)
         func epoch(_ top1: Double, ece: Double) -> FixtureRuns.Epoch {

@@ -88,7 +88,12 @@ final class CommandLineTests: XCTestCase {
             (["evaluate", "--checkpoint", "/nonexistent", "--ece-bins", "0"], "--ece-bins must be in 1...1000, got 0"),
             (["evaluate", "--checkpoint", "/nonexistent", "--ece-bins", "-1"], "--ece-bins must be in 1...1000, got -1"),
         ]
-        for (arguments, expected) in cases {
+        let cases2: [([String], String)] = [
+            (["train", "--batch-size", "100000", "--max-test-samples", "10", "--out", temporaryPath("huge-batch")],
+             "batch-size 100000 is larger than the 60000 training samples"),
+            (["train", "--out", "/etc/hostname/run"], "cannot create the run directory /etc/hostname/run: /etc/hostname is a file, not a directory; choose another --out"),
+        ]
+        for (arguments, expected) in cases + cases2 {
             let outcome = try ExecutableRunner.run(ExecutableRunner.executable.path, arguments, timeout: 30)
             XCTAssertNotEqual(outcome.status, 0, "\(arguments): \(outcome.output)")
             XCTAssertTrue(outcome.output.contains(expected), "\(arguments): expected “\(expected)” in \(outcome.output)")
