@@ -11,7 +11,7 @@ import Tensors
 /// settings differ, the settings themselves are gathered (a size-safe exchange) to name the
 /// differing keys.
 public struct StartupHandshake: Sendable, Equatable {
-    /// The subcommand, e.g. `train` (at most `Field.subcommand` bytes are compared).
+    /// The subcommand, e.g. `train` (its first 16 bytes are compared).
     public var subcommand: String
     /// pskd's version and build configuration, e.g. `0.1.0 release`.
     public var build: String

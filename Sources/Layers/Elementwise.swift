@@ -152,9 +152,9 @@ enum ChannelSums {
         var partials = [Double](repeating: 0, count: units * 2 * channels)
         partials.withUnsafeMutableBufferPointer { partials in
             let partials = partials.baseAddress!
-            Parallel.forEachBlock(of: rows, size: unitRows) { unitRows in
-                let unit = unitRows.lowerBound / Self.unitRows
-                addSums(terms, rows: unitRows, channels: channels, into: partials + unit * 2 * channels)
+            Parallel.forEachBlock(of: rows, size: unitRows) { unitRange in
+                let unit = unitRange.lowerBound / unitRows
+                addSums(terms, rows: unitRange, channels: channels, into: partials + unit * 2 * channels)
             }
         }
         var first = [Double](repeating: 0, count: channels), second = first
