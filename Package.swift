@@ -1,8 +1,14 @@
 // swift-tools-version:6.0
 // pskd: distributed data-parallel Progressive Self-Knowledge Distillation on Open MPI and OpenBLAS.
 //
-// Dependencies point one way, top to bottom:
-//   pskd (CLI) → Training → SelfDistillation → Collectives → DataPipeline → Models → Layers/Optimizers → Tensors → C
+// Dependencies point one way, down (each target imports only targets below it):
+//   pskd (CLI)        → Reporting, Training, and the layers below it shown by name
+//   Reporting         → Training
+//   Training          → SelfDistillation, Collectives, DataPipeline, Models, Optimizers, Layers, Tensors
+//   SelfDistillation  → Collectives, Tensors
+//   Collectives       → Tensors, CMPI
+//   DataPipeline      → Tensors, CZlib
+//   Models → Layers → Tensors;  Optimizers → Tensors;  Tensors → CBLAS
 import PackageDescription
 
 let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))]
@@ -53,7 +59,7 @@ let package = Package(
         .executableTarget(
             name: "pskd",
             dependencies: [
-                "Tensors", "Layers", "Optimizers", "Models", "DataPipeline", "Collectives", "Training", "Reporting",
+                "Tensors", "Layers", "Models", "DataPipeline", "Collectives", "Training", "Reporting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],
