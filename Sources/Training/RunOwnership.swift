@@ -1,3 +1,4 @@
+import Collectives
 import Foundation
 
 #if canImport(Glibc)
@@ -68,11 +69,18 @@ final class RunOwnership {
         guard fd >= 0 else {
             throw ConfigurationError("cannot open the lock \(lockPath): \(String(cString: strerror(errno))); choose another --out")
         }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let holder = (try? String(contentsOfFile: lockPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-            close(fd)
-            throw ConfigurationError("\(runDirectory) is in use by another pskd job (\(holder.flatMap { $0.isEmpty ? nil : $0 } ?? "holder unknown")): "
-                + "wait for it to end, or choose another --out")
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let reason = errno
+            guard reason != EWOULDBLOCK else {
+                let holder = (try? String(contentsOfFile: lockPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+                close(fd)
+                throw ConfigurationError("\(runDirectory) is in use by another pskd job (\(holder.flatMap { $0.isEmpty ? nil : $0 } ?? "holder unknown")): "
+                    + "wait for it to end, or choose another --out")
+            }
+            // A file system without flock (some parallel file systems unless mounted with it):
+            // train unprotected rather than not at all, and say so.
+            printError("pskd: warning: cannot lock \(lockPath) (\(String(cString: strerror(reason)))): "
+                + "a second job on \(runDirectory) would not be detected")
         }
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, host.count)
