@@ -17,9 +17,8 @@ final class RunLog {
     /// `TrainConfig.instanceKeys`), so `--config` repeats the training and `--resume` reads it.
     func saveConfiguration(_ config: TrainConfig) throws {
         guard isWriter else { return }
-        var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any] ?? [:]
-        for key in TrainConfig.instanceKeys { object[key] = nil }
-        try write(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), to: "config.json")
+        let settings = TrainSetting.values(of: config, excluding: TrainConfig.instanceKeys)
+        try write(try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted, .sortedKeys]), to: "config.json")
     }
 
     /// Appends one line to `metrics.jsonl`.

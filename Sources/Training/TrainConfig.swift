@@ -60,8 +60,8 @@ public struct TrainConfig: Sendable, Codable, Equatable {
 
     public init() {}
 
-    /// The keys of `config.json`, named like the `pskd train` flags, so a saved configuration
-    /// can be passed back with `--config`.
+    /// The keys of the checkpoints' copy of the configuration: `TrainSetting.all`'s names
+    /// (a test checks that they agree).
     enum CodingKeys: String, CodingKey {
         case model, widthMultiplier = "width-multiplier", dataset, dataDirectory = "data-dir"
         case maxTrainSamples = "max-train-samples", maxTestSamples = "max-test-samples", epochs
@@ -135,38 +135,13 @@ public struct TrainConfig: Sendable, Codable, Equatable {
         }
     }
 
-    /// Checks every setting's range and the combinations that do not depend on the number of
-    /// ranks; run before the job starts, so a bad value is refused before anything happens.
+    /// Checks every setting's range (as `TrainSetting.all` declares it) and the combinations
+    /// that do not depend on the number of ranks; run before the job starts, so a bad value is
+    /// refused before anything happens.
     public func validate() throws {
-        try require(ModelZoo.names.contains(model), "model '\(model)' is unknown: use one of \(ModelZoo.names.joined(separator: ", "))")
-        try require(widthMultiplier.isFinite && (0.0625...16).contains(widthMultiplier),
-                    "width-multiplier must be in [0.0625, 16] (at least 4 channels in the narrowest layer), got \(widthMultiplier)")
-        try require(maxTrainSamples.map { $0 >= 1 } ?? true, "max-train-samples must be at least 1, got \(maxTrainSamples ?? 0)")
-        try require(maxTestSamples.map { $0 >= 1 } ?? true, "max-test-samples must be at least 1, got \(maxTestSamples ?? 0)")
-        try require((1...100_000).contains(epochs), "epochs must be in 1...100000, got \(epochs)")
-        try require(batchSize >= 2, "batch-size must be at least 2 (BatchNorm needs 2 samples per rank), got \(batchSize)")
-        try require(learningRate.isFinite && learningRate > 0, "lr must be a positive finite number, got \(learningRate)")
-        try require(milestones.allSatisfy { $0 >= 1 } && zip(milestones, milestones.dropFirst()).allSatisfy { $0 < $1 },
-                    "milestones must be increasing epochs ≥ 1 (the epochs after which the step schedule lowers the rate), got \(milestones)")
-        try require((0...100_000).contains(warmupEpochs), "warmup-epochs must be in 0...100000, got \(warmupEpochs)")
-        try require(momentum.isFinite && (0..<1).contains(momentum), "momentum must be in [0, 1), got \(momentum)")
-        try require(weightDecay.isFinite && weightDecay >= 0, "weight-decay must be a finite number ≥ 0, got \(weightDecay)")
-        try require((0...1).contains(alphaT), "alpha-t must be in [0, 1], got \(alphaT)")
-        try require((0..<1).contains(labelSmoothing), "label-smoothing must be in [0, 1), got \(labelSmoothing)")
-        try require(cropPadding.map { (0...64).contains($0) } ?? true, "crop-padding must be in 0...64 pixels, got \(cropPadding ?? 0)")
-        try require((0...1).contains(cutMixProbability), "cutmix must be in [0, 1], got \(cutMixProbability)")
-        try require((1...1000).contains(eceBins), "ece-bins must be in 1...1000, got \(eceBins)")
-        try require((0...64).contains(prefetch), "prefetch must be in 0...64 batches (0 = load on the training thread), got \(prefetch)")
-        try require(threads.map { (1...1024).contains($0) } ?? true,
-                    "threads must be in 1...1024 (leave it out to use the rank's cores), got \(threads ?? 0)")
-        try require(stopAfterEpochs.map { $0 >= 1 } ?? true, "stop-after must be at least 1 epoch, got \(stopAfterEpochs ?? 0)")
-        try require(keepCheckpoints >= 1, "keep-checkpoints must be at least 1 (resuming needs one), got \(keepCheckpoints)")
+        try TrainSetting.checkRanges(self)
         try require(maxTrainSamples.map { $0 >= batchSize } ?? true,
                     "max-train-samples \(maxTrainSamples ?? 0) is smaller than one global batch (\(batchSize))")
-        do { _ = try DatasetKind(name: dataset) } catch { throw ConfigurationError("dataset: \(error)") }
-        _ = try targetPolicy()
-        _ = try schedule()
-        _ = try makeOptimizer(parameterCount: 0)
     }
 
     /// `validate()`, and the combinations that depend on the number of ranks.
@@ -180,10 +155,7 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     /// The settings by name (the keys of config.json), each value as JSON text: what the
     /// start-up handshake compares across ranks. Unset optional settings are absent.
     public func canonicalSettings() throws -> [String: String] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let object = try JSONSerialization.jsonObject(with: encoder.encode(self)) as? [String: Any] ?? [:]
-        return object.mapValues { value in
+        TrainSetting.values(of: self).mapValues { value in
             (try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys]))
                 .map { String(decoding: $0, as: UTF8.self) } ?? "\(value)"
         }

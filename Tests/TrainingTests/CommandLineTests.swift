@@ -80,10 +80,10 @@ final class CommandLineTests: XCTestCase {
         let cases: [([String], String)] = [
             (["train", "--seed", "-7"], "setting 'seed' must be a whole number ≥ 0, found '-7'"),
             (["train", "--batch-size", "-4"], "batch-size must be at least 2"),
-            (["train", "--prefetch", "-1"], "prefetch must be in 0...64"),
-            (["train", "--threads", "0"], "threads must be in 1...1024"),
+            (["train", "--prefetch", "-1"], "prefetch must be 0...64, got -1"),
+            (["train", "--threads", "0"], "threads must be 1...1024, got 0"),
             (["train", "--lr", "inf"], "lr must be a positive finite number, got inf"),
-            (["train", "--ece-bins", "100000000"], "ece-bins must be in 1...1000"),
+            (["train", "--ece-bins", "100000000"], "ece-bins must be 1...1000, got 100000000"),
             (["train", "--milestones", "5,0,-3"], "milestones must be increasing epochs ≥ 1"),
             (["evaluate", "--checkpoint", "/nonexistent", "--ece-bins", "0"], "--ece-bins must be in 1...1000, got 0"),
             (["evaluate", "--checkpoint", "/nonexistent", "--ece-bins", "-1"], "--ece-bins must be in 1...1000, got -1"),

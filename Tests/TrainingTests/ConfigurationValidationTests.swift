@@ -58,6 +58,52 @@ final class ConfigurationValidationTests: XCTestCase {
         }
     }
 
+    /// Every setting that `TrainSetting.all` declares with a range is exercised above, so a new
+    /// setting cannot join the table without a test of its range.
+    func testEveryRangedSettingOfTheTableIsTested() {
+        let tested = Set(outOfRange.map(\.setting))
+        for setting in TrainSetting.all where setting.range != nil && setting.name != "seed" {
+            XCTAssertTrue(tested.contains(setting.name), "no out-of-range case for \(setting.name) (\(setting.range!))")
+        }
+    }
+
+    /// Command lines parse through the same table: `--name value`, `--name=value`, a switch
+    /// alone, negative numbers as values; unknown names and missing values are refused.
+    func testCommandLinesParseThroughTheTable() throws {
+        var config = TrainConfig()
+        let pairs = try TrainSetting.parse(commandLine: ["--epochs", "7", "--lr=0.2", "--drop-last", "--seed", "4",
+                                                        "--milestones", "2,5", "--nesterov", "false", "--crop-padding", "-1"])
+        try TrainSetting.apply(pairs, to: &config, source: "command line")
+        XCTAssertEqual(config.epochs, 7)
+        XCTAssertEqual(config.learningRate, 0.2)
+        XCTAssertTrue(config.dropLast)
+        XCTAssertEqual(config.seed, 4)
+        XCTAssertEqual(config.milestones, [2, 5])
+        XCTAssertFalse(config.nesterov)
+        XCTAssertEqual(config.cropPadding, -1, "negative numbers are values; the range check refuses them later")
+        var overridden = TrainConfig()
+        try TrainSetting.apply(try TrainSetting.parse(commandLine: ["--epochs", "2", "--epochs", "5"]), to: &overridden, source: "command line")
+        XCTAssertEqual(overridden.epochs, 5, "a later flag overrides an earlier one")
+        XCTAssertThrowsError(try config.validate()) { XCTAssertTrue("\($0)".contains("crop-padding must be 0...64 pixels, got -1"), "\($0)") }
+        XCTAssertThrowsError(try TrainSetting.parse(commandLine: ["--epoch", "3"])) { XCTAssertTrue("\($0)".contains("unknown option '--epoch'"), "\($0)") }
+        XCTAssertThrowsError(try TrainSetting.parse(commandLine: ["--epochs"])) { XCTAssertTrue("\($0)".contains("--epochs needs a value"), "\($0)") }
+        XCTAssertThrowsError(try TrainSetting.parse(commandLine: ["7"])) { XCTAssertTrue("\($0)".contains("unexpected argument '7'"), "\($0)") }
+        var seeded = TrainConfig()
+        XCTAssertThrowsError(try TrainSetting.apply([("seed", "-7")], to: &seeded, source: "x")) {
+            XCTAssertTrue("\($0)".contains("setting 'seed' must be a whole number ≥ 0, found '-7'"), "\($0)")
+        }
+    }
+
+    /// The checkpoints encode `TrainConfig` with its own coding keys: they are the table's names.
+    func testCodableKeysAreTheTablesNames() throws {
+        var config = TrainConfig()
+        (config.maxTrainSamples, config.maxTestSamples, config.dataDirectory, config.threads) = (1, 1, "d", 1)
+        (config.cropPadding, config.horizontalFlip, config.stopAfterEpochs) = (1, true, 1)
+        let encoded = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any])
+        XCTAssertEqual(Set(encoded.keys), Set(TrainSetting.all.map(\.name)))
+        XCTAssertEqual(Set(TrainSetting.values(of: config).keys), Set(TrainSetting.all.map(\.name)))
+    }
+
     func testRankCountsMustDivideTheGlobalBatch() {
         var config = TrainConfig()
         config.batchSize = 6

@@ -1,0 +1,282 @@
+import DataPipeline
+import Foundation
+import Models
+
+/// One setting of `pskd train`, declared once: its name (the flag `--name`, the key of
+/// `--config` files and of `config.json`), what it means and its default, its valid range, and
+/// how it reads and writes a `TrainConfig`. The command line, config files, range validation,
+/// `--help` and the table-driven tests all take the settings from `TrainSetting.all`.
+public struct TrainSetting: Sendable {
+    /// How a value is written on the command line and in config files.
+    public enum Kind: Sendable {
+        /// A whole number, a number, text, `true`/`false`, or a comma-separated list of whole numbers.
+        case integer, number, text, boolean, integerList
+        /// A command-line switch (`--drop-last`), `true`/`false` in files.
+        case toggle
+    }
+
+    public let name: String
+    public let kind: Kind
+    /// What it means and its default, for `--help`.
+    public let help: String
+    /// The valid values in words ("1...100000", "[0, 1)"), shown in `--help` and in refusals;
+    /// nil when every value of the kind is valid.
+    public let range: String?
+    /// Writes a value of the kind (a config file's or the command line's); false when the value
+    /// is not of the kind.
+    let write: @Sendable (inout TrainConfig, Any) -> Bool
+    /// Whether the current value is in range.
+    let isValid: @Sendable (TrainConfig) -> Bool
+    /// The current value as text, for refusals.
+    public let read: @Sendable (TrainConfig) -> String
+    /// The current value as a JSON value (nil when unset), for `config.json`.
+    let json: @Sendable (TrainConfig) -> Any?
+
+    /// What a value must be, in words, for refusals: "a whole number", ….
+    public let expected: String
+
+    init(name: String, kind: Kind, help: String, range: String?, expected: String? = nil,
+         write: @escaping @Sendable (inout TrainConfig, Any) -> Bool, isValid: @escaping @Sendable (TrainConfig) -> Bool,
+         read: @escaping @Sendable (TrainConfig) -> String, json: @escaping @Sendable (TrainConfig) -> Any?) {
+        (self.name, self.kind, self.help, self.range) = (name, kind, help, range)
+        (self.write, self.isValid, self.read, self.json) = (write, isValid, read, json)
+        self.expected = expected ?? {
+            switch kind {
+            case .integer: "a whole number"
+            case .number: "a number"
+            case .text: "text"
+            case .boolean, .toggle: "true or false"
+            case .integerList: "a list of whole numbers"
+            }
+        }()
+    }
+
+    /// The setting named `name` (with `_` read as `-`), or nil.
+    public static func named(_ name: String) -> TrainSetting? {
+        let key = name.replacingOccurrences(of: "_", with: "-")
+        return all.first { $0.name == key }
+    }
+
+    /// `config`'s settings by name as JSON values (unset ones absent), except `excluding`: what
+    /// `config.json` holds and the start-up handshake compares.
+    public static func values(of config: TrainConfig, excluding: Set<String> = []) -> [String: Any] {
+        var values: [String: Any] = [:]
+        for setting in all where !excluding.contains(setting.name) {
+            if let value = setting.json(config) { values[setting.name] = value }
+        }
+        return values
+    }
+
+    /// Throws a `ConfigurationError` naming the first setting of `config` outside its range.
+    static func checkRanges(_ config: TrainConfig) throws {
+        for setting in all where !setting.isValid(config) {
+            throw ConfigurationError("\(setting.name) must be \(setting.range ?? setting.expected), got \(setting.read(config))")
+        }
+    }
+
+    /// Throws if a file names a setting twice (`batch_size` and `batch-size`). (On a command
+    /// line a later flag overrides an earlier one, as scripts expect.)
+    public static func refuseRepeats(_ keys: [String], source: String) throws {
+        let spellings = Dictionary(grouping: keys) { $0.replacingOccurrences(of: "_", with: "-") }
+        if let (key, both) = spellings.sorted(by: { $0.key < $1.key }).first(where: { $0.value.count > 1 }) {
+            throw ConfigurationError("\(source): setting '\(key)' is given \(both.count) times (\(both.sorted().joined(separator: ", "))): keep one")
+        }
+    }
+
+    /// Applies `values` (setting name → a value of its kind) in order; `source` names where they
+    /// came from.
+    public static func apply(_ values: [(key: String, value: Any)], to config: inout TrainConfig, source: String) throws {
+        for (key, value) in values {
+            guard let setting = named(key) else {
+                throw ConfigurationError("\(source): unknown setting '\(key)'; known settings: \(all.map(\.name).joined(separator: ", "))")
+            }
+            guard setting.write(&config, value) else {
+                throw ConfigurationError("\(source): setting '\(key)' must be \(setting.expected), found '\(value)'")
+            }
+        }
+    }
+
+    /// The settings of a command line (`--name value`, `--name=value`, a switch alone), as
+    /// (name, text) pairs; a value is taken as given, so negative numbers are values.
+    public static func parse(commandLine arguments: [String]) throws -> [(key: String, value: Any)] {
+        var pairs: [(key: String, value: Any)] = []
+        var remaining = arguments[...]
+        while let argument = remaining.popFirst() {
+            guard argument.hasPrefix("--"), argument.count > 2 else {
+                throw ConfigurationError("unexpected argument '\(argument)': settings are written --name value (see --help)")
+            }
+            let body = argument.dropFirst(2)
+            let (name, inline) = body.firstIndex(of: "=").map { (String(body[..<$0]), Optional(String(body[body.index(after: $0)...]))) }
+                ?? (String(body), nil)
+            guard let setting = named(name) else {
+                throw ConfigurationError("unknown option '--\(name)'; settings: \(all.map { "--" + $0.name }.joined(separator: ", "))")
+            }
+            if let inline {
+                pairs.append((setting.name, inline))
+            } else if setting.kind == .toggle {
+                pairs.append((setting.name, "true"))
+            } else if let value = remaining.popFirst() {
+                pairs.append((setting.name, value))
+            } else {
+                throw ConfigurationError("--\(name) needs a value: \(setting.range ?? setting.expected)")
+            }
+        }
+        return pairs
+    }
+
+    /// The settings for `--help`, one line (paragraph) each.
+    public static var helpText: String {
+        all.map { setting in
+            let usage = setting.kind == .toggle ? "--\(setting.name)" : "--\(setting.name) <\(setting.kind == .integerList ? "list" : "value")>"
+            return "\(usage): \(setting.help)" + (setting.range.map { " Valid: \($0)." } ?? "")
+        }.joined(separator: "\n")
+    }
+}
+
+// MARK: - The table
+
+extension TrainSetting {
+    /// Every setting of `pskd train`, in the order `--help` lists them.
+    public static let all: [TrainSetting] = [
+        text("model", \.model, "The network (default cnn).", choices: ModelZoo.names),
+        number("width-multiplier", \.widthMultiplier, "Channel width multiplier of preact-resnet18 (default 1).",
+               range: "0.0625...16 (at least 4 channels in the narrowest layer)") { (0.0625...16).contains($0) },
+        text("dataset", \.dataset, "The data set (default fashion-mnist).", choices: DatasetKind.allCases.map(\.rawValue)),
+        optionalText("data-dir", \.dataDirectory, "Directory of the data set's files (default: Debian's for Fashion-MNIST)."),
+        optionalInteger("max-train-samples", \.maxTrainSamples, "Train on the first K samples only (default all).",
+                        range: "at least 1 (and one global batch)") { $0 >= 1 },
+        optionalInteger("max-test-samples", \.maxTestSamples, "Evaluate on the first K test samples only (default all).",
+                        range: "at least 1") { $0 >= 1 },
+        integer("epochs", \.epochs, "Epochs T (default 3).", range: "1...100000") { (1...100_000).contains($0) },
+        integer("batch-size", \.batchSize, "Global batch size summed over ranks: each of R ranks trains on batch-size / R (default 128).",
+                range: "at least 2 per rank, a multiple of the rank count, at most the training samples") { $0 >= 2 },
+        toggle("drop-last", \.dropLast, "Drop the last partial batch instead of padding it."),
+        number("lr", \.learningRate, "Base learning rate (default 0.1).", range: "a positive finite number") { $0 > 0 },
+        text("lr-schedule", \.learningRateSchedule, "Learning-rate schedule (default cosine).", choices: ["step", "cosine", "constant"]),
+        integerList("milestones", \.milestones, "Comma-separated epochs after which the step schedule multiplies the rate by 0.1.",
+                    range: "increasing epochs ≥ 1") { $0.allSatisfy { $0 >= 1 } && zip($0, $0.dropFirst()).allSatisfy { $0 < $1 } },
+        integer("warmup-epochs", \.warmupEpochs, "Linear warm-up epochs (default 0 = none).", range: "0...100000") { (0...100_000).contains($0) },
+        text("optimizer", \.optimizer, "The optimiser (default sgd).", choices: ["sgd", "adamw"]),
+        number("momentum", \.momentum, "SGD momentum (default 0.9).", range: "in [0, 1)") { (0..<1).contains($0) },
+        boolean("nesterov", \.nesterov, "Nesterov momentum (default true)."),
+        number("weight-decay", \.weightDecay, "Weight decay (default 5e-4).", range: "a finite number ≥ 0") { $0 >= 0 },
+        text("weight-decay-style", \.weightDecayStyle, "l2 (PyTorch SGD) or decoupled (AdamW) (default l2).", choices: ["l2", "decoupled"]),
+        text("policy", \.policy, "Target policy: cross-entropy, label smoothing or PS-KD (default pskd).", choices: ["ce", "ls", "pskd"]),
+        number("alpha-t", \.alphaT, "PS-KD's final teacher weight α_T (default 0.8).", range: "in [0, 1]") { (0...1).contains($0) },
+        number("label-smoothing", \.labelSmoothing, "Label smoothing ε for policy ls (default 0.1).", range: "in [0, 1)") { (0..<1).contains($0) },
+        seedSetting,
+        optionalInteger("crop-padding", \.cropPadding, "Random-crop zero padding (default 4 for CIFAR, 0 otherwise).",
+                        range: "0...64 pixels") { (0...64).contains($0) },
+        optionalBoolean("flip", \.horizontalFlip, "Random horizontal flip (default true; false for MNIST)."),
+        number("cutmix", \.cutMixProbability, "CutMix probability per batch (default 0 = off).", range: "in [0, 1]") { (0...1).contains($0) },
+        integer("ece-bins", \.eceBins, "Equal-width confidence bins of ECE (default 15).", range: "1...1000") { (1...1000).contains($0) },
+        integer("prefetch", \.prefetch, "Batches prepared ahead by the loader thread (default 2; 0 = load on the training thread).",
+                range: "0...64") { (0...64).contains($0) },
+        optionalInteger("threads", \.threads, "Threads per rank for products and elementwise passes (default: the CPUs the rank is bound to).",
+                        range: "1...1024") { (1...1024).contains($0) },
+        text("out", \.outputDirectory, "Run directory for config.json, metrics.jsonl and checkpoints/ (default runs/latest)."),
+        toggle("resume", \.resume, "Continue the run in the run directory from its newest complete checkpoint, with its config.json's settings."),
+        toggle("overwrite", \.overwrite, "Replace the run in the run directory (removes only what pskd wrote there)."),
+        optionalInteger("stop-after", \.stopAfterEpochs, "Stop after this many epochs are complete (continue later with --resume).",
+                        range: "at least 1") { $0 >= 1 },
+        integer("keep-checkpoints", \.keepCheckpoints, "Complete checkpoints to keep (default 3).", range: "at least 1") { $0 >= 1 },
+    ]
+
+    /// `seed` is a UInt64 read from a whole number ≥ 0.
+    private static let seedSetting = TrainSetting(
+        name: "seed", kind: .integer, help: "Seed of initialisation, data order and augmentation (default 1).",
+        range: "≥ 0", expected: "a whole number ≥ 0",
+        write: { config, value in
+            guard let number = Values.integer(value), number >= 0 else { return false }
+            config.seed = UInt64(number)
+            return true
+        },
+        isValid: { _ in true }, read: { String($0.seed) }, json: { $0.seed })
+}
+
+// MARK: - Kinds
+
+extension TrainSetting {
+    private static func integer(_ name: String, _ path: WritableKeyPath<TrainConfig, Int> & Sendable, _ help: String,
+                                range: String, valid: @escaping @Sendable (Int) -> Bool) -> TrainSetting {
+        TrainSetting(name: name, kind: .integer, help: help, range: range,
+                     write: { config, value in Values.integer(value).map { config[keyPath: path] = $0 } != nil },
+                     isValid: { valid($0[keyPath: path]) }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
+    }
+
+    private static func optionalInteger(_ name: String, _ path: WritableKeyPath<TrainConfig, Int?> & Sendable, _ help: String,
+                                        range: String, valid: @escaping @Sendable (Int) -> Bool) -> TrainSetting {
+        TrainSetting(name: name, kind: .integer, help: help, range: range,
+                     write: { config, value in Values.integer(value).map { config[keyPath: path] = $0 } != nil },
+                     isValid: { $0[keyPath: path].map(valid) ?? true }, read: { $0[keyPath: path].map(String.init) ?? "unset" }, json: { $0[keyPath: path] })
+    }
+
+    private static func number(_ name: String, _ path: WritableKeyPath<TrainConfig, Double> & Sendable, _ help: String,
+                               range: String, valid: @escaping @Sendable (Double) -> Bool) -> TrainSetting {
+        TrainSetting(name: name, kind: .number, help: help, range: range,
+                     write: { config, value in Values.number(value).map { config[keyPath: path] = $0 } != nil },
+                     isValid: { $0[keyPath: path].isFinite && valid($0[keyPath: path]) }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
+    }
+
+    private static func text(_ name: String, _ path: WritableKeyPath<TrainConfig, String> & Sendable, _ help: String,
+                             choices: [String]? = nil) -> TrainSetting {
+        TrainSetting(name: name, kind: .text, help: help, range: choices.map { "one of " + $0.joined(separator: ", ") },
+                     write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
+                     isValid: { config in choices.map { $0.contains(config[keyPath: path]) } ?? true },
+                     read: { "'\($0[keyPath: path])'" }, json: { $0[keyPath: path] })
+    }
+
+    private static func optionalText(_ name: String, _ path: WritableKeyPath<TrainConfig, String?> & Sendable, _ help: String) -> TrainSetting {
+        TrainSetting(name: name, kind: .text, help: help, range: nil,
+                     write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
+                     isValid: { _ in true }, read: { $0[keyPath: path] ?? "unset" }, json: { $0[keyPath: path] })
+    }
+
+    private static func boolean(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool> & Sendable, _ help: String) -> TrainSetting {
+        TrainSetting(name: name, kind: .boolean, help: help + " true or false.", range: nil,
+                     write: { config, value in Values.boolean(value).map { config[keyPath: path] = $0 } != nil },
+                     isValid: { _ in true }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
+    }
+
+    private static func optionalBoolean(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool?> & Sendable, _ help: String) -> TrainSetting {
+        TrainSetting(name: name, kind: .boolean, help: help + " true or false.", range: nil,
+                     write: { config, value in Values.boolean(value).map { config[keyPath: path] = $0 } != nil },
+                     isValid: { _ in true }, read: { $0[keyPath: path].map(String.init) ?? "unset" }, json: { $0[keyPath: path] })
+    }
+
+    private static func toggle(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool> & Sendable, _ help: String) -> TrainSetting {
+        TrainSetting(name: name, kind: .toggle, help: help, range: nil,
+                     write: { config, value in Values.boolean(value).map { config[keyPath: path] = $0 } != nil },
+                     isValid: { _ in true }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
+    }
+
+    private static func integerList(_ name: String, _ path: WritableKeyPath<TrainConfig, [Int]> & Sendable, _ help: String,
+                                    range: String, valid: @escaping @Sendable ([Int]) -> Bool) -> TrainSetting {
+        TrainSetting(name: name, kind: .integerList, help: help, range: range,
+                     write: { config, value in Values.integers(value).map { config[keyPath: path] = $0 } != nil },
+                     isValid: { valid($0[keyPath: path]) }, read: { "\($0[keyPath: path])" }, json: { $0[keyPath: path] })
+    }
+}
+
+/// Values as config files (YAML/JSON scalars and lists) and the command line (text) give them.
+private enum Values {
+    static func integer(_ value: Any) -> Int? {
+        if let number = value as? Int { return number }
+        if let text = value as? String { return Int(text.trimmingCharacters(in: .whitespaces)) }
+        return nil
+    }
+
+    static func number(_ value: Any) -> Double? {
+        (value as? Double) ?? integer(value).map(Double.init) ?? (value as? String).flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+    }
+
+    static func boolean(_ value: Any) -> Bool? {
+        (value as? Bool) ?? (value as? String).flatMap { ["true": true, "false": false][$0.lowercased()] }
+    }
+
+    static func integers(_ value: Any) -> [Int]? {
+        let items: [Any] = (value as? [Any]) ?? (value as? String).map { $0.split(separator: ",").map(String.init) } ?? [value]
+        let numbers = items.compactMap(integer)
+        return numbers.count == items.count ? numbers : nil
+    }
+}
