@@ -42,12 +42,13 @@ public enum ExecutableRunner {
     }
 
     /// The mpirun options tests use: any rank count on a 2-core machine, one BLAS thread per rank.
-    static func mpirunOptions(ranks: Int) -> [String] {
+    public static func mpirunOptions(ranks: Int) -> [String] {
         ["-np", String(ranks), "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS=1"]
     }
 
-    /// Runs a program with the environment that lets mpirun run as root, merging stdout and stderr.
-    public static func run(_ program: String, _ arguments: [String], timeout: Double) throws -> Outcome {
+    /// A process for `program arguments…` with the environment that lets mpirun run as root,
+    /// its stdout and stderr merged into the returned pipe; not started yet.
+    public static func process(_ program: String, _ arguments: [String]) -> (Process, Pipe) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: program)
         process.arguments = arguments
@@ -58,6 +59,12 @@ public enum ExecutableRunner {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
+        return (process, pipe)
+    }
+
+    /// Runs a program with the environment that lets mpirun run as root, merging stdout and stderr.
+    public static func run(_ program: String, _ arguments: [String], timeout: Double) throws -> Outcome {
+        let (process, pipe) = process(program, arguments)
         let collector = OutputCollector(pipe.fileHandleForReading)
         let start = Date()
         try process.run()

@@ -11,17 +11,8 @@ final class InterruptTests: XCTestCase {
 
     /// Starts `mpirun -np 2 pskd train …` and returns it with a pipe that collects its output.
     private func launch(out: String) throws -> (Process, Pipe) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["mpirun", "-np", "2", "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS=1",
-                             ExecutableRunner.executable.path] + recipe + ["--out", out]
-        var environment = ProcessInfo.processInfo.environment
-        environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
+        let (process, pipe) = ExecutableRunner.process("/usr/bin/env", ["mpirun"] + ExecutableRunner.mpirunOptions(ranks: 2)
+            + [ExecutableRunner.executable.path] + recipe + ["--out", out])
         try process.run()
         return (process, pipe)
     }
