@@ -2,10 +2,11 @@
 // pskd: distributed data-parallel Progressive Self-Knowledge Distillation on Open MPI and OpenBLAS.
 //
 // Dependencies point one way, down (each target imports only targets below it):
-//   pskd (CLI)        → Reporting, Training, and the layers below it shown by name
+//   pskd (CLI)        → Reporting, Training, Watchdog, and the layers below it shown by name
 //   Reporting         → Training
 //   Training          → SelfDistillation, Collectives, DataPipeline, Models, Optimizers, Layers, Tensors
 //   SelfDistillation  → Collectives, Tensors
+//   Watchdog          → Collectives
 //   Collectives       → Tensors, CMPI
 //   DataPipeline      → Tensors, CZlib
 //   Models → Layers → Tensors;  Optimizers → Tensors;  Tensors → CBLAS
@@ -44,6 +45,9 @@ let package = Package(
         .target(name: "DataPipeline", dependencies: ["Tensors", "CZlib"], swiftSettings: optimized),
         .target(name: "Collectives", dependencies: ["CMPI", "Tensors"], swiftSettings: optimized),
 
+        // The stall watchdog: heartbeats over UDP beside MPI, a monitor that ends a stalled job.
+        .target(name: "Watchdog", dependencies: ["Collectives"], swiftSettings: optimized),
+
         // PS-KD: teacher table and target policies.
         .target(name: "SelfDistillation", dependencies: ["Tensors", "Collectives"], swiftSettings: optimized),
 
@@ -59,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "pskd",
             dependencies: [
-                "Tensors", "Layers", "Models", "DataPipeline", "Collectives", "Training", "Reporting",
+                "Tensors", "Layers", "Models", "DataPipeline", "Collectives", "Watchdog", "Training", "Reporting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -72,6 +76,7 @@ let package = Package(
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "TestSupport"]),
         .testTarget(name: "DataPipelineTests", dependencies: ["DataPipeline", "CZlib", "TestSupport"]),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "TestSupport"]),
+        .testTarget(name: "WatchdogTests", dependencies: ["Watchdog", "Collectives", "TestSupport"]),
         .testTarget(name: "SelfDistillationTests", dependencies: ["SelfDistillation", "Collectives", "Tensors"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Tensors", "TestSupport"]),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Training", "TestSupport"]),

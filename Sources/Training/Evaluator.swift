@@ -20,6 +20,7 @@ struct Evaluator {
         var outcomes: [SampleOutcome] = []
         var rows: [Float] = []
         for batch in loader.epoch(0) {
+            FaultInjection.current.beforeEvaluationBatch(rank: communicator.rank)
             let labels = batch.labels.map(Int.init)
             let logits = try model.forward(batch.inputs, mode: .evaluation)
             let result = try loss(logits: logits, targets: SoftmaxCrossEntropy.oneHot(labels, classes: model.classCount))
@@ -30,6 +31,7 @@ struct Evaluator {
                     rows += UnsafeBufferPointer(start: result.probabilities.pointer + row * model.classCount, count: model.classCount)
                 }
             }
+            ProgressBeacon.shared.advance()
         }
         let allOutcomes = try communicator.allGatherV(outcomes)
         let metrics = ClassificationMetrics(outcomes: allOutcomes, eceBins: eceBins)

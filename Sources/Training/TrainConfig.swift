@@ -57,6 +57,9 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public var keepCheckpoints = 3
     /// Replace the run already in the run directory (only what pskd wrote there).
     public var overwrite = false
+    /// Seconds a rank may go without progress before the stall watchdog ends the job; nil
+    /// derives it from the step times (at least 60 s), 0 turns the watchdog off.
+    public var stallTimeout: Double? = nil
 
     public init() {}
 
@@ -71,7 +74,7 @@ public struct TrainConfig: Sendable, Codable, Equatable {
         case alphaT = "alpha-t", labelSmoothing = "label-smoothing", seed, cropPadding = "crop-padding"
         case horizontalFlip = "flip", cutMixProbability = "cutmix", eceBins = "ece-bins", prefetch, threads
         case outputDirectory = "out", resume, stopAfterEpochs = "stop-after", keepCheckpoints = "keep-checkpoints"
-        case overwrite
+        case overwrite, stallTimeout = "stall-timeout"
     }
 
     /// Settings of this job rather than of the training (where it writes, whether it continues
@@ -79,9 +82,9 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public static let instanceKeys: Set<String> = ["out", "resume", "stop-after", "overwrite"]
 
     /// Settings that `--resume` may change, because they do not change the training so far:
-    /// more epochs, where the data is, threads, loading, checkpoints kept, and evaluation.
+    /// more epochs, where the data is, threads, loading, checkpoints kept, evaluation, and the stall watchdog.
     public static let changeableOnResume: Set<String> = ["epochs", "data-dir", "threads", "prefetch", "keep-checkpoints",
-                                                         "ece-bins", "max-test-samples"]
+                                                         "ece-bins", "max-test-samples", "stall-timeout"]
 
     /// Throws, naming them, if settings that `--resume` may not change differ from `saved`
     /// (the run's `config.json`).

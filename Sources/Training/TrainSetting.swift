@@ -180,6 +180,10 @@ extension TrainSetting {
         optionalInteger("stop-after", \.stopAfterEpochs, "Stop after this many epochs are complete (continue later with --resume).",
                         range: "at least 1") { $0 >= 1 },
         integer("keep-checkpoints", \.keepCheckpoints, "Complete checkpoints to keep (default 3).", range: "at least 1") { $0 >= 1 },
+        optionalNumber("stall-timeout", \.stallTimeout,
+                       "Seconds a rank may make no progress before the job ends with exit code 75 naming it (default: the larger of "
+                       + "60 s and 10 median steps; writing a checkpoint gets 5×; 0 = no stall watchdog).",
+                       range: "0 (off) or 1...86400 seconds") { $0 == 0 || (1...86_400).contains($0) },
     ]
 
     /// `seed` is a UInt64 read from a whole number ≥ 0.
@@ -216,6 +220,14 @@ extension TrainSetting {
         TrainSetting(name: name, kind: .number, help: help, range: range,
                      write: { config, value in Values.number(value).map { config[keyPath: path] = $0 } != nil },
                      isValid: { $0[keyPath: path].isFinite && valid($0[keyPath: path]) }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
+    }
+
+    private static func optionalNumber(_ name: String, _ path: WritableKeyPath<TrainConfig, Double?> & Sendable, _ help: String,
+                                       range: String, valid: @escaping @Sendable (Double) -> Bool) -> TrainSetting {
+        TrainSetting(name: name, kind: .number, help: help, range: range,
+                     write: { config, value in Values.number(value).map { config[keyPath: path] = $0 } != nil },
+                     isValid: { $0[keyPath: path].map { $0.isFinite && valid($0) } ?? true },
+                     read: { $0[keyPath: path].map { String($0) } ?? "unset" }, json: { $0[keyPath: path] })
     }
 
     private static func text(_ name: String, _ path: WritableKeyPath<TrainConfig, String> & Sendable, _ help: String,

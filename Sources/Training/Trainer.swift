@@ -24,6 +24,8 @@ public final class Trainer {
     private let ownership: RunOwnership?
     private let checkpoints: CheckpointStore
     private let targets: Tensor, mixedTargets: Tensor  // (b, C)
+    /// Where this rank is, for the stall watchdog.
+    private let beacon = ProgressBeacon.shared
     /// Epochs already completed (by a resumed checkpoint), 0 for a fresh run.
     public private(set) var completedEpochs = 0
 
@@ -103,6 +105,7 @@ public final class Trainer {
         do {
             for epoch in (completedEpochs + 1)..<max(lastEpoch + 1, completedEpochs + 1) {
                 last = try trainEpoch(epoch)
+                beacon.enter(.checkpoint)
                 try checkpoints.save(TrainingSnapshot(epoch: epoch, model: model, optimizer: step.optimizer,
                                                       teacher: teacher, config: config), communicator: communicator)
                 completedEpochs = epoch
@@ -124,11 +127,14 @@ public final class Trainer {
                                 samplesPerStep: config.batchSize, log: log)
         var lossSum = 0.0, learningRate = 0.0
         for batch in data.loader.epoch(epoch) {
+            beacon.startStep(epoch: epoch, step: batch.step + 1)
+            FaultInjection.current.atStepStart(rank: communicator.rank, epoch: epoch, step: batch.step + 1)
             learningRate = schedule.learningRate(epoch: epoch - 1, step: batch.step, stepsPerEpoch: data.loader.stepsPerEpoch)
             let labels = batch.labels.map(Int.init)
             policy.makeTargets(labels: labels, indices: batch.indices, alpha: alpha, teacher: teacher, into: targets)
             batch.mixTargets(targets, into: mixedTargets)
             let result = try step(inputs: batch.inputs, targets: mixedTargets, learningRate: Float(learningRate))
+            beacon.enter(.teacherExchange)
             try teacher?.update(indices: batch.indices, probabilities: result.probabilities,
                                 isWritten: batch.isPadding.map { !$0 && batch.cutMix == nil }, communicator: communicator)
             let (globalLoss, stopRequested) = try agreeAfterStep(loss: result.loss)
@@ -138,8 +144,10 @@ public final class Trainer {
             }
             lossSum += globalLoss
             progress.advance(step: batch.step + 1, loss: globalLoss)
+            beacon.enter(.data)
         }
         let trainingThroughput = progress.samplesPerSecond
+        beacon.enter(.evaluation)
         try ReplicaAgreement.averageBatchNormStatistics(model: model, communicator: communicator)
         let (metrics, _) = try Evaluator(model: model, loader: data.testLoader, communicator: communicator).run(eceBins: config.eceBins)
         let record = EpochRecord(epoch: epoch, alpha: Double(alpha), learningRate: learningRate,

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import Collectives
 import Models
 import Training
+import Watchdog
 
 /// `pskd train`: data-parallel training, one replica per MPI rank.
 struct TrainCommand: ParsableCommand {
@@ -28,8 +30,13 @@ struct TrainCommand: ParsableCommand {
         try config.validate()
         var interruption: TrainingInterrupted?
         try withCommunicator("train", settings: try config.canonicalSettings()) { communicator in
+            let watchdog = try StallWatchdog.start(communicator: communicator, timeout: config.stallTimeout,
+                                                   runDirectory: config.outputDirectory,
+                                                   resumeCommand: "`pskd train --resume --out \(config.outputDirectory)`")
+            if let watchdog, communicator.isRoot { print(watchdog.summary) }
+            defer { watchdog?.stop() }
             do {
-                try Trainer(config: config, communicator: communicator).run()
+                try Trainer(config: config, communicator: MonitoredCommunicator(communicator)).run()
             } catch let stopped as TrainingInterrupted {
                 interruption = stopped  // every rank stopped at the same step: finish MPI cleanly
             }

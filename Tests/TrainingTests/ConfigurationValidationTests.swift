@@ -42,6 +42,9 @@ final class ConfigurationValidationTests: XCTestCase {
         ("threads", { $0.threads = -2 }, "-2"),
         ("stop-after", { $0.stopAfterEpochs = 0 }, "0"),
         ("keep-checkpoints", { $0.keepCheckpoints = -1 }, "-1"),
+        ("stall-timeout", { $0.stallTimeout = 0.5 }, "0.5"),
+        ("stall-timeout", { $0.stallTimeout = -3 }, "-3.0"),
+        ("stall-timeout", { $0.stallTimeout = .infinity }, "inf"),
     ]
 
     func testEverySettingOutsideItsRangeIsRefusedByName() {
@@ -98,7 +101,7 @@ final class ConfigurationValidationTests: XCTestCase {
     func testCodableKeysAreTheTablesNames() throws {
         var config = TrainConfig()
         (config.maxTrainSamples, config.maxTestSamples, config.dataDirectory, config.threads) = (1, 1, "d", 1)
-        (config.cropPadding, config.horizontalFlip, config.stopAfterEpochs) = (1, true, 1)
+        (config.cropPadding, config.horizontalFlip, config.stopAfterEpochs, config.stallTimeout) = (1, true, 1, 30)
         let encoded = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any])
         XCTAssertEqual(Set(encoded.keys), Set(TrainSetting.all.map(\.name)))
         XCTAssertEqual(Set(TrainSetting.values(of: config).keys), Set(TrainSetting.all.map(\.name)))

@@ -1,0 +1,236 @@
+import Collectives
+import Foundation
+import Synchronization
+
+/// Ends a job whose rank stopped making progress, within a bounded time, naming the rank.
+///
+/// Why a side channel: a rank waiting in `MPI_Allreduce` for a stopped peer waits forever (Open
+/// MPI 4.1 has no progress timeout, and its keep-alive covers only the daemons' links), so the
+/// watchdog cannot use MPI to learn about progress. Every rank runs a thread that sends a
+/// heartbeat (`Heartbeat`: phase, epoch, step, progress count) a few times a second over UDP —
+/// connectionless, so a stopped receiver never blocks a sender, and one small datagram per
+/// observer costs nothing measurable. Rank 0 (the monitor) and the last rank (the watcher of rank
+/// 0) receive them all and run a `StallDetector`; the watcher acts only when rank 0 is the one
+/// stalled, or when rank 0 has failed to act well past the budget.
+///
+/// The port is open on every node, so the channel is treated as untrusted: sockets are bound
+/// to the interface MPI uses (`HeartbeatAddress`), and only 64-byte records carrying the job's
+/// random token (exchanged through MPI at start-up) from the address and port registered for
+/// the rank they name are read; everything else is dropped. A datagram can do nothing but update
+/// that rank's last heartbeat.
+///
+/// On a stall the acting rank prints one line naming the rank, writes `stall.json` (every rank's
+/// last heartbeat) into the run directory and ends the whole job with `MPI_Abort` and
+/// `StallWatchdog.exitCode`; Open MPI's runtime kills every rank, stopped ones included. The
+/// abort comes from the watchdog's thread while the main thread may be inside a collective:
+/// Open MPI's abort goes to its runtime, not through the communicator's state (checked with
+/// Open MPI 4.1, whose `MPI_THREAD_FUNNELED` allows no more formally).
+public final class StallWatchdog: @unchecked Sendable {
+    /// The exit status of a job ended by the watchdog (`EX_TEMPFAIL`: try again), which
+    /// `launch/slurm.sbatch` requeues.
+    public static let exitCode: Int32 = 75
+
+    private let rank: Int
+    private let views: Mutex<[RankView]>
+    private let socket: HeartbeatSocket
+    private let token: JobToken
+    private let destinations: [Endpoint]
+    private let isObserver: Bool
+    private let detector: StallDetector
+    private let beacon: ProgressBeacon
+    private let runDirectory: String
+    private let resumeCommand: String
+    private let endJob: @Sendable (String) -> Never
+    private let stopping = Atomic<Bool>(false)
+    private let stopped = DispatchSemaphore(value: 0)
+
+    /// Starts the watchdog on every rank (a collective: every rank must call it at the same
+    /// point); nil for a one-rank job or `timeout` 0.
+    /// - Parameters:
+    ///   - communicator: the job's communicator (the token and addresses travel through it once).
+    ///   - timeout: `--stall-timeout` in seconds; nil derives it from the step times, 0 is off.
+    ///   - runDirectory: where `stall.json` goes.
+    ///   - resumeCommand: what to run to continue, for the closing message.
+    /// - Throws: `WatchdogError` when no usable network interface or socket exists.
+    public static func start(communicator: any Communicator, timeout: Double?, runDirectory: String,
+                             resumeCommand: String, beacon: ProgressBeacon = .shared) throws -> StallWatchdog? {
+        guard communicator.size > 1, timeout != 0 else { return nil }
+        beacon.enter(.startup)
+        var token = JobToken.random().bytes
+        try token.withUnsafeMutableBytes { try communicator.broadcast($0, root: 0) }
+        let hosts = try gatherHostNames(communicator)
+        let socket = try HeartbeatSocket(bindingTo: HeartbeatAddress.choose(singleNode: Set(hosts).count == 1))
+        var mine: [UInt8] = []
+        mine.appendLittleEndian(socket.endpoint.address)
+        mine.appendLittleEndian(socket.endpoint.port)
+        mine.appendLittleEndian(UInt32(bitPattern: getpid()))
+        let all = try mine.withUnsafeBytes { try communicator.allGather($0) }
+        let now = Clock.seconds()
+        let views = hosts.indices.map { r in
+            let record = Array(all[(r * 10)..<(r * 10 + 10)])
+            return RankView(rank: r, host: hosts[r], pid: Int32(bitPattern: record.littleEndian(UInt32.self, at: 6)),
+                            endpoint: Endpoint(address: record.littleEndian(UInt32.self, at: 0), port: record.littleEndian(UInt16.self, at: 4)),
+                            last: nil, heardAt: now)
+        }
+        let abortBox = UncheckedBox(communicator)
+        let watchdog = StallWatchdog(rank: communicator.rank, views: views, socket: socket, token: JobToken(bytes: token),
+                                     detector: StallDetector(explicitTimeout: timeout), beacon: beacon,
+                                     runDirectory: runDirectory, resumeCommand: resumeCommand,
+                                     endJob: { abortBox.value.abort($0, code: exitCode) })
+        watchdog.launchThread()
+        return watchdog
+    }
+
+    private init(rank: Int, views: [RankView], socket: HeartbeatSocket, token: JobToken, detector: StallDetector,
+                 beacon: ProgressBeacon, runDirectory: String, resumeCommand: String, endJob: @escaping @Sendable (String) -> Never) {
+        self.rank = rank
+        self.views = Mutex(views)
+        self.socket = socket
+        self.token = token
+        let observers = [0, views.count - 1]
+        destinations = observers.map { views[$0].endpoint }
+        isObserver = observers.contains(rank)
+        self.detector = detector
+        self.beacon = beacon
+        self.runDirectory = runDirectory
+        self.resumeCommand = resumeCommand
+        self.endJob = endJob
+    }
+
+    /// What rank 0 prints at start: the timeout and where the heartbeats go.
+    public var summary: String {
+        let timeout = detector.explicitTimeout.map { "\(Self.format($0)) s" }
+            ?? "max(\(Int(StallDetector.minimumTimeout)) s, \(Int(StallDetector.stepMultiple))× the median step)"
+        return "pskd: stall watchdog on: a rank without progress for \(timeout) ends the job with exit code \(Self.exitCode); "
+            + "heartbeats over UDP to \(destinations.map(\.description).joined(separator: " and "))"
+    }
+
+    /// Tells the observers this rank has finished and stops the thread. Call on every rank when
+    /// training is over, before MPI is finalised.
+    public func stop() {
+        beacon.enter(.finished)
+        stopping.store(true, ordering: .releasing)
+        stopped.wait()
+    }
+
+    // MARK: - The thread
+
+    private func launchThread() {
+        let thread = Thread { [self] in run() }
+        thread.name = "pskd-watchdog"
+        thread.start()
+    }
+
+    /// Sends heartbeats; on an observer also receives them and checks for stalls.
+    private func run() {
+        let interval = min(0.5, (detector.explicitTimeout ?? 5) / 10)
+        var sequence: UInt64 = 0
+        var nextBeat = Clock.seconds(), nextCheck = nextBeat + 1
+        while !stopping.load(ordering: .acquiring) {
+            let now = Clock.seconds()
+            if now >= nextBeat {
+                sendHeartbeat(sequence: &sequence)
+                nextBeat = now + interval
+            }
+            guard isObserver else {
+                usleep(UInt32(max(0, nextBeat - Clock.seconds()) * 1e6))
+                continue
+            }
+            if let (bytes, sender) = socket.receive(waitingAtMost: min(0.1, max(0, nextBeat - Clock.seconds()))) {
+                record(bytes, from: sender)
+            }
+            if Clock.seconds() >= nextCheck {
+                checkForStall()
+                nextCheck = Clock.seconds() + min(1, interval)
+            }
+        }
+        for _ in 0..<3 { sendHeartbeat(sequence: &sequence) }  // phase finished: UDP may drop one
+        stopped.signal()
+    }
+
+    private func sendHeartbeat(sequence: inout UInt64) {
+        let state = beacon.state
+        let beat = Heartbeat(rank: rank, state: state, secondsSinceProgress: max(0, Clock.seconds() - state.progressedAt), sequence: sequence)
+        sequence += 1
+        let bytes = beat.encoded(token: token)
+        for destination in destinations { socket.send(bytes, to: destination) }
+    }
+
+    /// Keeps `bytes` as a heartbeat if it is one from where its rank sends; drops it otherwise.
+    private func record(_ bytes: ArraySlice<UInt8>, from sender: Endpoint) {
+        let ranks = views.withLock { $0.count }
+        guard let beat = Heartbeat(decoding: bytes, token: token, ranks: ranks) else { return }
+        let now = Clock.seconds()
+        views.withLock { views in
+            guard views[beat.rank].endpoint == sender, beat.sequence >= (views[beat.rank].last?.sequence ?? 0) else { return }
+            views[beat.rank].last = beat
+            views[beat.rank].heardAt = now
+        }
+    }
+
+    private func checkForStall() {
+        let (snapshot, now) = (views.withLock { $0 }, Clock.seconds())
+        guard let stall = detector.check(snapshot, at: now) else { return }
+        // Rank 0 acts on any stall; the watcher on rank 0's, or when rank 0 has not acted in time.
+        guard rank == 0 || stall.rank == 0 || stall.seconds > stall.budget + 15 else { return }
+        let line = detector.describe(stall, snapshot)
+        let report = writeReport(stall, line: line, views: snapshot, now: now)
+        endJob("pskd: \(line). \(report); ending the job with exit code \(Self.exitCode) (stall): continue with \(resumeCommand)")
+    }
+
+    /// Writes `stall.json`; returns what to say about it.
+    private func writeReport(_ stall: Stall, line: String, views: [RankView], now: Double) -> String {
+        let path = URL(fileURLWithPath: runDirectory).appendingPathComponent("stall.json")
+        let report: [String: Any] = [
+            "message": line, "kind": stall.kind.rawValue, "rank": stall.rank as Any? ?? NSNull(),
+            "seconds": Self.rounded(stall.seconds), "budget_seconds": Self.rounded(stall.budget),
+            "timeout_seconds": Self.rounded(detector.timeout(views)), "detected_by_rank": rank,
+            "detected_at": ISO8601DateFormatter().string(from: Date()), "exit_code": Int(Self.exitCode),
+            "ranks": views.map { Self.json($0, now: now) },
+        ]
+        do {
+            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+            let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: path, options: .atomic)
+            return "Every rank's last heartbeat is in \(path.path)"
+        } catch {
+            return "(could not write \(path.path): \(error.localizedDescription))"
+        }
+    }
+
+    private static func json(_ view: RankView, now: Double) -> [String: Any] {
+        var entry: [String: Any] = ["rank": view.rank, "host": view.host, "pid": Int(view.pid),
+                                    "seconds_since_heartbeat": rounded(view.silence(at: now))]
+        if let state = view.last?.state {
+            entry["phase"] = state.phase.name
+            entry["collective"] = state.collective?.name ?? NSNull()
+            entry["epoch"] = state.epoch
+            entry["step"] = state.step
+            entry["progress"] = state.progress
+            entry["seconds_since_progress"] = rounded(view.stillness(at: now))
+            entry["median_step_seconds"] = rounded(state.medianStepSeconds)
+        }
+        return entry
+    }
+
+    private static func rounded(_ seconds: Double) -> Double { (seconds * 1000).rounded() / 1000 }
+    private static func format(_ seconds: Double) -> String { seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds) }
+
+    /// Every rank's host name, in rank order.
+    private static func gatherHostNames(_ communicator: any Communicator) throws -> [String] {
+        var name = [CChar](repeating: 0, count: 65)
+        gethostname(&name, 64)
+        let bytes = name.prefix(64).map { UInt8(bitPattern: $0) }
+        let all = try bytes.withUnsafeBytes { try communicator.allGather($0) }
+        return (0..<communicator.size).map { r in
+            String(decoding: all[(r * 64)..<(r * 64 + 64)].prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+}
+
+/// Carries a value that is not `Sendable` into the watchdog's thread, which only uses it to
+/// abort the job.
+private final class UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
