@@ -17,6 +17,8 @@
 # be at the same path on every node: a shared file system, as checkpoints are read by all ranks.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/launch/job-exit.sh"
+resume="$(resume_command "$0" "$@")"
 
 hostfile="$root/hosts"
 ranks=""
@@ -116,4 +118,4 @@ fi
 
 echo "launch/cluster.sh: $nodes node(s) from $hostfile, $ranks rank(s) ($([ -n "$ranks_per_node" ] && echo "$ranks_per_node per node" || echo "by slots")) × $threads OpenBLAS thread(s), $([ "$oversubscribe" = true ] && echo "oversubscribed, unbound" || echo "bound to $threads core(s) each"), time limit ${time_limit}s" >&2
 echo "+ timeout -k 10 $time_limit mpirun ${options[*]} $binary $subcommand $*" >&2
-exec timeout -k 10 "$time_limit" mpirun "${options[@]}" "$binary" "$subcommand" "$@"
+run_job "$resume" timeout -k 10 "$time_limit" mpirun "${options[@]}" "$binary" "$subcommand" "$@"

@@ -7,6 +7,8 @@
 #   launch/local.sh [-n RANKS] [--threads T] [--time-limit SECONDS] [--command SUBCOMMAND] [pskd train args…]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/launch/job-exit.sh"
+resume="$(resume_command "$0" "$@")"
 
 ranks=2
 threads=""
@@ -44,4 +46,4 @@ options+=(-x "OPENBLAS_NUM_THREADS=$threads")
 
 echo "launch/local.sh: $ranks rank(s) × $threads OpenBLAS thread(s), time limit ${time_limit}s" >&2
 echo "+ timeout -k 10 $time_limit mpirun ${options[*]} $binary $subcommand $*" >&2
-exec timeout -k 10 "$time_limit" mpirun "${options[@]}" "$binary" "$subcommand" "$@"
+run_job "$resume" timeout -k 10 "$time_limit" mpirun "${options[@]}" "$binary" "$subcommand" "$@"

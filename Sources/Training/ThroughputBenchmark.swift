@@ -45,12 +45,13 @@ public enum ThroughputBenchmark {
     /// rounds so that both see the same machine conditions.
     public static func run(modelName: String, batchSize: Int, threads: Int, steps: Int, warmupSteps: Int = 3,
                            convolution: ConvolutionAlgorithm = .automatic,
-                           communicator base: any Communicator = LocalCommunicator()) throws -> Result {
+                           communicator base: any Communicator = LocalCommunicator(),
+                           beacon: ProgressBeacon? = nil) throws -> Result {
         BLAS.threads = threads
         let communicator = TimedCommunicator(base)
         let model = try ModelZoo.make(modelName, generator: RandomGenerator(seed: 1))
         for case let conv as Conv2d in model.network.descendants() { conv.algorithm = convolution }
-        let bench = try BenchmarkSteps(model: model, batchSize: batchSize, communicator: communicator)
+        let bench = try BenchmarkSteps(model: model, batchSize: batchSize, communicator: communicator, beacon: beacon)
         for _ in 0..<warmupSteps {
             try bench.step(policy: .crossEntropy)
             try bench.step(policy: .progressiveSelfDistillation(finalAlpha: 0.8))
@@ -106,11 +107,14 @@ private final class BenchmarkSteps {
     let sampler: ShardedSampler
     let inputs: Tensor, targets: Tensor
     let labels: [Int]
+    /// Told of every step and teacher exchange, as by `Trainer`, when the stall watchdog runs.
+    let beacon: ProgressBeacon?
     var position = 0
 
-    init(model: Model, batchSize: Int, communicator: any Communicator) throws {
+    init(model: Model, batchSize: Int, communicator: any Communicator, beacon: ProgressBeacon?) throws {
         self.model = model
         self.communicator = communicator
+        self.beacon = beacon
         step = TrainingStep(model: model, optimizer: SGD(parameterCount: model.parameters.parameterCount),
                             communicator: communicator)
         var generator = RandomGenerator(seed: 1).split(RandomStream.benchmark, UInt64(communicator.rank))
@@ -134,8 +138,10 @@ private final class BenchmarkSteps {
     func step(policy: TargetPolicy) throws {
         let slots = sampler.slots(step: position % sampler.stepsPerEpoch, order: order)
         position += 1
+        beacon?.startStep(epoch: 1, step: position)
         policy.makeTargets(labels: labels, indices: slots.indices, alpha: 0.5, teacher: teacher, into: targets)
         let result = try step(inputs: inputs, targets: targets, learningRate: 0.01)
+        beacon?.enter(.teacherExchange)
         if policy.usesTeacher {
             try teacher.update(indices: slots.indices, probabilities: result.probabilities,
                                isWritten: slots.isPadding.map { !$0 }, communicator: communicator)

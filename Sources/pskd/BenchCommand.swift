@@ -5,6 +5,7 @@ import Foundation
 import Layers
 import Models
 import Training
+import Watchdog
 
 /// `pskd bench`: training throughput against this machine's GEMM peak, PS-KD's cost and
 /// communication's share (run under mpirun for several ranks); or the data loader's rate.
@@ -28,6 +29,8 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Measure the data loader on Fashion-MNIST instead (with and without prefetching).") var loader = false
     @Option(name: .customLong("data-dir"), help: "Fashion-MNIST directory for --loader.") var dataDir: String?
     @Flag(help: "Print one JSON object instead of a table.") var json = false
+    @Flag(help: "Run the stall watchdog as `pskd train` does (heartbeats, collectives marked), to measure its cost.")
+    var watchdog = false
 
     func validate() throws {
         guard ModelZoo.names.contains(model) else {
@@ -40,10 +43,16 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         if loader { return try runLoader() }
         try withCommunicator("bench") { communicator in
+            let stallWatchdog = watchdog
+                ? try StallWatchdog.start(communicator: communicator, timeout: nil, runDirectory: FileManager.default.temporaryDirectory.path,
+                                          resumeCommand: "`pskd bench` again")
+                : nil
+            defer { stallWatchdog?.stop() }
             let result = try ThroughputBenchmark.run(
                 modelName: model, batchSize: batchSize, threads: ProcessPlacement.blasThreads(requested: threads),
                 steps: steps ?? (model == "mlp" ? 40 : 10), warmupSteps: warmup, convolution: convolution,
-                communicator: communicator)
+                communicator: stallWatchdog == nil ? communicator : MonitoredCommunicator(communicator),
+                beacon: stallWatchdog == nil ? nil : .shared)
             guard communicator.isRoot else { return }
             print(json ? try jsonLine(result) : table(result))
         }

@@ -1,6 +1,10 @@
 import Foundation
 import XCTest
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `launch/slurm.sbatch` in a real one-node Slurm cluster (slurmctld + slurmd started by the test):
 /// a job completes with the ranks of its allocation, a requeued job resumes from its checkpoint,
 /// and a cancelled job leaves no rank behind.
@@ -71,6 +75,39 @@ final class SlurmTests: XCTestCase {
         XCTAssertFalse(second.contains("starting from epoch 1"), output)
         XCTAssertFalse(second.contains("\nepoch 1:"), "the requeued job trained epoch 1 again:\n\(output)")
         XCTAssertEqual(ClusterFixture.metricEpochs(run), [1, 2, 3])
+    }
+
+    /// A rank stopped with SIGSTOP: the stall watchdog ends the job with exit code 75,
+    /// `launch/slurm.sbatch` requeues it, and it resumes from its checkpoint to COMPLETED.
+    func testStalledJobRequeuesItselfAndCompletes() throws {
+        let (cluster, runs, environment) = try start("slurm-stall")
+        try FileManager.default.createDirectory(at: runs, withIntermediateDirectories: true)
+        let id = try cluster.submit(options(runs), ClusterFixture.recipe(epochs: 3, trainSamples: 960) + ["--stall-timeout", "5"],
+                                    environment: environment)
+        let run = runs.appendingPathComponent("slurm-\(id)")
+        let checkpointed = ClusterFixture.wait(timeout: 180) {
+            FileManager.default.fileExists(atPath: ClusterFixture.checkpointFile(run, epoch: 1, "COMPLETE").path)
+        }
+        XCTAssertTrue(checkpointed, "no checkpoint after the first epoch\n\(jobOutput(runs, id))\n\(cluster.logs)")
+        let rank1 = ClusterFixture.processes(mentioning: run.path).first {
+            (ClusterFixture.commandLine(of: $0)?.hasPrefix(ClusterFixture.pskd + " ") ?? false)
+                && ClusterFixture.environment(of: $0, "OMPI_COMM_WORLD_RANK") == "1"
+        }
+        let victim = try XCTUnwrap(rank1, "rank 1 not found\n\(jobOutput(runs, id))")
+        kill(victim, SIGSTOP)
+        // The job requeues itself; a requeued job waits about two minutes before it may start again: let it start now.
+        XCTAssertEqual(cluster.waitForState(id, in: ["PENDING"], timeout: 60), "PENDING", "\(cluster.job(id))\n\(jobOutput(runs, id))")
+        try ClusterFixture.mustRun(["scontrol", "update", "JobId=\(id)", "StartTime=now"], environment: cluster.environment)
+        let state = cluster.waitForState(id, in: finished, timeout: 180)
+        let output = jobOutput(runs, id)
+        XCTAssertEqual(state, "COMPLETED", "\(cluster.job(id))\n\(output)\n\(cluster.logs)")
+        XCTAssertEqual(cluster.job(id)["Restarts"], "1")
+        XCTAssertTrue(output.contains("pskd: rank 1 (host "), output)
+        XCTAssertTrue(output.contains("launch/slurm.sbatch: the stall watchdog ended the job"), output)
+        let second = output.components(separatedBy: "(attempt 2)").last ?? ""
+        XCTAssertTrue(second.contains("pskd: resumed from \(run.path)/checkpoints/epoch-000"), output)
+        XCTAssertEqual(ClusterFixture.metricEpochs(run), [1, 2, 3])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("stall.json").path))
     }
 
     /// `scancel` on a running job: it ends CANCELLED and none of its processes is left.
