@@ -1,3 +1,5 @@
+import Platform
+
 /// A reduction applied elementwise across ranks.
 public enum ReduceOperation: Sendable {
     case sum, max, min
@@ -75,20 +77,6 @@ public final class LocalCommunicator: Communicator {
     public func abort(_ message: String, code: Int32) -> Never {
         printError("[rank 0] \(message)")
         exit(code)
-    }
-}
-
-/// Writes `message` and a newline to standard error and flushes.
-public func printError(_ message: String) {
-    fflush(nil)
-    let line = Array((message + "\n").utf8)
-    line.withUnsafeBytes { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
-            if written <= 0 { return }
-            offset += written
-        }
     }
 }
 

@@ -4,6 +4,7 @@ import Foundation
 import Layers
 import Models
 import Optimizers
+import Platform
 import SelfDistillation
 import Tensors
 
@@ -98,7 +99,7 @@ public final class Trainer {
             log.say("pskd: \(completedEpochs) of \(config.epochs) epochs are already complete"
                 + (lastEpoch < config.epochs ? " (--stop-after \(lastEpoch))" : "") + ": nothing to train")
         }
-        let start = Clock.seconds()
+        let stopwatch = Stopwatch()
         StopRequest.install()
         do {
             for epoch in (completedEpochs + 1)..<max(lastEpoch + 1, completedEpochs + 1) {
@@ -112,7 +113,7 @@ public final class Trainer {
             throw interruption
         }
         if let teacher { try verifyIdenticalTeachers(teacher) }
-        sayFinished(startedAt: start)
+        sayFinished(startedAt: stopwatch)
         return last
     }
 
@@ -162,12 +163,12 @@ extension Trainer {
 
     /// The closing lines: the final and the best epoch (of all the run's epochs, resumed ones
     /// included) with their test metrics, the time, and where everything is.
-    private func sayFinished(startedAt start: Double) {
+    private func sayFinished(startedAt stopwatch: Stopwatch) {
         let records = log.records()
         if let final = records.last, let best = records.min(by: { $0.testTop1Error < $1.testTop1Error }) {
             let total = records.reduce(0) { $0 + $1.seconds }
             log.say(String(format: "pskd: finished %d of %d epochs (%.1f s in all, %.1f s in this job)", final.epoch, config.epochs,
-                           total, Clock.seconds() - start))
+                           total, stopwatch.elapsedSeconds))
             log.say("pskd: final epoch " + final.testSummary)
             log.say("pskd: best top-1 epoch " + best.testSummary)
         }

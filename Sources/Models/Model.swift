@@ -1,3 +1,4 @@
+import Layers
 import Tensors
 
 /// A network with its parameters in one `ParameterStore`: the unit that is trained,
