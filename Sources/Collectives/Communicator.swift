@@ -7,6 +7,19 @@ public enum ReduceOperation: Sendable {
 
 /// The collectives pskd needs, over MPI between processes or within one process.
 /// Every rank must call each collective in the same order with matching sizes.
+///
+/// Code that trains or evaluates takes `any Communicator`, so it runs unchanged under `mpirun`
+/// (`MPICommunicator`) and in a test or a single process (`LocalCommunicator`):
+///
+/// ```swift
+/// let communicator: any Communicator = MPICommunicator.isLaunchedByMPI ? try MPICommunicator() : LocalCommunicator()
+/// try gradients.withUnsafeMutableBufferPointer { try communicator.allReduceMean($0) }
+/// let correct = try communicator.sum(Double(localCorrect))
+/// if communicator.isRoot { print("accuracy \(correct / Double(testCount))") }
+/// ```
+///
+/// Methods throw the transport's error (`MPIError` for MPI); a rank that cannot go on calls
+/// `abort(_:code:)` so that no other rank is left waiting in a collective.
 public protocol Communicator: AnyObject {
     /// This process's rank, 0 ..< size.
     var rank: Int { get }

@@ -10,6 +10,23 @@ import Tensors
 
 /// Data-parallel PS-KD training: one model replica per rank, each on its shard of every global
 /// batch; gradients averaged over all ranks; every rank keeps the same teacher table.
+///
+/// `init(config:communicator:)` validates the settings, takes the run directory (rank 0), loads
+/// the data, builds the model identically on every rank and resumes from the newest checkpoint
+/// when asked; `run()` trains the remaining epochs, evaluating, logging and checkpointing after
+/// each, and returns the last epoch's record (nil when there was nothing left to train).
+/// Every rank of the job makes the same calls; an error on one rank is an error on all.
+///
+/// ```swift
+/// var config = TrainConfig()
+/// config.model = "cnn"
+/// config.policy = "pskd"
+/// config.epochs = 2
+/// config.maxTrainSamples = 1_000
+/// config.outputDirectory = "runs/quick"
+/// let trainer = try Trainer(config: config, communicator: LocalCommunicator())
+/// if let last = try trainer.run() { print("top-1 error", last.testTop1Error) }
+/// ```
 public final class Trainer {
     public let config: TrainConfig
     public let communicator: any Communicator
