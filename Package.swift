@@ -1,15 +1,20 @@
 // swift-tools-version:6.0
 // pskd: distributed data-parallel Progressive Self-Knowledge Distillation on Open MPI and OpenBLAS.
 //
-// Dependencies point one way, down (each target imports only targets below it):
-//   pskd (CLI)        → Reporting, Training, Watchdog, and the layers below it shown by name
-//   Reporting         → Training
-//   Training          → SelfDistillation, Collectives, DataPipeline, Models, Optimizers, Layers, Tensors
+// Dependencies point one way, down; each target lists exactly the targets it imports:
+//   pskd (CLI)        → Reporting, Training, Watchdog, DataPipeline, Collectives, Models, Layers, Tensors, Platform
+//                       (+ ArgumentParser, Yams)
+//   Reporting         → Training, DataPipeline
+//   Training          → SelfDistillation, Collectives, DataPipeline, Models, Optimizers, Layers, Tensors, Platform
 //   SelfDistillation  → Collectives, Tensors
-//   Watchdog          → Collectives
-//   Collectives       → Tensors, CMPI
-//   DataPipeline      → Tensors, CZlib
-//   Models → Layers → Tensors;  Optimizers → Tensors;  Tensors → CBLAS
+//   Watchdog          → Collectives, Platform
+//   Collectives       → Tensors, Platform, CMPI
+//   DataPipeline      → Tensors, Platform, CZlib
+//   Models            → Layers, Tensors
+//   Layers            → Tensors
+//   Optimizers        → Tensors
+//   Tensors           → CBLAS
+//   Platform          (the monotonic Stopwatch, printError, ProcessPlacement, hostName; Glibc only)
 import PackageDescription
 
 let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))]
@@ -35,35 +40,39 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
 
+        // The operating system: clock, standard error, CPU placement, host name.
+        .target(name: "Platform", swiftSettings: optimized),
+
         // Numerics.
         .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: optimized),
         .target(name: "Layers", dependencies: ["Tensors"], swiftSettings: optimized),
         .target(name: "Optimizers", dependencies: ["Tensors"], swiftSettings: optimized),
-        .target(name: "Models", dependencies: ["Layers"], swiftSettings: optimized),
+        .target(name: "Models", dependencies: ["Layers", "Tensors"], swiftSettings: optimized),
 
         // Data and distribution.
-        .target(name: "DataPipeline", dependencies: ["Tensors", "CZlib"], swiftSettings: optimized),
-        .target(name: "Collectives", dependencies: ["CMPI", "Tensors"], swiftSettings: optimized),
+        .target(name: "DataPipeline", dependencies: ["Tensors", "Platform", "CZlib"], swiftSettings: optimized),
+        .target(name: "Collectives", dependencies: ["Tensors", "Platform", "CMPI"], swiftSettings: optimized),
 
         // The stall watchdog: heartbeats over UDP beside MPI, a monitor that ends a stalled job.
-        .target(name: "Watchdog", dependencies: ["Collectives"], swiftSettings: optimized),
+        .target(name: "Watchdog", dependencies: ["Collectives", "Platform"], swiftSettings: optimized),
 
         // PS-KD: teacher table and target policies.
         .target(name: "SelfDistillation", dependencies: ["Tensors", "Collectives"], swiftSettings: optimized),
 
         // Training: the step, the epoch loop, checkpoints, metrics and benchmarks.
         .target(name: "Training",
-                 dependencies: ["Tensors", "Layers", "Optimizers", "Models", "DataPipeline", "Collectives", "SelfDistillation"],
+                 dependencies: ["Tensors", "Layers", "Optimizers", "Models", "DataPipeline", "Collectives", "SelfDistillation",
+                               "Platform"],
                  swiftSettings: optimized),
 
         // The HTML report of experiments (reads run directories; no network, inline SVG).
-        .target(name: "Reporting", dependencies: ["Training"], swiftSettings: optimized),
+        .target(name: "Reporting", dependencies: ["Training", "DataPipeline"], swiftSettings: optimized),
 
         // The command line.
         .executableTarget(
             name: "pskd",
             dependencies: [
-                "Tensors", "Layers", "Models", "DataPipeline", "Collectives", "Watchdog", "Training", "Reporting",
+                "Platform", "Tensors", "Layers", "Models", "DataPipeline", "Collectives", "Watchdog", "Training", "Reporting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -71,6 +80,7 @@ let package = Package(
 
         // Tests.
         .target(name: "TestSupport", dependencies: ["Tensors", "Layers"], path: "Sources/TestSupport"),
+        .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Models", "Optimizers", "TestSupport"]),
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "TestSupport"]),

@@ -1,3 +1,5 @@
+import Platform
+
 /// A reduction applied elementwise across ranks.
 public enum ReduceOperation: Sendable {
     case sum, max, min
@@ -5,6 +7,19 @@ public enum ReduceOperation: Sendable {
 
 /// The collectives pskd needs, over MPI between processes or within one process.
 /// Every rank must call each collective in the same order with matching sizes.
+///
+/// Code that trains or evaluates takes `any Communicator`, so it runs unchanged under `mpirun`
+/// (`MPICommunicator`) and in a test or a single process (`LocalCommunicator`):
+///
+/// ```swift
+/// let communicator: any Communicator = MPICommunicator.isLaunchedByMPI ? try MPICommunicator() : LocalCommunicator()
+/// try gradients.withUnsafeMutableBufferPointer { try communicator.allReduceMean($0) }
+/// let correct = try communicator.sum(Double(localCorrect))
+/// if communicator.isRoot { print("accuracy \(correct / Double(testCount))") }
+/// ```
+///
+/// Methods throw the transport's error (`MPIError` for MPI); a rank that cannot go on calls
+/// `abort(_:code:)` so that no other rank is left waiting in a collective.
 public protocol Communicator: AnyObject {
     /// This process's rank, 0 ..< size.
     var rank: Int { get }
@@ -75,20 +90,6 @@ public final class LocalCommunicator: Communicator {
     public func abort(_ message: String, code: Int32) -> Never {
         printError("[rank 0] \(message)")
         exit(code)
-    }
-}
-
-/// Writes `message` and a newline to standard error and flushes.
-public func printError(_ message: String) {
-    fflush(nil)
-    let line = Array((message + "\n").utf8)
-    line.withUnsafeBytes { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
-            if written <= 0 { return }
-            offset += written
-        }
     }
 }
 

@@ -1,4 +1,5 @@
 import CMPI
+import Platform
 
 /// A failed MPI call: names the function and gives MPI's own explanation.
 public struct MPIError: Error, CustomStringConvertible {

@@ -1,3 +1,4 @@
+import Platform
 import Synchronization
 
 /// What a rank is doing, as the stall watchdog reports it.
@@ -41,7 +42,7 @@ public struct ProgressState: Sendable, Equatable {
     public var epoch = 0
     public var step = 0
     public var progress: UInt64 = 0
-    /// `Clock.seconds()` of the last progress.
+    /// `Stopwatch.now` of the last progress.
     public var progressedAt = 0.0
     /// The median duration of the recent training steps (0 before the first).
     public var medianStepSeconds = 0.0
@@ -64,7 +65,7 @@ public final class ProgressBeacon: Sendable {
 
     public init() {
         var start = Guarded()
-        start.state.progressedAt = Clock.seconds()
+        start.state.progressedAt = Stopwatch.now
         guarded = Mutex(start)
     }
 
@@ -80,7 +81,7 @@ public final class ProgressBeacon: Sendable {
     /// the time since the previous step's start feeds the median step time.
     public func startStep(epoch: Int, step: Int) {
         guarded.withLock { guarded in
-            let now = Clock.seconds()
+            let now = Stopwatch.now
             if let started = guarded.stepStartedAt, guarded.state.epoch == epoch {
                 guarded.recentSteps.record(now - started)
                 guarded.state.medianStepSeconds = guarded.recentSteps.median
@@ -103,7 +104,7 @@ public final class ProgressBeacon: Sendable {
 
     private static func progress(_ state: inout ProgressState) {
         state.progress &+= 1
-        state.progressedAt = Clock.seconds()
+        state.progressedAt = Stopwatch.now
     }
 }
 

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#else
-import Darwin
-#endif
+import Platform
 
 /// A communicator that forwards to another and adds up the wall-clock time spent in each kind
 /// of collective, to measure communication's share of a step.
@@ -46,18 +42,8 @@ public final class TimedCommunicator: Communicator {
     public func abort(_ message: String, code: Int32) -> Never { base.abort(message, code: code) }
 
     private func timed<Result>(_ counter: inout Double, _ body: () throws -> Result) rethrows -> Result {
-        let start = Clock.seconds()
-        defer { counter += Clock.seconds() - start }
+        let stopwatch = Stopwatch()
+        defer { counter += stopwatch.elapsedSeconds }
         return try body()
-    }
-}
-
-/// A monotonic clock.
-public enum Clock {
-    /// Seconds from an arbitrary fixed point, monotonic.
-    public static func seconds() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
     }
 }

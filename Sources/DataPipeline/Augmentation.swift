@@ -22,18 +22,6 @@ public struct AugmentationConfig: Sendable, Equatable {
 
     /// Normalisation only: for evaluation.
     public static let none = AugmentationConfig()
-
-    /// The usual training recipe for `kind`, without CutMix: crop with padding 4 and flip for
-    /// CIFAR (the paper's recipe); flip without crop for Fashion-MNIST (garments are roughly
-    /// mirror-symmetric, and the 28 × 28 images are centred); nothing for MNIST (digits are not
-    /// mirror-symmetric).
-    public static func standardTraining(for kind: DatasetKind) -> AugmentationConfig {
-        switch kind {
-        case .cifar10, .cifar100: AugmentationConfig(cropPadding: 4, horizontalFlip: true)
-        case .fashionMNIST: AugmentationConfig(cropPadding: 0, horizontalFlip: true)
-        case .mnist: AugmentationConfig()
-        }
-    }
 }
 
 /// Per-sample augmentation: random crop with zero padding, horizontal flip, normalisation.

@@ -5,7 +5,7 @@ import Tensors
 /// on a background thread.
 ///
 ///     let loader = BatchLoader(dataset: train, schedule: sampler,
-///                              augmentation: .standardTraining(for: .fashionMNIST), seed: 1)
+///                              augmentation: DatasetSpec.fashionMNIST.standardAugmentation, seed: 1)
 ///     for batch in loader.epoch(t) { … }   // or: loader.start(epoch: t); while let batch = loader.next() { … }
 ///
 /// With `prefetch = k > 0` a producer thread fills a ring of `k + 1` buffers: it runs at most

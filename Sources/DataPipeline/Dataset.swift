@@ -54,26 +54,8 @@ public struct Dataset: Sendable {
         self.std = std
     }
 
-    /// Loads the data set called `name` (`fashion-mnist`, `mnist`, `cifar10` or `cifar100`).
-    ///
-    /// - Parameter directory: where the files are; `nil` means the kind's default directory
-    ///   (`/usr/share/datasets/fashion-mnist/` for Fashion-MNIST).
-    public static func load(name: String, split: DatasetSplit, directory: String? = nil) throws(DataError) -> Dataset {
-        try load(try DatasetKind(name: name), split: split, directory: directory)
-    }
-
-    /// Loads `kind`'s `split` from `directory`, or from the kind's default directory.
-    public static func load(_ kind: DatasetKind, split: DatasetSplit, directory: String? = nil) throws(DataError) -> Dataset {
-        let remedy = kind.remedy(directory: directory)
-        do {
-            return try kind.read(split: split, directory: directory ?? kind.defaultDirectory)
-        } catch {
-            throw error.withRemedy(remedy)
-        }
-    }
-
     /// The per-channel mean and population standard deviation of `pixels` in [0, 1] units, for
-    /// checking the constants of `DatasetKind` or normalising a data set without them.
+    /// checking the constants of a `DatasetSpec` or normalising a data set without them.
     public static func channelStatistics(pixels: [UInt8], channels: Int) -> (mean: [Float], std: [Float]) {
         let valuesPerChannel = Double(max(pixels.count / channels, 1))
         var mean: [Float] = []

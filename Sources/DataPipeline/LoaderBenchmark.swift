@@ -1,3 +1,5 @@
+import Platform
+
 /// The outcome of a `LoaderBenchmark` run.
 public struct LoaderBenchmarkResult: Sendable, CustomStringConvertible {
     /// Batches prepared ahead during the run (0 = synchronous).
@@ -31,8 +33,7 @@ public enum LoaderBenchmark {
         var epoch = 1
         loader.start(epoch: epoch)
         _ = loader.next()
-        let clock = ContinuousClock()
-        let start = clock.now
+        let stopwatch = Stopwatch()
         var delivered = 0
         while delivered < batches {
             guard loader.next() != nil else {
@@ -42,9 +43,8 @@ public enum LoaderBenchmark {
             }
             delivered += 1
         }
-        let elapsed = clock.now - start
+        let seconds = stopwatch.elapsedSeconds
         loader.stop()
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         return LoaderBenchmarkResult(prefetch: prefetch, batchSize: batchSize, batches: delivered,
                                      samples: delivered * batchSize, seconds: seconds)
     }

@@ -1,3 +1,4 @@
+import DataPipeline
 import Foundation
 import Training
 
@@ -230,7 +231,7 @@ public struct ExperimentReport: Sendable {
     /// ones (policy, seed, output, …) left out.
     static func displayValues(_ run: RunDirectory) -> [(String, String)] {
         let c = run.configuration
-        let cifar = c.dataset.hasPrefix("cifar")
+        let augmentation = (try? DatasetSpec.named(c.dataset))?.standardAugmentation ?? .none
         var values: [(String, String)] = [
             ("model", c.model == "preact-resnet18" && c.widthMultiplier != 1
                 ? "\(c.model) (width × \(number(c.widthMultiplier)))" : c.model),
@@ -246,8 +247,8 @@ public struct ExperimentReport: Sendable {
             ("lr schedule", c.learningRateSchedule
                 + (c.learningRateSchedule == "step" ? " (×0.1 after epochs \(c.milestones.map(String.init).joined(separator: ", ")))" : "")
                 + (c.warmupEpochs > 0 ? ", \(c.warmupEpochs) warm-up epochs" : "")),
-            ("random crop padding", String(c.cropPadding ?? (cifar ? 4 : 0))),
-            ("horizontal flip", (c.horizontalFlip ?? (c.dataset != "mnist")) ? "on" : "off"),
+            ("random crop padding", String(c.cropPadding ?? augmentation.cropPadding)),
+            ("horizontal flip", (c.horizontalFlip ?? augmentation.horizontalFlip) ? "on" : "off"),
             ("CutMix probability", number(c.cutMixProbability)),
             ("ECE bins", String(c.eceBins)),
         ]

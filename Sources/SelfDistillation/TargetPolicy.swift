@@ -2,6 +2,18 @@ import Tensors
 
 /// How a training target row is made from a sample's label (and, for PS-KD, its teacher row).
 /// The policies the paper compares: plain cross-entropy, label smoothing and PS-KD.
+///
+/// The trainer asks the policy for α_t once per epoch and for a batch's targets once per step:
+///
+/// ```swift
+/// let policy = TargetPolicy.progressiveSelfDistillation(finalAlpha: 0.8)
+/// let alpha = policy.alpha(epoch: epoch, totalEpochs: epochs)     // 0.8 · epoch / epochs
+/// policy.makeTargets(labels: batch.labels, indices: batch.indices, alpha: alpha,
+///                    teacher: teacher, into: targets)             // targets: [b, C]
+/// ```
+///
+/// A new policy is a new case here, with its command-line name in `name` and in
+/// `TrainConfig.targetPolicy()`.
 public enum TargetPolicy: Sendable, Equatable {
     /// The one-hot label.
     case crossEntropy
@@ -26,6 +38,11 @@ public enum TargetPolicy: Sendable, Equatable {
     }
 
     /// α_t for epoch `epoch` (1-based) of `totalEpochs`: α_T·t/T for PS-KD, 0 otherwise.
+    ///
+    /// - Parameters:
+    ///   - epoch: the epoch being trained, `1...totalEpochs`.
+    ///   - totalEpochs: T, the run's number of epochs.
+    /// - Returns: the weight of the teacher's row in this epoch's targets.
     public func alpha(epoch: Int, totalEpochs: Int) -> Float {
         guard case .progressiveSelfDistillation(let finalAlpha) = self else { return 0 }
         return finalAlpha * Float(epoch) / Float(max(totalEpochs, 1))
@@ -33,6 +50,13 @@ public enum TargetPolicy: Sendable, Equatable {
 
     /// Writes one target row per sample into `targets` `[labels.count, C]`. PS-KD reads each
     /// sample's row of `teacher` by its global index in `indices`; other policies ignore both.
+    ///
+    /// - Parameters:
+    ///   - labels: each sample's class, in `0..<C`.
+    ///   - indices: each sample's global index (its teacher row).
+    ///   - alpha: α_t from `alpha(epoch:totalEpochs:)`.
+    ///   - teacher: the teacher table; required by PS-KD, ignored otherwise.
+    ///   - targets: `[labels.count, C]`, overwritten.
     public func makeTargets(labels: [Int], indices: [Int], alpha: Float, teacher: TeacherTable?, into targets: Tensor) {
         precondition(!usesTeacher || teacher != nil, "PS-KD targets need the teacher table")
         let c = targets.shape[1]

@@ -1,6 +1,7 @@
 import Collectives
 import Foundation
 import Layers
+import Models
 import Optimizers
 import SelfDistillation
 import Tensors

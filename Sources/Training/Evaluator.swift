@@ -3,6 +3,7 @@ import DataPipeline
 import Foundation
 import Layers
 import Models
+import Platform
 import Tensors
 
 /// Evaluates a model on the whole test set across ranks: each rank scores its blocks of the test
@@ -95,8 +96,7 @@ public enum CheckpointEvaluation {
         var config = try snapshot.configuration(source: folder)
         if let dataDirectory { config.dataDirectory = dataDirectory }
         if let maxTestSamples { config.maxTestSamples = maxTestSamples }
-        let kind = try DatasetKind(name: config.dataset)
-        let test = try Dataset.load(kind, split: .test, directory: config.dataDirectory).prefix(config.maxTestSamples)
+        let test = try DatasetSpec.named(config.dataset).load(.test, directory: config.dataDirectory).prefix(config.maxTestSamples)
         let input = ModelZoo.Input(height: test.height, width: test.width, channels: test.channels, classes: test.classCount)
         let model = try ModelZoo.make(config.model, input: input, widthMultiplier: config.widthMultiplier,
                                       generator: RandomGenerator(seed: config.seed))

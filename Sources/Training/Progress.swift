@@ -1,11 +1,12 @@
 import Foundation
+import Platform
 
 /// Rank 0's progress within an epoch: a bar redrawn in place on a terminal, plain lines
 /// (about every 10 % of the epoch) when the output is a file or a pipe.
 final class Progress {
     let epoch: Int, epochs: Int, steps: Int, samplesPerStep: Int
     private let log: RunLog
-    private let start = Date()
+    private let stopwatch = Stopwatch()
     // Under mpirun a rank's stdout is a pseudo-terminal even when mpirun's is a file: plain lines there.
     private let isTerminal = isatty(1) == 1 && getenv("OMPI_COMM_WORLD_SIZE") == nil
     private var lastStep = 0
@@ -14,7 +15,7 @@ final class Progress {
         (self.epoch, self.epochs, self.steps, self.samplesPerStep, self.log) = (epoch, epochs, steps, samplesPerStep, log)
     }
 
-    var elapsed: Double { Date().timeIntervalSince(start) }
+    var elapsed: Double { stopwatch.elapsedSeconds }
     var samplesPerSecond: Double { Double(lastStep * samplesPerStep) / max(elapsed, 1e-9) }
 
     /// Reports that `step` (1-based) finished with global mean loss `loss`.

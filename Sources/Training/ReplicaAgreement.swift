@@ -1,6 +1,7 @@
 import Collectives
 import Foundation
 import Layers
+import Models
 
 /// Keeps the model replicas of all ranks identical where they must be.
 enum ReplicaAgreement {

@@ -1,5 +1,5 @@
-import Collectives
 import Foundation
+import Platform
 
 #if canImport(Glibc)
 import Glibc
@@ -82,9 +82,7 @@ final class RunOwnership {
             printError("pskd: warning: cannot lock \(lockPath) (\(String(cString: strerror(reason)))): "
                 + "a second job on \(runDirectory) would not be detected")
         }
-        var host = [CChar](repeating: 0, count: 256)
-        gethostname(&host, host.count)
-        let identity = "host \(String(cString: host)), pid \(getpid()), since \(ISO8601DateFormatter().string(from: Date()))\n"
+        let identity = "host \(hostName()), pid \(getpid()), since \(ISO8601DateFormatter().string(from: Date()))\n"
         _ = ftruncate(fd, 0)
         _ = identity.withCString { pwrite(fd, $0, strlen($0), 0) }
         return fd

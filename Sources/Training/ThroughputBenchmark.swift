@@ -3,6 +3,7 @@ import DataPipeline
 import Layers
 import Models
 import Optimizers
+import Platform
 import SelfDistillation
 import Tensors
 
@@ -87,9 +88,9 @@ public enum ThroughputBenchmark {
         let c = Tensor(zeros: [n, n])
         var best = Double.infinity
         for _ in 0..<repetitions {
-            let start = Clock.seconds()
+            let stopwatch = Stopwatch()
             BLAS.gemm(.none, .none, m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n, c: c.pointer, ldc: n)
-            best = min(best, Clock.seconds() - start)
+            best = min(best, stopwatch.elapsedSeconds)
         }
         return 2 * Double(n * n * n) / best / 1e9
     }
@@ -130,9 +131,9 @@ private final class BenchmarkSteps {
 
     /// One step; returns its wall-clock seconds.
     func timedStep(policy: TargetPolicy) throws -> Double {
-        let start = Clock.seconds()
+        let stopwatch = Stopwatch()
         try step(policy: policy)
-        return Clock.seconds() - start
+        return stopwatch.elapsedSeconds
     }
 
     func step(policy: TargetPolicy) throws {

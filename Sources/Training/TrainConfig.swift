@@ -4,8 +4,19 @@ import Models
 import Optimizers
 import SelfDistillation
 
-/// Everything that determines a training run, resolved from flags (and later a config file).
-/// Every rank must hold the same configuration: the trainer compares a hash of it across ranks.
+/// Everything that determines a training run: a plain value, filled from the command line and
+/// config files (each setting's name, range and help are declared once, in `TrainSetting.swift`),
+/// saved as the run directory's `config.json` and compared across ranks at start-up. The
+/// defaults are `pskd train`'s.
+///
+/// ```swift
+/// var config = TrainConfig()                 // cnn on Fashion-MNIST, PS-KD, 3 epochs
+/// config.dataset = "cifar10"
+/// config.dataDirectory = "data/cifar-10-batches-bin"
+/// config.model = "preact-resnet18"
+/// try config.validate(ranks: 2)              // every range, and the batch splits over 2 ranks
+/// let policy = try config.targetPolicy()     // .progressiveSelfDistillation(finalAlpha: 0.8)
+/// ```
 public struct TrainConfig: Sendable, Codable, Equatable {
     public var model = "cnn"
     public var widthMultiplier = 1.0

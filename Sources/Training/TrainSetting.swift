@@ -141,7 +141,7 @@ extension TrainSetting {
         text("model", \.model, "The network (default cnn).", choices: ModelZoo.names),
         number("width-multiplier", \.widthMultiplier, "Channel width multiplier of preact-resnet18 (default 1).",
                range: "0.0625...16 (at least 4 channels in the narrowest layer)") { (0.0625...16).contains($0) },
-        text("dataset", \.dataset, "The data set (default fashion-mnist).", choices: DatasetKind.allCases.map(\.rawValue)),
+        text("dataset", \.dataset, "The data set (default fashion-mnist).", choices: DatasetSpec.names),
         optionalText("data-dir", \.dataDirectory, "Directory of the data set's files (default: Debian's for Fashion-MNIST)."),
         optionalInteger("max-train-samples", \.maxTrainSamples, "Train on the first K samples only (default all).",
                         range: "at least 1 (and one global batch)") { $0 >= 1 },

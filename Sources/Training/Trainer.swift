@@ -4,11 +4,29 @@ import Foundation
 import Layers
 import Models
 import Optimizers
+import Platform
 import SelfDistillation
 import Tensors
 
 /// Data-parallel PS-KD training: one model replica per rank, each on its shard of every global
 /// batch; gradients averaged over all ranks; every rank keeps the same teacher table.
+///
+/// `init(config:communicator:)` validates the settings, takes the run directory (rank 0), loads
+/// the data, builds the model identically on every rank and resumes from the newest checkpoint
+/// when asked; `run()` trains the remaining epochs, evaluating, logging and checkpointing after
+/// each, and returns the last epoch's record (nil when there was nothing left to train).
+/// Every rank of the job makes the same calls; an error on one rank is an error on all.
+///
+/// ```swift
+/// var config = TrainConfig()
+/// config.model = "cnn"
+/// config.policy = "pskd"
+/// config.epochs = 2
+/// config.maxTrainSamples = 1_000
+/// config.outputDirectory = "runs/quick"
+/// let trainer = try Trainer(config: config, communicator: LocalCommunicator())
+/// if let last = try trainer.run() { print("top-1 error", last.testTop1Error) }
+/// ```
 public final class Trainer {
     public let config: TrainConfig
     public let communicator: any Communicator
@@ -100,7 +118,7 @@ public final class Trainer {
             log.say("pskd: \(completedEpochs) of \(config.epochs) epochs are already complete"
                 + (lastEpoch < config.epochs ? " (--stop-after \(lastEpoch))" : "") + ": nothing to train")
         }
-        let start = Clock.seconds()
+        let stopwatch = Stopwatch()
         StopRequest.install()
         do {
             for epoch in (completedEpochs + 1)..<max(lastEpoch + 1, completedEpochs + 1) {
@@ -115,7 +133,7 @@ public final class Trainer {
             throw interruption
         }
         if let teacher { try verifyIdenticalTeachers(teacher) }
-        sayFinished(startedAt: start)
+        sayFinished(startedAt: stopwatch)
         return last
     }
 
@@ -170,12 +188,12 @@ extension Trainer {
 
     /// The closing lines: the final and the best epoch (of all the run's epochs, resumed ones
     /// included) with their test metrics, the time, and where everything is.
-    private func sayFinished(startedAt start: Double) {
+    private func sayFinished(startedAt stopwatch: Stopwatch) {
         let records = log.records()
         if let final = records.last, let best = records.min(by: { $0.testTop1Error < $1.testTop1Error }) {
             let total = records.reduce(0) { $0 + $1.seconds }
             log.say(String(format: "pskd: finished %d of %d epochs (%.1f s in all, %.1f s in this job)", final.epoch, config.epochs,
-                           total, Clock.seconds() - start))
+                           total, stopwatch.elapsedSeconds))
             log.say("pskd: final epoch " + final.testSummary)
             log.say("pskd: best top-1 epoch " + best.testSummary)
         }

@@ -12,16 +12,16 @@ struct TrainingData {
     let testLoader: BatchLoader
 
     init(config: TrainConfig, communicator: any Communicator) throws {
-        let kind = try DatasetKind(name: config.dataset)
-        train = try Dataset.load(kind, split: .train, directory: config.dataDirectory).prefix(config.maxTrainSamples)
-        test = try Dataset.load(kind, split: .test, directory: config.dataDirectory).prefix(config.maxTestSamples)
+        let spec = try DatasetSpec.named(config.dataset)
+        train = try spec.load(.train, directory: config.dataDirectory).prefix(config.maxTrainSamples)
+        test = try spec.load(.test, directory: config.dataDirectory).prefix(config.maxTestSamples)
         guard config.batchSize <= train.count else {
             throw ConfigurationError("batch-size \(config.batchSize) is larger than the \(train.count) training samples: choose a batch of at most \(train.count)")
         }
         let sampler = try ShardedSampler(sampleCount: train.count, globalBatchSize: config.batchSize,
                                          rank: communicator.rank, worldSize: communicator.size,
                                          seed: config.seed, dropLast: config.dropLast)
-        var augmentation = AugmentationConfig.standardTraining(for: kind)
+        var augmentation = spec.standardAugmentation
         if let padding = config.cropPadding { augmentation.cropPadding = padding }
         if let flip = config.horizontalFlip { augmentation.horizontalFlip = flip }
         augmentation.cutMixProbability = config.cutMixProbability

@@ -1,5 +1,6 @@
 import Collectives
 import Layers
+import Models
 import Optimizers
 import Tensors
 

@@ -1,5 +1,6 @@
 import Collectives
 import Foundation
+import Platform
 import Synchronization
 
 /// Ends a job whose rank stopped making progress, within a bounded time, naming the rank.
@@ -65,7 +66,7 @@ public final class StallWatchdog: @unchecked Sendable {
         mine.appendLittleEndian(socket.endpoint.port)
         mine.appendLittleEndian(UInt32(bitPattern: getpid()))
         let all = try mine.withUnsafeBytes { try communicator.allGather($0) }
-        let now = Clock.seconds()
+        let now = Stopwatch.now
         let views = hosts.indices.map { r in
             let record = Array(all[(r * 10)..<(r * 10 + 10)])
             return RankView(rank: r, host: hosts[r], pid: Int32(bitPattern: record.littleEndian(UInt32.self, at: 6)),
@@ -125,23 +126,23 @@ public final class StallWatchdog: @unchecked Sendable {
     private func run() {
         let interval = min(0.5, (detector.explicitTimeout ?? 5) / 10)
         var sequence: UInt64 = 0
-        var nextBeat = Clock.seconds(), nextCheck = nextBeat + 1
+        var nextBeat = Stopwatch.now, nextCheck = nextBeat + 1
         while !stopping.load(ordering: .acquiring) {
-            let now = Clock.seconds()
+            let now = Stopwatch.now
             if now >= nextBeat {
                 sendHeartbeat(sequence: &sequence)
                 nextBeat = now + interval
             }
             guard isObserver else {
-                usleep(UInt32(max(0, nextBeat - Clock.seconds()) * 1e6))
+                usleep(UInt32(max(0, nextBeat - Stopwatch.now) * 1e6))
                 continue
             }
-            if let (bytes, sender) = socket.receive(waitingAtMost: min(0.1, max(0, nextBeat - Clock.seconds()))) {
+            if let (bytes, sender) = socket.receive(waitingAtMost: min(0.1, max(0, nextBeat - Stopwatch.now))) {
                 record(bytes, from: sender)
             }
-            if Clock.seconds() >= nextCheck {
+            if Stopwatch.now >= nextCheck {
                 checkForStall()
-                nextCheck = Clock.seconds() + min(1, interval)
+                nextCheck = Stopwatch.now + min(1, interval)
             }
         }
         for _ in 0..<3 { sendHeartbeat(sequence: &sequence) }  // phase finished: UDP may drop one
@@ -150,7 +151,7 @@ public final class StallWatchdog: @unchecked Sendable {
 
     private func sendHeartbeat(sequence: inout UInt64) {
         let state = beacon.state
-        let beat = Heartbeat(rank: rank, state: state, secondsSinceProgress: max(0, Clock.seconds() - state.progressedAt), sequence: sequence)
+        let beat = Heartbeat(rank: rank, state: state, secondsSinceProgress: max(0, Stopwatch.now - state.progressedAt), sequence: sequence)
         sequence += 1
         let bytes = beat.encoded(token: token)
         for destination in destinations { socket.send(bytes, to: destination) }
@@ -160,7 +161,7 @@ public final class StallWatchdog: @unchecked Sendable {
     private func record(_ bytes: ArraySlice<UInt8>, from sender: Endpoint) {
         let ranks = views.withLock { $0.count }
         guard let beat = Heartbeat(decoding: bytes, token: token, ranks: ranks) else { return }
-        let now = Clock.seconds()
+        let now = Stopwatch.now
         views.withLock { views in
             guard views[beat.rank].endpoint == sender, beat.sequence >= (views[beat.rank].last?.sequence ?? 0) else { return }
             views[beat.rank].last = beat
@@ -169,7 +170,7 @@ public final class StallWatchdog: @unchecked Sendable {
     }
 
     private func checkForStall() {
-        let (snapshot, now) = (views.withLock { $0 }, Clock.seconds())
+        let (snapshot, now) = (views.withLock { $0 }, Stopwatch.now)
         guard let stall = detector.check(snapshot, at: now) else { return }
         // Rank 0 acts on any stall; the watcher on rank 0's, or when rank 0 has not acted in time.
         guard rank == 0 || stall.rank == 0 || stall.seconds > stall.budget + 15 else { return }

@@ -3,6 +3,7 @@ import Collectives
 import DataPipeline
 import Foundation
 import Layers
+import Platform
 import Models
 import Training
 import Watchdog
@@ -59,7 +60,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     private func runLoader() throws {
-        let data = try Dataset.load(.fashionMNIST, split: .train, directory: dataDir)
+        let data = try DatasetSpec.fashionMNIST.load(.train, directory: dataDir)
         let augmentation = AugmentationConfig(cropPadding: 2, horizontalFlip: true)
         let results = try [0, 2].map { prefetch in
             try LoaderBenchmark.run(dataset: data, batchSize: batchSize, prefetch: prefetch, batches: 1000, augmentation: augmentation)

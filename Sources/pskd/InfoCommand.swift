@@ -1,5 +1,6 @@
 import ArgumentParser
 import Collectives
+import Platform
 import Tensors
 
 #if canImport(Glibc)

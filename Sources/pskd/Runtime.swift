@@ -57,10 +57,3 @@ func withCommunicator(_ subcommand: String, settings: [String: String]? = nil,
 
 /// Flushes every C output stream (a rank's stdout is a block-buffered pipe).
 func flushOutput() { fflush(nil) }
-
-/// This machine's host name.
-func hostName() -> String {
-    var name = [CChar](repeating: 0, count: 256)
-    gethostname(&name, name.count)
-    return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}

@@ -14,12 +14,6 @@ final class CommunicatorTests: XCTestCase {
         XCTAssertTrue(communicator.isRoot)
     }
 
-    func testPlacementCountsCPUs() {
-        XCTAssertGreaterThanOrEqual(ProcessPlacement.allowedCPUCount, 1)
-        XCTAssertLessThanOrEqual(ProcessPlacement.allowedCPUCount, ProcessPlacement.onlineCPUCount)
-        XCTAssertEqual(ProcessPlacement.blasThreads(requested: 3), 3)
-    }
-
     /// `pskd info` under mpirun: every rank initialises MPI, reports, and the job exits cleanly.
     func testInfoRunsOnEveryRank() throws {
         let outcome = try ExecutableRunner.mpirun(ranks: 2, ["info"], timeout: 120)

@@ -174,7 +174,8 @@ final class AugmentationTests: XCTestCase {
     }
 
     func testStandardTrainingRecipes() {
-        XCTAssertEqual(AugmentationConfig.standardTraining(for: .cifar100), AugmentationConfig(cropPadding: 4, horizontalFlip: true))
-        XCTAssertEqual(AugmentationConfig.standardTraining(for: .mnist), .none)
+        XCTAssertEqual(DatasetSpec.cifar100.standardAugmentation, AugmentationConfig(cropPadding: 4, horizontalFlip: true))
+        XCTAssertEqual(DatasetSpec.fashionMNIST.standardAugmentation, AugmentationConfig(horizontalFlip: true))
+        XCTAssertEqual(DatasetSpec.mnist.standardAugmentation, .none)
     }
 }

@@ -152,7 +152,7 @@ final class IDXReaderTests: XCTestCase {
 
     func testDamagedFileRemedyNamesThePackageForTheDefaultDirectory() {
         let error = DataError(.truncated, file: "x", expected: "a", found: "b", remedy: "")
-            .withRemedy(DatasetKind.fashionMNIST.remedy(directory: nil))
+            .withRemedy(DatasetSpec.fashionMNIST.source.remedy(for: .fashionMNIST, directory: nil))
         XCTAssertTrue(error.description.contains("dataset-fashion-mnist") && error.description.contains("--data-dir"))
     }
 
@@ -163,7 +163,7 @@ final class IDXReaderTests: XCTestCase {
     // MARK: - The real Fashion-MNIST
 
     func testRealFashionMNIST() throws {
-        guard let directory = DatasetKind.fashionMNIST.defaultDirectory,
+        guard let directory = DatasetSpec.fashionMNIST.installedCopy?.directory,
               FileManager.default.fileExists(atPath: directory) else {
             throw XCTSkip("Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)")
         }
