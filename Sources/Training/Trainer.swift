@@ -42,7 +42,7 @@ public final class Trainer {
         policy = try config.targetPolicy()
         teacher = policy.usesTeacher ? TeacherTable(labels: data.train.labels.map(Int.init), classCount: model.classCount) : nil
         step = TrainingStep(model: model, optimizer: try config.makeOptimizer(parameterCount: model.parameters.parameterCount),
-                            communicator: communicator)
+                            communicator: communicator, microBatches: config.microBatchesPerStep)
         schedule = try config.schedule()
         log = RunLog(directory: config.outputDirectory, isWriter: communicator.isRoot)
         let localBatch = config.batchSize / communicator.size
