@@ -24,6 +24,8 @@ public final class Trainer {
     private let ownership: RunOwnership?
     private let checkpoints: CheckpointStore
     private let targets: Tensor, mixedTargets: Tensor  // (b, C)
+    /// Called after every training step with what it trained on (for tests and diagnostics).
+    public var stepObserver: ((StepObservation) -> Void)?
     /// Epochs already completed (by a resumed checkpoint), 0 for a fresh run.
     public private(set) var completedEpochs = 0
 
@@ -129,6 +131,8 @@ public final class Trainer {
             policy.makeTargets(labels: labels, indices: batch.indices, alpha: alpha, teacher: teacher, into: targets)
             batch.mixTargets(targets, into: mixedTargets)
             let result = try step(inputs: batch.inputs, targets: mixedTargets, learningRate: Float(learningRate))
+            stepObserver?(StepObservation(epoch: epoch, step: batch.step, alpha: alpha, indices: batch.indices, labels: labels,
+                                          targets: mixedTargets, probabilities: result.probabilities, loss: result.loss))
             try teacher?.update(indices: batch.indices, probabilities: result.probabilities,
                                 isWritten: batch.isPadding.map { !$0 && batch.cutMix == nil }, communicator: communicator)
             let (globalLoss, stopRequested) = try agreeAfterStep(loss: result.loss)
