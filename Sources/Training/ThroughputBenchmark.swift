@@ -135,7 +135,8 @@ private final class BenchmarkSteps {
         let slots = sampler.slots(step: position % sampler.stepsPerEpoch, order: order)
         position += 1
         policy.makeTargets(labels: labels, indices: slots.indices, alpha: 0.5, teacher: teacher, into: targets)
-        let result = try step(inputs: inputs, targets: targets, learningRate: 0.01)
+        let result = try step(inputs: inputs, targets: targets, samples: BatchSamples(seed: 1, epoch: 1, indices: slots.indices),
+                              learningRate: 0.01)
         if policy.usesTeacher {
             try teacher.update(indices: slots.indices, probabilities: result.probabilities,
                                isWritten: slots.isPadding.map { !$0 }, communicator: communicator)

@@ -130,7 +130,9 @@ public final class Trainer {
             let labels = batch.labels.map(Int.init)
             policy.makeTargets(labels: labels, indices: batch.indices, alpha: alpha, teacher: teacher, into: targets)
             batch.mixTargets(targets, into: mixedTargets)
-            let result = try step(inputs: batch.inputs, targets: mixedTargets, learningRate: Float(learningRate))
+            let result = try step(inputs: batch.inputs, targets: mixedTargets,
+                                  samples: BatchSamples(seed: config.seed, epoch: epoch, indices: batch.indices),
+                                  learningRate: Float(learningRate))
             stepObserver?(StepObservation(epoch: epoch, step: batch.step, alpha: alpha, indices: batch.indices, labels: labels,
                                           targets: mixedTargets, probabilities: result.probabilities, loss: result.loss))
             try teacher?.update(indices: batch.indices, probabilities: result.probabilities,

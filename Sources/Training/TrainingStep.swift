@@ -20,6 +20,8 @@ public final class TrainingStep {
     /// Micro-batches per step, K ≥ 1.
     public let microBatches: Int
     private let loss = SoftmaxCrossEntropy()
+    /// The model's Dropout layers, told each micro-batch's samples.
+    private let dropoutLayers: [Dropout]
     private var probabilities = Tensor(zeros: [0])  // (b, C), the whole batch's softmax rows
 
     /// What a step returns.
@@ -38,11 +40,14 @@ public final class TrainingStep {
         self.optimizer = optimizer
         self.communicator = communicator
         self.microBatches = microBatches
+        dropoutLayers = model.network.descendants().compactMap { $0 as? Dropout }
     }
 
     /// Trains on one batch. `targets` holds one probability row per sample; the batch's rows
-    /// must divide into `microBatches` equal parts.
-    public func callAsFunction(inputs: Tensor, targets: Tensor, learningRate: Float) throws -> Result {
+    /// must divide into `microBatches` equal parts. `samples` names the rows' samples, from
+    /// which Dropout draws its masks (required when the model has Dropout).
+    public func callAsFunction(inputs: Tensor, targets: Tensor, samples: BatchSamples? = nil,
+                               learningRate: Float) throws -> Result {
         let rows = inputs.shape[0]
         precondition(rows % microBatches == 0, "a batch of \(rows) rows does not divide into \(microBatches) micro-batches")
         let parameters = model.parameters
@@ -51,6 +56,7 @@ public final class TrainingStep {
         var lossSum = 0.0
         for part in 0..<microBatches {
             let range = (part * rows / microBatches)..<((part + 1) * rows / microBatches)
+            if let samples { tellDropout(BatchSamples(seed: samples.seed, epoch: samples.epoch, indices: Array(samples.indices[range]))) }
             lossSum += try accumulateGradients(inputs: inputs.rows(range), targets: targets.rows(range),
                                                batchRows: rows, probabilities: batchProbabilities.rows(range))
         }
@@ -67,6 +73,10 @@ public final class TrainingStep {
         model.backward(result.logitGradients)
         probabilities.assign(result.probabilities)
         return result.loss
+    }
+
+    private func tellDropout(_ samples: BatchSamples) {
+        for layer in dropoutLayers { layer.samples = samples }
     }
 
     /// The step's `[b, C]` buffer of softmax rows, reallocated only when the shape changes.
