@@ -56,7 +56,7 @@ public final class TrainingStep {
         var lossSum = 0.0
         for part in 0..<microBatches {
             let range = (part * rows / microBatches)..<((part + 1) * rows / microBatches)
-            if let samples { tellDropout(BatchSamples(seed: samples.seed, epoch: samples.epoch, indices: Array(samples.indices[range]))) }
+            if let samples { tellDropout(samples, rows: range) }
             lossSum += try accumulateGradients(inputs: inputs.rows(range), targets: targets.rows(range),
                                                batchRows: rows, probabilities: batchProbabilities.rows(range))
         }
@@ -75,8 +75,12 @@ public final class TrainingStep {
         return result.loss
     }
 
-    private func tellDropout(_ samples: BatchSamples) {
-        for layer in dropoutLayers { layer.samples = samples }
+    /// Gives the model's Dropout layers the samples of the micro-batch `rows` (nothing to do,
+    /// and nothing allocated, for a model without Dropout).
+    private func tellDropout(_ samples: BatchSamples, rows: Range<Int>) {
+        guard !dropoutLayers.isEmpty else { return }
+        let part = BatchSamples(seed: samples.seed, epoch: samples.epoch, indices: Array(samples.indices[rows]))
+        for layer in dropoutLayers { layer.samples = part }
     }
 
     /// The step's `[b, C]` buffer of softmax rows, reallocated only when the shape changes.
