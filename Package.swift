@@ -87,8 +87,8 @@ let package = Package(
         .testTarget(name: "DataPipelineTests", dependencies: ["DataPipeline", "CZlib", "TestSupport"]),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "TestSupport"]),
         .testTarget(name: "WatchdogTests", dependencies: ["Watchdog", "Collectives", "TestSupport"]),
-        .testTarget(name: "SelfDistillationTests", dependencies: ["SelfDistillation", "Collectives", "Tensors"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Tensors", "TestSupport"]),
+        .testTarget(name: "SelfDistillationTests", dependencies: ["SelfDistillation", "Collectives", "Tensors", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Collectives", "DataPipeline", "Layers", "Models", "Tensors", "TestSupport"]),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Training", "TestSupport"]),
         .testTarget(name: "ClusterTests", dependencies: ["TestSupport"]),
     ]

@@ -46,6 +46,16 @@ public struct CutMixInfo: Sendable, Equatable {
 /// partners from a random permutation of the batch's rows; each row's box is replaced by its
 /// partner's, and λ is set to the exact unpasted fraction, as in the paper's reference code.
 /// Draws, in order: the apply decision, λ, the box centre, the partner permutation.
+///
+/// **CutMix depends on the rank count.** It mixes each rank's share of the global batch on its
+/// own, from a generator keyed by (seed, epoch, step, rank): the decision, λ, the box and the
+/// partners (a permutation of the rank's b = B/R rows) all change with R, so the same global
+/// batch is mixed differently on 1, 2 or 4 ranks, and so is the whole run. (It is independent of
+/// `--accumulate-steps`: the loader mixes the rank's whole batch before it is cut into
+/// micro-batches.) Rank-independent partners would need groups of the global batch that never
+/// straddle ranks for every valid rank count; with b odd for some R (B = 6 on 2 ranks) only
+/// groups of one sample qualify, which is no mixing at all, so the dependence stays and is
+/// documented instead (README, "How it works").
 enum CutMix {
     /// Separates CutMix's generator from the per-sample augmentation streams.
     static let streamKey: UInt64 = 0x4375_744D_6978  // "CutMix"

@@ -111,7 +111,7 @@ public final class Conv2d: Layer {
     }
 
     public func backward(_ outputGradient: Tensor) -> Tensor {
-        let dx = computesInputGradient ? inputGradient.tensor(input.shape) : input
+        let dx = computesInputGradient ? inputGradient.tensor(input.shape) : .noInputGradient
         if usesWinograd {
             winogradBackward(outputGradient, inputGradient: dx)
         } else {
@@ -164,7 +164,7 @@ public final class Conv2d: Layer {
                       c: dcols, ldc: tapLength)
             accumulateColumns(dcols, into: dx.pointer, chunk, geometry)
         }
-        unpackWeight(from: packedGradient.pointer, into: weight.gradient.pointer)
+        addUnpackedWeight(from: packedGradient.pointer, into: weight.gradient.pointer)
     }
 
     // MARK: - Winograd F(2×2, 3×3)
@@ -379,21 +379,22 @@ public final class Conv2d: Layer {
     // MARK: - Weight layout: PyTorch [out, in, kh, kw] ↔ packed [out, kh, kw, in]
 
     private func packWeight(from w: UnsafeMutablePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
-        repack(pyTorch: w, packed: packed, toPacked: true)
+        forEachTap { p, q in packed[p] = w[q] }
     }
 
-    private func unpackWeight(from packed: UnsafeMutablePointer<Float>, into w: UnsafeMutablePointer<Float>) {
-        repack(pyTorch: w, packed: packed, toPacked: false)
+    /// Adds a packed weight gradient into the PyTorch-layout gradient `w` (gradients accumulate).
+    private func addUnpackedWeight(from packed: UnsafeMutablePointer<Float>, into w: UnsafeMutablePointer<Float>) {
+        forEachTap { p, q in w[q] += packed[p] }
     }
 
-    /// Copies between the two layouts, in the direction `toPacked` says.
-    private func repack(pyTorch w: UnsafeMutablePointer<Float>, packed: UnsafeMutablePointer<Float>, toPacked: Bool) {
+    /// Calls `body(packedOffset, pyTorchOffset)` for every weight element.
+    @inline(__always)
+    private func forEachTap(_ body: (_ packed: Int, _ pyTorch: Int) -> Void) {
         let taps = kernelSize * kernelSize
         for o in 0..<outputChannels {
             for c in 0..<inputChannels {
                 for t in 0..<taps {
-                    let p = (o * taps + t) * inputChannels + c, q = (o * inputChannels + c) * taps + t
-                    if toPacked { packed[p] = w[q] } else { w[q] = packed[p] }
+                    body((o * taps + t) * inputChannels + c, (o * inputChannels + c) * taps + t)
                 }
             }
         }

@@ -24,22 +24,29 @@ enum Elementwise {
         }
     }
 
-    /// Writes `dz = dy · act'(y)` (skipped for identity, where `dz` is `dy`) and the column sums
-    /// of `dz` into `biasGradient`, in one pass.
+    /// Writes `dz = dy · act'(y)` (skipped for identity, where `dz` is `dy`) and adds the column
+    /// sums of `dz` to `biasGradient`, in one pass. The sums are formed on their own and added
+    /// once, so a second batch adds exactly its own sums (accumulation, see `Layer`).
     @inline(__always)
     static func activationBackwardAndBiasGradient(
         outputGradient dy: UnsafeMutablePointer<Float>, output y: UnsafeMutablePointer<Float>,
         preActivationGradient dz: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
         activation: Activation, biasGradient: UnsafeMutablePointer<Float>?
     ) {
-        if let db = biasGradient { db.update(repeating: 0, count: columns) }
-        for r in 0..<rows {
-            let base = r * columns
-            if activation == .relu {
-                for c in 0..<columns { dz[base + c] = y[base + c] > 0 ? dy[base + c] : 0 }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: biasGradient == nil ? 0 : columns) { sums in
+            let sums = sums.baseAddress
+            sums?.update(repeating: 0, count: columns)
+            for r in 0..<rows {
+                let base = r * columns
+                if activation == .relu {
+                    for c in 0..<columns { dz[base + c] = y[base + c] > 0 ? dy[base + c] : 0 }
+                }
+                if let sums {
+                    for c in 0..<columns { sums[c] += dz[base + c] }
+                }
             }
-            if let db = biasGradient {
-                for c in 0..<columns { db[c] += dz[base + c] }
+            if let sums, let biasGradient {
+                for c in 0..<columns { biasGradient[c] += sums[c] }
             }
         }
     }

@@ -55,11 +55,11 @@ public final class Linear: Layer {
             outputGradient: outputGradient.pointer, output: output.tensor([n, outputFeatures]).pointer,
             preActivationGradient: dz.pointer, rows: n, columns: outputFeatures,
             activation: activation, biasGradient: bias?.gradient.pointer)
-        // dW (out, in) = dzᵀ (out, N) · x (N, in)
+        // dW (out, in) += dzᵀ (out, N) · x (N, in)
         BLAS.gemm(.transposed, .none, m: outputFeatures, n: inputFeatures, k: n,
                   a: dz.pointer, lda: outputFeatures, b: input.pointer, ldb: inputFeatures,
-                  c: weight.gradient.pointer, ldc: inputFeatures)
-        guard computesInputGradient else { return input }
+                  beta: 1, c: weight.gradient.pointer, ldc: inputFeatures)
+        guard computesInputGradient else { return .noInputGradient }
         // dx (N, in) = dz (N, out) · W (out, in)
         let dx = inputGradient.tensor(input.shape)
         BLAS.gemm(.none, .none, m: n, n: inputFeatures, k: outputFeatures,

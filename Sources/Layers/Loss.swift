@@ -11,7 +11,7 @@ public final class SoftmaxCrossEntropy {
         public let loss: Double
         /// softmax(z), one row per sample (PS-KD stores these as next epoch's teacher).
         public let probabilities: Tensor
-        /// ∂loss/∂z = (softmax(z) − t) / N.
+        /// ∂loss/∂z = (softmax(z) − t) / N, with N the rows the gradient averages over.
         public let logitGradients: Tensor
     }
 
@@ -20,15 +20,18 @@ public final class SoftmaxCrossEntropy {
 
     public init() {}
 
-    /// Evaluates the loss of `logits` against `targets` (both `[N, C]`).
-    public func callAsFunction(logits: Tensor, targets: Tensor) throws(ShapeError) -> Result {
+    /// Evaluates the loss of `logits` against `targets` (both `[N, C]`). The gradient averages
+    /// over `gradientRows` rows (default the N given): the rows of the whole batch when these
+    /// logits are one of its micro-batches, so that the micro-batches' gradients add up to the
+    /// whole batch's. `loss` is always the mean over the N rows given.
+    public func callAsFunction(logits: Tensor, targets: Tensor, gradientRows: Int? = nil) throws(ShapeError) -> Result {
         guard logits.rank == 2, logits.shape == targets.shape else {
             throw ShapeError("SoftmaxCrossEntropy needs logits and targets of one shape [N, C], got \(logits.shape) and \(targets.shape)")
         }
         let (rows, classes) = (logits.shape[0], logits.shape[1])
         let p = probabilities.tensor(logits.shape), g = gradients.tensor(logits.shape)
         let z = logits.pointer, t = targets.pointer, prob = p.pointer, grad = g.pointer
-        let scale = 1 / Float(rows)
+        let scale = 1 / Float(gradientRows ?? rows)
         var total = 0.0
         for r in 0..<rows {
             let base = r * classes

@@ -130,20 +130,24 @@ public final class BatchNorm: Layer {
         let rows = input.count / channels, c = channels
         let terms = BackwardTerms(dy: outputGradient.pointer, x: input.pointer, batch: batch,
                                   relu: activation == .relu)
-        let dgamma = weight.gradient.pointer, dbeta = bias.gradient.pointer
         let (sumG, sumGX) = ChannelSums.sums(terms, rows: rows, channels: c)
+        // This batch's dβ and dγ (the input gradient needs them, not the accumulated gradients),
+        // then the input gradient's per-channel scale: [dβ | dγ | scale].
+        var channelTerms = [Float](repeating: 0, count: 3 * c)
+        let accumulatedBeta = bias.gradient.pointer, accumulatedGamma = weight.gradient.pointer
         for k in 0..<c {
-            dbeta[k] = Float(sumG[k])
-            dgamma[k] = Float(sumGX[k])
+            channelTerms[k] = Float(sumG[k])
+            channelTerms[c + k] = Float(sumGX[k])
+            accumulatedBeta[k] += channelTerms[k]
+            accumulatedGamma[k] += channelTerms[c + k]
         }
-        guard computesInputGradient else { return input }
+        guard computesInputGradient else { return .noInputGradient }
         let dxTensor = inputGradient.tensor(input.shape)
         let dx = dxTensor.pointer, gamma = weight.value.pointer
         let n = Float(rows)
-        var scale = [Float](repeating: 0, count: c)
-        for k in 0..<c { scale[k] = gamma[k] * batch.inverseStd[k] / n }
-        scale.withUnsafeBufferPointer { scale in
-            let scale = scale.baseAddress!
+        for k in 0..<c { channelTerms[2 * c + k] = gamma[k] * batch.inverseStd[k] / n }
+        channelTerms.withUnsafeBufferPointer { channelTerms in
+            let dbeta = channelTerms.baseAddress!, dgamma = dbeta + c, scale = dbeta + 2 * c
             Parallel.forEachBlock(of: rows, size: 64) { part in
                 for r in part {
                     Lanes.forEachGroup(channels: c) { k, lanes in

@@ -60,6 +60,12 @@ public final class ParameterStore {
         return (entries, values, withGradients ? Tensor(zeros: [offset]) : values)
     }
 
+    /// Sets every gradient to zero: once per optimiser step, before its first backward pass
+    /// (backward passes add into `gradients`, see `Layer`).
+    public func zeroGradients() {
+        gradients.fill(0)
+    }
+
     /// The number of trainable scalars.
     public var parameterCount: Int { values.count }
 

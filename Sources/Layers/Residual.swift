@@ -55,25 +55,26 @@ public final class PreActBlock: Layer {
         return y
     }
 
+    /// `outputGradient` flows into both branches (neither changes it, see `Layer`): the main
+    /// branch's and the projection's gradients with respect to `a` are added before `bn1`; the
+    /// identity shortcut's gradient is added to `bn1`'s input gradient.
     public func backward(_ outputGradient: Tensor) -> Tensor {
-        // The shortcut's backward runs first: the main branch may overwrite outputGradient.
-        let sideGradient = shortcut?.backward(outputGradient)
-        let dx = inputGradient.tensor(input.shape)
-        if sideGradient == nil { dx.assign(outputGradient) }
         let da = conv1.backward(bn2.backward(conv2.backward(outputGradient)))
-        if let sideGradient {
-            let d = da.pointer, s = sideGradient.pointer
-            for i in 0..<da.count { d[i] += s[i] }
+        if let shortcut {
+            add(shortcut.backward(outputGradient), into: da)
         }
         bn1.computesInputGradient = computesInputGradient
         let dInput = bn1.backward(da)
-        guard computesInputGradient else { return dx }
-        let d = dx.pointer, g = dInput.pointer
-        if sideGradient == nil {
-            for i in 0..<dx.count { d[i] += g[i] }
-        } else {
-            dx.assign(dInput)
-        }
+        guard computesInputGradient else { return .noInputGradient }
+        let dx = inputGradient.tensor(input.shape)
+        dx.assign(dInput)
+        if shortcut == nil { add(outputGradient, into: dx) }
         return dx
+    }
+
+    /// `into[i] += from[i]`.
+    private func add(_ from: Tensor, into: Tensor) {
+        let d = into.pointer, s = from.pointer
+        for i in 0..<into.count { d[i] += s[i] }
     }
 }

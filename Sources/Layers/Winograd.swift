@@ -63,7 +63,7 @@ enum Winograd {
         }
     }
 
-    /// Writes the filter gradient `Gᵀ·dU·G` of every channel pair into `gradient`
+    /// Adds the filter gradient `Gᵀ·dU·G` of every channel pair to `gradient`
     /// (`[out, in, 3, 3]`), from `du` (`[16, in, out]`).
     static func filterGradients(_ du: UnsafePointer<Float>, outputs: Int, inputs: Int,
                                 into gradient: UnsafeMutablePointer<Float>) {
@@ -80,7 +80,7 @@ enum Winograd {
                 let g = gradient + (o * inputs + c) * 9
                 for i in 0..<3 {
                     let row = filterGradientPoints(columns.0[i], columns.1[i], columns.2[i], columns.3[i])
-                    for j in 0..<3 { g[i * 3 + j] = row[j] }
+                    for j in 0..<3 { g[i * 3 + j] += row[j] }
                 }
             }
         }

@@ -65,7 +65,8 @@ public final class Model {
         return try network.forward(input.reshaped([batch] + sampleShape), mode: mode)
     }
 
-    /// Writes every parameter gradient for the last training `forward`, given ∂loss/∂logits.
+    /// Adds every parameter gradient for the last training `forward` into
+    /// `parameters.gradients` (zero it first, once per optimiser step), given ∂loss/∂logits.
     ///
     /// - Parameter logitGradients: ∂loss/∂logits, `[N, classCount]`.
     public func backward(_ logitGradients: Tensor) {

@@ -151,8 +151,9 @@ public struct GradientCheck: Sendable {
     /// Checks `layer`'s input gradient (when `checkInput` and the layer computes it) and every
     /// parameter gradient from `namedParameters()`, in training mode, for the loss
     /// `Σ R ⊙ forward(input)` with a fixed normal projection `R`. The analytic gradients come
-    /// from the second of two forward/backward passes (the first with another projection), so
-    /// stale workspace contents and accumulating instead of writing are caught too.
+    /// from the second of two forward/backward passes (the first with another projection, its
+    /// parameter gradients zeroed in between as an optimiser step would), so stale workspace
+    /// contents are caught too.
     ///
     /// Bind the layer first (`ParameterStore(root: layer, generator: …)`), so its parameters
     /// have initialised values and gradient views. `adjustAnalytic` may alter the analytic
@@ -168,7 +169,8 @@ public struct GradientCheck: Sendable {
         var generator = RandomGenerator(seed: seed).split(3)
         _ = try layer.forward(input, mode: .training)
         _ = layer.backward(Tensor(shape: outputShape, values: projection.map { _ in generator.nextNormal() }))
-        // The analytic pass. `backward` may overwrite its argument, so it gets its own tensor.
+        // The analytic pass, into zeroed parameter gradients (backward adds to them).
+        layer.zeroParameterGradients()
         _ = try layer.forward(input, mode: .training)
         let inputGradient = layer.backward(Tensor(shape: outputShape, values: projection)).scalars
         var targets: [Target] = []

@@ -10,4 +10,17 @@ extension XCTestCase {
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         return path
     }
+
+    /// `contents` written to a file in the temporary folder (named after `name`), removed when
+    /// the test ends; returns its path.
+    public func temporaryFile(_ name: String, _ contents: Data) throws -> String {
+        let path = temporaryPath(name)
+        try contents.write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    /// A text file in the temporary folder, removed when the test ends; returns its path.
+    public func temporaryFile(_ name: String, _ contents: String) throws -> String {
+        try temporaryFile(name, Data(contents.utf8))
+    }
 }

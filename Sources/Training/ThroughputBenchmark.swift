@@ -141,7 +141,8 @@ private final class BenchmarkSteps {
         position += 1
         beacon?.startStep(epoch: 1, step: position)
         policy.makeTargets(labels: labels, indices: slots.indices, alpha: 0.5, teacher: teacher, into: targets)
-        let result = try step(inputs: inputs, targets: targets, learningRate: 0.01)
+        let result = try step(inputs: inputs, targets: targets, samples: BatchSamples(seed: 1, epoch: 1, indices: slots.indices),
+                              learningRate: 0.01)
         beacon?.enter(.teacherExchange)
         if policy.usesTeacher {
             try teacher.update(indices: slots.indices, probabilities: result.probabilities,

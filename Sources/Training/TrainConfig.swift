@@ -30,6 +30,11 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     /// Samples per step summed over all ranks; each rank trains on batchSize / ranks.
     public var batchSize = 128
     public var dropLast = false
+    /// Micro-batches per optimiser step (gradient accumulation): each rank's share of a global
+    /// batch is trained in this many equal runs of rows whose gradients add up before the one
+    /// all-reduce and update of the step; nil = 1. Optional so that configurations written
+    /// before the setting existed still read as 1.
+    public var accumulateSteps: Int? = nil
     public var learningRate = 0.1
     /// `step`, `cosine` or `constant`.
     public var learningRateSchedule = "cosine"
@@ -79,7 +84,7 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case model, widthMultiplier = "width-multiplier", dataset, dataDirectory = "data-dir"
         case maxTrainSamples = "max-train-samples", maxTestSamples = "max-test-samples", epochs
-        case batchSize = "batch-size", dropLast = "drop-last", learningRate = "lr"
+        case batchSize = "batch-size", dropLast = "drop-last", accumulateSteps = "accumulate-steps", learningRate = "lr"
         case learningRateSchedule = "lr-schedule", milestones, warmupEpochs = "warmup-epochs", optimizer, momentum
         case nesterov, weightDecay = "weight-decay", weightDecayStyle = "weight-decay-style", policy
         case alphaT = "alpha-t", labelSmoothing = "label-smoothing", seed, cropPadding = "crop-padding"
@@ -164,7 +169,15 @@ public struct TrainConfig: Sendable, Codable, Equatable {
         try require(batchSize >= ranks && batchSize % ranks == 0,
                     "batch-size \(batchSize) is the global batch: it must be a positive multiple of the \(ranks) ranks")
         try require(batchSize / ranks >= 2, "batch-size \(batchSize) leaves fewer than 2 samples per rank; BatchNorm needs at least 2")
+        let rankBatch = batchSize / ranks
+        try require(rankBatch % microBatchesPerStep == 0,
+                    "accumulate-steps \(microBatchesPerStep) must divide each rank's \(rankBatch) samples (batch-size \(batchSize) over \(ranks) ranks) into equal micro-batches")
+        try require(rankBatch / microBatchesPerStep >= 2,
+                    "accumulate-steps \(microBatchesPerStep) leaves micro-batches of fewer than 2 samples per rank (batch-size \(batchSize) over \(ranks) ranks); BatchNorm needs at least 2")
     }
+
+    /// Micro-batches per optimiser step: `accumulateSteps`, 1 when unset.
+    public var microBatchesPerStep: Int { accumulateSteps ?? 1 }
 
     /// The settings by name (the keys of config.json), each value as JSON text: what the
     /// start-up handshake compares across ranks. Unset optional settings are absent.

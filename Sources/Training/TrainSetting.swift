@@ -151,6 +151,11 @@ extension TrainSetting {
         integer("batch-size", \.batchSize, "Global batch size summed over ranks: each of R ranks trains on batch-size / R (default 128).",
                 range: "at least 2 per rank, a multiple of the rank count, at most the training samples") { $0 >= 2 },
         toggle("drop-last", \.dropLast, "Drop the last partial batch instead of padding it."),
+        optionalInteger("accumulate-steps", \.accumulateSteps,
+                        "Gradient accumulation: each optimiser step trains its global batch in K micro-batches of batch-size / (R·K) "
+                        + "per rank and all-reduces once; the same update as one batch up to float rounding, but BatchNorm "
+                        + "normalises each micro-batch by its own statistics (as PyTorch does) (default 1).",
+                        range: "at least 1, dividing each rank's batch into micro-batches of at least 2") { $0 >= 1 },
         number("lr", \.learningRate, "Base learning rate (default 0.1).", range: "a positive finite number") { $0 > 0 },
         text("lr-schedule", \.learningRateSchedule, "Learning-rate schedule (default cosine).", choices: ["step", "cosine", "constant"]),
         integerList("milestones", \.milestones, "Comma-separated epochs after which the step schedule multiplies the rate by 0.1.",

@@ -44,6 +44,8 @@ public final class Trainer {
     private let targets: Tensor, mixedTargets: Tensor  // (b, C)
     /// Where this rank is, for the stall watchdog.
     private let beacon = ProgressBeacon.shared
+    /// Called after every training step with what it trained on (for tests and diagnostics).
+    public var stepObserver: ((StepObservation) -> Void)?
     /// Epochs already completed (by a resumed checkpoint), 0 for a fresh run.
     public private(set) var completedEpochs = 0
 
@@ -62,7 +64,7 @@ public final class Trainer {
         policy = try config.targetPolicy()
         teacher = policy.usesTeacher ? TeacherTable(labels: data.train.labels.map(Int.init), classCount: model.classCount) : nil
         step = TrainingStep(model: model, optimizer: try config.makeOptimizer(parameterCount: model.parameters.parameterCount),
-                            communicator: communicator)
+                            communicator: communicator, microBatches: config.microBatchesPerStep)
         schedule = try config.schedule()
         log = RunLog(directory: config.outputDirectory, isWriter: communicator.isRoot)
         let localBatch = config.batchSize / communicator.size
@@ -151,7 +153,11 @@ public final class Trainer {
             let labels = batch.labels.map(Int.init)
             policy.makeTargets(labels: labels, indices: batch.indices, alpha: alpha, teacher: teacher, into: targets)
             batch.mixTargets(targets, into: mixedTargets)
-            let result = try step(inputs: batch.inputs, targets: mixedTargets, learningRate: Float(learningRate))
+            let result = try step(inputs: batch.inputs, targets: mixedTargets,
+                                  samples: BatchSamples(seed: config.seed, epoch: epoch, indices: batch.indices),
+                                  learningRate: Float(learningRate))
+            stepObserver?(StepObservation(epoch: epoch, step: batch.step, alpha: alpha, indices: batch.indices, labels: labels,
+                                          targets: mixedTargets, probabilities: result.probabilities, loss: result.loss))
             beacon.enter(.teacherExchange)
             try teacher?.update(indices: batch.indices, probabilities: result.probabilities,
                                 isWritten: batch.isPadding.map { !$0 && batch.cutMix == nil }, communicator: communicator)

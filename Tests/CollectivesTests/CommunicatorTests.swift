@@ -3,15 +3,34 @@ import TestSupport
 import XCTest
 
 final class CommunicatorTests: XCTestCase {
-    func testLocalCommunicatorIsIdentity() throws {
+    /// A value whose stride (16) is larger than its size (9), like the evaluator's outcomes:
+    /// the typed all-gather must step by stride, or every element after the first is garbage.
+    private struct Padded: Equatable, BitwiseCopyable {
+        var value: Int64
+        var flag: Bool
+    }
+
+    func testTypedAllGatherRoundTripsValuesWithPadding() throws {
+        XCTAssertGreaterThan(MemoryLayout<Padded>.stride, MemoryLayout<Padded>.size)
+        let values = [Padded(value: -1, flag: true), Padded(value: 1 << 40, flag: false), Padded(value: 7, flag: true)]
+        XCTAssertEqual(try LocalCommunicator().allGatherV(values), values)
+        XCTAssertEqual(try LocalCommunicator().allGatherV([Padded]()), [])
+    }
+
+    /// One process is the whole job: a mean over one rank leaves values unchanged bit for bit
+    /// (no division by the size, which would round), and a sum of one value is that value.
+    func testLocalCollectivesAreTheOneRankCase() throws {
         let communicator = LocalCommunicator()
-        var values: [Float] = [1, 2, 3]
-        try values.withUnsafeMutableBufferPointer { try communicator.allReduceMean($0) }
-        XCTAssertEqual(values, [1, 2, 3])
-        XCTAssertEqual(try communicator.allGatherV([UInt64(7), 9]), [7, 9])
-        XCTAssertEqual(try [UInt8(1), 2].withUnsafeBytes { try communicator.allGather($0) }, [1, 2])
-        XCTAssertEqual(try communicator.sum(2.5), 2.5)
+        XCTAssertEqual(communicator.size, 1)
         XCTAssertTrue(communicator.isRoot)
+        let original: [Float] = [0.1, -3.7e-20, .greatestFiniteMagnitude, 1 / 3]
+        var values = original
+        try values.withUnsafeMutableBufferPointer { try communicator.allReduceMean($0) }
+        XCTAssertEqual(values.map(\.bitPattern), original.map(\.bitPattern))
+        XCTAssertEqual(try communicator.sum(2.5), 2.5)
+        var bytes: [UInt8] = [9, 8, 7]
+        try bytes.withUnsafeMutableBytes { try communicator.broadcast($0, root: 0) }
+        XCTAssertEqual(bytes, [9, 8, 7])
     }
 
     /// `pskd info` under mpirun: every rank initialises MPI, reports, and the job exits cleanly.

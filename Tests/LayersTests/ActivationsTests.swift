@@ -37,7 +37,8 @@ final class ActivationsTests: XCTestCase {
 
     func testDropoutTrainingKeepsTheRightFractionAndRescales() throws {
         for p: Float in [0.1, 0.3, 0.5] {
-            let dropout = Dropout(probability: p, generator: RandomGenerator(seed: 99))
+            let dropout = Dropout(probability: p)
+            dropout.samples = BatchSamples(seed: 99, epoch: 1, indices: Array(0..<200))
             let x = Tensor(shape: [200, 500], repeating: 1)
             let y = try dropout.forward(x, mode: .training)
             var kept = 0
@@ -55,7 +56,8 @@ final class ActivationsTests: XCTestCase {
     }
 
     func testDropoutGradientUsesTheSameMask() throws {
-        let dropout = Dropout(probability: 0.4, generator: RandomGenerator(seed: 5))
+        let dropout = Dropout(probability: 0.4)
+        dropout.samples = BatchSamples(seed: 5, epoch: 1, indices: Array(0..<10))
         let x = awayFromZero([10, 10], seed: 6)
         let y = try dropout.forward(x, mode: .training).copy()
         let dy = normalTensor([10, 10], seed: 7)
@@ -73,13 +75,23 @@ final class ActivationsTests: XCTestCase {
         XCTAssert(dropped > 20 && dropped < 60, "\(dropped) of 100 dropped")
     }
 
-    func testDropoutMasksAreReproducibleAndChangeEveryCall() throws {
-        let x = Tensor(shape: [64], repeating: 1)
-        let a = Dropout(probability: 0.5, generator: RandomGenerator(seed: 3))
-        let b = Dropout(probability: 0.5, generator: RandomGenerator(seed: 3))
-        let first = try a.forward(x, mode: .training).scalars
-        XCTAssertEqual(first, try b.forward(x, mode: .training).scalars)
-        XCTAssertNotEqual(first, try a.forward(x, mode: .training).scalars)
+    /// A row's mask depends on (seed, layer, epoch, sample index) alone: not on where the sample
+    /// sits in its batch, so not on the rank count or micro-batching either.
+    func testDropoutMaskOfASampleDoesNotDependOnItsPositionInTheBatch() throws {
+        func masks(_ indices: [Int], seed: UInt64 = 3, epoch: Int = 1, streamKey: UInt64 = 0) throws -> [[Float]] {
+            let dropout = Dropout(probability: 0.5, streamKey: streamKey)
+            dropout.samples = BatchSamples(seed: seed, epoch: epoch, indices: indices)
+            let y = try dropout.forward(Tensor(shape: [indices.count, 64], repeating: 1), mode: .training).scalars
+            return (0..<indices.count).map { Array(y[($0 * 64)..<(($0 + 1) * 64)]) }
+        }
+        let whole = try masks([10, 11, 12, 13])  // one rank's batch
+        let shard = try masks([12, 10])           // the same samples elsewhere, in another order
+        XCTAssertEqual(shard[0], whole[2])
+        XCTAssertEqual(shard[1], whole[0])
+        XCTAssertNotEqual(whole[0], whole[1], "samples get different masks")
+        XCTAssertNotEqual(try masks([10], epoch: 2)[0], whole[0], "a new epoch draws a new mask")
+        XCTAssertNotEqual(try masks([10], seed: 4)[0], whole[0], "another seed draws another mask")
+        XCTAssertNotEqual(try masks([10], streamKey: 1)[0], whole[0], "another layer draws another mask")
     }
 
     func testDropoutWithZeroProbabilityIsTheIdentityInTraining() throws {

@@ -114,6 +114,7 @@ final class ConvolutionTests: XCTestCase {
     /// Forward, input gradient and weight gradient of `conv` for `x` and a fixed `dy`.
     private func passes(_ conv: Conv2d, _ x: Tensor) throws -> (Tensor, Tensor, Tensor, Tensor?) {
         let y = try conv.forward(x, mode: .training).copy()
+        conv.zeroParameterGradients()
         let dx = conv.backward(normalTensor(y.shape, seed: 77)).copy()
         return (y, dx, conv.weight.gradient.copy(), conv.bias?.gradient.copy())
     }

@@ -13,6 +13,7 @@ final class LayerExactnessTests: XCTestCase {
     /// Forward, input gradient and parameter gradients of `conv` on `x`, with a fixed `dy`.
     private func convolutionPasses(_ conv: Conv2d, _ x: Tensor) throws -> [Tensor] {
         let y = try conv.forward(x, mode: .training).copy()
+        conv.zeroParameterGradients()
         let dx = conv.backward(normalTensor(y.shape, seed: 77)).copy()
         return [y, dx, conv.weight.gradient.copy()] + (conv.bias.map { [$0.gradient.copy()] } ?? [])
     }

@@ -86,16 +86,21 @@ final class LinearTests: XCTestCase {
         XCTAssertEqual(layer.weight.gradient.scalars, [0, 0, -7, 14])
     }
 
-    func testBackwardWritesRatherThanAccumulates() throws {
-        let layer = Linear(4, 3)
-        bindParameters(layer)
-        let x = normalTensor([2, 4], seed: 6), dy = normalTensor([2, 3], seed: 7)
-        _ = try layer.forward(x, mode: .training)
-        _ = layer.backward(dy.copy())
-        let first = layer.weight.gradient.scalars + layer.bias!.gradient.scalars
-        _ = try layer.forward(x, mode: .training)
-        _ = layer.backward(dy.copy())
-        XCTAssertEqual(layer.weight.gradient.scalars + layer.bias!.gradient.scalars, first)
+    /// Parameter gradients add up over backward passes (see `Layer`): the same pass twice
+    /// gives exactly twice the gradient (g + g is exact in floating point).
+    func testBackwardAccumulatesParameterGradients() throws {
+        for activation in [Activation.identity, .relu] {
+            let layer = Linear(4, 3, activation: activation)
+            bindParameters(layer)
+            let x = normalTensor([2, 4], seed: 6), dy = normalTensor([2, 3], seed: 7)
+            _ = try layer.forward(x, mode: .training)
+            _ = layer.backward(dy)
+            let first = layer.weight.gradient.scalars + layer.bias!.gradient.scalars
+            XCTAssert(first.contains { $0 != 0 })
+            _ = try layer.forward(x, mode: .training)
+            _ = layer.backward(dy)
+            XCTAssertEqual(layer.weight.gradient.scalars + layer.bias!.gradient.scalars, first.map { 2 * $0 })
+        }
     }
 
     func testParameterGradientsWithoutInputGradient() throws {

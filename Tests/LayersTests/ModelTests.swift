@@ -30,6 +30,7 @@ final class ModelTests: XCTestCase {
             lastLoss = result.loss
             XCTAssert(result.loss.isFinite, "loss diverged at step \(step)")
             if accuracy == 1 { return (accuracy, step, firstLoss, lastLoss) }
+            model.parameters.zeroGradients()
             model.backward(result.logitGradients)
             optimizer.step(parameters: model.parameters.values, gradients: model.parameters.gradients, learningRate: learningRate)
         }

@@ -113,13 +113,14 @@ final class ParameterStoreTests: XCTestCase {
         XCTAssertEqual(store.gradients[store.entries.last!.offset + 1], -7)
     }
 
-    func testBackwardFillsTheFlatGradientBuffer() throws {
+    func testZeroingThenBackwardFillsTheFlatGradientBuffer() throws {
         let model = try ModelZoo.make("cnn", input: .init(height: 8, width: 8, channels: 1, classes: 3),
                                       generator: RandomGenerator(seed: 3))
         model.parameters.gradients.fill(.nan)
+        model.parameters.zeroGradients()
         let logits = try model.forward(normalTensor([4, 8, 8, 1], seed: 4), mode: .training)
         model.backward(normalTensor(logits.shape, seed: 5))
-        XCTAssert(model.parameters.gradients.scalars.allSatisfy(\.isFinite), "every gradient is written, none left NaN")
+        XCTAssert(model.parameters.gradients.scalars.allSatisfy(\.isFinite), "every gradient is zeroed and then added to")
         for entry in model.parameters.entries {
             let g = model.parameters.gradient(named: entry.name)!.scalars
             XCTAssert(g.contains { $0 != 0 }, "\(entry.name) received no gradient")

@@ -1,6 +1,7 @@
 import Collectives
 import SelfDistillation
 import Tensors
+import TestSupport
 import XCTest
 
 final class TargetPolicyTests: XCTestCase {
@@ -19,7 +20,7 @@ final class TargetPolicyTests: XCTestCase {
         teacher.row(1).update(from: previous, count: 3)
         let targets = Tensor(zeros: [1, 3])
         policy.makeTargets(labels: [2], indices: [1], alpha: 0.5, teacher: teacher, into: targets)
-        XCTAssertEqual(targets.scalars, [0.05, 0.3, 0.5 + 0.15], accuracy: 1e-6)
+        assertClose(targets.scalars, [0.05, 0.3, 0.5 + 0.15], absolute: 1e-6, relative: 0)
     }
 
     /// Epoch 1's teacher is the one-hot table, so its PS-KD target is the label.
@@ -29,13 +30,13 @@ final class TargetPolicyTests: XCTestCase {
         let targets = Tensor(zeros: [2, 3])
         policy.makeTargets(labels: [1, 0], indices: [0, 1], alpha: policy.alpha(epoch: 1, totalEpochs: 5),
                            teacher: table, into: targets)
-        XCTAssertEqual(targets.scalars, [0, 1, 0, 1, 0, 0], accuracy: 1e-7)
+        assertClose(targets.scalars, [0, 1, 0, 1, 0, 0], absolute: 1e-7, relative: 0)
     }
 
     func testLabelSmoothing() {
         let targets = Tensor(zeros: [1, 4])
         TargetPolicy.labelSmoothing(epsilon: 0.1).makeTargets(labels: [3], indices: [0], alpha: 0, teacher: nil, into: targets)
-        XCTAssertEqual(targets.scalars, [0.025, 0.025, 0.025, 0.925], accuracy: 1e-7)
+        assertClose(targets.scalars, [0.025, 0.025, 0.025, 0.925], absolute: 1e-7, relative: 0)
     }
 
     func testTeacherUpdateWritesRowsByIndexAndSkipsPadding() throws {
@@ -45,9 +46,4 @@ final class TargetPolicyTests: XCTestCase {
                          communicator: LocalCommunicator())
         XCTAssertEqual(table.rows.scalars, [1, 0, 0, 0, 1, 0, 0.2, 0.3, 0.5])
     }
-}
-
-func XCTAssertEqual(_ a: [Float], _ b: [Float], accuracy: Float, file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(a.count, b.count, file: file, line: line)
-    for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: accuracy, "\(a) vs \(b)", file: file, line: line) }
 }

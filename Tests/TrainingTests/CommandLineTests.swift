@@ -4,21 +4,13 @@ import XCTest
 
 /// `pskd train` settings from a config file and flags, and its errors, through the real executable.
 final class CommandLineTests: XCTestCase {
-    private func temporaryFile(_ name: String, _ contents: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pskd-\(getpid())-\(name)").path
-        try contents.write(toFile: path, atomically: true, encoding: .utf8)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
-
     private func pskd(_ arguments: [String]) throws -> ExecutableRunner.Outcome {
         try ExecutableRunner.run(ExecutableRunner.executable.path, arguments, timeout: 120)
     }
 
     /// Flags override the file; the saved config.json uses the same keys and can be passed back.
     func testConfigFileThenFlags() throws {
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("pskd-config-\(getpid())").path
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: out) }
+        let out = temporaryPath("config")
         let yaml = try temporaryFile("run.yaml", """
             model: mlp
             epochs: 5
@@ -61,9 +53,7 @@ final class CommandLineTests: XCTestCase {
         outcome = try pskd(["train", "--config", twice])
         XCTAssertNotEqual(outcome.status, 0)
         XCTAssertTrue(outcome.output.contains("\(twice): setting 'batch-size' is given 2 times (batch-size, batch_size): keep one"), outcome.output)
-        let binary = FileManager.default.temporaryDirectory.appendingPathComponent("pskd-\(getpid())-binary.yaml").path
-        try Data([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 0xff]).write(to: URL(fileURLWithPath: binary))
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: binary) }
+        let binary = try temporaryFile("binary.yaml", Data([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 0xff]))
         outcome = try pskd(["train", "--config", binary])
         XCTAssertTrue(outcome.output.contains("\(binary): not a text file"), outcome.output)
     }

@@ -16,6 +16,7 @@ final class ConfigurationValidationTests: XCTestCase {
         ("epochs", { $0.epochs = 0 }, "0"),
         ("epochs", { $0.epochs = 1_000_000 }, "1000000"),
         ("batch-size", { $0.batchSize = 1 }, "1"),
+        ("accumulate-steps", { $0.accumulateSteps = 0 }, "0"),
         ("lr", { $0.learningRate = .infinity }, "inf"),
         ("lr", { $0.learningRate = -0.1 }, "-0.1"),
         ("lr-schedule", { $0.learningRateSchedule = "linear" }, "linear"),
@@ -101,10 +102,22 @@ final class ConfigurationValidationTests: XCTestCase {
     func testCodableKeysAreTheTablesNames() throws {
         var config = TrainConfig()
         (config.maxTrainSamples, config.maxTestSamples, config.dataDirectory, config.threads) = (1, 1, "d", 1)
-        (config.cropPadding, config.horizontalFlip, config.stopAfterEpochs, config.stallTimeout) = (1, true, 1, 30)
+        (config.cropPadding, config.horizontalFlip, config.stopAfterEpochs) = (1, true, 1)
+        (config.stallTimeout, config.accumulateSteps) = (30, 1)
         let encoded = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any])
         XCTAssertEqual(Set(encoded.keys), Set(TrainSetting.all.map(\.name)))
         XCTAssertEqual(Set(TrainSetting.values(of: config).keys), Set(TrainSetting.all.map(\.name)))
+    }
+
+    /// Each rank's batch must divide into K micro-batches of at least 2 samples.
+    func testAccumulateStepsMustDivideEachRanksBatch() {
+        var config = TrainConfig()
+        (config.batchSize, config.accumulateSteps) = (24, 3)
+        XCTAssertNoThrow(try config.validate(ranks: 2))
+        XCTAssertThrowsError(try config.validate(ranks: 3)) { XCTAssertTrue("\($0)".contains("must divide each rank's 8 samples"), "\($0)") }
+        XCTAssertThrowsError(try config.validate(ranks: 8)) { XCTAssertTrue("\($0)".contains("micro-batches of fewer than 2"), "\($0)") }
+        config.accumulateSteps = nil
+        XCTAssertEqual(config.microBatchesPerStep, 1, "unset means one batch per step")
     }
 
     func testRankCountsMustDivideTheGlobalBatch() {

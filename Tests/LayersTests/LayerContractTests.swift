@@ -1,0 +1,65 @@
+import Layers
+import Tensors
+import TestSupport
+import XCTest
+
+/// The contract every layer keeps (Layer.swift): backward adds parameter gradients (so K
+/// micro-batches sum theirs) and never changes its output-gradient argument.
+final class LayerContractTests: XCTestCase {
+    /// One layer of every kind, each with an input it accepts; the 3×3 convolution with 8
+    /// channels in and out runs Winograd, the others im2col.
+    private func everyLayerKind() -> [(name: String, layer: any Layer, input: [Int])] {
+        [
+            ("Linear", Linear(5, 4), [3, 5]),
+            ("Linear+relu", Linear(5, 4, activation: .relu), [3, 5]),
+            ("Conv2d im2col", Conv2d(2, 3, kernelSize: 3, stride: 2, padding: 1), [2, 5, 5, 2]),
+            ("Conv2d Winograd", Conv2d(8, 8, kernelSize: 3, padding: 1), [2, 6, 6, 8]),
+            ("BatchNorm+relu", BatchNorm(3, activation: .relu), [4, 3, 3, 3]),
+            ("PreActBlock", PreActBlock(2, 2), [2, 4, 4, 2]),
+            ("PreActBlock projection", PreActBlock(2, 3, stride: 2), [2, 4, 4, 2]),
+            ("ReLU", ReLU(), [3, 4]),
+            ("MaxPool2d", MaxPool2d(kernelSize: 2), [2, 4, 4, 3]),
+            ("Flatten", Flatten(), [2, 3, 3, 2]),
+            ("Sequential", Sequential([Conv2d(1, 2, kernelSize: 3, padding: 1), ReLU(), Flatten(), Linear(32, 3)]), [2, 4, 4, 1]),
+        ]
+    }
+
+    func testBackwardAddsParameterGradients() throws {
+        for (name, layer, shape) in everyLayerKind() where !layer.namedParameters().isEmpty {
+            _ = bindParameters(layer)
+            let x = normalTensor(shape, seed: 1)
+            let dy = normalTensor(try layer.outputShape(for: shape), seed: 2)
+            layer.zeroParameterGradients()
+            _ = try layer.forward(x, mode: .training)
+            _ = layer.backward(dy)
+            let once = layer.namedParameters().map { $0.parameter.gradient.scalars }
+            _ = try layer.forward(x, mode: .training)
+            _ = layer.backward(dy)
+            let twice = layer.namedParameters().map { $0.parameter.gradient.scalars }
+            XCTAssert(once.joined().contains { $0 != 0 }, name)
+            // The same pass again adds the same numbers as one addition per element: exactly
+            // twice (g + g is exact). (Batches this small are one OpenBLAS block; a larger
+            // batch's GEMM adds its blocks one by one, which agrees only to rounding.)
+            XCTAssertEqual(twice, once.map { $0.map { 2 * $0 } }, name)
+        }
+    }
+
+    func testBackwardLeavesItsArgumentUnchanged() throws {
+        for (name, layer, shape) in everyLayerKind() {
+            _ = bindParameters(layer)
+            let y = try layer.forward(normalTensor(shape, seed: 3), mode: .training)
+            let dy = normalTensor(y.shape, seed: 4), original = dy.scalars
+            _ = layer.backward(dy)
+            XCTAssertEqual(dy.scalars, original, name)
+        }
+    }
+
+    func testWithoutInputGradientBackwardReturnsTheEmptyPlaceholder() throws {
+        for (name, layer, shape) in everyLayerKind() where !layer.namedParameters().isEmpty {
+            _ = bindParameters(layer)
+            layer.computesInputGradient = false
+            let y = try layer.forward(normalTensor(shape, seed: 5), mode: .training)
+            XCTAssertEqual(layer.backward(normalTensor(y.shape, seed: 6)).count, 0, name)
+        }
+    }
+}
