@@ -117,13 +117,12 @@ public final class StallWatchdog: @unchecked Sendable {
     // MARK: - The thread
 
     private func launchThread() {
-        let thread = Thread { [self] in run() }
-        thread.name = "pskd-watchdog"
-        thread.start()
+        Thread { [self] in run() }.start()
     }
 
     /// Sends heartbeats; on an observer also receives them and checks for stalls.
     private func run() {
+        Thread.current.name = "pskd-watchdog"  // as `top -H` and /proc/PID/task/*/comm show it
         let interval = min(0.5, (detector.explicitTimeout ?? 5) / 10)
         var sequence: UInt64 = 0
         var nextBeat = Stopwatch.now, nextCheck = nextBeat + 1

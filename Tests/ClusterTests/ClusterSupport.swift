@@ -186,6 +186,8 @@ final class Launched: @unchecked Sendable {
     private var data = Data()
     private var status: Int32?
     private var ended: Date?
+    /// Whether the output pipe reached its end (every writer exited or closed it).
+    private var outputComplete = false
 
     /// Starts `arguments` (the first is looked up in PATH) with extra environment variables.
     init(_ arguments: [String], environment: [String: String] = [:]) throws {
@@ -241,6 +243,7 @@ final class Launched: @unchecked Sendable {
                 lock.lock(); data.append(contentsOf: buffer[0..<count]); lock.unlock()
             }
             close(reader)
+            lock.lock(); outputComplete = true; lock.unlock()
         }
         Thread.detachNewThread { [self] in
             var raw: Int32 = 0
@@ -289,8 +292,9 @@ final class Launched: @unchecked Sendable {
     /// still runs after `timeout` seconds.
     func waitForExit(timeout: Double) -> Int32? {
         guard ClusterFixture.wait(timeout: timeout, until: { exitTime != nil }) else { return nil }
-        // Output written just before the exit may still be in the pipe; give the reader a moment.
-        usleep(100_000)
+        // Output written just before the exit may still be in the pipe: read it to its end (a
+        // child that outlives the process may hold the pipe open, so not for ever).
+        _ = ClusterFixture.wait(timeout: 3) { lock.withLock { outputComplete } }
         return exitStatus
     }
 

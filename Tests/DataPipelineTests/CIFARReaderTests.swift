@@ -15,7 +15,7 @@ final class CIFARReaderTests: XCTestCase {
     }
 
     func testCIFAR10ConvertsChannelsFirstToChannelsLast() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         try writeCIFAR10(fixtures)
         let train = try Dataset.load(name: "cifar10", split: .train, directory: fixtures.directory)
         XCTAssertEqual([train.count, train.height, train.width, train.channels, train.classCount], [10, 32, 32, 3, 10])
@@ -31,7 +31,7 @@ final class CIFARReaderTests: XCTestCase {
     }
 
     func testCIFAR100KeepsFineLabels() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         let records = DataFixtures.cifarRecord(labels: [19, 99], pixelSeed: 1) + DataFixtures.cifarRecord(labels: [3, 42], pixelSeed: 2)
         try fixtures.write("train.bin", records)
         let train = try Dataset.load(name: "cifar100", split: .train, directory: fixtures.directory)
@@ -41,7 +41,7 @@ final class CIFARReaderTests: XCTestCase {
     }
 
     func testWrongRecordSize() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         try writeCIFAR10(fixtures)
         let damaged = try fixtures.write("data_batch_2.bin", DataFixtures.cifarRecord(labels: [1], pixelSeed: 0) + [0])
         assertDataError(.badRecordSize, naming: damaged) {
@@ -54,14 +54,14 @@ final class CIFARReaderTests: XCTestCase {
     }
 
     func testCIFAR100FileReadAsCIFAR10IsARecordSizeError() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         let path = try fixtures.write("test_batch.bin",
                                       DataFixtures.cifarRecord(labels: [1, 2], pixelSeed: 0) + DataFixtures.cifarRecord(labels: [1, 2], pixelSeed: 1))
         assertDataError(.badRecordSize, naming: path) { try CIFARReader.read([path], variant: .cifar10) }
     }
 
     func testLabelsOutOfRange() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         let cifar10 = try fixtures.write("a.bin", DataFixtures.cifarRecord(labels: [10], pixelSeed: 0))
         let fine = try fixtures.write("b.bin", DataFixtures.cifarRecord(labels: [0, 100], pixelSeed: 0))
         let coarse = try fixtures.write("c.bin", DataFixtures.cifarRecord(labels: [20, 0], pixelSeed: 0))
@@ -71,7 +71,7 @@ final class CIFARReaderTests: XCTestCase {
     }
 
     func testMissingBatchFile() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         try writeCIFAR10(fixtures)
         try fixtures.remove("data_batch_3.bin")
         assertDataError(.missingFile, naming: "data_batch_3.bin") {

@@ -1,18 +1,18 @@
 import CZlib
 import Foundation
+import TestSupport
 import XCTest
 @testable import DataPipeline
 
-/// Writes small data files in the real formats into a fresh temporary directory.
+/// Writes small data files in the real formats into a fresh temporary directory, removed when
+/// the test ends.
 final class DataFixtures {
     let directory: String
 
-    init() throws {
-        directory = (NSTemporaryDirectory() as NSString).appendingPathComponent("pskd-data-\(UUID().uuidString)")
+    init(_ test: XCTestCase) throws {
+        directory = test.temporaryPath("data-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
-
-    deinit { try? FileManager.default.removeItem(atPath: directory) }
 
     func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
 
@@ -60,8 +60,8 @@ final class DataFixtures {
 
     /// The gzip encoding of `bytes`, made by zlib.
     static func gzipped(_ bytes: [UInt8]) throws -> [UInt8] {
-        let fixtures = try DataFixtures()
-        let file = fixtures.path("tmp.gz")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("pskd-gzip-\(UUID().uuidString).gz").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
         try writeGzip(bytes, to: file)
         return [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
     }

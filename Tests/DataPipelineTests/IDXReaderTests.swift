@@ -6,7 +6,7 @@ final class IDXReaderTests: XCTestCase {
     private let pixels = DataFixtures.bytes(count: 3 * 2 * 4, seed: 1)
 
     func testReadsPlainAndGzipImagesIdentically() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         let file = DataFixtures.idx(extents: [3, 2, 4], payload: pixels)
         let plain = try IDXReader.readImages(fixtures.write("images", file))
         let gzip = try IDXReader.readImages(fixtures.write("images.gz", file, gzip: true))
@@ -17,13 +17,13 @@ final class IDXReaderTests: XCTestCase {
     }
 
     func testReadsLabels() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         let path = try fixtures.write("labels", DataFixtures.idx(extents: [4], payload: [3, 0, 9, 1]))
         XCTAssertEqual(try IDXReader.readLabels(path, classCount: 10), [3, 0, 9, 1])
     }
 
     func testReadsConcatenatedGzipMembers() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         let file = DataFixtures.idx(extents: [3, 2, 4], payload: pixels)
         let twoMembers = try DataFixtures.gzipped(Array(file[..<10])) + DataFixtures.gzipped(Array(file[10...]))
         let images = try IDXReader.readImages(fixtures.write("images", twoMembers))
@@ -31,7 +31,7 @@ final class IDXReaderTests: XCTestCase {
     }
 
     func testWrongMagicNamesFileAndBothNumbers() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         let path = try fixtures.write("labels-as-images", DataFixtures.idx(extents: [4], payload: [1, 2, 3, 4]))
         assertDataError(.badMagic, naming: path) { try IDXReader.readImages(path) }
         do {
@@ -42,7 +42,7 @@ final class IDXReaderTests: XCTestCase {
     }
 
     func testTruncatedAndOverlongPayloads() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         let file = DataFixtures.idx(extents: [3, 2, 4], payload: pixels)
         let short = try fixtures.write("short", Array(file.dropLast()))
         let long = try fixtures.write("long", file + [0])
@@ -54,13 +54,13 @@ final class IDXReaderTests: XCTestCase {
     }
 
     func testHeaderWithHugeExtentsIsAnErrorNotACrash() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         let path = try fixtures.write("huge", DataFixtures.idx(extents: [0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF], payload: []))
         assertDataError(.truncated, naming: path) { try IDXReader.readImages(path) }
     }
 
     func testTruncatedGzipIsAnError() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         let compressed = try DataFixtures.gzipped(DataFixtures.idx(extents: [3, 2, 4], payload: pixels))
         for cut in [3, compressed.count / 2, compressed.count - 1] {
             let path = try fixtures.write("cut\(cut).gz", Array(compressed.prefix(cut)))
@@ -69,7 +69,7 @@ final class IDXReaderTests: XCTestCase {
     }
 
     func testCorruptGzipIsAnError() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         var compressed = try DataFixtures.gzipped(DataFixtures.idx(extents: [300, 2, 4], payload: DataFixtures.bytes(count: 2400, seed: 3)))
         for offset in 12..<(compressed.count - 8) { compressed[offset] ^= 0x5A }
         let path = try fixtures.write("corrupt.gz", compressed)
@@ -77,20 +77,20 @@ final class IDXReaderTests: XCTestCase {
     }
 
     func testTrailingGarbageAfterGzipIsAnError() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         let compressed = try DataFixtures.gzipped(DataFixtures.idx(extents: [3, 2, 4], payload: pixels))
         let path = try fixtures.write("trailing.gz", compressed + [1, 2, 3])
         assertDataError(.corruptCompression, naming: path) { try IDXReader.readImages(path) }
     }
 
     func testLabelOutOfRange() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         let path = try fixtures.write("labels", DataFixtures.idx(extents: [3], payload: [1, 10, 2]))
         assertDataError(.labelOutOfRange, naming: path) { try IDXReader.readLabels(path, classCount: 10) }
     }
 
     func testMissingFile() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         assertDataError(.missingFile, naming: fixtures.path("nothing")) { try IDXReader.readImages(fixtures.path("nothing")) }
     }
 
@@ -98,7 +98,7 @@ final class IDXReaderTests: XCTestCase {
 
     func testLoadsDatasetFromPlainAndGzipFiles() throws {
         for gzip in [false, true] {
-            let fixtures = try DataFixtures()
+            let fixtures = try DataFixtures(self)
             try fixtures.writeIDXDataset(trainCount: 12, testCount: 5, gzip: gzip)
             let train = try Dataset.load(name: "fashion-mnist", split: .train, directory: fixtures.directory)
             let test = try Dataset.load(name: "mnist", split: .test, directory: fixtures.directory)
@@ -113,7 +113,7 @@ final class IDXReaderTests: XCTestCase {
     }
 
     func testCountMismatchNamesLabelFile() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         try fixtures.writeIDXDataset(trainCount: 12, testCount: 5, gzip: false)
         let labels = try fixtures.write("train-labels-idx1-ubyte", DataFixtures.idx(extents: [11], payload: [UInt8](repeating: 1, count: 11)))
         assertDataError(.countMismatch, naming: labels) {
@@ -122,7 +122,7 @@ final class IDXReaderTests: XCTestCase {
     }
 
     func testWrongImageShapeForDataset() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         try fixtures.writeIDXDataset(trainCount: 2, testCount: 2, gzip: false)
         let images = try fixtures.write("t10k-images-idx3-ubyte", DataFixtures.idx(extents: [2, 32, 32], payload: [UInt8](repeating: 0, count: 2048)))
         assertDataError(.badShape, naming: images) {
@@ -131,7 +131,7 @@ final class IDXReaderTests: XCTestCase {
     }
 
     func testMissingFileTellsWhatToDo() throws {
-        let fixtures = try DataFixtures()
+        let fixtures = try DataFixtures(self)
         try fixtures.writeIDXDataset(trainCount: 2, testCount: 2, gzip: true)
         try fixtures.remove("t10k-labels-idx1-ubyte.gz")
         assertDataError(.missingFile, naming: "t10k-labels-idx1-ubyte") {

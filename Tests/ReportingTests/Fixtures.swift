@@ -1,5 +1,6 @@
 import Foundation
 import Training
+import TestSupport
 import XCTest
 
 @testable import Reporting
@@ -11,12 +12,8 @@ struct FixtureRuns {
 
     /// A fresh folder under the temporary directory, removed at the end of `testCase`.
     init(_ testCase: XCTestCase, name: String = #function) throws {
-        let safe = name.filter { $0.isLetter || $0.isNumber }
-        root = FileManager.default.temporaryDirectory
-            .appendingPathComponent("pskd-report-\(safe)-\(getpid())-\(UUID().uuidString.prefix(8))", isDirectory: true)
+        root = URL(fileURLWithPath: testCase.temporaryPath("report-\(name.filter { $0.isLetter || $0.isNumber })-\(UUID().uuidString.prefix(8))"), isDirectory: true)
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        let root = self.root
-        testCase.addTeardownBlock { try? FileManager.default.removeItem(at: root) }
     }
 
     /// One epoch's metrics; the reliability bins are given as (count, accuracy, confidence) per bin.

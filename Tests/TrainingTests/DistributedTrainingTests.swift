@@ -25,17 +25,18 @@ final class DistributedTrainingTests: XCTestCase {
         }
     }
 
-    /// The same global batch over 1, 2 and 4 ranks gives the same training (within float
-    /// tolerance): the MLP has no BatchNorm, and augmentation is keyed by sample, not rank.
-    func testResultsDoNotDependOnRankCount() throws {
+    /// The same global batch over 1, 2 and 4 ranks, and over 2 ranks in 2 micro-batches each
+    /// (`--accumulate-steps 2`), gives the same training (within float tolerance): the MLP has
+    /// no BatchNorm, and augmentation is keyed by sample, not rank.
+    func testResultsDoNotDependOnRankCountOrMicroBatches() throws {
         let (_, one) = try train(ranks: 1, name: "ranks1")
-        for ranks in [2, 4] {
-            let (output, many) = try train(ranks: ranks, name: "ranks\(ranks)")
+        for (ranks, extra) in [(2, []), (4, []), (2, ["--accumulate-steps", "2"])] {
+            let (output, many) = try train(ranks: ranks, extra: extra, name: "ranks\(ranks)\(extra.joined())")
             XCTAssertEqual(many.count, one.count, output)
             for (a, b) in zip(one, many) {
                 for key in ["train_loss", "test_nll", "test_top1_error", "test_ece", "test_aurc", "alpha", "lr"] {
                     let x = a[key] as? Double ?? .nan, y = b[key] as? Double ?? .nan
-                    XCTAssertEqual(x, y, accuracy: 1e-3 * max(1, abs(x)), "\(key) with \(ranks) ranks")
+                    XCTAssertEqual(x, y, accuracy: 1e-3 * max(1, abs(x)), "\(key) with \(ranks) ranks \(extra)")
                 }
             }
         }
