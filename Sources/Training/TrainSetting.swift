@@ -139,7 +139,7 @@ extension TrainSetting {
     /// Every setting of `pskd train`, in the order `--help` lists them.
     public static let all: [TrainSetting] = [
         text("model", \.model, "The network (default cnn).", choices: ModelZoo.names),
-        number("width-multiplier", \.widthMultiplier, "Channel width multiplier of preact-resnet18 (default 1).",
+        number("width-multiplier", \.widthMultiplier, "Channel width multiplier of preact-resnet18 and preact-resnet18-he (default 1).",
                range: "0.0625...16 (at least 4 channels in the narrowest layer)") { (0.0625...16).contains($0) },
         text("dataset", \.dataset, "The data set (default fashion-mnist).", choices: DatasetSpec.names),
         optionalText("data-dir", \.dataDirectory, "Directory of the data set's files (default: Debian's for Fashion-MNIST)."),
