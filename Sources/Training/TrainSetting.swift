@@ -147,6 +147,10 @@ extension TrainSetting {
                         range: "at least 1 (and one global batch)") { $0 >= 1 },
         optionalInteger("max-test-samples", \.maxTestSamples, "Evaluate on the first K test samples only (default all).",
                         range: "at least 1") { $0 >= 1 },
+        optionalNumber("label-noise", \.labelNoise,
+                       "Symmetric label noise: each training label, with this probability, is replaced by a different class "
+                       + "chosen uniformly, from (seed, sample index) alone, the same on every rank; the test set stays clean (default 0).",
+                       range: "in [0, 1)") { (0..<1).contains($0) },
         integer("epochs", \.epochs, "Epochs T (default 3).", range: "1...100000") { (1...100_000).contains($0) },
         integer("batch-size", \.batchSize, "Global batch size summed over ranks: each of R ranks trains on batch-size / R (default 128).",
                 range: "at least 2 per rank, a multiple of the rank count, at most the training samples") { $0 >= 2 },
