@@ -2,7 +2,9 @@ import Tensors
 
 /// Softmax and cross-entropy against soft targets, fused and numerically stable:
 /// for logits `z` `[N, C]` and target rows `t` (each a probability distribution),
-/// loss = mean over rows of −Σ_c t_c · log softmax(z)_c, computed with log-sum-exp.
+/// loss = mean over rows of −Σ_c t_c · log softmax(z)_c, computed with log-sum-exp from the
+/// logits (never from the probabilities, which underflow: a one-hot target whose class has
+/// p = e^−200 costs 200).
 /// Hard labels are the one-hot special case.
 public final class SoftmaxCrossEntropy {
     /// The result of one evaluation; the tensors are owned by the loss and reused next call.
@@ -54,6 +56,17 @@ public final class SoftmaxCrossEntropy {
             total += Double(rowLoss)
         }
         return Result(loss: total / Double(rows), probabilities: p, logitGradients: g)
+    }
+
+    /// log Σ_c exp(z_c) of one row of `count` logits, in Double and shifted by the row's
+    /// maximum, so that log softmax(z)_k = z_k − logSumExp is exact even where softmax(z)_k
+    /// underflows a float (a confidently wrong prediction's −log p is then its true size, not a cap).
+    public static func logSumExp(_ row: UnsafePointer<Float>, count: Int) -> Double {
+        var maximum = -Float.infinity
+        for c in 0..<count { maximum = max(maximum, row[c]) }
+        var sum = 0.0
+        for c in 0..<count { sum += exp(Double(row[c]) - Double(maximum)) }
+        return Double(maximum) + log(sum)
     }
 
     /// One-hot rows `[labels.count, classes]` for hard labels.

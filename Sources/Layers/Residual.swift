@@ -1,25 +1,38 @@
 import Tensors
 
-/// The pre-activation residual block of He et al. (2016), as in PS-KD's PreAct ResNet:
+/// The pre-activation residual block of PS-KD's PreAct ResNet (the official `PreActBlock` of
+/// lgcnsai/PS-KD-Pytorch, models/preact_resnet.py), or, with `identity: .input`, the variant of
+/// He et al. (2016):
 ///
 ///     a  = relu(bn1(x))
 ///     y  = conv2(relu(bn2(conv1(a)))) + shortcut
-///     shortcut = conv1×1(a) when the stride or width changes, else x
+///     shortcut = conv1×1(a) when the stride or width changes, else `a` (PS-KD) or `x` (He et al.)
 public final class PreActBlock: Layer {
+    /// What the identity shortcut (same width, stride 1) adds to the residual branch.
+    public enum IdentityShortcut: Sendable {
+        /// The pre-activated input `relu(bn1(x))`, as the official PS-KD code does: its
+        /// `nn.Sequential()` shortcut is applied to the pre-activation, like the projection.
+        case preActivation
+        /// The raw input `x`, as in He et al., "Identity Mappings in Deep Residual Networks".
+        case input
+    }
+
     public let bn1: BatchNorm
     public let conv1: Conv2d
     public let bn2: BatchNorm
     public let conv2: Conv2d
     /// The projection, named `shortcut.0` as in the reference implementation.
     public let shortcut: Sequential?
+    /// What the shortcut adds when there is no projection.
+    public let identity: IdentityShortcut
     public var computesInputGradient = true
 
-    private var input = Tensor(zeros: [0])
     private var output = Workspace()
-    private var inputGradient = Workspace()
 
-    /// A block from `inputChannels` to `outputChannels`, the first convolution with `stride`.
-    public init(_ inputChannels: Int, _ outputChannels: Int, stride: Int = 1) {
+    /// A block from `inputChannels` to `outputChannels`, the first convolution with `stride`;
+    /// `identity` chooses what a shape-keeping block's shortcut adds (PS-KD's by default).
+    public init(_ inputChannels: Int, _ outputChannels: Int, stride: Int = 1, identity: IdentityShortcut = .preActivation) {
+        self.identity = identity
         bn1 = BatchNorm(inputChannels, activation: .relu)
         conv1 = Conv2d(inputChannels, outputChannels, kernelSize: 3, stride: stride, padding: 1, bias: false)
         bn2 = BatchNorm(outputChannels, activation: .relu)
@@ -36,7 +49,7 @@ public final class PreActBlock: Layer {
     public func outputShape(for inputShape: [Int]) throws(ShapeError) -> [Int] {
         let a = try bn1.outputShape(for: inputShape)
         let main = try conv2.outputShape(for: bn2.outputShape(for: conv1.outputShape(for: a)))
-        let side = try shortcut?.outputShape(for: a) ?? inputShape
+        let side = try shortcut?.outputShape(for: a) ?? a
         guard main == side else {
             throw ShapeError("PreActBlock: residual branch gives \(main) but shortcut gives \(side) for input \(inputShape)")
         }
@@ -45,9 +58,8 @@ public final class PreActBlock: Layer {
 
     public func forward(_ input: Tensor, mode: Mode) throws(ShapeError) -> Tensor {
         let shape = try outputShape(for: input.shape)
-        self.input = input
         let a = try bn1.forward(input, mode: mode)
-        let side = try shortcut?.forward(a, mode: mode) ?? input
+        let side = try shortcut?.forward(a, mode: mode) ?? (identity == .input ? input : a)
         let main = try conv2.forward(bn2.forward(conv1.forward(a, mode: mode), mode: mode), mode: mode)
         let y = output.tensor(shape)
         let out = y.pointer, m = main.pointer, s = side.pointer
@@ -55,20 +67,20 @@ public final class PreActBlock: Layer {
         return y
     }
 
-    /// `outputGradient` flows into both branches (neither changes it, see `Layer`): the main
-    /// branch's and the projection's gradients with respect to `a` are added before `bn1`; the
-    /// identity shortcut's gradient is added to `bn1`'s input gradient.
+    /// `outputGradient` flows into both branches (neither changes it, see `Layer`). A shortcut
+    /// that starts from `a` (the projection, or PS-KD's identity) adds its gradient to the main
+    /// branch's before `bn1`; He et al.'s identity adds `outputGradient` to `bn1`'s input gradient.
     public func backward(_ outputGradient: Tensor) -> Tensor {
         let da = conv1.backward(bn2.backward(conv2.backward(outputGradient)))
         if let shortcut {
             add(shortcut.backward(outputGradient), into: da)
+        } else if identity == .preActivation {
+            add(outputGradient, into: da)
         }
         bn1.computesInputGradient = computesInputGradient
-        let dInput = bn1.backward(da)
+        let dx = bn1.backward(da)
         guard computesInputGradient else { return .noInputGradient }
-        let dx = inputGradient.tensor(input.shape)
-        dx.assign(dInput)
-        if shortcut == nil { add(outputGradient, into: dx) }
+        if shortcut == nil && identity == .input { add(outputGradient, into: dx) }
         return dx
     }
 

@@ -4,7 +4,7 @@ import Tensors
 /// The models pskd builds by name.
 public enum ModelZoo {
     /// The registered names, for help texts and validation.
-    public static let names = ["mlp", "cnn", "preact-resnet18"]
+    public static let names = ["mlp", "cnn", "preact-resnet18", "preact-resnet18-he"]
 
     /// What a model is built for: one sample's channels-last shape and the class count.
     public struct Input: Sendable, Equatable {
@@ -25,7 +25,7 @@ public enum ModelZoo {
     }
 
     /// Builds the model `name` for `input`, initialised from `generator`.
-    /// `widthMultiplier` scales the channel widths of `preact-resnet18`.
+    /// `widthMultiplier` scales the channel widths of `preact-resnet18` and `preact-resnet18-he`.
     public static func make(_ name: String, input: Input = .fashionMNIST, widthMultiplier: Double = 1,
                             generator: RandomGenerator) throws -> Model {
         let image = [input.height, input.width, input.channels]
@@ -38,6 +38,9 @@ public enum ModelZoo {
                              classCount: input.classes, generator: generator)
         case "preact-resnet18":
             return try Model(name: name, network: preActResNet18(input, widthMultiplier: widthMultiplier),
+                             sampleShape: image, classCount: input.classes, generator: generator)
+        case "preact-resnet18-he":
+            return try Model(name: name, network: preActResNet18He(input, widthMultiplier: widthMultiplier),
                              sampleShape: image, classCount: input.classes, generator: generator)
         default:
             throw UnknownModel(name: name)
@@ -69,25 +72,53 @@ public enum ModelZoo {
         ])
     }
 
-    /// PreAct ResNet-18: a 3×3 stem, PreAct blocks [2, 2, 2, 2] at widths 64-128-256-512
-    /// (times `widthMultiplier`), a final BatchNorm + ReLU, global average pooling and a
-    /// linear classifier. Works for any input size ≥ 8 × 8 (28 × 28, 32 × 32, …).
+    /// The paper's PreAct ResNet-18, exactly the official `CIFAR_ResNet18_preActBasic` of
+    /// lgcnsai/PS-KD-Pytorch (models/preact_resnet.py), with its state-dict names: a 3×3 stem
+    /// convolution `conv1` → `bn1` → ReLU; PreAct blocks [2, 2, 2, 2] (`layer1` … `layer4`) at
+    /// widths 64-128-256-512 (times `widthMultiplier`) whose shortcut starts from the
+    /// pre-activation; no final BatchNorm; average pooling and a biased `linear`.
+    ///
+    /// The official code pools with `avg_pool2d(out, 4)`: on CIFAR's 32 × 32 (and on 28 × 28,
+    /// which the strides also bring to 4 × 4) the last feature map is 4 × 4, so that is the mean
+    /// over all its pixels, which `GlobalAvgPool2d` computes. On other sizes, where the official
+    /// network does not run (its `linear` takes exactly 512 features), pskd still pools globally.
     static func preActResNet18(_ input: Input, widthMultiplier: Double) -> Sequential {
-        let widths = [64, 128, 256, 512].map { max(1, Int((Double($0) * widthMultiplier).rounded())) }
-        var layers: [(name: String, layer: any Layer)] = [
+        let widths = preActWidths(widthMultiplier)
+        return Sequential(named: [
             ("conv1", Conv2d(input.channels, widths[0], kernelSize: 3, padding: 1, bias: false)),
-        ]
-        var channels = widths[0]
-        for (stage, width) in widths.enumerated() {
-            let first = PreActBlock(channels, width, stride: stage == 0 ? 1 : 2)
-            layers.append(("layer\(stage + 1)", Sequential([first, PreActBlock(width, width)])))
-            channels = width
-        }
-        layers += [
-            ("bn", BatchNorm(channels, activation: .relu)),
+            ("bn1", BatchNorm(widths[0], activation: .relu)),
+        ] + preActStages(widths, identity: .preActivation) + [
             ("pool", GlobalAvgPool2d()),
-            ("linear", Linear(channels, input.classes)),
-        ]
-        return Sequential(named: layers)
+            ("linear", Linear(widths[3], input.classes)),
+        ])
+    }
+
+    /// PreAct ResNet-18 as in He et al. (2016): a 3×3 stem convolution without BatchNorm, PreAct
+    /// blocks [2, 2, 2, 2] whose identity shortcut adds the raw input, a final BatchNorm + ReLU
+    /// (`bn`), global average pooling and a linear classifier. Works for any input ≥ 8 × 8.
+    static func preActResNet18He(_ input: Input, widthMultiplier: Double) -> Sequential {
+        let widths = preActWidths(widthMultiplier)
+        return Sequential(named: [
+            ("conv1", Conv2d(input.channels, widths[0], kernelSize: 3, padding: 1, bias: false)),
+        ] + preActStages(widths, identity: .input) + [
+            ("bn", BatchNorm(widths[3], activation: .relu)),
+            ("pool", GlobalAvgPool2d()),
+            ("linear", Linear(widths[3], input.classes)),
+        ])
+    }
+
+    /// The stage widths 64-128-256-512 times `widthMultiplier` (at least 1 channel each).
+    private static func preActWidths(_ widthMultiplier: Double) -> [Int] {
+        [64, 128, 256, 512].map { max(1, Int((Double($0) * widthMultiplier).rounded())) }
+    }
+
+    /// `layer1` … `layer4`: two PreAct blocks each, the first of stages 2–4 with stride 2.
+    private static func preActStages(_ widths: [Int], identity: PreActBlock.IdentityShortcut) -> [(name: String, layer: any Layer)] {
+        var channels = widths[0]
+        return widths.enumerated().map { stage, width in
+            let first = PreActBlock(channels, width, stride: stage == 0 ? 1 : 2, identity: identity)
+            channels = width
+            return ("layer\(stage + 1)", Sequential([first, PreActBlock(width, width, identity: identity)]))
+        }
     }
 }

@@ -233,7 +233,7 @@ public struct ExperimentReport: Sendable {
         let c = run.configuration
         let augmentation = (try? DatasetSpec.named(c.dataset))?.standardAugmentation ?? .none
         var values: [(String, String)] = [
-            ("model", c.model == "preact-resnet18" && c.widthMultiplier != 1
+            ("model", c.model.hasPrefix("preact-resnet18") && c.widthMultiplier != 1
                 ? "\(c.model) (width × \(number(c.widthMultiplier)))" : c.model),
             ("dataset", c.dataset),
             ("training samples", c.maxTrainSamples.map { "first \($0)" } ?? "all"),
@@ -252,7 +252,7 @@ public struct ExperimentReport: Sendable {
             ("CutMix probability", number(c.cutMixProbability)),
             ("ECE bins", String(c.eceBins)),
         ]
-        if c.model != "preact-resnet18" && c.widthMultiplier != 1 {
+        if !c.model.hasPrefix("preact-resnet18") && c.widthMultiplier != 1 {
             values.append(("width multiplier", number(c.widthMultiplier)))
         }
         return values

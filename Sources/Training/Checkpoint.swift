@@ -12,7 +12,9 @@ import Tensors
 struct TrainingSnapshot {
     /// Epochs completed.
     var epoch: Int
-    /// `model.safetensors`: parameters, BatchNorm running statistics and batch counts, by PyTorch name.
+    /// `model.safetensors`: parameters, BatchNorm running statistics and batch counts (0-dimensional
+    /// int64, as in PyTorch), by PyTorch name: a PyTorch model of the same architecture loads it
+    /// with `load_state_dict(strict=True)`.
     var model: [SafeTensors.Entry]
     /// `training-state.safetensors`: optimiser state and the teacher table.
     var state: [SafeTensors.Entry]
@@ -29,7 +31,7 @@ struct TrainingSnapshot {
         let store = model.parameters
         self.model = store.entries.map { .float32($0.name, shape: $0.shape, store.values.pointer + $0.offset, count: $0.count) }
             + store.bufferEntries.map { .float32($0.name, shape: $0.shape, store.buffers.pointer + $0.offset, count: $0.count) }
-            + model.network.namedBatchNorms().map { .int64($0.name + ".num_batches_tracked", [Int64($0.layer.batchesTracked)]) }
+            + model.network.namedBatchNorms().map { .int64Scalar($0.name + ".num_batches_tracked", Int64($0.layer.batchesTracked)) }
         state = optimizer.stateTensors.map { .float32("optimizer." + $0.name, shape: $0.tensor.shape, $0.tensor.pointer, count: $0.tensor.count) }
         if let teacher {
             state.append(.float32("teacher.probabilities", shape: teacher.rows.shape, teacher.rows.pointer, count: teacher.rows.count))

@@ -1,4 +1,5 @@
 import Collectives
+import Layers
 import Tensors
 
 #if canImport(Glibc)
@@ -15,7 +16,7 @@ public struct SampleOutcome: Sendable, Equatable, BitwiseCopyable {
     public var label: Int
     /// The largest softmax probability (the top-label confidence).
     public var confidence: Double
-    /// −log p(label).
+    /// −log p(label), from the logits (exact even where p(label) underflows a float).
     public var negativeLogLikelihood: Double
     /// Whether the most probable class is the label.
     public var isCorrect: Bool
@@ -131,21 +132,24 @@ public struct ReliabilityBin: Sendable, Codable, Equatable {
 }
 
 extension SampleOutcome {
-    /// The outcomes of a batch's softmax rows, skipping padding rows.
-    public static func outcomes(probabilities: Tensor, labels: [Int], indices: [Int],
-                                isPadding: [Bool]) -> [SampleOutcome] {
-        let c = probabilities.shape[1]
+    /// The outcomes of a batch's logits `[rows, C]`, skipping padding rows. Everything comes from
+    /// log softmax(z) = z − logSumExp(z) (see `SoftmaxCrossEntropy.logSumExp`): the NLL is exact
+    /// however small p(label) is, the confidence is exp of the top log-probability, and classes are
+    /// ranked by their logits (ties broken towards the lower class).
+    public static func outcomes(logits: Tensor, labels: [Int], indices: [Int], isPadding: [Bool]) -> [SampleOutcome] {
+        let c = logits.shape[1]
         var result: [SampleOutcome] = []
         result.reserveCapacity(labels.count)
         for row in labels.indices where !isPadding[row] {
-            let p = probabilities.pointer + row * c
+            let z = logits.pointer + row * c
+            let logNormalizer = SoftmaxCrossEntropy.logSumExp(z, count: c)
             var best = 0
-            for k in 1..<c where p[k] > p[best] { best = k }
+            for k in 1..<c where z[k] > z[best] { best = k }
             let label = labels[row]
-            let above = (0..<c).filter { p[$0] > p[label] || (p[$0] == p[label] && $0 < label) }.count
+            let above = (0..<c).filter { z[$0] > z[label] || (z[$0] == z[label] && $0 < label) }.count
             result.append(SampleOutcome(
-                index: indices[row], label: label, confidence: Double(p[best]),
-                negativeLogLikelihood: -log(max(Double(p[label]), 1e-30)),
+                index: indices[row], label: label, confidence: exp(Double(z[best]) - logNormalizer),
+                negativeLogLikelihood: logNormalizer - Double(z[label]),
                 isCorrect: best == label, isInTopFive: above < 5))
         }
         return result

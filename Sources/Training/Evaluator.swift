@@ -24,10 +24,9 @@ struct Evaluator {
             FaultInjection.current.beforeEvaluationBatch(rank: communicator.rank)
             let labels = batch.labels.map(Int.init)
             let logits = try model.forward(batch.inputs, mode: .evaluation)
-            let result = try loss(logits: logits, targets: SoftmaxCrossEntropy.oneHot(labels, classes: model.classCount))
-            outcomes += SampleOutcome.outcomes(probabilities: result.probabilities, labels: labels,
-                                               indices: batch.indices, isPadding: batch.isPadding)
+            outcomes += SampleOutcome.outcomes(logits: logits, labels: labels, indices: batch.indices, isPadding: batch.isPadding)
             if gatherPredictions {
+                let result = try loss(logits: logits, targets: SoftmaxCrossEntropy.oneHot(labels, classes: model.classCount))
                 for row in 0..<batch.count where !batch.isPadding[row] {
                     rows += UnsafeBufferPointer(start: result.probabilities.pointer + row * model.classCount, count: model.classCount)
                 }

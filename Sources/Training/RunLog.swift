@@ -96,9 +96,12 @@ public struct EpochRecord: Codable, Sendable {
     public var testReliability: [ReliabilityBin]
     public var seconds: Double
     public var samplesPerSecond: Double
+    /// Training labels changed by `--label-noise` (`flipped_labels`; absent without label noise).
+    public var flippedLabels: Int?
 
     init(epoch: Int, alpha: Double, learningRate: Double, trainLoss: Double, metrics: ClassificationMetrics,
-         seconds: Double, samplesPerSecond: Double) {
+         seconds: Double, samplesPerSecond: Double, flippedLabels: Int? = nil) {
+        self.flippedLabels = flippedLabels
         self.epoch = epoch
         self.alpha = alpha
         self.lr = learningRate

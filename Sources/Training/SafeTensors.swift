@@ -27,6 +27,12 @@ public enum SafeTensors {
             Entry(name: name, dtype: "I64", shape: [values.count], bytes: values.withUnsafeBytes { Data($0) })
         }
 
+        /// A 0-dimensional int64 tensor (shape `[]`), as PyTorch stores a BatchNorm's
+        /// `num_batches_tracked`.
+        public static func int64Scalar(_ name: String, _ value: Int64) -> Entry {
+            Entry(name: name, dtype: "I64", shape: [], bytes: withUnsafeBytes(of: value.littleEndian) { Data($0) })
+        }
+
         /// The elements as float32 (the dtype must be `F32`).
         public func floats() -> [Float] {
             bytes.withUnsafeBytes { raw in (0..<(bytes.count / 4)).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }

@@ -26,6 +26,10 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public var maxTrainSamples: Int? = nil
     /// Use only the first K test samples; nil = all.
     public var maxTestSamples: Int? = nil
+    /// The probability that a training label is replaced by another class (symmetric label
+    /// noise, see `LabelNoise`); nil = 0. Optional so that configurations written before the
+    /// setting existed still read as clean labels.
+    public var labelNoise: Double? = nil
     public var epochs = 3
     /// Samples per step summed over all ranks; each rank trains on batchSize / ranks.
     public var batchSize = 128
@@ -83,7 +87,7 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     /// (a test checks that they agree).
     enum CodingKeys: String, CodingKey {
         case model, widthMultiplier = "width-multiplier", dataset, dataDirectory = "data-dir"
-        case maxTrainSamples = "max-train-samples", maxTestSamples = "max-test-samples", epochs
+        case maxTrainSamples = "max-train-samples", maxTestSamples = "max-test-samples", labelNoise = "label-noise", epochs
         case batchSize = "batch-size", dropLast = "drop-last", accumulateSteps = "accumulate-steps", learningRate = "lr"
         case learningRateSchedule = "lr-schedule", milestones, warmupEpochs = "warmup-epochs", optimizer, momentum
         case nesterov, weightDecay = "weight-decay", weightDecayStyle = "weight-decay-style", policy

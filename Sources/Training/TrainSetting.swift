@@ -139,7 +139,7 @@ extension TrainSetting {
     /// Every setting of `pskd train`, in the order `--help` lists them.
     public static let all: [TrainSetting] = [
         text("model", \.model, "The network (default cnn).", choices: ModelZoo.names),
-        number("width-multiplier", \.widthMultiplier, "Channel width multiplier of preact-resnet18 (default 1).",
+        number("width-multiplier", \.widthMultiplier, "Channel width multiplier of preact-resnet18 and preact-resnet18-he (default 1).",
                range: "0.0625...16 (at least 4 channels in the narrowest layer)") { (0.0625...16).contains($0) },
         text("dataset", \.dataset, "The data set (default fashion-mnist).", choices: DatasetSpec.names),
         optionalText("data-dir", \.dataDirectory, "Directory of the data set's files (default: Debian's for Fashion-MNIST)."),
@@ -147,6 +147,10 @@ extension TrainSetting {
                         range: "at least 1 (and one global batch)") { $0 >= 1 },
         optionalInteger("max-test-samples", \.maxTestSamples, "Evaluate on the first K test samples only (default all).",
                         range: "at least 1") { $0 >= 1 },
+        optionalNumber("label-noise", \.labelNoise,
+                       "Symmetric label noise: each training label, with this probability, is replaced by a different class "
+                       + "chosen uniformly, from (seed, sample index) alone, the same on every rank; the test set stays clean (default 0).",
+                       range: "in [0, 1)") { (0..<1).contains($0) },
         integer("epochs", \.epochs, "Epochs T (default 3).", range: "1...100000") { (1...100_000).contains($0) },
         integer("batch-size", \.batchSize, "Global batch size summed over ranks: each of R ranks trains on batch-size / R (default 128).",
                 range: "at least 2 per rank, a multiple of the rank count, at most the training samples") { $0 >= 2 },

@@ -114,6 +114,7 @@ public final class Trainer {
         log.say("pskd: training \(config.model) (\(model.parameters.parameterCount) parameters) on \(config.dataset), "
             + "\(data.train.count) samples, policy \(policy.name), \(config.epochs) epochs, global batch \(config.batchSize) "
             + "over \(communicator.size) rank(s) × \(BLAS.threads) thread(s); run directory \(config.outputDirectory)")
+        if let noise = data.labelNoiseSummary(rate: config.labelNoise) { log.say("pskd: " + noise) }
         var last: EpochRecord?
         let lastEpoch = min(config.epochs, config.stopAfterEpochs ?? config.epochs)
         if lastEpoch <= completedEpochs {
@@ -176,7 +177,8 @@ public final class Trainer {
         let (metrics, _) = try Evaluator(model: model, loader: data.testLoader, communicator: communicator).run(eceBins: config.eceBins)
         let record = EpochRecord(epoch: epoch, alpha: Double(alpha), learningRate: learningRate,
                                  trainLoss: lossSum / Double(data.loader.stepsPerEpoch), metrics: metrics,
-                                 seconds: progress.elapsed, samplesPerSecond: trainingThroughput)
+                                 seconds: progress.elapsed, samplesPerSecond: trainingThroughput,
+                                 flippedLabels: (config.labelNoise ?? 0) > 0 ? data.flippedLabels : nil)
         try log.append(record)
         log.say(record.summary)
         return record

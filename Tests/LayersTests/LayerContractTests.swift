@@ -16,6 +16,7 @@ final class LayerContractTests: XCTestCase {
             ("Conv2d Winograd", Conv2d(8, 8, kernelSize: 3, padding: 1), [2, 6, 6, 8]),
             ("BatchNorm+relu", BatchNorm(3, activation: .relu), [4, 3, 3, 3]),
             ("PreActBlock", PreActBlock(2, 2), [2, 4, 4, 2]),
+            ("PreActBlock He identity", PreActBlock(2, 2, identity: .input), [2, 4, 4, 2]),
             ("PreActBlock projection", PreActBlock(2, 3, stride: 2), [2, 4, 4, 2]),
             ("ReLU", ReLU(), [3, 4]),
             ("MaxPool2d", MaxPool2d(kernelSize: 2), [2, 4, 4, 3]),

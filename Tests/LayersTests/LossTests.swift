@@ -73,6 +73,22 @@ final class LossTests: XCTestCase {
         assertClose(result.loss, expected, absolute: 1e-6, relative: 1e-6)
     }
 
+    /// Logits putting p(label) at e^−200 (far below Float's smallest value): the loss is 200, not
+    /// capped by the underflowed probability, and `logSumExp` gives the same NLL in Double.
+    func testConfidentlyWrongSampleCostsItsExactNegativeLogLikelihood() throws {
+        let z = Tensor(shape: [1, 2], values: [0, 200])  // p(0) = 1 / (1 + e^200) ≈ e^−200
+        let result = try SoftmaxCrossEntropy()(logits: z, targets: SoftmaxCrossEntropy.oneHot([0], classes: 2))
+        XCTAssertEqual(result.probabilities[0], 0, "the float probability underflows")
+        assertClose(result.loss, 200, absolute: 1e-3, relative: 0)
+        assertClose(SoftmaxCrossEntropy.logSumExp(z.pointer, count: 2) - Double(z[0]), 200, absolute: 1e-3, relative: 0)
+    }
+
+    func testLogSumExpMatchesTheDefinition() {
+        let z = normalTensor([1, 7], seed: 12)
+        let direct = log((0..<7).reduce(0.0) { $0 + exp(Double(z[$1])) })
+        assertClose(SoftmaxCrossEntropy.logSumExp(z.pointer, count: 7), direct, absolute: 1e-12, relative: 1e-12)
+    }
+
     func testProbabilityRowsSumToOne() throws {
         let loss = SoftmaxCrossEntropy()
         let z = normalTensor([8, 10], seed: 6, standardDeviation: 5)

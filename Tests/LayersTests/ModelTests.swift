@@ -70,19 +70,22 @@ final class ModelTests: XCTestCase {
     }
 
     func testPreActResNet18ForwardShapes() throws {
-        for (input, shape) in [(ModelZoo.Input.fashionMNIST, [2, 28, 28, 1]),
-                               (ModelZoo.Input(height: 32, width: 32, channels: 3, classes: 100), [2, 32, 32, 3])] {
-            let model = try ModelZoo.make("preact-resnet18", input: input, widthMultiplier: 0.125, generator: RandomGenerator(seed: 5))
-            let x = normalTensor(shape, seed: 6)
-            let training = try model.forward(x, mode: .training)
-            XCTAssertEqual(training.shape, [2, input.classes])
-            XCTAssert(training.scalars.allSatisfy(\.isFinite))
-            model.backward(normalTensor([2, input.classes], seed: 7))
-            XCTAssert(model.parameters.gradients.scalars.allSatisfy(\.isFinite))
-            let evaluation = try model.forward(x, mode: .evaluation)
-            XCTAssertEqual(evaluation.shape, [2, input.classes])
-            XCTAssert(evaluation.scalars.allSatisfy(\.isFinite))
-            XCTAssertEqual(model.batchNormLayers.count, 2 * 4 * 2 + 1)
+        let inputs = [(ModelZoo.Input.fashionMNIST, [2, 28, 28, 1]),
+                      (ModelZoo.Input(height: 32, width: 32, channels: 3, classes: 100), [2, 32, 32, 3])]
+        for name in ["preact-resnet18", "preact-resnet18-he"] {
+            for (input, shape) in inputs {
+                let model = try ModelZoo.make(name, input: input, widthMultiplier: 0.125, generator: RandomGenerator(seed: 5))
+                let x = normalTensor(shape, seed: 6)
+                let training = try model.forward(x, mode: .training)
+                XCTAssertEqual(training.shape, [2, input.classes])
+                XCTAssert(training.scalars.allSatisfy(\.isFinite))
+                model.backward(normalTensor([2, input.classes], seed: 7))
+                XCTAssert(model.parameters.gradients.scalars.allSatisfy(\.isFinite))
+                let evaluation = try model.forward(x, mode: .evaluation)
+                XCTAssertEqual(evaluation.shape, [2, input.classes])
+                XCTAssert(evaluation.scalars.allSatisfy(\.isFinite))
+                XCTAssertEqual(model.batchNormLayers.count, 2 * 4 * 2 + 1, "16 in the blocks, and the stem's or the final one")
+            }
         }
     }
 

@@ -7,11 +7,12 @@ import XCTest
 final class ParameterStoreTests: XCTestCase {
     private let cifar100 = ModelZoo.Input(height: 32, width: 32, channels: 3, classes: 100)
 
-    /// PreAct ResNet-18's trainable scalars derived by hand: a 3×3 stem without bias; per block
-    /// two BatchNorms (γ, β), two 3×3 convolutions without bias and, when the width or stride
-    /// changes, a 1×1 projection without bias; a final BatchNorm; a linear classifier with bias.
-    private func preActResNet18Count(channels: Int, classes: Int, widths: [Int], finalBatchNorm: Bool) -> Int {
-        var count = channels * widths[0] * 9
+    /// PreAct ResNet-18's trainable scalars derived by hand: a 3×3 stem without bias (with a
+    /// BatchNorm in the paper's network); per block two BatchNorms (γ, β), two 3×3 convolutions
+    /// without bias and, when the width or stride changes, a 1×1 projection without bias; a final
+    /// BatchNorm in He et al.'s variant only; a linear classifier with bias.
+    private func preActResNet18Count(channels: Int, classes: Int, widths: [Int], stemBatchNorm: Bool, finalBatchNorm: Bool) -> Int {
+        var count = channels * widths[0] * 9 + (stemBatchNorm ? 2 * widths[0] : 0)
         var inputs = widths[0]
         for (stage, width) in widths.enumerated() {
             for block in 0..<2 {
@@ -36,33 +37,37 @@ final class ParameterStoreTests: XCTestCase {
         XCTAssertEqual(cnn.parameters.buffers.count, 2 * (32 + 32 + 64 + 64))
     }
 
-    func testPreActResNet18ParameterCount() throws {
-        let model = try ModelZoo.make("preact-resnet18", input: cifar100, generator: RandomGenerator(seed: 1))
+    /// The paper's network has the official `CIFAR_ResNet18_preActBasic`'s counts: 11 171 274
+    /// for CIFAR-10 and 11 217 444 for CIFAR-100.
+    func testPreActResNet18ParameterCounts() throws {
         let widths = [64, 128, 256, 512]
-        let derived = preActResNet18Count(channels: 3, classes: 100, widths: widths, finalBatchNorm: true)
-        XCTAssertEqual(derived, 11_218_340)
-        XCTAssertEqual(model.parameters.parameterCount, derived)
-        // Without the final BatchNorm (kuangliu's PreActResNet18) it would be 1 024 fewer; for
-        // CIFAR-10 that is the widely quoted 11 171 146.
-        XCTAssertEqual(preActResNet18Count(channels: 3, classes: 100, widths: widths, finalBatchNorm: false), 11_217_316)
-        XCTAssertEqual(preActResNet18Count(channels: 3, classes: 10, widths: widths, finalBatchNorm: false), 11_171_146)
-        // The count is also the sum over the named tensors.
-        XCTAssertEqual(model.network.namedParameters().reduce(0) { $0 + $1.parameter.shape.reduce(1, *) }, derived)
+        for (classes, official) in [(10, 11_171_274), (100, 11_217_444)] {
+            let input = ModelZoo.Input(height: 32, width: 32, channels: 3, classes: classes)
+            let model = try ModelZoo.make("preact-resnet18", input: input, generator: RandomGenerator(seed: 1))
+            XCTAssertEqual(model.parameters.parameterCount, official)
+            XCTAssertEqual(preActResNet18Count(channels: 3, classes: classes, widths: widths, stemBatchNorm: true, finalBatchNorm: false), official)
+            XCTAssertEqual(model.network.namedParameters().reduce(0) { $0 + $1.parameter.shape.reduce(1, *) }, official)
+        }
+        let he = try ModelZoo.make("preact-resnet18-he", input: cifar100, generator: RandomGenerator(seed: 1))
+        XCTAssertEqual(he.parameters.parameterCount, 11_218_340)
+        XCTAssertEqual(preActResNet18Count(channels: 3, classes: 100, widths: widths, stemBatchNorm: false, finalBatchNorm: true), 11_218_340)
+        // On Fashion-MNIST the stem takes one channel: 2 · 64 · 9 = 1 152 fewer than for 3 × 32 × 32.
+        let fashion = try ModelZoo.make("preact-resnet18", input: .fashionMNIST, generator: RandomGenerator(seed: 1))
+        XCTAssertEqual(fashion.parameters.parameterCount, 11_171_274 - 1_152)
     }
 
-    func testPreActResNet18NamesFollowPyTorch() throws {
+    func testPreActResNet18NamesFollowTheOfficialStateDict() throws {
         let model = try ModelZoo.make("preact-resnet18", input: cifar100, widthMultiplier: 0.125, generator: RandomGenerator(seed: 1))
         let names = model.parameters.entries.map(\.name)
-        XCTAssertEqual(names.first, "conv1.weight")
-        XCTAssertEqual(Array(names.prefix(7)), ["conv1.weight", "layer1.0.bn1.weight", "layer1.0.bn1.bias",
-                                                "layer1.0.conv1.weight", "layer1.0.bn2.weight", "layer1.0.bn2.bias",
-                                                "layer1.0.conv2.weight"])
-        for name in ["layer3.0.conv1.weight", "layer3.0.shortcut.0.weight", "layer2.1.bn2.bias",
-                     "layer4.1.conv2.weight", "bn.weight", "bn.bias", "linear.weight", "linear.bias"] {
+        XCTAssertEqual(Array(names.prefix(9)), ["conv1.weight", "bn1.weight", "bn1.bias",
+                                                "layer1.0.bn1.weight", "layer1.0.bn1.bias", "layer1.0.conv1.weight",
+                                                "layer1.0.bn2.weight", "layer1.0.bn2.bias", "layer1.0.conv2.weight"])
+        for name in ["layer3.0.conv1.weight", "layer3.0.shortcut.0.weight", "layer2.1.bn2.bias", "layer4.1.conv2.weight"] {
             XCTAssert(names.contains(name), "missing \(name)")
         }
         XCTAssertFalse(names.contains("layer1.0.shortcut.0.weight"), "layer1.0 keeps the identity shortcut")
         XCTAssertFalse(names.contains("layer3.1.shortcut.0.weight"))
+        XCTAssertFalse(names.contains("bn.weight"), "no final BatchNorm")
         XCTAssertEqual(Array(names.suffix(2)), ["linear.weight", "linear.bias"])
         XCTAssertEqual(Set(names).count, names.count, "names are unique")
         // Shapes in PyTorch's layout (width 64·0.125 = 8, 128·0.125 = 16, 256·0.125 = 32).
@@ -71,9 +76,16 @@ final class ParameterStoreTests: XCTestCase {
         XCTAssertEqual(model.parameters.value(named: "layer3.0.shortcut.0.weight")?.shape, [32, 16, 1, 1])
         XCTAssertEqual(model.parameters.value(named: "linear.weight")?.shape, [100, 64])
         let buffers = model.parameters.bufferEntries.map(\.name)
-        XCTAssertEqual(Array(buffers.prefix(2)), ["layer1.0.bn1.running_mean", "layer1.0.bn1.running_var"])
-        XCTAssertEqual(Array(buffers.suffix(2)), ["bn.running_mean", "bn.running_var"])
+        XCTAssertEqual(Array(buffers.prefix(4)), ["bn1.running_mean", "bn1.running_var", "layer1.0.bn1.running_mean", "layer1.0.bn1.running_var"])
+        XCTAssertEqual(Array(buffers.suffix(2)), ["layer4.1.bn2.running_mean", "layer4.1.bn2.running_var"])
         XCTAssertNil(model.parameters.value(named: "layer5.0.conv1.weight"))
+    }
+
+    func testPreActResNet18HeKeepsItsNames() throws {
+        let model = try ModelZoo.make("preact-resnet18-he", input: cifar100, widthMultiplier: 0.125, generator: RandomGenerator(seed: 1))
+        let names = model.parameters.entries.map(\.name)
+        XCTAssertEqual(Array(names.prefix(2)), ["conv1.weight", "layer1.0.bn1.weight"], "no stem BatchNorm")
+        XCTAssertEqual(Array(names.suffix(4)), ["bn.weight", "bn.bias", "linear.weight", "linear.bias"])
     }
 
     func testViewsAreContiguousNonOverlappingAndBound() throws {

@@ -1,4 +1,6 @@
+import Layers
 import Tensors
+import TestSupport
 import Training
 import XCTest
 
@@ -36,13 +38,41 @@ final class ClassificationMetricsTests: XCTestCase {
     }
 
     func testOutcomesSkipPaddingAndFindTopFive() {
-        let probabilities = Tensor(shape: [2, 6], values: [0.05, 0.1, 0.15, 0.2, 0.25, 0.25, 1, 0, 0, 0, 0, 0])
-        let outcomes = SampleOutcome.outcomes(probabilities: probabilities, labels: [0, 0], indices: [7, 8],
-                                              isPadding: [false, true])
+        let probabilities: [Float] = [0.05, 0.1, 0.15, 0.2, 0.25, 0.25, 1, 0, 0, 0, 0, 0]
+        let logits = Tensor(shape: [2, 6], values: probabilities.map { log(max($0, 1e-6)) })
+        let outcomes = SampleOutcome.outcomes(logits: logits, labels: [0, 0], indices: [7, 8], isPadding: [false, true])
         XCTAssertEqual(outcomes.count, 1)
         XCTAssertEqual(outcomes[0].index, 7)
         XCTAssertFalse(outcomes[0].isCorrect)
         XCTAssertFalse(outcomes[0].isInTopFive)  // class 0 is the least probable of six
         XCTAssertEqual(outcomes[0].confidence, 0.25, accuracy: 1e-7)
+        XCTAssertEqual(outcomes[0].negativeLogLikelihood, -log(0.05), accuracy: 1e-6)
+    }
+
+    /// p(label) = e^−200: the NLL is 200, where the former −log(max(p, 1e-30)) capped it at 69.
+    func testConfidentlyWrongSampleHasItsExactNegativeLogLikelihood() {
+        let logits = Tensor(shape: [1, 2], values: [0, 200])
+        let outcome = SampleOutcome.outcomes(logits: logits, labels: [0], indices: [0], isPadding: [false])[0]
+        XCTAssertEqual(outcome.negativeLogLikelihood, 200, accuracy: 1e-3)
+        XCTAssertFalse(outcome.isCorrect)
+        XCTAssertEqual(outcome.confidence, 1, accuracy: 1e-12)
+        let metrics = ClassificationMetrics(outcomes: [outcome], eceBins: 10)
+        XCTAssertEqual(metrics.negativeLogLikelihood, 200, accuracy: 1e-3)
+    }
+
+    /// Where p(label) is not tiny, the NLL is −log of the float softmax, as before.
+    func testNegativeLogLikelihoodAgreesWithTheProbabilityFormula() throws {
+        let (rows, classes) = (64, 10)
+        let logits = normalTensor([rows, classes], seed: 3, standardDeviation: 3)
+        let labels = (0..<rows).map { $0 % classes }
+        let probabilities = try SoftmaxCrossEntropy()(logits: logits, targets: SoftmaxCrossEntropy.oneHot(labels, classes: classes)).probabilities
+        let outcomes = SampleOutcome.outcomes(logits: logits, labels: labels, indices: Array(0..<rows),
+                                              isPadding: Array(repeating: false, count: rows))
+        for (row, outcome) in outcomes.enumerated() {
+            let p = Double(probabilities[row * classes + labels[row]])
+            XCTAssertEqual(outcome.negativeLogLikelihood, -log(max(p, 1e-30)), accuracy: 1e-5 * max(1, -log(p)), "row \(row)")
+            let top = (0..<classes).map { Double(probabilities[row * classes + $0]) }.max()!
+            XCTAssertEqual(outcome.confidence, top, accuracy: 1e-6, "row \(row)")
+        }
     }
 }

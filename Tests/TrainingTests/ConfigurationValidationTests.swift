@@ -13,6 +13,8 @@ final class ConfigurationValidationTests: XCTestCase {
         ("dataset", { $0.dataset = "imagenet22k" }, "imagenet22k"),
         ("max-train-samples", { $0.maxTrainSamples = 0 }, "0"),
         ("max-test-samples", { $0.maxTestSamples = -5 }, "-5"),
+        ("label-noise", { $0.labelNoise = 1 }, "1.0"),
+        ("label-noise", { $0.labelNoise = -0.1 }, "-0.1"),
         ("epochs", { $0.epochs = 0 }, "0"),
         ("epochs", { $0.epochs = 1_000_000 }, "1000000"),
         ("batch-size", { $0.batchSize = 1 }, "1"),
@@ -103,7 +105,7 @@ final class ConfigurationValidationTests: XCTestCase {
         var config = TrainConfig()
         (config.maxTrainSamples, config.maxTestSamples, config.dataDirectory, config.threads) = (1, 1, "d", 1)
         (config.cropPadding, config.horizontalFlip, config.stopAfterEpochs) = (1, true, 1)
-        (config.stallTimeout, config.accumulateSteps) = (30, 1)
+        (config.stallTimeout, config.accumulateSteps, config.labelNoise) = (30, 1, 0.2)
         let encoded = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any])
         XCTAssertEqual(Set(encoded.keys), Set(TrainSetting.all.map(\.name)))
         XCTAssertEqual(Set(TrainSetting.values(of: config).keys), Set(TrainSetting.all.map(\.name)))

@@ -42,6 +42,23 @@ final class DistributedTrainingTests: XCTestCase {
         }
     }
 
+    /// The flipped labels are decided by (seed, sample index): 1 and 2 ranks log the same count,
+    /// and metrics.jsonl records it.
+    func testLabelNoiseIsTheSameForAnyRankCount() throws {
+        var counts: [Int] = []
+        for ranks in [1, 2] {
+            let (output, records) = try train(ranks: ranks, extra: ["--label-noise", "0.4", "--epochs", "1"], name: "noise\(ranks)")
+            let line = try XCTUnwrap(output.split(separator: "\n").first { $0.contains("label noise 0.40: ") }, output)
+            XCTAssertTrue(line.hasSuffix("of 250 training labels flipped (the test set stays clean)"), String(line))
+            let logged = try XCTUnwrap(Int(line.components(separatedBy: "label noise 0.40: ")[1].split(separator: " ")[0]), String(line))
+            XCTAssertEqual(records.first?["flipped_labels"] as? Int, logged, output)
+            XCTAssertEqual(output.components(separatedBy: "label noise 0.40").count - 1, 1, "rank 0 logs it once")
+            counts.append(logged)
+        }
+        XCTAssertEqual(counts[0], counts[1])
+        XCTAssertEqual(Double(counts[0]), 100, accuracy: 5 * (250 * 0.4 * 0.6).squareRoot())
+    }
+
     func testMetricsFileHasEveryField() throws {
         let (output, records) = try train(ranks: 2, extra: ["--policy", "ls"], name: "fields")
         let fields = ["epoch", "alpha", "lr", "train_loss", "test_top1_error", "test_top5_error", "test_nll",

@@ -7,7 +7,7 @@ final class SafeTensorsTests: XCTestCase {
         let values: [Float] = [1, -2, 3.5, 4, 5, 6]
         let entries = [
             values.withUnsafeBufferPointer { SafeTensors.Entry.float32("fc.weight", shape: [2, 3], $0.baseAddress!, count: 6) },
-            SafeTensors.Entry.int64("bn.num_batches_tracked", [7]),
+            SafeTensors.Entry.int64Scalar("bn.num_batches_tracked", 7),
         ]
         let data = try SafeTensors.encode(entries, metadata: ["epoch": "3"])
         let headerLength = data.prefix(8).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
@@ -18,6 +18,9 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertEqual(weight["dtype"] as? String, "F32")
         XCTAssertEqual(weight["shape"] as? [Int], [2, 3])
         XCTAssertEqual(weight["data_offsets"] as? [Int], [0, 24])
+        let count = try XCTUnwrap(header["bn.num_batches_tracked"] as? [String: Any])
+        XCTAssertEqual(count["shape"] as? [Int], [], "0-dimensional, as PyTorch's num_batches_tracked")
+        XCTAssertEqual(count["data_offsets"] as? [Int], [24, 32])
         let decoded = try SafeTensors.decode(data, file: "x")
         XCTAssertEqual(decoded.metadata["epoch"], "3")
         XCTAssertEqual(decoded.entries.map(\.name), ["fc.weight", "bn.num_batches_tracked"])

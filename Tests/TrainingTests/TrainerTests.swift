@@ -154,4 +154,50 @@ final class TrainerTests: XCTestCase {
         XCTAssertNotEqual(two.model.parameters.values.scalars, one.model.parameters.values.scalars,
                           "micro-batches round differently, so equal bits would mean the setting was ignored")
     }
+
+    // MARK: - Label noise
+
+    /// With --label-noise 0.4 every step trains on the noisy label of its samples (keyed by
+    /// (seed, index)), PS-KD's first-epoch targets are one-hot of that noisy label (the teacher
+    /// table starts from the labels it is given), metrics.jsonl counts the flips, and the test
+    /// set stays clean (the record equals an evaluation on the clean test labels).
+    func testNoisyLabelsAreTrainedOnAndTheTestSetStaysClean() throws {
+        var config = smallRun("noisy", epochs: 1)
+        config.labelNoise = 0.4
+        let clean = try Dataset.load(name: "fashion-mnist", split: .train).labels.prefix(256).map(Int.init)
+        let noise = LabelNoise(rate: 0.4, seed: config.seed)
+        let noisy = clean.indices.map { noise.label(clean[$0], sample: $0, classCount: 10) }
+        var seen: [Int: Int] = [:]
+        let (trainer, last) = try train(config) { step in
+            for (row, index) in step.indices.enumerated() {
+                seen[index] = step.labels[row]
+                XCTAssertEqual(step.targets[row * 10 + noisy[index]], 1, accuracy: 1e-6, "epoch-1 target of sample \(index)")
+            }
+        }
+        XCTAssertEqual(seen.count, 256)
+        XCTAssertEqual(seen, Dictionary(uniqueKeysWithValues: noisy.enumerated().map { ($0.offset, $0.element) }))
+        let flipped = zip(noisy, clean).filter { $0 != $1 }.count
+        XCTAssertEqual(Double(flipped), 0.4 * 256, accuracy: 5 * (256 * 0.4 * 0.6).squareRoot())
+        let record = try XCTUnwrap(last)
+        XCTAssertEqual(record.flippedLabels, flipped)
+        let metrics = try String(contentsOfFile: config.outputDirectory + "/metrics.jsonl", encoding: .utf8)
+        XCTAssertTrue(metrics.contains("\"flipped_labels\":\(flipped)"), metrics)
+        let expected = try evaluateByHand(trainer.model, testSamples: config.maxTestSamples!, eceBins: config.eceBins)
+        XCTAssertEqual(record.testTop1Error, expected.top1Error, accuracy: 1e-9, "evaluated against the clean test labels")
+    }
+
+    /// --label-noise 0 trains exactly as a run without the flag: the same model file, byte for byte.
+    func testLabelNoiseZeroChangesNothing() throws {
+        let plain = smallRun("plain", epochs: 1)
+        var zero = smallRun("zero-noise", epochs: 1)
+        zero.labelNoise = 0
+        let (_, plainRecord) = try train(plain)
+        let (_, zeroRecord) = try train(zero)
+        XCTAssertNil(try XCTUnwrap(zeroRecord).flippedLabels)
+        XCTAssertEqual(try XCTUnwrap(zeroRecord).trainLoss, try XCTUnwrap(plainRecord).trainLoss)
+        let model = "/checkpoints/epoch-0001/model.safetensors"
+        let (a, b) = (try Data(contentsOf: URL(fileURLWithPath: plain.outputDirectory + model)),
+                      try Data(contentsOf: URL(fileURLWithPath: zero.outputDirectory + model)))
+        XCTAssertEqual(a, b)
+    }
 }
