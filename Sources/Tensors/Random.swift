@@ -84,6 +84,7 @@ public enum RandomStream {
     public static let augmentation: UInt64 = 3
     public static let dropout: UInt64 = 4
     public static let benchmark: UInt64 = 5
+    public static let syntheticData: UInt64 = 6
 }
 
 /// SplitMix64, used to expand seeds into xoshiro states.

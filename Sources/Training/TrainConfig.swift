@@ -22,6 +22,13 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public var widthMultiplier = 1.0
     public var dataset = "fashion-mnist"
     public var dataDirectory: String? = nil
+    /// `--dataset synthetic`'s training samples, test samples, classes and features; nil =
+    /// `SyntheticShape.standard`'s. Optional so that configurations written before the
+    /// settings existed still read.
+    public var syntheticSamples: Int? = nil
+    public var syntheticTestSamples: Int? = nil
+    public var syntheticClasses: Int? = nil
+    public var syntheticFeatures: Int? = nil
     /// Use only the first K training samples (a quick subset); nil = all.
     public var maxTrainSamples: Int? = nil
     /// Use only the first K test samples; nil = all.
@@ -83,6 +90,8 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     /// (a test checks that they agree).
     enum CodingKeys: String, CodingKey {
         case model, widthMultiplier = "width-multiplier", dataset, dataDirectory = "data-dir"
+        case syntheticSamples = "synthetic-samples", syntheticTestSamples = "synthetic-test-samples"
+        case syntheticClasses = "synthetic-classes", syntheticFeatures = "synthetic-features"
         case maxTrainSamples = "max-train-samples", maxTestSamples = "max-test-samples", epochs
         case batchSize = "batch-size", dropLast = "drop-last", accumulateSteps = "accumulate-steps", learningRate = "lr"
         case learningRateSchedule = "lr-schedule", milestones, warmupEpochs = "warmup-epochs", optimizer, momentum
@@ -114,6 +123,21 @@ public struct TrainConfig: Sendable, Codable, Equatable {
                 + "Resuming may change only \(Self.changeableOnResume.sorted().joined(separator: ", ")); "
                 + "drop the others to continue the run, or train a new one with another --out")
         }
+    }
+
+    /// The shape of `--dataset synthetic`: the `synthetic-*` settings, `SyntheticShape.standard`'s
+    /// where unset.
+    public var syntheticShape: SyntheticShape {
+        let standard = SyntheticShape.standard
+        return SyntheticShape(trainSamples: syntheticSamples ?? standard.trainSamples,
+                              testSamples: syntheticTestSamples ?? standard.testSamples,
+                              classes: syntheticClasses ?? standard.classes, features: syntheticFeatures ?? standard.features)
+    }
+
+    /// The data set the configuration names; `synthetic` is generated from the `synthetic-*`
+    /// settings and the seed.
+    public func datasetSpec() throws -> DatasetSpec {
+        dataset == "synthetic" ? .synthetic(syntheticShape, seed: seed) : try DatasetSpec.named(dataset)
     }
 
     /// The target policy the configuration names.
@@ -161,6 +185,8 @@ public struct TrainConfig: Sendable, Codable, Equatable {
         try TrainSetting.checkRanges(self)
         try require(maxTrainSamples.map { $0 >= batchSize } ?? true,
                     "max-train-samples \(maxTrainSamples ?? 0) is smaller than one global batch (\(batchSize))")
+        try require(dataset != "synthetic" || model == "mlp",
+                    "model \(model) needs images; the synthetic data set's samples are vectors of \(syntheticShape.features) features: use --model mlp")
     }
 
     /// `validate()`, and the combinations that depend on the number of ranks.

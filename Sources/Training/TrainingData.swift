@@ -12,7 +12,7 @@ struct TrainingData {
     let testLoader: BatchLoader
 
     init(config: TrainConfig, communicator: any Communicator) throws {
-        let spec = try DatasetSpec.named(config.dataset)
+        let spec = try config.datasetSpec()
         train = try spec.load(.train, directory: config.dataDirectory).prefix(config.maxTrainSamples)
         test = try spec.load(.test, directory: config.dataDirectory).prefix(config.maxTestSamples)
         guard config.batchSize <= train.count else {

@@ -11,6 +11,10 @@ final class ConfigurationValidationTests: XCTestCase {
         ("width-multiplier", { $0.widthMultiplier = 0 }, "0.0"),
         ("width-multiplier", { $0.widthMultiplier = .nan }, "nan"),
         ("dataset", { $0.dataset = "imagenet22k" }, "imagenet22k"),
+        ("synthetic-samples", { $0.syntheticSamples = 0 }, "0"),
+        ("synthetic-test-samples", { $0.syntheticTestSamples = 200_000_000 }, "200000000"),
+        ("synthetic-classes", { $0.syntheticClasses = 1 }, "1"),
+        ("synthetic-features", { $0.syntheticFeatures = 0 }, "0"),
         ("max-train-samples", { $0.maxTrainSamples = 0 }, "0"),
         ("max-test-samples", { $0.maxTestSamples = -5 }, "-5"),
         ("epochs", { $0.epochs = 0 }, "0"),
@@ -104,6 +108,7 @@ final class ConfigurationValidationTests: XCTestCase {
         (config.maxTrainSamples, config.maxTestSamples, config.dataDirectory, config.threads) = (1, 1, "d", 1)
         (config.cropPadding, config.horizontalFlip, config.stopAfterEpochs) = (1, true, 1)
         (config.stallTimeout, config.accumulateSteps) = (30, 1)
+        (config.syntheticSamples, config.syntheticTestSamples, config.syntheticClasses, config.syntheticFeatures) = (1, 1, 2, 1)
         let encoded = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any])
         XCTAssertEqual(Set(encoded.keys), Set(TrainSetting.all.map(\.name)))
         XCTAssertEqual(Set(TrainSetting.values(of: config).keys), Set(TrainSetting.all.map(\.name)))
@@ -118,6 +123,15 @@ final class ConfigurationValidationTests: XCTestCase {
         XCTAssertThrowsError(try config.validate(ranks: 8)) { XCTAssertTrue("\($0)".contains("micro-batches of fewer than 2"), "\($0)") }
         config.accumulateSteps = nil
         XCTAssertEqual(config.microBatchesPerStep, 1, "unset means one batch per step")
+    }
+
+    /// The synthetic data set's samples are vectors: only `mlp` takes them.
+    func testSyntheticDataNeedsTheMLP() {
+        var config = TrainConfig()
+        (config.dataset, config.model) = ("synthetic", "mlp")
+        XCTAssertNoThrow(try config.validate())
+        config.model = "cnn"
+        XCTAssertThrowsError(try config.validate()) { XCTAssertTrue("\($0)".contains("use --model mlp"), "\($0)") }
     }
 
     func testRankCountsMustDivideTheGlobalBatch() {
