@@ -96,9 +96,12 @@ public struct EpochRecord: Codable, Sendable {
     public var testReliability: [ReliabilityBin]
     public var seconds: Double
     public var samplesPerSecond: Double
+    /// The largest peak resident memory of any rank so far, in bytes (`VmHWM`); nil in runs
+    /// logged before it was recorded.
+    public var peakMemoryBytes: UInt64?
 
     init(epoch: Int, alpha: Double, learningRate: Double, trainLoss: Double, metrics: ClassificationMetrics,
-         seconds: Double, samplesPerSecond: Double) {
+         seconds: Double, samplesPerSecond: Double, peakMemoryBytes: UInt64?) {
         self.epoch = epoch
         self.alpha = alpha
         self.lr = learningRate
@@ -113,6 +116,7 @@ public struct EpochRecord: Codable, Sendable {
         testReliability = metrics.reliability
         self.seconds = seconds
         self.samplesPerSecond = samplesPerSecond
+        self.peakMemoryBytes = peakMemoryBytes
     }
 
     /// The epoch and its test metrics, for closing lines.

@@ -135,6 +135,7 @@ public final class Trainer {
             throw interruption
         }
         if let teacher { try verifyIdenticalTeachers(teacher) }
+        try sayPeakMemory()
         sayFinished(startedAt: stopwatch)
         return last
     }
@@ -176,7 +177,8 @@ public final class Trainer {
         let (metrics, _) = try Evaluator(model: model, loader: data.testLoader, communicator: communicator).run(eceBins: config.eceBins)
         let record = EpochRecord(epoch: epoch, alpha: Double(alpha), learningRate: learningRate,
                                  trainLoss: lossSum / Double(data.loader.stepsPerEpoch), metrics: metrics,
-                                 seconds: progress.elapsed, samplesPerSecond: trainingThroughput)
+                                 seconds: progress.elapsed, samplesPerSecond: trainingThroughput,
+                                 peakMemoryBytes: try peakMemoryPerRank().max())
         try log.append(record)
         log.say(record.summary)
         return record
@@ -205,6 +207,18 @@ extension Trainer {
         }
         log.say("pskd: results in \(config.outputDirectory)/metrics.jsonl, checkpoints in \(checkpoints.directory.path); "
             + "`pskd evaluate --checkpoint \(config.outputDirectory)` reports the newest again")
+    }
+
+    /// Every rank's peak resident memory so far (`PeakMemory`), in rank order, on every rank.
+    private func peakMemoryPerRank() throws -> [UInt64] {
+        try communicator.allGatherV([PeakMemory.residentBytes])
+    }
+
+    /// Rank 0 prints every rank's peak resident memory.
+    private func sayPeakMemory() throws {
+        let peaks = try peakMemoryPerRank()
+        log.say("pskd: peak resident memory per rank: "
+            + peaks.enumerated().map { "\($0.offset): \(PeakMemory.megabytes($0.element))" }.joined(separator: ", "))
     }
 
     /// Says where training stopped and how to continue.

@@ -58,8 +58,11 @@ final class DistributedTrainingTests: XCTestCase {
     func testMetricsFileHasEveryField() throws {
         let (output, records) = try train(ranks: 2, extra: ["--policy", "ls"], name: "fields")
         let fields = ["epoch", "alpha", "lr", "train_loss", "test_top1_error", "test_top5_error", "test_nll",
-                      "test_ece", "test_aurc", "test_eaurc", "seconds", "samples_per_second"]
+                      "test_ece", "test_aurc", "test_eaurc", "seconds", "samples_per_second", "peak_memory_bytes"]
         for field in fields { XCTAssertNotNil(records.first?[field], "\(field) missing: \(output)") }
+        XCTAssertGreaterThan(records.last?["peak_memory_bytes"] as? Int ?? 0, 10_000_000, "a rank takes more than 10 MB")
+        XCTAssertTrue(output.contains("peak resident memory per rank: 0: "), output)
+        XCTAssertTrue(output.contains(" MB, 1: "), "rank 0 prints every rank's: \(output)")
         XCTAssertEqual(records.last?["alpha"] as? Double, 0)
     }
 
