@@ -140,7 +140,8 @@ private final class BenchmarkSteps {
         let slots = sampler.slots(step: position % sampler.stepsPerEpoch, order: order)
         position += 1
         beacon?.startStep(epoch: 1, step: position)
-        policy.makeTargets(labels: labels, indices: slots.indices, alpha: 0.5, teacher: teacher, into: targets)
+        let teacherRows = policy.usesTeacher ? teacher.rows(step: 0, indices: slots.indices, isPadding: slots.isPadding) : nil
+        policy.makeTargets(labels: labels, alpha: 0.5, teacherRows: teacherRows, into: targets)
         let result = try step(inputs: inputs, targets: targets, samples: BatchSamples(seed: 1, epoch: 1, indices: slots.indices),
                               learningRate: 0.01)
         beacon?.enter(.teacherExchange)

@@ -56,6 +56,9 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public var weightDecayStyle = "l2"
     /// `ce`, `ls` or `pskd`.
     public var policy = "pskd"
+    /// How PS-KD's teacher table is kept: `replicated` (whole on every rank) or `sharded`
+    /// (each rank keeps the rows it reads next); nil = replicated. Both train the same, bit for bit.
+    public var teacher: String? = nil
     /// α_T, PS-KD's final weight of the teacher.
     public var alphaT = 0.8
     /// ε of label smoothing.
@@ -95,7 +98,7 @@ public struct TrainConfig: Sendable, Codable, Equatable {
         case maxTrainSamples = "max-train-samples", maxTestSamples = "max-test-samples", epochs
         case batchSize = "batch-size", dropLast = "drop-last", accumulateSteps = "accumulate-steps", learningRate = "lr"
         case learningRateSchedule = "lr-schedule", milestones, warmupEpochs = "warmup-epochs", optimizer, momentum
-        case nesterov, weightDecay = "weight-decay", weightDecayStyle = "weight-decay-style", policy
+        case nesterov, weightDecay = "weight-decay", weightDecayStyle = "weight-decay-style", policy, teacher
         case alphaT = "alpha-t", labelSmoothing = "label-smoothing", seed, cropPadding = "crop-padding"
         case horizontalFlip = "flip", cutMixProbability = "cutmix", eceBins = "ece-bins", prefetch, threads
         case outputDirectory = "out", resume, stopAfterEpochs = "stop-after", keepCheckpoints = "keep-checkpoints"
@@ -109,7 +112,7 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     /// Settings that `--resume` may change, because they do not change the training so far:
     /// more epochs, where the data is, threads, loading, checkpoints kept, evaluation, and the stall watchdog.
     public static let changeableOnResume: Set<String> = ["epochs", "data-dir", "threads", "prefetch", "keep-checkpoints",
-                                                         "ece-bins", "max-test-samples", "stall-timeout"]
+                                                         "ece-bins", "max-test-samples", "stall-timeout", "teacher"]
 
     /// Throws, naming them, if settings that `--resume` may not change differ from `saved`
     /// (the run's `config.json`).
@@ -139,6 +142,9 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public func datasetSpec() throws -> DatasetSpec {
         dataset == "synthetic" ? .synthetic(syntheticShape, seed: seed) : try DatasetSpec.named(dataset)
     }
+
+    /// Whether the teacher table is sharded across the ranks (`teacher: sharded`).
+    public var shardsTeacher: Bool { teacher == "sharded" }
 
     /// The target policy the configuration names.
     public func targetPolicy() throws -> TargetPolicy {

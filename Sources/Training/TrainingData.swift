@@ -6,6 +6,8 @@ import Models
 struct TrainingData {
     let train: Dataset
     let test: Dataset
+    /// Which samples this rank trains at each step of each epoch.
+    let sampler: ShardedSampler
     /// This rank's shard of every global training batch, augmented.
     let loader: BatchLoader
     /// This rank's blocks of the test set (fixed by sample index, see `EvaluationSharder`).
@@ -18,7 +20,7 @@ struct TrainingData {
         guard config.batchSize <= train.count else {
             throw ConfigurationError("batch-size \(config.batchSize) is larger than the \(train.count) training samples: choose a batch of at most \(train.count)")
         }
-        let sampler = try ShardedSampler(sampleCount: train.count, globalBatchSize: config.batchSize,
+        sampler = try ShardedSampler(sampleCount: train.count, globalBatchSize: config.batchSize,
                                          rank: communicator.rank, worldSize: communicator.size,
                                          seed: config.seed, dropLast: config.dropLast)
         var augmentation = spec.standardAugmentation

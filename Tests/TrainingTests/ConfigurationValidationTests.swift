@@ -35,6 +35,7 @@ final class ConfigurationValidationTests: XCTestCase {
         ("weight-decay", { $0.weightDecay = -1 }, "-1.0"),
         ("weight-decay-style", { $0.weightDecayStyle = "l1" }, "l1"),
         ("policy", { $0.policy = "kd" }, "kd"),
+        ("teacher", { $0.teacher = "mirrored" }, "mirrored"),
         ("alpha-t", { $0.alphaT = 1.5 }, "1.5"),
         ("label-smoothing", { $0.labelSmoothing = 1 }, "1.0"),
         ("crop-padding", { $0.cropPadding = -2 }, "-2"),
@@ -109,6 +110,7 @@ final class ConfigurationValidationTests: XCTestCase {
         (config.cropPadding, config.horizontalFlip, config.stopAfterEpochs) = (1, true, 1)
         (config.stallTimeout, config.accumulateSteps) = (30, 1)
         (config.syntheticSamples, config.syntheticTestSamples, config.syntheticClasses, config.syntheticFeatures) = (1, 1, 2, 1)
+        config.teacher = "sharded"
         let encoded = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any])
         XCTAssertEqual(Set(encoded.keys), Set(TrainSetting.all.map(\.name)))
         XCTAssertEqual(Set(TrainSetting.values(of: config).keys), Set(TrainSetting.all.map(\.name)))
