@@ -18,6 +18,8 @@ public protocol Teacher: AnyObject {
     /// N and C.
     var sampleCount: Int { get }
     var classCount: Int { get }
+    /// Bytes this rank has received in the teacher's per-step and per-epoch exchanges so far.
+    var receivedBytes: Int { get }
 
     /// Prepares epoch `epoch`'s reads; called before its first step.
     func beginEpoch(_ epoch: Int) throws
@@ -83,6 +85,7 @@ public final class TeacherTable: Teacher {
     private var paddingRows: [Int: [Float]] = [:]
     /// The current step's teacher rows, `[b, C]`.
     private var stepRows = Tensor(zeros: [0])
+    public private(set) var receivedBytes = 0
 
     /// A table whose rows are the one-hot `labels`. `sampler` (nil: no padding to read
     /// ahead of) tells which samples pad each epoch.
@@ -144,6 +147,7 @@ public final class TeacherTable: Teacher {
             }
         }
         let gathered = try records.withUnsafeBytes { try communicator.allGather($0) }
+        receivedBytes += gathered.count
         try gathered.withUnsafeBytes { raw in
             for offset in stride(from: 0, to: raw.count, by: recordSize) {
                 let index = Int(raw.loadUnaligned(fromByteOffset: offset, as: Int64.self))
