@@ -53,9 +53,6 @@ public final class ShardedTeacher: Teacher {
         }
     }
 
-    /// Bytes of rows this rank holds (both buffers).
-    public var heldBytes: Int { (current.count + next.count) * 4 }
-
     public func beginEpoch(_ epoch: Int) throws {
         precondition(epoch == self.epoch, "the sharded teacher holds epoch \(self.epoch)'s rows, not epoch \(epoch)'s")
     }
@@ -88,8 +85,8 @@ public final class ShardedTeacher: Teacher {
 
     /// One all-to-all: every rank sends the rows of its primary positions among
     /// `positions(rank)` (`rank`'s positions, the same list on every rank) to the holders of
-    /// those samples next epoch, in the order of `positions` and `nextPositions`, which the
-    /// receivers follow too; `source(slot)` is the row to send from this rank's `slot`.
+    /// those samples next epoch, in the order of `positions` and `forEachNextPosition`, which
+    /// the receivers follow too; `source(slot)` is the row to send from this rank's `slot`.
     private func exchange<Positions: Sequence<Int>>(positions: (_ rank: Int) -> Positions,
                                                     source: (_ slot: Int) -> UnsafePointer<Float>) throws {
         let (size, me, c) = (communicator.size, communicator.rank, classCount)
