@@ -66,7 +66,8 @@ public final class ShardedTeacher: Teacher {
         let (b, B) = (sampler.localBatchSize, sampler.globalBatchSize)
         try exchange(positions: { rank in (step * B + rank * b)..<(step * B + (rank + 1) * b) }) { slot in
             let local = slot - step * b
-            return UnsafePointer(isWritten[local] ? probabilities.pointer + local * self.classCount : self.current.pointer + slot * self.classCount)
+            let row = isWritten[local] ? probabilities.pointer + local * self.classCount : self.current.pointer + slot * self.classCount
+            return UnsafePointer(row)
         }
     }
 

@@ -167,7 +167,8 @@ public final class TeacherTable: Teacher {
         let hash = (0..<sampleCount).reduce(UInt64(0)) { $0 &+ TeacherHash.row($1, row($1), classCount: classCount) }
         let hashes = try communicator.allGatherV([hash])
         guard Set(hashes).count == 1 else {
-            throw TeacherTableError("teacher tables differ across ranks (hashes \(hashes.map { String($0, radix: 16) })): this is a bug, please report it")
+            let listed = hashes.map { String($0, radix: 16) }
+            throw TeacherTableError("teacher tables differ across ranks (hashes \(listed)): this is a bug, please report it")
         }
         return hash
     }

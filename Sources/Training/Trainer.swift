@@ -62,7 +62,8 @@ public final class Trainer {
                                   generator: RandomGenerator(seed: config.seed).split(RandomStream.initialisation))
         try ReplicaAgreement.checkShapes(model: model, data: data, communicator: communicator)
         policy = try config.targetPolicy()
-        teacher = policy.usesTeacher ? Self.makeTeacher(config: config, data: data, classCount: model.classCount, communicator: communicator) : nil
+        teacher = policy.usesTeacher
+            ? Self.makeTeacher(config: config, data: data, classCount: model.classCount, communicator: communicator) : nil
         step = TrainingStep(model: model, optimizer: try config.makeOptimizer(parameterCount: model.parameters.parameterCount),
                             communicator: communicator, microBatches: config.microBatchesPerStep)
         schedule = try config.schedule()
