@@ -6,7 +6,7 @@
 //                       (+ ArgumentParser, Yams)
 //   Reporting         → Training, DataPipeline
 //   Training          → SelfDistillation, Collectives, DataPipeline, Models, Optimizers, Layers, Tensors, Platform
-//   SelfDistillation  → Collectives, Tensors
+//   SelfDistillation  → Collectives, DataPipeline (the sampler's placement), Tensors
 //   Watchdog          → Collectives, Platform
 //   Collectives       → Tensors, Platform, CMPI
 //   DataPipeline      → Tensors, Platform, CZlib
@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "Watchdog", dependencies: ["Collectives", "Platform"], swiftSettings: optimized),
 
         // PS-KD: teacher table and target policies.
-        .target(name: "SelfDistillation", dependencies: ["Tensors", "Collectives"], swiftSettings: optimized),
+        .target(name: "SelfDistillation", dependencies: ["Tensors", "Collectives", "DataPipeline"], swiftSettings: optimized),
 
         // Training: the step, the epoch loop, checkpoints, metrics and benchmarks.
         .target(name: "Training",
@@ -87,8 +87,8 @@ let package = Package(
         .testTarget(name: "DataPipelineTests", dependencies: ["DataPipeline", "CZlib", "TestSupport"]),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "TestSupport"]),
         .testTarget(name: "WatchdogTests", dependencies: ["Watchdog", "Collectives", "TestSupport"]),
-        .testTarget(name: "SelfDistillationTests", dependencies: ["SelfDistillation", "Collectives", "Tensors", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Collectives", "DataPipeline", "Layers", "Models", "Tensors", "TestSupport"]),
+        .testTarget(name: "SelfDistillationTests", dependencies: ["SelfDistillation", "Collectives", "DataPipeline", "Tensors", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Collectives", "DataPipeline", "Layers", "Models", "SelfDistillation", "Tensors", "TestSupport"]),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Training", "TestSupport"]),
         .testTarget(name: "ClusterTests", dependencies: ["TestSupport"]),
     ]

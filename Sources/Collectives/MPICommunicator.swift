@@ -140,6 +140,51 @@ public final class MPICommunicator: Communicator {
         return result
     }
 
+    public func allToAllV(_ send: UnsafeRawBufferPointer, sendCounts: [Int],
+                          into receive: UnsafeMutableRawBufferPointer, receiveCounts: [Int]) throws {
+        precondition(sendCounts.count == size && receiveCounts.count == size, "one count per rank")
+        precondition(sendCounts.reduce(0, +) <= send.count && receiveCounts.reduce(0, +) <= receive.count,
+                     "the counts exceed the buffers: \(sendCounts) of \(send.count), \(receiveCounts) of \(receive.count)")
+        let (sendStarts, receiveStarts) = (Self.starts(sendCounts), Self.starts(receiveCounts))
+        let limit = Int(Int32.max)
+        if sendCounts.reduce(0, +) <= limit && receiveCounts.reduce(0, +) <= limit {
+            try check(MPI_Alltoallv(send.baseAddress, sendCounts.map(Int32.init), sendStarts.map(Int32.init), pskd_mpi_byte(),
+                                    receive.baseAddress, receiveCounts.map(Int32.init), receiveStarts.map(Int32.init),
+                                    pskd_mpi_byte(), world),
+                      "MPI_Alltoallv(\(sendCounts.reduce(0, +)) bytes sent, \(receiveCounts.reduce(0, +)) received)")
+            return
+        }
+        // Rounds of at most `piece` bytes per pair keep every MPI count and displacement in
+        // Int32; both sides derive the same rounds from the counts alone.
+        let piece = limit / max(size, 1)
+        let rounds = ((sendCounts + receiveCounts).max()! + piece - 1) / piece
+        for round in 0..<rounds {
+            let part = { (count: Int) in Int32(max(0, min(piece, count - round * piece))) }
+            let (sendParts, receiveParts) = (sendCounts.map(part), receiveCounts.map(part))
+            var sendBuffer = [UInt8](), receiveBuffer = [UInt8](repeating: 0, count: Int(receiveParts.reduce(0, +)))
+            for r in 0..<size { sendBuffer += send[(sendStarts[r] + round * piece)...].prefix(Int(sendParts[r])) }
+            try check(MPI_Alltoallv(sendBuffer, sendParts, Self.displacements(sendParts), pskd_mpi_byte(),
+                                    &receiveBuffer, receiveParts, Self.displacements(receiveParts), pskd_mpi_byte(), world),
+                      "MPI_Alltoallv(round \(round + 1) of \(rounds): \(sendBuffer.count) bytes sent, \(receiveBuffer.count) received)")
+            var offset = 0
+            for r in 0..<size where receiveParts[r] > 0 {
+                let target = receive.baseAddress! + receiveStarts[r] + round * piece
+                receiveBuffer.withUnsafeBytes { target.copyMemory(from: $0.baseAddress! + offset, byteCount: Int(receiveParts[r])) }
+                offset += Int(receiveParts[r])
+            }
+        }
+    }
+
+    /// Where each rank's part starts when parts of `counts` bytes follow one another.
+    private static func starts(_ counts: [Int]) -> [Int] {
+        counts.indices.map { counts[..<$0].reduce(0, +) }
+    }
+
+    /// `starts` as MPI displacements.
+    private static func displacements(_ counts: [Int32]) -> [Int32] {
+        starts(counts.map(Int.init)).map(Int32.init)
+    }
+
     public func barrier() throws {
         try check(MPI_Barrier(world), "MPI_Barrier")
     }

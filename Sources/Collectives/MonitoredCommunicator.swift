@@ -27,6 +27,11 @@ public final class MonitoredCommunicator: Communicator {
         try beacon.during(.allGather) { try base.allGatherV(bytes) }
     }
 
+    public func allToAllV(_ send: UnsafeRawBufferPointer, sendCounts: [Int],
+                          into receive: UnsafeMutableRawBufferPointer, receiveCounts: [Int]) throws {
+        try beacon.during(.allToAll) { try base.allToAllV(send, sendCounts: sendCounts, into: receive, receiveCounts: receiveCounts) }
+    }
+
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
         try beacon.during(.broadcast) { try base.broadcast(buffer, root: root) }
     }

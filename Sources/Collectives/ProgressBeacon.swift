@@ -21,7 +21,7 @@ public enum TrainingPhase: UInt8, Sendable, CaseIterable {
 
 /// A collective a rank is inside (waiting for the other ranks, or exchanging with them).
 public enum CollectiveKind: UInt8, Sendable, CaseIterable {
-    case allReduce = 1, allGather, broadcast, barrier
+    case allReduce = 1, allGather, broadcast, barrier, allToAll
 
     public var name: String {
         switch self {
@@ -29,6 +29,7 @@ public enum CollectiveKind: UInt8, Sendable, CaseIterable {
         case .allGather: "all-gather"
         case .broadcast: "broadcast"
         case .barrier: "barrier"
+        case .allToAll: "all-to-all"
         }
     }
 }

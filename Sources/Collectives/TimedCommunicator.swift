@@ -4,18 +4,18 @@ import Platform
 /// of collective, to measure communication's share of a step.
 public final class TimedCommunicator: Communicator {
     public let base: any Communicator
-    /// Seconds spent in all-reduce, all-gather and broadcast/barrier calls so far.
-    public private(set) var allReduceSeconds = 0.0, allGatherSeconds = 0.0, otherSeconds = 0.0
+    /// Seconds spent in all-reduce, all-gather, all-to-all and broadcast/barrier calls so far.
+    public private(set) var allReduceSeconds = 0.0, allGatherSeconds = 0.0, allToAllSeconds = 0.0, otherSeconds = 0.0
 
     public init(_ base: any Communicator) { self.base = base }
 
     public var rank: Int { base.rank }
     public var size: Int { base.size }
     /// All seconds spent communicating.
-    public var totalSeconds: Double { allReduceSeconds + allGatherSeconds + otherSeconds }
+    public var totalSeconds: Double { allReduceSeconds + allGatherSeconds + allToAllSeconds + otherSeconds }
 
     /// Sets every counter back to zero.
-    public func reset() { (allReduceSeconds, allGatherSeconds, otherSeconds) = (0, 0, 0) }
+    public func reset() { (allReduceSeconds, allGatherSeconds, allToAllSeconds, otherSeconds) = (0, 0, 0, 0) }
 
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation) throws {
         try timed(&allReduceSeconds) { try base.allReduce(buffer, operation) }
@@ -31,6 +31,11 @@ public final class TimedCommunicator: Communicator {
 
     public func allGatherV(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
         try timed(&allGatherSeconds) { try base.allGatherV(bytes) }
+    }
+
+    public func allToAllV(_ send: UnsafeRawBufferPointer, sendCounts: [Int],
+                          into receive: UnsafeMutableRawBufferPointer, receiveCounts: [Int]) throws {
+        try timed(&allToAllSeconds) { try base.allToAllV(send, sendCounts: sendCounts, into: receive, receiveCounts: receiveCounts) }
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {

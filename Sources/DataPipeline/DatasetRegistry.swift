@@ -10,9 +10,12 @@
 /// Training augmentation: crop with padding 4 and flip for CIFAR (the paper's recipe); flip
 /// without crop for Fashion-MNIST (garments are roughly mirror-symmetric, and the 28 × 28 images
 /// are centred); nothing for MNIST (digits are not mirror-symmetric).
+///
+/// `synthetic` is listed with its standard shape and seed 1; a run builds it from its
+/// `--synthetic-*` settings and `--seed` (`DatasetSpec.synthetic(_:seed:)`).
 extension DatasetSpec {
     /// Every known data set, in the order help texts and messages list them.
-    public static let all: [DatasetSpec] = [fashionMNIST, mnist, cifar10, cifar100]
+    public static let all: [DatasetSpec] = [fashionMNIST, mnist, cifar10, cifar100, synthetic(.standard, seed: 1)]
 
     /// The registered names.
     public static var names: [String] { all.map(\.name) }

@@ -209,3 +209,40 @@ enum FisherYates {
         }
     }
 }
+
+/// Where an epoch's samples sit across ranks, for state kept per sample and sharded by who reads
+/// it (the sharded PS-KD teacher).
+///
+/// An epoch has `positionCount` *positions*. Position `q` holds sample `order[q mod N]`:
+/// positions below `N` are the permutation itself (each sample once, its *primary* position),
+/// positions from `N` up to `steps·B` are the padding of the last batch (their samples repeat
+/// the permutation's start). A trained position `q < steps·B` belongs to the rank and slot that
+/// train it: rank `(q mod B) / b`, slot `(q / B)·b + q mod b`, so a rank's slots of step `s` are
+/// `s·b ..< (s+1)·b`. With `dropLast` the positions `steps·B ..< N` are not trained: they are
+/// *parked*, dealt round-robin to the ranks after their trained slots. Every rank can place
+/// every position of any epoch, for any rank count.
+extension ShardedSampler {
+    /// Positions of every epoch: `max(steps·B, N)`.
+    public var positionCount: Int { max(stepsPerEpoch * globalBatchSize, sampleCount) }
+
+    /// Positions trained in an epoch: `steps·B`.
+    public var trainedPositionCount: Int { stepsPerEpoch * globalBatchSize }
+
+    /// Slots every rank holds: its trained slots, then room for its share of the parked
+    /// positions (`ceil(parked / R)`).
+    public var heldSlotCount: Int {
+        let parked = positionCount - trainedPositionCount
+        return stepsPerEpoch * localBatchSize + (parked + worldSize - 1) / worldSize
+    }
+
+    /// The rank holding position `position` and its slot there.
+    @inlinable public func holder(ofPosition position: Int) -> (rank: Int, slot: Int) {
+        let trained = trainedPositionCount
+        if position < trained {
+            let column = position % globalBatchSize
+            return (column / localBatchSize, (position / globalBatchSize) * localBatchSize + column % localBatchSize)
+        }
+        let parked = position - trained
+        return (parked % worldSize, stepsPerEpoch * localBatchSize + parked / worldSize)
+    }
+}

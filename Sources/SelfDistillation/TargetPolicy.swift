@@ -8,8 +8,9 @@ import Tensors
 /// ```swift
 /// let policy = TargetPolicy.progressiveSelfDistillation(finalAlpha: 0.8)
 /// let alpha = policy.alpha(epoch: epoch, totalEpochs: epochs)     // 0.8 · epoch / epochs
-/// policy.makeTargets(labels: batch.labels, indices: batch.indices, alpha: alpha,
-///                    teacher: teacher, into: targets)             // targets: [b, C]
+/// let teacherRows = teacher.rows(step: batch.step, indices: batch.indices, isPadding: batch.isPadding)
+/// policy.makeTargets(labels: batch.labels, alpha: alpha, teacherRows: teacherRows,
+///                    into: targets)                               // targets: [b, C]
 /// ```
 ///
 /// A new policy is a new case here, with its command-line name in `name` and in
@@ -48,17 +49,17 @@ public enum TargetPolicy: Sendable, Equatable {
         return finalAlpha * Float(epoch) / Float(max(totalEpochs, 1))
     }
 
-    /// Writes one target row per sample into `targets` `[labels.count, C]`. PS-KD reads each
-    /// sample's row of `teacher` by its global index in `indices`; other policies ignore both.
+    /// Writes one target row per sample into `targets` `[labels.count, C]`. PS-KD mixes in each
+    /// sample's teacher row from `teacherRows`; other policies ignore it.
     ///
     /// - Parameters:
     ///   - labels: each sample's class, in `0..<C`.
-    ///   - indices: each sample's global index (its teacher row).
     ///   - alpha: α_t from `alpha(epoch:totalEpochs:)`.
-    ///   - teacher: the teacher table; required by PS-KD, ignored otherwise.
+    ///   - teacherRows: each sample's teacher row P_{t−1}, `[labels.count, C]` (`Teacher.rows`);
+    ///     required by PS-KD, ignored otherwise.
     ///   - targets: `[labels.count, C]`, overwritten.
-    public func makeTargets(labels: [Int], indices: [Int], alpha: Float, teacher: TeacherTable?, into targets: Tensor) {
-        precondition(!usesTeacher || teacher != nil, "PS-KD targets need the teacher table")
+    public func makeTargets(labels: [Int], alpha: Float, teacherRows: Tensor?, into targets: Tensor) {
+        precondition(!usesTeacher || teacherRows != nil, "PS-KD targets need the teacher's rows")
         let c = targets.shape[1]
         let t = targets.pointer
         for (row, label) in labels.enumerated() {
@@ -71,7 +72,7 @@ public enum TargetPolicy: Sendable, Equatable {
                 out.update(repeating: epsilon / Float(c), count: c)
                 out[label] += 1 - epsilon
             case .progressiveSelfDistillation:
-                let previous = teacher!.row(indices[row])
+                let previous = teacherRows!.pointer + row * c
                 for k in 0..<c { out[k] = alpha * previous[k] }
                 out[label] += 1 - alpha
             }

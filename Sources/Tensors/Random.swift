@@ -85,6 +85,7 @@ public enum RandomStream {
     public static let dropout: UInt64 = 4
     public static let benchmark: UInt64 = 5
     public static let labelNoise: UInt64 = 6
+    public static let syntheticData: UInt64 = 7
 }
 
 /// SplitMix64, used to expand seeds into xoshiro states.

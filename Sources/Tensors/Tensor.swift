@@ -170,9 +170,13 @@ extension Tensor {
 
 /// The 64-bit FNV-1a hash, for comparing replicas across ranks and checksumming files.
 public enum FNV1a {
-    /// The hash of `bytes`.
-    public static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    /// The hash of no bytes, where every hash starts.
+    public static let offsetBasis: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    /// The hash of `bytes`, or of the bytes hashed into `hash` so far followed by `bytes` (to
+    /// hash a file in pieces).
+    public static func hash(_ bytes: UnsafeRawBufferPointer, continuing hash: UInt64 = offsetBasis) -> UInt64 {
+        var hash = hash
         for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
         return hash
     }

@@ -7,8 +7,9 @@ import SelfDistillation
 import Tensors
 
 /// What a checkpoint holds: everything needed to continue a run exactly, and nothing that
-/// depends on the number of ranks (every rank's replica, optimiser state and teacher table are
-/// identical, and data order and augmentation are keyed by seed, epoch and sample).
+/// depends on the number of ranks or the teacher's layout (every rank's replica and optimiser
+/// state are identical, the teacher table is written whole in index order, and data order and
+/// augmentation are keyed by seed, epoch and sample).
 struct TrainingSnapshot {
     /// Epochs completed.
     var epoch: Int
@@ -16,26 +17,29 @@ struct TrainingSnapshot {
     /// int64, as in PyTorch), by PyTorch name: a PyTorch model of the same architecture loads it
     /// with `load_state_dict(strict=True)`.
     var model: [SafeTensors.Entry]
-    /// `training-state.safetensors`: optimiser state and the teacher table.
+    /// `training-state.safetensors`: optimiser state. The teacher table, its last tensor when
+    /// written by this version, is streamed in pieces, never held whole (`teacherSection`).
     var state: [SafeTensors.Entry]
     /// Scalars: optimiser steps, the resolved configuration, versions.
     var metadata: [String: String]
+    /// Where a loaded checkpoint's teacher table is; nil when it has none.
+    var teacherSection: TeacherSection?
+
+    /// The teacher table's tensor name in the state file.
+    static let teacherName = "teacher.probabilities"
 
     static let modelFile = "model.safetensors"
     static let stateFile = "training-state.safetensors"
     static let formatVersion = "1"
 
     /// The snapshot of a trainer's replica after `epoch` epochs.
-    init(epoch: Int, model: Model, optimizer: any Optimizer, teacher: TeacherTable?, config: TrainConfig) throws {
+    init(epoch: Int, model: Model, optimizer: any Optimizer, config: TrainConfig) throws {
         self.epoch = epoch
         let store = model.parameters
         self.model = store.entries.map { .float32($0.name, shape: $0.shape, store.values.pointer + $0.offset, count: $0.count) }
             + store.bufferEntries.map { .float32($0.name, shape: $0.shape, store.buffers.pointer + $0.offset, count: $0.count) }
             + model.network.namedBatchNorms().map { .int64Scalar($0.name + ".num_batches_tracked", Int64($0.layer.batchesTracked)) }
         state = optimizer.stateTensors.map { .float32("optimizer." + $0.name, shape: $0.tensor.shape, $0.tensor.pointer, count: $0.tensor.count) }
-        if let teacher {
-            state.append(.float32("teacher.probabilities", shape: teacher.rows.shape, teacher.rows.pointer, count: teacher.rows.count))
-        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         metadata = ["format": "pskd-checkpoint", "format_version": TrainingSnapshot.formatVersion, "epoch": String(epoch),
@@ -43,16 +47,38 @@ struct TrainingSnapshot {
                     "config": String(decoding: try encoder.encode(config), as: UTF8.self)]
     }
 
-    init(epoch: Int, model: [SafeTensors.Entry], state: [SafeTensors.Entry], metadata: [String: String]) {
-        (self.epoch, self.model, self.state, self.metadata) = (epoch, model, state, metadata)
+    init(epoch: Int, model: [SafeTensors.Entry], state: [SafeTensors.Entry], metadata: [String: String],
+         teacherSection: TeacherSection?) {
+        (self.epoch, self.model, self.state, self.metadata, self.teacherSection) = (epoch, model, state, metadata, teacherSection)
     }
 
     /// Writes this snapshot into a trainer's replica; every tensor must match by name and shape.
-    func restore(into model: Model, optimizer: any Optimizer, teacher: TeacherTable?, source: String) throws {
+    /// The teacher reads the table in pieces and keeps the rows it needs for the next epoch.
+    func restore(into model: Model, optimizer: any Optimizer, teacher: (any Teacher)?, source: String) throws {
         try restoreModel(into: model, source: source)
         for (name, tensor) in optimizer.stateTensors { try load("optimizer." + name, into: tensor, source: source) }
         optimizer.stepCount = Int(metadata["optimizer_steps"] ?? "") ?? 0
-        if let teacher { try load("teacher.probabilities", into: teacher.rows, source: source) }
+        if let teacher { try restoreTeacher(teacher, source: source) }
+    }
+
+    private func restoreTeacher(_ teacher: any Teacher, source: String) throws {
+        let shape = [teacher.sampleCount, teacher.classCount]
+        guard let section = teacherSection else {
+            throw CheckpointError("\(source) has no tensor '\(Self.teacherName)': it was written for another model or policy")
+        }
+        guard section.descriptor.dtype == "F32", section.descriptor.shape == shape else {
+            throw CheckpointError("\(source): tensor '\(Self.teacherName)' is \(section.descriptor.dtype) \(section.descriptor.shape), the run needs F32 \(shape): use the same model, data set and --max-train-samples as the checkpointed run")
+        }
+        let file = try FileHandle(forReadingFrom: section.file)
+        defer { try? file.close() }
+        let rowBytes = teacher.classCount * 4
+        for samples in TeacherSection.pieces(sampleCount: teacher.sampleCount, classCount: teacher.classCount) {
+            let start = section.descriptor.bytes.lowerBound + samples.lowerBound * rowBytes
+            let data = try file.read(start..<(start + samples.count * rowBytes), of: section.file)
+            data.withUnsafeBytes { raw in
+                teacher.restoreRows(samples, from: raw.assumingMemoryBound(to: Float.self), nextEpoch: epoch + 1)
+            }
+        }
     }
 
     /// Writes the parameters, BatchNorm statistics and batch counts into `model`.
@@ -104,6 +130,41 @@ extension Layer {
     }
 }
 
+/// Where a checkpoint's teacher table (`[N, C]` float32 in index order) is in its state file.
+struct TeacherSection {
+    let file: URL
+    let descriptor: SafeTensors.Descriptor
+
+    /// Rows per piece when the table is written or read: about 16 MB, whatever N and C.
+    static func pieces(sampleCount: Int, classCount: Int) -> [Range<Int>] {
+        let rows = max(1, (16 << 20) / max(classCount * 4, 1))
+        return stride(from: 0, to: sampleCount, by: rows).map { $0..<min($0 + rows, sampleCount) }
+    }
+}
+
+extension FileHandle {
+    /// The bytes `range` of the file, or a `CheckpointError` naming `url` when it is shorter.
+    func read(_ range: Range<Int>, of url: URL) throws -> Data {
+        try seek(toOffset: UInt64(range.lowerBound))
+        let data = try read(upToCount: range.count) ?? Data()
+        guard data.count == range.count else {
+            throw CheckpointError("\(url.path) ends before byte \(range.upperBound): it is truncated")
+        }
+        return data
+    }
+
+    /// The 64-bit FNV-1a checksum of the whole file, read in pieces.
+    static func checksum(of url: URL) throws -> UInt64 {
+        let file = try FileHandle(forReadingFrom: url)
+        defer { try? file.close() }
+        var hash = FNV1a.offsetBasis
+        while let piece = try file.read(upToCount: 16 << 20), !piece.isEmpty {
+            hash = piece.withUnsafeBytes { FNV1a.hash($0, continuing: hash) }
+        }
+        return hash
+    }
+}
+
 /// A checkpoint that cannot be used, with what to do.
 public struct CheckpointError: Error, CustomStringConvertible {
     public let description: String
@@ -125,37 +186,35 @@ struct CheckpointStore {
 
     func folder(epoch: Int) -> URL { directory.appendingPathComponent(String(format: "epoch-%04d", epoch), isDirectory: true) }
 
-    /// Saves `snapshot`: rank 0 writes, every rank waits until the checkpoint is complete.
-    func save(_ snapshot: TrainingSnapshot, communicator: any Communicator) throws {
-        if communicator.isRoot { try writeFiles(snapshot) }
-        try communicator.barrier()
-        if communicator.isRoot { try markComplete(snapshot) }
-        try communicator.barrier()
-    }
-
-    private func writeFiles(_ snapshot: TrainingSnapshot) throws {
+    /// Saves `snapshot` and the teacher's table: rank 0 writes into a temporary folder, every
+    /// rank hands it the teacher rows it holds in pieces of index order (so no rank holds the
+    /// whole table unless the teacher is replicated), rank 0 renames the folder into place, and
+    /// every rank waits until the checkpoint is complete.
+    func save(_ snapshot: TrainingSnapshot, teacher: (any Teacher)?, communicator: any Communicator) throws {
         let final = folder(epoch: snapshot.epoch)
-        let partial = final.appendingPathExtension("partial")
-        let files = FileManager.default
-        try? files.removeItem(at: partial)
-        try? files.removeItem(at: final)
         do {
-            try files.createDirectory(at: partial, withIntermediateDirectories: true)
-            try SafeTensors.encode(snapshot.model, metadata: ["format": "pskd-model", "epoch": String(snapshot.epoch)])
-                .write(to: partial.appendingPathComponent(TrainingSnapshot.modelFile))
-            try SafeTensors.encode(snapshot.state, metadata: snapshot.metadata)
-                .write(to: partial.appendingPathComponent(TrainingSnapshot.stateFile))
-            try files.moveItem(at: partial, to: final)
+            let writer = communicator.isRoot ? try CheckpointWriter(snapshot, folder: final, teacher: teacher) : nil
+            if let teacher {
+                for samples in TeacherSection.pieces(sampleCount: teacher.sampleCount, classCount: teacher.classCount) {
+                    try teacher.collectRows(samples) { try writer?.append($0) }
+                }
+            }
+            try writer?.finish()
+        } catch let error as MPIError {
+            throw error
         } catch {
             throw CheckpointError("cannot write checkpoint \(final.path): \(error.localizedDescription) (disk full or read-only? the previous checkpoint is kept)")
         }
+        try communicator.barrier()
+        if communicator.isRoot { try markComplete(snapshot) }
+        try communicator.barrier()
     }
 
     private func markComplete(_ snapshot: TrainingSnapshot) throws {
         let final = folder(epoch: snapshot.epoch)
         var checksums: [String: String] = [:]
         for name in [TrainingSnapshot.modelFile, TrainingSnapshot.stateFile] {
-            checksums[name] = String(try Data(contentsOf: final.appendingPathComponent(name)).fnv1a, radix: 16)
+            checksums[name] = String(try FileHandle.checksum(of: final.appendingPathComponent(name)), radix: 16)
         }
         let marker = try JSONSerialization.data(withJSONObject: ["epoch": snapshot.epoch, "checksums": checksums], options: [.sortedKeys])
         try marker.write(to: final.appendingPathComponent("COMPLETE"), options: .atomic)
@@ -211,22 +270,64 @@ struct CheckpointStore {
               let checksums = marker["checksums"] as? [String: String], let epoch = marker["epoch"] as? Int else {
             throw CheckpointError("\(markerURL.path) is missing or unreadable: the checkpoint is incomplete")
         }
-        var contents: [String: Data] = [:]
         for name in [TrainingSnapshot.modelFile, TrainingSnapshot.stateFile] {
             let url = folder.appendingPathComponent(name)
-            guard let data = try? Data(contentsOf: url) else { throw CheckpointError("\(url.path) is missing") }
-            guard String(data.fnv1a, radix: 16) == checksums[name] else {
+            guard let checksum = try? FileHandle.checksum(of: url) else { throw CheckpointError("\(url.path) is missing") }
+            guard String(checksum, radix: 16) == checksums[name] else {
                 throw CheckpointError("\(url.path) does not match its checksum: it is corrupt or truncated")
             }
-            contents[name] = data
         }
-        let model = try SafeTensors.decode(contents[TrainingSnapshot.modelFile]!, file: TrainingSnapshot.modelFile)
-        let state = try SafeTensors.decode(contents[TrainingSnapshot.stateFile]!, file: TrainingSnapshot.stateFile)
-        return TrainingSnapshot(epoch: epoch, model: model.entries, state: state.entries, metadata: state.metadata)
+        let modelURL = folder.appendingPathComponent(TrainingSnapshot.modelFile)
+        let model = try SafeTensors.decode(try Data(contentsOf: modelURL), file: TrainingSnapshot.modelFile)
+        let stateURL = folder.appendingPathComponent(TrainingSnapshot.stateFile)
+        let state = try FileHandle(forReadingFrom: stateURL)
+        defer { try? state.close() }
+        let size = Int(try state.seekToEnd())
+        let (tensors, metadata) = try SafeTensors.readHeader(fileSize: size, file: TrainingSnapshot.stateFile) {
+            try state.read($0, of: stateURL)
+        }
+        let entries = try tensors.filter { $0.name != TrainingSnapshot.teacherName }.map {
+            SafeTensors.Entry(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: try state.read($0.bytes, of: stateURL))
+        }
+        let teacher = tensors.first { $0.name == TrainingSnapshot.teacherName }.map { TeacherSection(file: stateURL, descriptor: $0) }
+        return TrainingSnapshot(epoch: epoch, model: model.entries, state: entries, metadata: metadata, teacherSection: teacher)
     }
 }
 
-extension Data {
-    /// A 64-bit FNV-1a checksum.
-    var fnv1a: UInt64 { withUnsafeBytes { FNV1a.hash($0) } }
+/// Rank 0's writing of one checkpoint into `epoch-NNNN.partial/`: the model file, then the
+/// state file's header and optimiser state, then the teacher table appended in pieces; `finish`
+/// renames the folder into place.
+private final class CheckpointWriter {
+    let partial: URL, final: URL
+    let state: FileHandle
+
+    init(_ snapshot: TrainingSnapshot, folder final: URL, teacher: (any Teacher)?) throws {
+        self.final = final
+        partial = final.appendingPathExtension("partial")
+        let files = FileManager.default
+        try? files.removeItem(at: partial)
+        try? files.removeItem(at: final)
+        try files.createDirectory(at: partial, withIntermediateDirectories: true)
+        try SafeTensors.encode(snapshot.model, metadata: ["format": "pskd-model", "epoch": String(snapshot.epoch)])
+            .write(to: partial.appendingPathComponent(TrainingSnapshot.modelFile))
+        let stateURL = partial.appendingPathComponent(TrainingSnapshot.stateFile)
+        var tensors = snapshot.state.map { (name: $0.name, dtype: $0.dtype, shape: $0.shape) }
+        if let teacher { tensors.append((TrainingSnapshot.teacherName, "F32", [teacher.sampleCount, teacher.classCount])) }
+        guard files.createFile(atPath: stateURL.path, contents: try SafeTensors.header(tensors, metadata: snapshot.metadata)) else {
+            throw CheckpointError("cannot create \(stateURL.path)")
+        }
+        state = try FileHandle(forWritingTo: stateURL)
+        try state.seekToEnd()
+        for entry in snapshot.state { try state.write(contentsOf: entry.bytes) }
+    }
+
+    /// Appends teacher rows (the next piece in index order).
+    func append(_ rows: UnsafeBufferPointer<Float>) throws {
+        try state.write(contentsOf: UnsafeRawBufferPointer(rows))
+    }
+
+    func finish() throws {
+        try state.close()
+        try FileManager.default.moveItem(at: partial, to: final)
+    }
 }

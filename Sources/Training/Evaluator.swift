@@ -95,7 +95,7 @@ public enum CheckpointEvaluation {
         var config = try snapshot.configuration(source: folder)
         if let dataDirectory { config.dataDirectory = dataDirectory }
         if let maxTestSamples { config.maxTestSamples = maxTestSamples }
-        let test = try DatasetSpec.named(config.dataset).load(.test, directory: config.dataDirectory).prefix(config.maxTestSamples)
+        let test = try config.datasetSpec().load(.test, directory: config.dataDirectory).prefix(config.maxTestSamples)
         let input = ModelZoo.Input(height: test.height, width: test.width, channels: test.channels, classes: test.classCount)
         let model = try ModelZoo.make(config.model, input: input, widthMultiplier: config.widthMultiplier,
                                       generator: RandomGenerator(seed: config.seed))

@@ -98,9 +98,12 @@ public struct EpochRecord: Codable, Sendable {
     public var samplesPerSecond: Double
     /// Training labels changed by `--label-noise` (`flipped_labels`; absent without label noise).
     public var flippedLabels: Int?
+    /// The largest peak resident memory of any rank so far, in bytes (`VmHWM`); nil in runs
+    /// logged before it was recorded.
+    public var peakMemoryBytes: UInt64?
 
     init(epoch: Int, alpha: Double, learningRate: Double, trainLoss: Double, metrics: ClassificationMetrics,
-         seconds: Double, samplesPerSecond: Double, flippedLabels: Int? = nil) {
+         seconds: Double, samplesPerSecond: Double, flippedLabels: Int? = nil, peakMemoryBytes: UInt64?) {
         self.flippedLabels = flippedLabels
         self.epoch = epoch
         self.alpha = alpha
@@ -116,6 +119,7 @@ public struct EpochRecord: Codable, Sendable {
         testReliability = metrics.reliability
         self.seconds = seconds
         self.samplesPerSecond = samplesPerSecond
+        self.peakMemoryBytes = peakMemoryBytes
     }
 
     /// The epoch and its test metrics, for closing lines.

@@ -53,13 +53,36 @@ public enum SafeTensors {
 
     static let elementSizes = ["F32": 4, "F64": 8, "I64": 8, "U8": 1]
 
+    /// A tensor as the header describes it: name, dtype, shape, and where its bytes are in
+    /// the file (`bytes`, absolute offsets).
+    public struct Descriptor: Sendable, Equatable {
+        public var name: String
+        public var dtype: String
+        public var shape: [Int]
+        public var bytes: Range<Int>
+
+        public init(name: String, dtype: String, shape: [Int], bytes: Range<Int>) {
+            (self.name, self.dtype, self.shape, self.bytes) = (name, dtype, shape, bytes)
+        }
+    }
+
     /// The file's bytes for `entries` (in order) and `metadata`.
     public static func encode(_ entries: [Entry], metadata: [String: String] = [:]) throws -> Data {
+        var file = try header(entries.map { ($0.name, $0.dtype, $0.shape) }, metadata: metadata)
+        for entry in entries { file.append(entry.bytes) }
+        return file
+    }
+
+    /// The start of a file whose tensors `tensors` follow in order: the 8-byte length and the
+    /// JSON header (padded to 8 bytes). The tensors' bytes are written after it by the caller,
+    /// so a large tensor can be streamed instead of held.
+    public static func header(_ tensors: [(name: String, dtype: String, shape: [Int])], metadata: [String: String] = [:]) throws -> Data {
         var header: [String: Any] = [:]
         var offset = 0
-        for entry in entries {
-            header[entry.name] = ["dtype": entry.dtype, "shape": entry.shape, "data_offsets": [offset, offset + entry.bytes.count]]
-            offset += entry.bytes.count
+        for tensor in tensors {
+            let size = tensor.shape.reduce(elementSizes[tensor.dtype] ?? 1, *)
+            header[tensor.name] = ["dtype": tensor.dtype, "shape": tensor.shape, "data_offsets": [offset, offset + size]]
+            offset += size
         }
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
@@ -68,24 +91,31 @@ public enum SafeTensors {
         var length = UInt64(json.count).littleEndian
         file.append(Data(bytes: &length, count: 8))
         file.append(json)
-        for entry in entries { file.append(entry.bytes) }
         return file
     }
 
     /// The entries (sorted by data offset) and metadata of a safetensors file's bytes.
     public static func decode(_ data: Data, file: String) throws -> (entries: [Entry], metadata: [String: String]) {
+        let (descriptors, metadata) = try readHeader(fileSize: data.count, file: file) { data.subdata(in: $0) }
+        return (descriptors.map { Entry(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: data.subdata(in: $0.bytes)) }, metadata)
+    }
+
+    /// The tensors (sorted by data offset) and metadata of a safetensors file of `fileSize`
+    /// bytes, reading only its header through `read` (a byte range of the file).
+    public static func readHeader(fileSize: Int, file: String, _ read: (Range<Int>) throws -> Data) throws
+        -> (tensors: [Descriptor], metadata: [String: String]) {
         func fail(_ problem: String) -> FormatError { FormatError(file: file, problem: problem) }
-        guard data.count >= 8 else { throw fail("\(data.count) bytes, shorter than the 8-byte header length") }
-        let headerLength = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
-        guard headerLength <= UInt64(data.count - 8) else {
-            throw fail("header length \(headerLength) exceeds the \(data.count - 8) bytes after it (truncated?)")
+        guard fileSize >= 8 else { throw fail("\(fileSize) bytes, shorter than the 8-byte header length") }
+        let headerLength = try read(0..<8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard headerLength <= UInt64(fileSize - 8) else {
+            throw fail("header length \(headerLength) exceeds the \(fileSize - 8) bytes after it (truncated?)")
         }
         let headerEnd = 8 + Int(headerLength)
-        guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<headerEnd)) as? [String: Any] else {
+        guard let header = try? JSONSerialization.jsonObject(with: try read(8..<headerEnd)) as? [String: Any] else {
             throw fail("the header is not a JSON object")
         }
         let metadata = header["__metadata__"] as? [String: String] ?? [:]
-        var entries: [(Int, Entry)] = []
+        var tensors: [Descriptor] = []
         for (name, value) in header where name != "__metadata__" {
             guard let fields = value as? [String: Any], let dtype = fields["dtype"] as? String,
                   let size = elementSizes[dtype], let shape = fields["shape"] as? [Int],
@@ -93,11 +123,11 @@ public enum SafeTensors {
                 throw fail("tensor '\(name)' has no valid dtype (F32, F64, I64, U8), shape and data_offsets")
             }
             let (begin, end) = (headerEnd + offsets[0], headerEnd + offsets[1])
-            guard begin <= end, end <= data.count, end - begin == shape.reduce(size, *) else {
-                throw fail("tensor '\(name)' bytes \(offsets) do not fit its shape \(shape) or the file's \(data.count) bytes")
+            guard begin <= end, end <= fileSize, end - begin == shape.reduce(size, *) else {
+                throw fail("tensor '\(name)' bytes \(offsets) do not fit its shape \(shape) or the file's \(fileSize) bytes")
             }
-            entries.append((begin, Entry(name: name, dtype: dtype, shape: shape, bytes: data.subdata(in: begin..<end))))
+            tensors.append(Descriptor(name: name, dtype: dtype, shape: shape, bytes: begin..<end))
         }
-        return (entries.sorted { $0.0 < $1.0 }.map(\.1), metadata)
+        return (tensors.sorted { $0.bytes.lowerBound < $1.bytes.lowerBound }, metadata)
     }
 }

@@ -37,6 +37,11 @@ public enum ThroughputBenchmark {
         public var pskdOverheadPercent: Double
         /// The share of a cross-entropy step spent in collectives, in %.
         public var communicationPercent: Double
+        /// The PS-KD teacher's layout (`replicated` or `sharded`), the bytes of teacher rows a
+        /// rank receives per step, and the share of a PS-KD step spent exchanging them, in %.
+        public var teacher: String
+        public var teacherBytesPerStep: Double
+        public var teacherExchangePercent: Double
     }
 
     /// The size of the teacher table the PS-KD steps use (Fashion-MNIST's training set).
@@ -45,19 +50,20 @@ public enum ThroughputBenchmark {
     /// Runs `warmupSteps` untimed steps, then `steps` timed steps of each policy, interleaved in
     /// rounds so that both see the same machine conditions.
     public static func run(modelName: String, batchSize: Int, threads: Int, steps: Int, warmupSteps: Int = 3,
-                           convolution: ConvolutionAlgorithm = .automatic,
+                           convolution: ConvolutionAlgorithm = .automatic, shardedTeacher: Bool = false,
                            communicator base: any Communicator = LocalCommunicator(),
                            beacon: ProgressBeacon? = nil) throws -> Result {
         BLAS.threads = threads
         let communicator = TimedCommunicator(base)
         let model = try ModelZoo.make(modelName, generator: RandomGenerator(seed: 1))
         for case let conv as Conv2d in model.network.descendants() { conv.algorithm = convolution }
-        let bench = try BenchmarkSteps(model: model, batchSize: batchSize, communicator: communicator, beacon: beacon)
+        let bench = try BenchmarkSteps(model: model, batchSize: batchSize, communicator: communicator, beacon: beacon,
+                                       shardedTeacher: shardedTeacher)
         for _ in 0..<warmupSteps {
             try bench.step(policy: .crossEntropy)
             try bench.step(policy: .progressiveSelfDistillation(finalAlpha: 0.8))
         }
-        var crossEntropyTimes: [Double] = [], pskdTimes: [Double] = [], communicationTimes: [Double] = []
+        var crossEntropyTimes: [Double] = [], pskdTimes: [Double] = [], communicationTimes: [Double] = [], exchangeTimes: [Double] = []
         var flops = 0
         let rounds = max(1, min(5, steps))
         for round in 0..<rounds {
@@ -69,16 +75,23 @@ public enum ThroughputBenchmark {
                 flops = BLAS.floatingPointOperations - before
                 communicationTimes.append(communicator.totalSeconds)
             }
-            for _ in 0..<count { pskdTimes.append(try bench.timedStep(policy: .progressiveSelfDistillation(finalAlpha: 0.8))) }
+            for _ in 0..<count {
+                communicator.reset()
+                pskdTimes.append(try bench.timedStep(policy: .progressiveSelfDistillation(finalAlpha: 0.8)))
+                exchangeTimes.append(communicator.allGatherSeconds + communicator.allToAllSeconds)
+            }
         }
         let ce = median(crossEntropyTimes), pskd = median(pskdTimes)
+        let teacherBytes = Double(bench.teacher.receivedBytes) / Double(max(bench.pskdSteps, 1))
         return Result(
             model: modelName, batchSize: batchSize, threads: threads, ranks: communicator.size, steps: steps,
             parameters: model.parameters.parameterCount, convolution: convolution.rawValue, millisecondsPerStep: ce * 1000,
             samplesPerSecond: Double(batchSize) / ce, totalSamplesPerSecond: Double(batchSize * communicator.size) / ce,
             achievedGFLOPS: Double(flops) / ce / 1e9, sgemmPeakGFLOPS: sgemmPeak(threads: threads),
             pskdMillisecondsPerStep: pskd * 1000, pskdSamplesPerSecond: Double(batchSize) / pskd,
-            pskdOverheadPercent: 100 * (pskd - ce) / ce, communicationPercent: 100 * median(communicationTimes) / ce)
+            pskdOverheadPercent: 100 * (pskd - ce) / ce, communicationPercent: 100 * median(communicationTimes) / ce,
+            teacher: shardedTeacher ? "sharded" : "replicated", teacherBytesPerStep: teacherBytes,
+            teacherExchangePercent: 100 * median(exchangeTimes) / pskd)
     }
 
     /// The best of several square `cblas_sgemm` calls (n = 1024), in GFLOP/s.
@@ -104,15 +117,17 @@ private final class BenchmarkSteps {
     let model: Model
     let step: TrainingStep
     let communicator: any Communicator
-    let teacher: TeacherTable
+    let teacher: any Teacher
     let sampler: ShardedSampler
     let inputs: Tensor, targets: Tensor
     let labels: [Int]
     /// Told of every step and teacher exchange, as by `Trainer`, when the stall watchdog runs.
     let beacon: ProgressBeacon?
     var position = 0
+    /// PS-KD steps taken (the teacher's exchanges).
+    private(set) var pskdSteps = 0
 
-    init(model: Model, batchSize: Int, communicator: any Communicator, beacon: ProgressBeacon?) throws {
+    init(model: Model, batchSize: Int, communicator: any Communicator, beacon: ProgressBeacon?, shardedTeacher: Bool) throws {
         self.model = model
         self.communicator = communicator
         self.beacon = beacon
@@ -124,9 +139,12 @@ private final class BenchmarkSteps {
         labels = (0..<batchSize).map { _ in generator.nextIndex(below: model.classCount) }
         targets = Tensor(zeros: [batchSize, model.classCount])
         let tableLabels = (0..<ThroughputBenchmark.tableRows).map { $0 % model.classCount }
-        teacher = TeacherTable(labels: tableLabels, classCount: model.classCount)
         sampler = try ShardedSampler(sampleCount: ThroughputBenchmark.tableRows, globalBatchSize: batchSize * communicator.size,
                                      rank: communicator.rank, worldSize: communicator.size, seed: 1)
+        teacher = shardedTeacher
+            ? ShardedTeacher(labels: tableLabels, classCount: model.classCount, sampler: sampler, communicator: communicator)
+            : TeacherTable(labels: tableLabels, classCount: model.classCount, sampler: sampler, communicator: communicator)
+        try teacher.beginEpoch(1)
     }
 
     /// One step; returns its wall-clock seconds.
@@ -136,20 +154,34 @@ private final class BenchmarkSteps {
         return stopwatch.elapsedSeconds
     }
 
+    /// One step at the next position of the data order: the teacher's steps go through the
+    /// epochs in order (cross-entropy steps only read positions), as in training.
     func step(policy: TargetPolicy) throws {
-        let slots = sampler.slots(step: position % sampler.stepsPerEpoch, order: order)
+        let stepIndex = policy.usesTeacher ? teacherStep : position % sampler.stepsPerEpoch
+        let slots = sampler.slots(step: stepIndex, order: order)
         position += 1
-        beacon?.startStep(epoch: 1, step: position)
-        policy.makeTargets(labels: labels, indices: slots.indices, alpha: 0.5, teacher: teacher, into: targets)
-        let result = try step(inputs: inputs, targets: targets, samples: BatchSamples(seed: 1, epoch: 1, indices: slots.indices),
-                              learningRate: 0.01)
+        beacon?.startStep(epoch: teacherEpoch, step: position)
+        let teacherRows = policy.usesTeacher ? teacher.rows(step: stepIndex, indices: slots.indices, isPadding: slots.isPadding) : nil
+        policy.makeTargets(labels: labels, alpha: 0.5, teacherRows: teacherRows, into: targets)
+        let result = try step(inputs: inputs, targets: targets,
+                              samples: BatchSamples(seed: 1, epoch: teacherEpoch, indices: slots.indices), learningRate: 0.01)
         beacon?.enter(.teacherExchange)
-        if policy.usesTeacher {
-            try teacher.update(indices: slots.indices, probabilities: result.probabilities,
-                               isWritten: slots.isPadding.map { !$0 }, communicator: communicator)
-        }
+        if policy.usesTeacher { try recordTeacher(step: stepIndex, slots: slots, probabilities: result.probabilities) }
         _ = try communicator.sum(result.loss)
     }
 
+    /// The PS-KD step's teacher exchange, ending the teacher's epoch after its last step.
+    private func recordTeacher(step: Int, slots: BatchSlots, probabilities: Tensor) throws {
+        try teacher.record(step: step, indices: slots.indices, probabilities: probabilities, isWritten: slots.isPadding.map { !$0 })
+        pskdSteps += 1
+        teacherStep += 1
+        guard teacherStep == sampler.stepsPerEpoch else { return }
+        try teacher.endEpoch(teacherEpoch)
+        (teacherEpoch, teacherStep) = (teacherEpoch + 1, 0)
+        order = sampler.order(epoch: teacherEpoch)
+        try teacher.beginEpoch(teacherEpoch)
+    }
+
+    private var teacherEpoch = 1, teacherStep = 0
     private lazy var order = sampler.order(epoch: 1)
 }

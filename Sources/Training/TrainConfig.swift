@@ -22,6 +22,13 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public var widthMultiplier = 1.0
     public var dataset = "fashion-mnist"
     public var dataDirectory: String? = nil
+    /// `--dataset synthetic`'s training samples, test samples, classes and features; nil =
+    /// `SyntheticShape.standard`'s. Optional so that configurations written before the
+    /// settings existed still read.
+    public var syntheticSamples: Int? = nil
+    public var syntheticTestSamples: Int? = nil
+    public var syntheticClasses: Int? = nil
+    public var syntheticFeatures: Int? = nil
     /// Use only the first K training samples (a quick subset); nil = all.
     public var maxTrainSamples: Int? = nil
     /// Use only the first K test samples; nil = all.
@@ -53,6 +60,9 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public var weightDecayStyle = "l2"
     /// `ce`, `ls` or `pskd`.
     public var policy = "pskd"
+    /// How PS-KD's teacher table is kept: `replicated` (whole on every rank) or `sharded`
+    /// (each rank keeps the rows it reads next); nil = replicated. Both train the same, bit for bit.
+    public var teacher: String? = nil
     /// α_T, PS-KD's final weight of the teacher.
     public var alphaT = 0.8
     /// ε of label smoothing.
@@ -87,10 +97,12 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     /// (a test checks that they agree).
     enum CodingKeys: String, CodingKey {
         case model, widthMultiplier = "width-multiplier", dataset, dataDirectory = "data-dir"
+        case syntheticSamples = "synthetic-samples", syntheticTestSamples = "synthetic-test-samples"
+        case syntheticClasses = "synthetic-classes", syntheticFeatures = "synthetic-features"
         case maxTrainSamples = "max-train-samples", maxTestSamples = "max-test-samples", labelNoise = "label-noise", epochs
         case batchSize = "batch-size", dropLast = "drop-last", accumulateSteps = "accumulate-steps", learningRate = "lr"
         case learningRateSchedule = "lr-schedule", milestones, warmupEpochs = "warmup-epochs", optimizer, momentum
-        case nesterov, weightDecay = "weight-decay", weightDecayStyle = "weight-decay-style", policy
+        case nesterov, weightDecay = "weight-decay", weightDecayStyle = "weight-decay-style", policy, teacher
         case alphaT = "alpha-t", labelSmoothing = "label-smoothing", seed, cropPadding = "crop-padding"
         case horizontalFlip = "flip", cutMixProbability = "cutmix", eceBins = "ece-bins", prefetch, threads
         case outputDirectory = "out", resume, stopAfterEpochs = "stop-after", keepCheckpoints = "keep-checkpoints"
@@ -104,7 +116,7 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     /// Settings that `--resume` may change, because they do not change the training so far:
     /// more epochs, where the data is, threads, loading, checkpoints kept, evaluation, and the stall watchdog.
     public static let changeableOnResume: Set<String> = ["epochs", "data-dir", "threads", "prefetch", "keep-checkpoints",
-                                                         "ece-bins", "max-test-samples", "stall-timeout"]
+                                                         "ece-bins", "max-test-samples", "stall-timeout", "teacher"]
 
     /// Throws, naming them, if settings that `--resume` may not change differ from `saved`
     /// (the run's `config.json`).
@@ -119,6 +131,24 @@ public struct TrainConfig: Sendable, Codable, Equatable {
                 + "drop the others to continue the run, or train a new one with another --out")
         }
     }
+
+    /// The shape of `--dataset synthetic`: the `synthetic-*` settings, `SyntheticShape.standard`'s
+    /// where unset.
+    public var syntheticShape: SyntheticShape {
+        let standard = SyntheticShape.standard
+        return SyntheticShape(trainSamples: syntheticSamples ?? standard.trainSamples,
+                              testSamples: syntheticTestSamples ?? standard.testSamples,
+                              classes: syntheticClasses ?? standard.classes, features: syntheticFeatures ?? standard.features)
+    }
+
+    /// The data set the configuration names; `synthetic` is generated from the `synthetic-*`
+    /// settings and the seed.
+    public func datasetSpec() throws -> DatasetSpec {
+        dataset == "synthetic" ? .synthetic(syntheticShape, seed: seed) : try DatasetSpec.named(dataset)
+    }
+
+    /// Whether the teacher table is sharded across the ranks (`teacher: sharded`).
+    public var shardsTeacher: Bool { teacher == "sharded" }
 
     /// The target policy the configuration names.
     public func targetPolicy() throws -> TargetPolicy {
@@ -165,6 +195,8 @@ public struct TrainConfig: Sendable, Codable, Equatable {
         try TrainSetting.checkRanges(self)
         try require(maxTrainSamples.map { $0 >= batchSize } ?? true,
                     "max-train-samples \(maxTrainSamples ?? 0) is smaller than one global batch (\(batchSize))")
+        try require(dataset != "synthetic" || model == "mlp",
+                    "model \(model) needs images; the synthetic data set's samples are vectors of \(syntheticShape.features) features: use --model mlp")
     }
 
     /// `validate()`, and the combinations that depend on the number of ranks.

@@ -142,6 +142,15 @@ extension TrainSetting {
         number("width-multiplier", \.widthMultiplier, "Channel width multiplier of preact-resnet18 and preact-resnet18-he (default 1).",
                range: "0.0625...16 (at least 4 channels in the narrowest layer)") { (0.0625...16).contains($0) },
         text("dataset", \.dataset, "The data set (default fashion-mnist).", choices: DatasetSpec.names),
+        optionalInteger("synthetic-samples", \.syntheticSamples, "Training samples N of --dataset synthetic (default 60000).",
+                        range: "1...100000000") { (1...100_000_000).contains($0) },
+        optionalInteger("synthetic-test-samples", \.syntheticTestSamples, "Test samples of --dataset synthetic (default 10000).",
+                        range: "1...100000000") { (1...100_000_000).contains($0) },
+        optionalInteger("synthetic-classes", \.syntheticClasses, "Classes C of --dataset synthetic (default 10).",
+                        range: "2...100000") { (2...100_000).contains($0) },
+        optionalInteger("synthetic-features", \.syntheticFeatures,
+                        "Features D per sample of --dataset synthetic, stored as one byte each (default 64).",
+                        range: "1...65536") { (1...65_536).contains($0) },
         optionalText("data-dir", \.dataDirectory, "Directory of the data set's files (default: Debian's for Fashion-MNIST)."),
         optionalInteger("max-train-samples", \.maxTrainSamples, "Train on the first K samples only (default all).",
                         range: "at least 1 (and one global batch)") { $0 >= 1 },
@@ -171,6 +180,10 @@ extension TrainSetting {
         number("weight-decay", \.weightDecay, "Weight decay (default 5e-4).", range: "a finite number ≥ 0") { $0 >= 0 },
         text("weight-decay-style", \.weightDecayStyle, "l2 (PyTorch SGD) or decoupled (AdamW) (default l2).", choices: ["l2", "decoupled"]),
         text("policy", \.policy, "Target policy: cross-entropy, label smoothing or PS-KD (default pskd).", choices: ["ce", "ls", "pskd"]),
+        optionalText("teacher", \.teacher,
+                     "How PS-KD's teacher table is kept: replicated (the whole N × C table on every rank) or sharded (each rank "
+                     + "keeps the rows it reads next, at most 2·N·C·4/R bytes); both train the same, bit for bit (default replicated).",
+                     choices: ["replicated", "sharded"]),
         number("alpha-t", \.alphaT, "PS-KD's final teacher weight α_T (default 0.8).", range: "in [0, 1]") { (0...1).contains($0) },
         number("label-smoothing", \.labelSmoothing, "Label smoothing ε for policy ls (default 0.1).", range: "in [0, 1)") { (0..<1).contains($0) },
         seedSetting,
@@ -247,10 +260,12 @@ extension TrainSetting {
                      read: { "'\($0[keyPath: path])'" }, json: { $0[keyPath: path] })
     }
 
-    private static func optionalText(_ name: String, _ path: WritableKeyPath<TrainConfig, String?> & Sendable, _ help: String) -> TrainSetting {
-        TrainSetting(name: name, kind: .text, help: help, range: nil,
+    private static func optionalText(_ name: String, _ path: WritableKeyPath<TrainConfig, String?> & Sendable, _ help: String,
+                                     choices: [String]? = nil) -> TrainSetting {
+        TrainSetting(name: name, kind: .text, help: help, range: choices.map { "one of " + $0.joined(separator: ", ") },
                      write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
-                     isValid: { _ in true }, read: { $0[keyPath: path] ?? "unset" }, json: { $0[keyPath: path] })
+                     isValid: { config in config[keyPath: path].map { value in choices?.contains(value) ?? true } ?? true },
+                     read: { $0[keyPath: path].map { "'\($0)'" } ?? "unset" }, json: { $0[keyPath: path] })
     }
 
     private static func boolean(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool> & Sendable, _ help: String) -> TrainSetting {

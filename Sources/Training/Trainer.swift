@@ -32,8 +32,8 @@ public final class Trainer {
     public let communicator: any Communicator
     public let model: Model
     public let policy: TargetPolicy
-    /// PS-KD's teacher, or nil for policies without one.
-    public let teacher: TeacherTable?
+    /// PS-KD's teacher (replicated or sharded, `--teacher`), or nil for policies without one.
+    public let teacher: (any Teacher)?
     private let data: TrainingData
     private let step: TrainingStep
     private let schedule: any LearningRateSchedule
@@ -62,7 +62,8 @@ public final class Trainer {
                                   generator: RandomGenerator(seed: config.seed).split(RandomStream.initialisation))
         try ReplicaAgreement.checkShapes(model: model, data: data, communicator: communicator)
         policy = try config.targetPolicy()
-        teacher = policy.usesTeacher ? TeacherTable(labels: data.train.labels.map(Int.init), classCount: model.classCount) : nil
+        teacher = policy.usesTeacher
+            ? Self.makeTeacher(config: config, data: data, classCount: model.classCount, communicator: communicator) : nil
         step = TrainingStep(model: model, optimizer: try config.makeOptimizer(parameterCount: model.parameters.parameterCount),
                             communicator: communicator, microBatches: config.microBatchesPerStep)
         schedule = try config.schedule()
@@ -104,8 +105,9 @@ public final class Trainer {
         }
         completedEpochs = snapshot.epoch
         try log.keepMetrics(throughEpoch: completedEpochs)
+        let hash = try teacher?.tableHash()
         log.say("pskd: resumed from \(folder.path) (epoch \(completedEpochs) of \(config.epochs) done)"
-            + (teacher.map { ", teacher table hash \(String($0.contentHash, radix: 16))" } ?? ""))
+            + (hash.map { ", teacher table hash \(String($0, radix: 16))" } ?? ""))
     }
 
     /// Trains every epoch, evaluating and logging after each; returns the last epoch's record.
@@ -127,8 +129,8 @@ public final class Trainer {
             for epoch in (completedEpochs + 1)..<max(lastEpoch + 1, completedEpochs + 1) {
                 last = try trainEpoch(epoch)
                 beacon.enter(.checkpoint)
-                try checkpoints.save(TrainingSnapshot(epoch: epoch, model: model, optimizer: step.optimizer,
-                                                      teacher: teacher, config: config), communicator: communicator)
+                try checkpoints.save(TrainingSnapshot(epoch: epoch, model: model, optimizer: step.optimizer, config: config),
+                                     teacher: teacher, communicator: communicator)
                 completedEpochs = epoch
             }
         } catch let interruption as TrainingInterrupted {
@@ -136,6 +138,7 @@ public final class Trainer {
             throw interruption
         }
         if let teacher { try verifyIdenticalTeachers(teacher) }
+        try sayPeakMemory()
         sayFinished(startedAt: stopwatch)
         return last
     }
@@ -147,12 +150,14 @@ public final class Trainer {
         let progress = Progress(epoch: epoch, epochs: config.epochs, steps: data.loader.stepsPerEpoch,
                                 samplesPerStep: config.batchSize, log: log)
         var lossSum = 0.0, learningRate = 0.0
+        try teacher?.beginEpoch(epoch)
         for batch in data.loader.epoch(epoch) {
             beacon.startStep(epoch: epoch, step: batch.step + 1)
             FaultInjection.current.atStepStart(rank: communicator.rank, epoch: epoch, step: batch.step + 1)
             learningRate = schedule.learningRate(epoch: epoch - 1, step: batch.step, stepsPerEpoch: data.loader.stepsPerEpoch)
             let labels = batch.labels.map(Int.init)
-            policy.makeTargets(labels: labels, indices: batch.indices, alpha: alpha, teacher: teacher, into: targets)
+            let teacherRows = teacher?.rows(step: batch.step, indices: batch.indices, isPadding: batch.isPadding)
+            policy.makeTargets(labels: labels, alpha: alpha, teacherRows: teacherRows, into: targets)
             batch.mixTargets(targets, into: mixedTargets)
             let result = try step(inputs: batch.inputs, targets: mixedTargets,
                                   samples: BatchSamples(seed: config.seed, epoch: epoch, indices: batch.indices),
@@ -160,8 +165,8 @@ public final class Trainer {
             stepObserver?(StepObservation(epoch: epoch, step: batch.step, alpha: alpha, indices: batch.indices, labels: labels,
                                           targets: mixedTargets, probabilities: result.probabilities, loss: result.loss))
             beacon.enter(.teacherExchange)
-            try teacher?.update(indices: batch.indices, probabilities: result.probabilities,
-                                isWritten: batch.isPadding.map { !$0 && batch.cutMix == nil }, communicator: communicator)
+            try teacher?.record(step: batch.step, indices: batch.indices, probabilities: result.probabilities,
+                                isWritten: batch.isPadding.map { !$0 && batch.cutMix == nil })
             let (globalLoss, stopRequested) = try agreeAfterStep(loss: result.loss)
             guard !stopRequested else { throw TrainingInterrupted(signal: StopRequest.signal, epoch: epoch, step: batch.step + 1) }
             guard globalLoss.isFinite else {
@@ -171,6 +176,7 @@ public final class Trainer {
             progress.advance(step: batch.step + 1, loss: globalLoss)
             beacon.enter(.data)
         }
+        try teacher?.endEpoch(epoch)
         let trainingThroughput = progress.samplesPerSecond
         beacon.enter(.evaluation)
         try ReplicaAgreement.averageBatchNormStatistics(model: model, communicator: communicator)
@@ -178,7 +184,8 @@ public final class Trainer {
         let record = EpochRecord(epoch: epoch, alpha: Double(alpha), learningRate: learningRate,
                                  trainLoss: lossSum / Double(data.loader.stepsPerEpoch), metrics: metrics,
                                  seconds: progress.elapsed, samplesPerSecond: trainingThroughput,
-                                 flippedLabels: (config.labelNoise ?? 0) > 0 ? data.flippedLabels : nil)
+                                 flippedLabels: (config.labelNoise ?? 0) > 0 ? data.flippedLabels : nil,
+                                 peakMemoryBytes: try peakMemoryPerRank().max())
         try log.append(record)
         log.say(record.summary)
         return record
@@ -209,6 +216,18 @@ extension Trainer {
             + "`pskd evaluate --checkpoint \(config.outputDirectory)` reports the newest again")
     }
 
+    /// Every rank's peak resident memory so far (`PeakMemory`), in rank order, on every rank.
+    private func peakMemoryPerRank() throws -> [UInt64] {
+        try communicator.allGatherV([PeakMemory.residentBytes])
+    }
+
+    /// Rank 0 prints every rank's peak resident memory.
+    private func sayPeakMemory() throws {
+        let peaks = try peakMemoryPerRank()
+        log.say("pskd: peak resident memory per rank: "
+            + peaks.enumerated().map { "\($0.offset): \(PeakMemory.megabytes($0.element))" }.joined(separator: ", "))
+    }
+
     /// Says where training stopped and how to continue.
     private func sayInterrupted(_ interruption: TrainingInterrupted) {
         let resume = "`pskd train --resume --out \(config.outputDirectory)`"
@@ -217,13 +236,21 @@ extension Trainer {
                                    : "no epoch was complete, so there is no checkpoint: \(resume) starts again from epoch 1"))
     }
 
-    /// Compares the teacher tables of all ranks by hash and says so; a difference is an error.
-    private func verifyIdenticalTeachers(_ teacher: TeacherTable) throws {
-        let hashes = try communicator.allGatherV([teacher.contentHash])
-        guard Set(hashes).count == 1 else {
-            throw TrainingError("teacher tables differ across ranks (hashes \(hashes.map { String($0, radix: 16) })): this is a bug, please report it")
-        }
-        log.say("pskd: teacher table hash \(String(hashes[0], radix: 16)) identical on all \(communicator.size) rank(s)")
+    /// Says the hash of the whole teacher table in index order (the same for both layouts); a
+    /// replicated table's copies must all have it (`TeacherTable.tableHash` checks).
+    private func verifyIdenticalTeachers(_ teacher: any Teacher) throws {
+        let hash = String(try teacher.tableHash(), radix: 16)
+        log.say(config.shardsTeacher ? "pskd: teacher table hash \(hash) (sharded over \(communicator.size) rank(s))"
+                                     : "pskd: teacher table hash \(hash) identical on all \(communicator.size) rank(s)")
+    }
+
+    /// The teacher `--teacher` names, holding the one-hot labels for epoch 1.
+    private static func makeTeacher(config: TrainConfig, data: TrainingData, classCount: Int,
+                                    communicator: any Communicator) -> any Teacher {
+        let labels = data.train.labels.map(Int.init)
+        return config.shardsTeacher
+            ? ShardedTeacher(labels: labels, classCount: classCount, sampler: data.sampler, communicator: communicator)
+            : TeacherTable(labels: labels, classCount: classCount, sampler: data.sampler, communicator: communicator)
     }
 }
 

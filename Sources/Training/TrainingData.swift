@@ -9,20 +9,22 @@ struct TrainingData {
     /// How many training labels the label noise changed (0 without it).
     let flippedLabels: Int
     let test: Dataset
+    /// Which samples this rank trains at each step of each epoch.
+    let sampler: ShardedSampler
     /// This rank's shard of every global training batch, augmented.
     let loader: BatchLoader
     /// This rank's blocks of the test set (fixed by sample index, see `EvaluationSharder`).
     let testLoader: BatchLoader
 
     init(config: TrainConfig, communicator: any Communicator) throws {
-        let spec = try DatasetSpec.named(config.dataset)
+        let spec = try config.datasetSpec()
         let clean = try spec.load(.train, directory: config.dataDirectory).prefix(config.maxTrainSamples)
         (train, flippedLabels) = clean.withLabelNoise(LabelNoise(rate: config.labelNoise ?? 0, seed: config.seed))
         test = try spec.load(.test, directory: config.dataDirectory).prefix(config.maxTestSamples)
         guard config.batchSize <= train.count else {
             throw ConfigurationError("batch-size \(config.batchSize) is larger than the \(train.count) training samples: choose a batch of at most \(train.count)")
         }
-        let sampler = try ShardedSampler(sampleCount: train.count, globalBatchSize: config.batchSize,
+        sampler = try ShardedSampler(sampleCount: train.count, globalBatchSize: config.batchSize,
                                          rank: communicator.rank, worldSize: communicator.size,
                                          seed: config.seed, dropLast: config.dropLast)
         var augmentation = spec.standardAugmentation

@@ -27,6 +27,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Untimed warm-up steps.") var warmup = 3
     @Option(help: "Convolution algorithm: automatic (Winograd for 3×3 stride-1 layers with ≥ 8 channels, else im2col), im2col, winograd.")
     var convolution = ConvolutionAlgorithm.automatic
+    @Option(help: "PS-KD's teacher table: replicated (all-gathered every step) or sharded (routed to its next reader).")
+    var teacher = "replicated"
     @Flag(help: "Measure the data loader on Fashion-MNIST instead (with and without prefetching).") var loader = false
     @Option(name: .customLong("data-dir"), help: "Fashion-MNIST directory for --loader.") var dataDir: String?
     @Flag(help: "Print one JSON object instead of a table.") var json = false
@@ -39,6 +41,9 @@ struct BenchCommand: ParsableCommand {
         }
         guard batchSize > 1 else { throw ValidationError("--batch-size must be at least 2, got \(batchSize)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        guard ["replicated", "sharded"].contains(teacher) else {
+            throw ValidationError("--teacher must be replicated or sharded, got '\(teacher)'")
+        }
     }
 
     func run() throws {
@@ -52,6 +57,7 @@ struct BenchCommand: ParsableCommand {
             let result = try ThroughputBenchmark.run(
                 modelName: model, batchSize: batchSize, threads: ProcessPlacement.blasThreads(requested: threads),
                 steps: steps ?? (model == "mlp" ? 40 : 10), warmupSteps: warmup, convolution: convolution,
+                shardedTeacher: teacher == "sharded",
                 communicator: stallWatchdog == nil ? communicator : MonitoredCommunicator(communicator),
                 beacon: stallWatchdog == nil ? nil : .shared)
             guard communicator.isRoot else { return }
@@ -87,6 +93,7 @@ struct BenchCommand: ParsableCommand {
           cross-entropy  \(fixed(r.millisecondsPerStep, 2)) ms/step, \(fixed(r.samplesPerSecond, 0)) samples/s per rank, \(fixed(r.totalSamplesPerSecond, 0)) in total
           PS-KD          \(fixed(r.pskdMillisecondsPerStep, 2)) ms/step, \(fixed(r.pskdSamplesPerSecond, 0)) samples/s per rank: \(fixed(r.pskdOverheadPercent, 2)) % over cross-entropy
           communication  \(fixed(r.communicationPercent, 1)) % of a step
+          teacher        \(r.teacher): \(fixed(r.teacherBytesPerStep / 1000)) kB received per rank per PS-KD step, \(fixed(r.teacherExchangePercent, 1)) % of the step
           GEMM           \(fixed(r.achievedGFLOPS)) GFLOP/s in products (Winograd needs 2.25× fewer), sgemm peak \(fixed(r.sgemmPeakGFLOPS)) GFLOP/s (\(fixed(100 * r.achievedGFLOPS / r.sgemmPeakGFLOPS, 0)) %)
         """
     }

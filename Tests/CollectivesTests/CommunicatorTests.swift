@@ -33,6 +33,19 @@ final class CommunicatorTests: XCTestCase {
         XCTAssertEqual(bytes, [9, 8, 7])
     }
 
+    /// One process sends itself its whole buffer; a count that does not match is a programming
+    /// error, not a silent truncation.
+    func testLocalAllToAllCopiesTheBufferToItself() throws {
+        let sent: [UInt8] = [1, 2, 3, 4, 5]
+        var received = [UInt8](repeating: 0, count: 5)
+        try sent.withUnsafeBytes { send in
+            try received.withUnsafeMutableBytes { receive in
+                try LocalCommunicator().allToAllV(send, sendCounts: [5], into: receive, receiveCounts: [5])
+            }
+        }
+        XCTAssertEqual(received, sent)
+    }
+
     /// `pskd info` under mpirun: every rank initialises MPI, reports, and the job exits cleanly.
     func testInfoRunsOnEveryRank() throws {
         let outcome = try ExecutableRunner.mpirun(ranks: 2, ["info"], timeout: 120)

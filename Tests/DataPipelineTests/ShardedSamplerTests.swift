@@ -77,6 +77,36 @@ final class ShardedSamplerTests: XCTestCase {
         XCTAssertNotEqual(sampler.order(epoch: 4), Array(0..<500))
     }
 
+    /// Every position of an epoch has one holder and slot, distinct, within the rank's held
+    /// slots; the trained ones are exactly the slots `fillSlots` hands out, step by step.
+    func testEveryPositionHasOneHolderAndTrainedOnesMatchTheSlots() throws {
+        for (samples, batch, ranks, dropLast) in [(250, 45, 3, false), (250, 44, 4, false), (250, 48, 3, true), (10, 4, 2, true)] {
+            let samplers = try (0..<ranks).map {
+                try ShardedSampler(sampleCount: samples, globalBatchSize: batch, rank: $0, worldSize: ranks, seed: 5, dropLast: dropLast)
+            }
+            let sampler = samplers[0]
+            XCTAssertEqual(sampler.positionCount, max(sampler.stepsPerEpoch * batch, samples))
+            var seen = Set<[Int]>()
+            for position in 0..<sampler.positionCount {
+                let (rank, slot) = sampler.holder(ofPosition: position)
+                XCTAssertTrue((0..<ranks).contains(rank) && (0..<sampler.heldSlotCount).contains(slot), "position \(position)")
+                XCTAssertTrue(seen.insert([rank, slot]).inserted, "position \(position) shares a slot")
+            }
+            let order = sampler.order(epoch: 2)
+            for step in 0..<sampler.stepsPerEpoch {
+                for (rank, rankSampler) in samplers.enumerated() {
+                    let slots = rankSampler.slots(step: step, order: order)
+                    for (local, index) in slots.indices.enumerated() {
+                        let position = step * batch + rank * (batch / ranks) + local
+                        XCTAssertEqual(order[position % samples], index)
+                        XCTAssertEqual(sampler.holder(ofPosition: position).rank, rank)
+                        XCTAssertEqual(sampler.holder(ofPosition: position).slot, step * (batch / ranks) + local)
+                    }
+                }
+            }
+        }
+    }
+
     func testInvalidConfigurations() {
         assertDataError(.invalidConfiguration, naming: nil) {
             try ShardedSampler(sampleCount: 100, globalBatchSize: 10, rank: 0, worldSize: 3, seed: 0)

@@ -19,7 +19,7 @@ final class TargetPolicyTests: XCTestCase {
         let previous: [Float] = [0.1, 0.6, 0.3]
         teacher.row(1).update(from: previous, count: 3)
         let targets = Tensor(zeros: [1, 3])
-        policy.makeTargets(labels: [2], indices: [1], alpha: 0.5, teacher: teacher, into: targets)
+        policy.makeTargets(labels: [2], alpha: 0.5, teacherRows: teacher.rows(step: 0, indices: [1], isPadding: [false]), into: targets)
         assertClose(targets.scalars, [0.05, 0.3, 0.5 + 0.15], absolute: 1e-6, relative: 0)
     }
 
@@ -28,14 +28,14 @@ final class TargetPolicyTests: XCTestCase {
         let table = TeacherTable(labels: [1, 0], classCount: 3)
         let policy = TargetPolicy.progressiveSelfDistillation(finalAlpha: 0.8)
         let targets = Tensor(zeros: [2, 3])
-        policy.makeTargets(labels: [1, 0], indices: [0, 1], alpha: policy.alpha(epoch: 1, totalEpochs: 5),
-                           teacher: table, into: targets)
+        policy.makeTargets(labels: [1, 0], alpha: policy.alpha(epoch: 1, totalEpochs: 5),
+                           teacherRows: table.rows(step: 0, indices: [0, 1], isPadding: [false, false]), into: targets)
         assertClose(targets.scalars, [0, 1, 0, 1, 0, 0], absolute: 1e-7, relative: 0)
     }
 
     func testLabelSmoothing() {
         let targets = Tensor(zeros: [1, 4])
-        TargetPolicy.labelSmoothing(epsilon: 0.1).makeTargets(labels: [3], indices: [0], alpha: 0, teacher: nil, into: targets)
+        TargetPolicy.labelSmoothing(epsilon: 0.1).makeTargets(labels: [3], alpha: 0, teacherRows: nil, into: targets)
         assertClose(targets.scalars, [0.025, 0.025, 0.025, 0.925], absolute: 1e-7, relative: 0)
     }
 

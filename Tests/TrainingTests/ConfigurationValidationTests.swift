@@ -11,6 +11,10 @@ final class ConfigurationValidationTests: XCTestCase {
         ("width-multiplier", { $0.widthMultiplier = 0 }, "0.0"),
         ("width-multiplier", { $0.widthMultiplier = .nan }, "nan"),
         ("dataset", { $0.dataset = "imagenet22k" }, "imagenet22k"),
+        ("synthetic-samples", { $0.syntheticSamples = 0 }, "0"),
+        ("synthetic-test-samples", { $0.syntheticTestSamples = 200_000_000 }, "200000000"),
+        ("synthetic-classes", { $0.syntheticClasses = 1 }, "1"),
+        ("synthetic-features", { $0.syntheticFeatures = 0 }, "0"),
         ("max-train-samples", { $0.maxTrainSamples = 0 }, "0"),
         ("max-test-samples", { $0.maxTestSamples = -5 }, "-5"),
         ("label-noise", { $0.labelNoise = 1 }, "1.0"),
@@ -33,6 +37,7 @@ final class ConfigurationValidationTests: XCTestCase {
         ("weight-decay", { $0.weightDecay = -1 }, "-1.0"),
         ("weight-decay-style", { $0.weightDecayStyle = "l1" }, "l1"),
         ("policy", { $0.policy = "kd" }, "kd"),
+        ("teacher", { $0.teacher = "mirrored" }, "mirrored"),
         ("alpha-t", { $0.alphaT = 1.5 }, "1.5"),
         ("label-smoothing", { $0.labelSmoothing = 1 }, "1.0"),
         ("crop-padding", { $0.cropPadding = -2 }, "-2"),
@@ -106,6 +111,8 @@ final class ConfigurationValidationTests: XCTestCase {
         (config.maxTrainSamples, config.maxTestSamples, config.dataDirectory, config.threads) = (1, 1, "d", 1)
         (config.cropPadding, config.horizontalFlip, config.stopAfterEpochs) = (1, true, 1)
         (config.stallTimeout, config.accumulateSteps, config.labelNoise) = (30, 1, 0.2)
+        (config.syntheticSamples, config.syntheticTestSamples, config.syntheticClasses, config.syntheticFeatures) = (1, 1, 2, 1)
+        config.teacher = "sharded"
         let encoded = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any])
         XCTAssertEqual(Set(encoded.keys), Set(TrainSetting.all.map(\.name)))
         XCTAssertEqual(Set(TrainSetting.values(of: config).keys), Set(TrainSetting.all.map(\.name)))
@@ -120,6 +127,15 @@ final class ConfigurationValidationTests: XCTestCase {
         XCTAssertThrowsError(try config.validate(ranks: 8)) { XCTAssertTrue("\($0)".contains("micro-batches of fewer than 2"), "\($0)") }
         config.accumulateSteps = nil
         XCTAssertEqual(config.microBatchesPerStep, 1, "unset means one batch per step")
+    }
+
+    /// The synthetic data set's samples are vectors: only `mlp` takes them.
+    func testSyntheticDataNeedsTheMLP() {
+        var config = TrainConfig()
+        (config.dataset, config.model) = ("synthetic", "mlp")
+        XCTAssertNoThrow(try config.validate())
+        config.model = "cnn"
+        XCTAssertThrowsError(try config.validate()) { XCTAssertTrue("\($0)".contains("use --model mlp"), "\($0)") }
     }
 
     func testRankCountsMustDivideTheGlobalBatch() {

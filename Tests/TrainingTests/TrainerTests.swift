@@ -3,6 +3,7 @@ import DataPipeline
 import Foundation
 import Layers
 import Models
+import SelfDistillation
 import Tensors
 import TestSupport
 import Training
@@ -101,7 +102,7 @@ final class TrainerTests: XCTestCase {
         try resumed.run()
         assertBitIdentical(resumed.model.parameters.values, straight.model.parameters.values, "parameters")
         assertBitIdentical(resumed.model.parameters.buffers, straight.model.parameters.buffers, "buffers")
-        assertBitIdentical(try XCTUnwrap(resumed.teacher).rows, try XCTUnwrap(straight.teacher).rows, "teacher table")
+        assertBitIdentical(try XCTUnwrap(resumed.teacher as? TeacherTable).rows, try XCTUnwrap(straight.teacher as? TeacherTable).rows, "teacher table")
     }
 
     // MARK: - PS-KD targets
@@ -149,7 +150,7 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(steps.whole, steps.accumulated, "one optimiser step per global batch either way")
         assertClose(two.model.parameters.values.scalars, one.model.parameters.values.scalars, absolute: 2e-6, relative: 1e-4,
                     "parameters after two epochs")
-        assertClose(try XCTUnwrap(two.teacher).rows.scalars, try XCTUnwrap(one.teacher).rows.scalars, absolute: 1e-5, relative: 1e-4)
+        assertClose(try XCTUnwrap(two.teacher as? TeacherTable).rows.scalars, try XCTUnwrap(one.teacher as? TeacherTable).rows.scalars, absolute: 1e-5, relative: 1e-4)
         assertClose(try XCTUnwrap(twoRecord).trainLoss, try XCTUnwrap(oneRecord).trainLoss, absolute: 1e-6, relative: 1e-5)
         XCTAssertNotEqual(two.model.parameters.values.scalars, one.model.parameters.values.scalars,
                           "micro-batches round differently, so equal bits would mean the setting was ignored")

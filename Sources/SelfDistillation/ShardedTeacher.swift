@@ -1,0 +1,219 @@
+import Collectives
+import DataPipeline
+import Tensors
+
+/// The sharded teacher: each rank keeps only the rows it reads, about N·C/R floats, and the rows
+/// it will read next epoch, as many again (at most 2·N·C·4/R bytes in all, plus O(B·C)
+/// buffers), instead of the whole `[N, C]` table.
+///
+/// The sampler's order is fixed by (seed, epoch) for any rank count, so every rank knows where
+/// each sample sits in every epoch (`ShardedSampler.holder(ofPosition:)`): its slot on the rank
+/// that trains it, plus a padding slot when it pads the last batch, or a parked slot when
+/// `dropLast` leaves it out. `current` holds the rows of this rank's slots in the current epoch
+/// (P_{t−1}, so a step's rows are a contiguous view) and `next` fills with the next epoch's.
+///
+/// After each step, every rank sends each of its non-padding slots' rows — the new prediction
+/// if written, else the row it read — to the rank(s) holding that sample next epoch: one
+/// `MPI_Alltoallv` per step of about b·C floats each way, whose counts every rank derives from
+/// the plan (no counts are exchanged). Routing per step keeps only O(B·C) floats in flight
+/// and spreads the traffic over the epoch as the replicated all-gather does (routing per epoch
+/// would need send and receive buffers as large as the table). Parked rows travel at the
+/// epoch's end. Every row of the next epoch has exactly one source, so the rows are bit for bit
+/// those of the replicated table.
+public final class ShardedTeacher: Teacher {
+    public let sampleCount: Int
+    public let classCount: Int
+    private let sampler: ShardedSampler
+    private let communicator: any Communicator
+    /// The epoch whose slots `current` holds, its order and its inverse (sample → primary position).
+    private var epoch: Int
+    private var order: [Int], inverse: [Int]
+    /// The next epoch's order and inverse.
+    private var nextOrder: [Int], nextInverse: [Int]
+    /// `[heldSlotCount, C]`: this rank's slots in `epoch`, and in `epoch + 1`.
+    private var current: Tensor, next: Tensor
+    /// Reused exchange buffers and plans.
+    private var sendRows: [Float] = [], receiveRows: [Float] = []
+    private var receiveSlots: [Int] = []
+    /// Bytes this rank received in teacher exchanges so far (for `pskd bench`).
+    public private(set) var receivedBytes = 0
+
+    /// A teacher holding the one-hot `labels` for `epoch`'s slots of this rank (`sampler` is
+    /// this rank's training sampler).
+    public init(labels: [Int], classCount: Int, sampler: ShardedSampler, communicator: any Communicator, epoch: Int = 1) {
+        precondition(labels.count == sampler.sampleCount, "\(labels.count) labels for \(sampler.sampleCount) samples")
+        (sampleCount, self.classCount, self.sampler, self.communicator) = (labels.count, classCount, sampler, communicator)
+        self.epoch = epoch
+        (order, inverse) = Self.orderAndInverse(sampler, epoch: epoch)
+        (nextOrder, nextInverse) = Self.orderAndInverse(sampler, epoch: epoch + 1)
+        current = Tensor(zeros: [sampler.heldSlotCount, classCount])
+        next = Tensor(zeros: [sampler.heldSlotCount, classCount])
+        for (slot, sample) in heldSamples() {
+            current[slot * classCount + labels[sample]] = 1
+        }
+    }
+
+    public func beginEpoch(_ epoch: Int) throws {
+        precondition(epoch == self.epoch, "the sharded teacher holds epoch \(self.epoch)'s rows, not epoch \(epoch)'s")
+    }
+
+    public func rows(step: Int, indices: [Int], isPadding: [Bool]) -> Tensor {
+        let b = sampler.localBatchSize
+        return current.rows((step * b)..<((step + 1) * b))
+    }
+
+    public func record(step: Int, indices: [Int], probabilities: Tensor, isWritten: [Bool]) throws {
+        let (b, B) = (sampler.localBatchSize, sampler.globalBatchSize)
+        try exchange(positions: { rank in (step * B + rank * b)..<(step * B + (rank + 1) * b) }) { slot in
+            let local = slot - step * b
+            let row = isWritten[local] ? probabilities.pointer + local * self.classCount : self.current.pointer + slot * self.classCount
+            return UnsafePointer(row)
+        }
+    }
+
+    /// Sends the parked rows (not trained this epoch) to their next holders, then makes the
+    /// next epoch's rows current.
+    public func endEpoch(_ epoch: Int) throws {
+        let parked = sampler.trainedPositionCount..<max(sampler.trainedPositionCount, sampleCount)
+        try exchange(positions: { rank in parked.filter { self.sampler.holder(ofPosition: $0).rank == rank } }) { slot in
+            UnsafePointer(self.current.pointer + slot * self.classCount)
+        }
+        swap(&current, &next)
+        self.epoch += 1
+        (order, inverse) = (nextOrder, nextInverse)
+        (nextOrder, nextInverse) = Self.orderAndInverse(sampler, epoch: self.epoch + 1)
+    }
+
+    /// One all-to-all: every rank sends the rows of its primary positions among
+    /// `positions(rank)` (`rank`'s positions, the same list on every rank) to the holders of
+    /// those samples next epoch, in the order of `positions` and `forEachNextPosition`, which
+    /// the receivers follow too; `source(slot)` is the row to send from this rank's `slot`.
+    private func exchange<Positions: Sequence<Int>>(positions: (_ rank: Int) -> Positions,
+                                                    source: (_ slot: Int) -> UnsafePointer<Float>) throws {
+        let (size, me, c) = (communicator.size, communicator.rank, classCount)
+        var sendCounts = [Int](repeating: 0, count: size), receiveCounts = [Int](repeating: 0, count: size)
+        var outgoing: [[Int]] = Array(repeating: [], count: size)  // per holder: this rank's slots to send
+        receiveSlots.removeAll(keepingCapacity: true)
+        for rank in 0..<size {
+            for position in positions(rank) where position < sampleCount {
+                let sourceSlot = rank == me ? sampler.holder(ofPosition: position).slot : -1
+                forEachNextPosition(of: order[position]) { destination in
+                    let (holder, slot) = sampler.holder(ofPosition: destination)
+                    if rank == me { outgoing[holder].append(sourceSlot) }
+                    if holder == me {
+                        receiveSlots.append(slot)
+                        receiveCounts[rank] += c * 4
+                    }
+                }
+            }
+        }
+        sendRows.removeAll(keepingCapacity: true)
+        for holder in 0..<size {
+            for slot in outgoing[holder] { sendRows.append(contentsOf: UnsafeBufferPointer(start: source(slot), count: c)) }
+            sendCounts[holder] = outgoing[holder].count * c * 4
+        }
+        if receiveRows.count < receiveSlots.count * c { receiveRows = [Float](repeating: 0, count: receiveSlots.count * c) }
+        try sendRows.withUnsafeBytes { send in
+            try receiveRows.withUnsafeMutableBytes { receive in
+                try communicator.allToAllV(send, sendCounts: sendCounts, into: receive, receiveCounts: receiveCounts)
+            }
+        }
+        receivedBytes += receiveCounts.reduce(0, +)
+        receiveRows.withUnsafeBufferPointer { rows in
+            for (row, slot) in receiveSlots.enumerated() {
+                (next.pointer + slot * c).update(from: rows.baseAddress! + row * c, count: c)
+            }
+        }
+    }
+
+    /// Calls `body` with each position sample `sample` takes next epoch: its primary one, then
+    /// the padding one when it pads the last batch.
+    private func forEachNextPosition(of sample: Int, _ body: (Int) -> Void) {
+        Self.forEachPosition(of: sample, inverse: nextInverse, sampleCount: sampleCount, sampler: sampler, body)
+    }
+
+    /// `sample`'s primary position in the epoch of `inverse`, then its padding position if any.
+    private static func forEachPosition(of sample: Int, inverse: [Int], sampleCount: Int, sampler: ShardedSampler,
+                                        _ body: (Int) -> Void) {
+        let primary = inverse[sample]
+        body(primary)
+        if primary + sampleCount < sampler.trainedPositionCount { body(primary + sampleCount) }
+    }
+
+    public func tableHash() throws -> UInt64 {
+        var partial: UInt64 = 0
+        for (slot, sample) in heldSamples(primaryOnly: true) {
+            partial &+= TeacherHash.row(sample, current.pointer + slot * classCount, classCount: classCount)
+        }
+        return try TeacherHash.total(partial, communicator: communicator)
+    }
+
+    /// Sends rank 0 this rank's rows of `samples` in index order; rank 0 merges them by
+    /// knowing which rank holds each sample.
+    public func collectRows(_ samples: Range<Int>, _ consume: (UnsafeBufferPointer<Float>) throws -> Void) throws {
+        let (size, c) = (communicator.size, classCount)
+        let holders = samples.map { sampler.holder(ofPosition: inverse[$0]) }
+        var send: [Float] = []
+        var receiveCounts = [Int](repeating: 0, count: size)
+        for holder in holders {
+            if holder.rank == communicator.rank {
+                send.append(contentsOf: UnsafeBufferPointer(start: current.pointer + holder.slot * c, count: c))
+            }
+            if communicator.isRoot { receiveCounts[holder.rank] += c * 4 }
+        }
+        var sendCounts = [Int](repeating: 0, count: size)
+        sendCounts[0] = send.count * 4
+        var received = [Float](repeating: 0, count: communicator.isRoot ? samples.count * c : 0)
+        try send.withUnsafeBytes { sendBytes in
+            try received.withUnsafeMutableBytes { receiveBytes in
+                try communicator.allToAllV(sendBytes, sendCounts: sendCounts, into: receiveBytes, receiveCounts: receiveCounts)
+            }
+        }
+        guard communicator.isRoot else { return }
+        // Each rank's rows arrive in index order: take the next one of the sample's holder.
+        var next = receiveCounts.indices.map { receiveCounts[..<$0].reduce(0, +) / 4 }
+        var merged = [Float](repeating: 0, count: samples.count * c)
+        merged.withUnsafeMutableBufferPointer { merged in
+            received.withUnsafeBufferPointer { received in
+                for (row, holder) in holders.enumerated() {
+                    (merged.baseAddress! + row * c).update(from: received.baseAddress! + next[holder.rank], count: c)
+                    next[holder.rank] += c
+                }
+            }
+        }
+        try merged.withUnsafeBufferPointer { try consume($0) }
+    }
+
+    public func restoreRows(_ samples: Range<Int>, from rows: UnsafeBufferPointer<Float>, nextEpoch: Int) {
+        if nextEpoch != epoch {
+            epoch = nextEpoch
+            (order, inverse) = Self.orderAndInverse(sampler, epoch: epoch)
+            (nextOrder, nextInverse) = Self.orderAndInverse(sampler, epoch: epoch + 1)
+        }
+        for sample in samples {
+            Self.forEachPosition(of: sample, inverse: inverse, sampleCount: sampleCount, sampler: sampler) { position in
+                let (rank, slot) = sampler.holder(ofPosition: position)
+                guard rank == communicator.rank else { return }
+                (current.pointer + slot * classCount).update(from: rows.baseAddress! + (sample - samples.lowerBound) * classCount,
+                                                            count: classCount)
+            }
+        }
+    }
+
+    /// (slot, sample) of every position this rank holds in the current epoch; with
+    /// `primaryOnly`, without padding positions (so each sample appears once over all ranks).
+    private func heldSamples(primaryOnly: Bool = false) -> [(slot: Int, sample: Int)] {
+        let end = primaryOnly ? sampleCount : sampler.positionCount
+        return (0..<end).compactMap { position in
+            let (rank, slot) = sampler.holder(ofPosition: position)
+            return rank == communicator.rank ? (slot, order[position % sampleCount]) : nil
+        }
+    }
+
+    private static func orderAndInverse(_ sampler: ShardedSampler, epoch: Int) -> ([Int], [Int]) {
+        let order = sampler.order(epoch: epoch)
+        var inverse = [Int](repeating: 0, count: order.count)
+        for (position, sample) in order.enumerated() { inverse[sample] = position }
+        return (order, inverse)
+    }
+}
