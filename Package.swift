@@ -33,12 +33,15 @@ let package = Package(
     ],
     targets: [
         // C libraries: the only place C is seen.
-        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
-                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
-        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
-                       providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(
+            name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(
+            name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]),
 
         // The operating system: clock, standard error, CPU placement, host name.
         .target(name: "Platform", swiftSettings: optimized),
@@ -60,10 +63,13 @@ let package = Package(
         .target(name: "SelfDistillation", dependencies: ["Tensors", "Collectives", "DataPipeline"], swiftSettings: optimized),
 
         // Training: the step, the epoch loop, checkpoints, metrics and benchmarks.
-        .target(name: "Training",
-                 dependencies: ["Tensors", "Layers", "Optimizers", "Models", "DataPipeline", "Collectives", "SelfDistillation",
-                               "Platform"],
-                 swiftSettings: optimized),
+        .target(
+            name: "Training",
+            dependencies: [
+                "Tensors", "Layers", "Optimizers", "Models", "DataPipeline", "Collectives", "SelfDistillation",
+                "Platform",
+            ],
+            swiftSettings: optimized),
 
         // The HTML report of experiments (reads run directories; no network, inline SVG).
         .target(name: "Reporting", dependencies: ["Training", "DataPipeline"], swiftSettings: optimized),
@@ -87,8 +93,11 @@ let package = Package(
         .testTarget(name: "DataPipelineTests", dependencies: ["DataPipeline", "CZlib", "TestSupport"]),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "TestSupport"]),
         .testTarget(name: "WatchdogTests", dependencies: ["Watchdog", "Collectives", "TestSupport"]),
-        .testTarget(name: "SelfDistillationTests", dependencies: ["SelfDistillation", "Collectives", "DataPipeline", "Tensors", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Collectives", "DataPipeline", "Layers", "Models", "SelfDistillation", "Tensors", "TestSupport"]),
+        .testTarget(
+            name: "SelfDistillationTests", dependencies: ["SelfDistillation", "Collectives", "DataPipeline", "Tensors", "TestSupport"]),
+        .testTarget(
+            name: "TrainingTests",
+            dependencies: ["Training", "Collectives", "DataPipeline", "Layers", "Models", "SelfDistillation", "Tensors", "TestSupport"]),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Training", "TestSupport"]),
         .testTarget(name: "ClusterTests", dependencies: ["TestSupport"]),
     ]

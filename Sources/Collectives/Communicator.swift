@@ -40,8 +40,9 @@ public protocol Communicator: AnyObject {
     /// `receiveCounts[r]` bytes from rank r, parts in rank order. Every rank must pass receive
     /// counts equal to what the senders send it (pskd's callers compute both sides from the same
     /// plan, so no counts are exchanged). Counts are 64-bit: large parts go in rounds.
-    func allToAllV(_ send: UnsafeRawBufferPointer, sendCounts: [Int],
-                   into receive: UnsafeMutableRawBufferPointer, receiveCounts: [Int]) throws
+    func allToAllV(
+        _ send: UnsafeRawBufferPointer, sendCounts: [Int],
+        into receive: UnsafeMutableRawBufferPointer, receiveCounts: [Int]) throws
     /// Copies `root`'s bytes into every rank's `buffer`.
     func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws
     /// Returns once every rank has called it.
@@ -93,10 +94,13 @@ public final class LocalCommunicator: Communicator {
     }
     public func allGather(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] { Array(bytes) }
     public func allGatherV(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] { Array(bytes) }
-    public func allToAllV(_ send: UnsafeRawBufferPointer, sendCounts: [Int],
-                          into receive: UnsafeMutableRawBufferPointer, receiveCounts: [Int]) throws {
-        precondition(sendCounts.count == 1 && receiveCounts == sendCounts && sendCounts[0] <= min(send.count, receive.count),
-                     "a single process receives what it sends: \(sendCounts) bytes sent, \(receiveCounts) expected")
+    public func allToAllV(
+        _ send: UnsafeRawBufferPointer, sendCounts: [Int],
+        into receive: UnsafeMutableRawBufferPointer, receiveCounts: [Int]
+    ) throws {
+        precondition(
+            sendCounts.count == 1 && receiveCounts == sendCounts && sendCounts[0] <= min(send.count, receive.count),
+            "a single process receives what it sends: \(sendCounts) bytes sent, \(receiveCounts) expected")
         if let target = receive.baseAddress, let source = send.baseAddress { target.copyMemory(from: source, byteCount: sendCounts[0]) }
     }
     public func barrier() throws {}

@@ -18,7 +18,8 @@ func check(_ code: Int32, _ function: @autoclosure () -> String) throws(MPIError
     guard code != MPI_SUCCESS else { return }
     var length: Int32 = 0
     var text = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
-    let explanation = MPI_Error_string(code, &text, &length) == MPI_SUCCESS
+    let explanation =
+        MPI_Error_string(code, &text, &length) == MPI_SUCCESS
         ? cString(text, length: length)
         : "unknown MPI error"
     throw MPIError(function: function(), code: code, explanation: explanation)
@@ -68,26 +69,32 @@ public final class MPICommunicator: Communicator {
     }
 
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation) throws {
-        try reduceInPlace(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count,
-                          datatype: pskd_mpi_float(), operation)
+        try reduceInPlace(
+            UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count,
+            datatype: pskd_mpi_float(), operation)
     }
 
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation) throws {
-        try reduceInPlace(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count,
-                          datatype: pskd_mpi_double(), operation)
+        try reduceInPlace(
+            UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count,
+            datatype: pskd_mpi_double(), operation)
     }
 
     /// `MPI_Allreduce` in place, split into pieces of at most `Int32.max` elements.
-    private func reduceInPlace(_ base: UnsafeMutableRawPointer?, count: Int, datatype: MPI_Datatype,
-                               _ operation: ReduceOperation) throws {
+    private func reduceInPlace(
+        _ base: UnsafeMutableRawPointer?, count: Int, datatype: MPI_Datatype,
+        _ operation: ReduceOperation
+    ) throws {
         guard let base, count > 0 else { return }
         var elementSize: Int32 = 0
         try check(MPI_Type_size(datatype, &elementSize), "MPI_Type_size")
         var offset = 0
         while offset < count {
             let piece = min(count - offset, Int(Int32.max))
-            try check(MPI_Allreduce(pskd_mpi_in_place(), base + offset * Int(elementSize), Int32(piece),
-                                    datatype, operation.mpi, world), "MPI_Allreduce(\(piece) elements)")
+            try check(
+                MPI_Allreduce(
+                    pskd_mpi_in_place(), base + offset * Int(elementSize), Int32(piece),
+                    datatype, operation.mpi, world), "MPI_Allreduce(\(piece) elements)")
             offset += piece
         }
     }
@@ -97,8 +104,9 @@ public final class MPICommunicator: Communicator {
         var offset = 0
         while offset < buffer.count {
             let piece = min(buffer.count - offset, Int(Int32.max))
-            try check(MPI_Bcast(base + offset, Int32(piece), pskd_mpi_byte(), Int32(root), world),
-                      "MPI_Bcast(\(piece) bytes from rank \(root))")
+            try check(
+                MPI_Bcast(base + offset, Int32(piece), pskd_mpi_byte(), Int32(root), world),
+                "MPI_Bcast(\(piece) bytes from rank \(root))")
             offset += piece
         }
     }
@@ -106,8 +114,10 @@ public final class MPICommunicator: Communicator {
     public func allGather(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
         guard bytes.count * size <= Int(Int32.max) else { return try allGatherV(bytes) }
         var result = [UInt8](repeating: 0, count: bytes.count * size)
-        try check(MPI_Allgather(bytes.baseAddress, Int32(bytes.count), pskd_mpi_byte(), &result, Int32(bytes.count),
-                                pskd_mpi_byte(), world), "MPI_Allgather(\(bytes.count) bytes per rank)")
+        try check(
+            MPI_Allgather(
+                bytes.baseAddress, Int32(bytes.count), pskd_mpi_byte(), &result, Int32(bytes.count),
+                pskd_mpi_byte(), world), "MPI_Allgather(\(bytes.count) bytes per rank)")
         return result
     }
 
@@ -126,13 +136,16 @@ public final class MPICommunicator: Communicator {
             for r in 1..<max(size, 1) { displacements[r] = displacements[r - 1] + roundCounts[r - 1] }
             var received = [UInt8](repeating: 0, count: Int(roundCounts.reduce(0, +)))
             let sendBase = bytes.baseAddress.map { $0 + sent[rank] }
-            try check(MPI_Allgatherv(sendBase, roundCounts[rank], pskd_mpi_byte(), &received, roundCounts,
-                                     displacements, pskd_mpi_byte(), world), "MPI_Allgatherv(\(received.count) bytes)")
+            try check(
+                MPI_Allgatherv(
+                    sendBase, roundCounts[rank], pskd_mpi_byte(), &received, roundCounts,
+                    displacements, pskd_mpi_byte(), world), "MPI_Allgatherv(\(received.count) bytes)")
             var rankStart = 0
             for r in 0..<size {
                 let destination = Int(counts[..<r].reduce(0, +)) + sent[r]
-                result.replaceSubrange(destination..<(destination + Int(roundCounts[r])),
-                                       with: received[rankStart..<(rankStart + Int(roundCounts[r]))])
+                result.replaceSubrange(
+                    destination..<(destination + Int(roundCounts[r])),
+                    with: received[rankStart..<(rankStart + Int(roundCounts[r]))])
                 rankStart += Int(roundCounts[r])
                 sent[r] += Int(roundCounts[r])
             }
@@ -140,18 +153,23 @@ public final class MPICommunicator: Communicator {
         return result
     }
 
-    public func allToAllV(_ send: UnsafeRawBufferPointer, sendCounts: [Int],
-                          into receive: UnsafeMutableRawBufferPointer, receiveCounts: [Int]) throws {
+    public func allToAllV(
+        _ send: UnsafeRawBufferPointer, sendCounts: [Int],
+        into receive: UnsafeMutableRawBufferPointer, receiveCounts: [Int]
+    ) throws {
         precondition(sendCounts.count == size && receiveCounts.count == size, "one count per rank")
-        precondition(sendCounts.reduce(0, +) <= send.count && receiveCounts.reduce(0, +) <= receive.count,
-                     "the counts exceed the buffers: \(sendCounts) of \(send.count), \(receiveCounts) of \(receive.count)")
+        precondition(
+            sendCounts.reduce(0, +) <= send.count && receiveCounts.reduce(0, +) <= receive.count,
+            "the counts exceed the buffers: \(sendCounts) of \(send.count), \(receiveCounts) of \(receive.count)")
         let (sendStarts, receiveStarts) = (Self.starts(sendCounts), Self.starts(receiveCounts))
         let limit = Int(Int32.max)
         if sendCounts.reduce(0, +) <= limit && receiveCounts.reduce(0, +) <= limit {
-            try check(MPI_Alltoallv(send.baseAddress, sendCounts.map(Int32.init), sendStarts.map(Int32.init), pskd_mpi_byte(),
-                                    receive.baseAddress, receiveCounts.map(Int32.init), receiveStarts.map(Int32.init),
-                                    pskd_mpi_byte(), world),
-                      "MPI_Alltoallv(\(sendCounts.reduce(0, +)) bytes sent, \(receiveCounts.reduce(0, +)) received)")
+            try check(
+                MPI_Alltoallv(
+                    send.baseAddress, sendCounts.map(Int32.init), sendStarts.map(Int32.init), pskd_mpi_byte(),
+                    receive.baseAddress, receiveCounts.map(Int32.init), receiveStarts.map(Int32.init),
+                    pskd_mpi_byte(), world),
+                "MPI_Alltoallv(\(sendCounts.reduce(0, +)) bytes sent, \(receiveCounts.reduce(0, +)) received)")
             return
         }
         // Rounds of at most `piece` bytes per pair keep every MPI count and displacement in
@@ -163,9 +181,11 @@ public final class MPICommunicator: Communicator {
             let (sendParts, receiveParts) = (sendCounts.map(part), receiveCounts.map(part))
             var sendBuffer = [UInt8](), receiveBuffer = [UInt8](repeating: 0, count: Int(receiveParts.reduce(0, +)))
             for r in 0..<size { sendBuffer += send[(sendStarts[r] + round * piece)...].prefix(Int(sendParts[r])) }
-            try check(MPI_Alltoallv(sendBuffer, sendParts, Self.displacements(sendParts), pskd_mpi_byte(),
-                                    &receiveBuffer, receiveParts, Self.displacements(receiveParts), pskd_mpi_byte(), world),
-                      "MPI_Alltoallv(round \(round + 1) of \(rounds): \(sendBuffer.count) bytes sent, \(receiveBuffer.count) received)")
+            try check(
+                MPI_Alltoallv(
+                    sendBuffer, sendParts, Self.displacements(sendParts), pskd_mpi_byte(),
+                    &receiveBuffer, receiveParts, Self.displacements(receiveParts), pskd_mpi_byte(), world),
+                "MPI_Alltoallv(round \(round + 1) of \(rounds): \(sendBuffer.count) bytes sent, \(receiveBuffer.count) received)")
             var offset = 0
             for r in 0..<size where receiveParts[r] > 0 {
                 let target = receive.baseAddress! + receiveStarts[r] + round * piece

@@ -27,8 +27,10 @@ public final class MonitoredCommunicator: Communicator {
         try beacon.during(.allGather) { try base.allGatherV(bytes) }
     }
 
-    public func allToAllV(_ send: UnsafeRawBufferPointer, sendCounts: [Int],
-                          into receive: UnsafeMutableRawBufferPointer, receiveCounts: [Int]) throws {
+    public func allToAllV(
+        _ send: UnsafeRawBufferPointer, sendCounts: [Int],
+        into receive: UnsafeMutableRawBufferPointer, receiveCounts: [Int]
+    ) throws {
         try beacon.during(.allToAll) { try base.allToAllV(send, sendCounts: sendCounts, into: receive, receiveCounts: receiveCounts) }
     }
 

@@ -75,7 +75,9 @@ public final class ProgressBeacon: Sendable {
 
     /// Enters `phase` (a sign of progress).
     public func enter(_ phase: TrainingPhase) {
-        guarded.withLock { $0.state.phase = phase; Self.progress(&$0.state) }
+        guarded.withLock {
+            $0.state.phase = phase; Self.progress(&$0.state)
+        }
     }
 
     /// Marks the start of training step `step` (0-based) of `epoch`, in phase forward/backward;
@@ -99,7 +101,11 @@ public final class ProgressBeacon: Sendable {
     /// Runs `body` marked as inside `collective`; its completion is progress.
     public func during<Result>(_ collective: CollectiveKind, _ body: () throws -> Result) rethrows -> Result {
         guarded.withLock { $0.state.collective = collective }
-        defer { guarded.withLock { $0.state.collective = nil; Self.progress(&$0.state) } }
+        defer {
+            guarded.withLock {
+                $0.state.collective = nil; Self.progress(&$0.state)
+            }
+        }
         return try body()
     }
 

@@ -30,13 +30,17 @@ public struct StartupHandshake: Sendable, Equatable {
         guard let rank = records.indices.first(where: { records[$0] != records[0] }) else { return }
         let (theirs, ours) = (Record(records[rank]), Record(records[0]))
         guard theirs.magic == ours.magic else {
-            throw HandshakeError(rank: rank, "is not running this pskd (another program, or a pskd too old to say): install the same pskd on every node")
+            throw HandshakeError(
+                rank: rank, "is not running this pskd (another program, or a pskd too old to say): install the same pskd on every node")
         }
         guard theirs.subcommand == ours.subcommand else {
-            throw HandshakeError(rank: rank, "runs `pskd \(theirs.subcommand)`, rank 0 runs `pskd \(ours.subcommand)`: every rank of a job must run the same subcommand")
+            throw HandshakeError(
+                rank: rank,
+                "runs `pskd \(theirs.subcommand)`, rank 0 runs `pskd \(ours.subcommand)`: every rank of a job must run the same subcommand")
         }
         guard theirs.build == ours.build else {
-            throw HandshakeError(rank: rank, "runs pskd \(theirs.build), rank 0 runs pskd \(ours.build): install the same pskd build on every node")
+            throw HandshakeError(
+                rank: rank, "runs pskd \(theirs.build), rank 0 runs pskd \(ours.build): install the same pskd build on every node")
         }
         throw HandshakeError(rank: rank, try settingsDifference(rank: rank, communicator: communicator))
     }
@@ -45,10 +49,11 @@ public struct StartupHandshake: Sendable, Equatable {
     private func settingsDifference(rank: Int, communicator: any Communicator) throws -> String {
         let texts = try communicator.allGatherV(Array(canonicalSettings.utf8) + [0]).split(separator: 0, omittingEmptySubsequences: false)
         func parse(_ text: ArraySlice<UInt8>) -> [String: String] {
-            Dictionary(String(decoding: text, as: UTF8.self).split(separator: "\n").map { line in
-                let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
-                return (parts[0], parts.count > 1 ? parts[1] : "")
-            }, uniquingKeysWith: { first, _ in first })
+            Dictionary(
+                String(decoding: text, as: UTF8.self).split(separator: "\n").map { line in
+                    let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+                    return (parts[0], parts.count > 1 ? parts[1] : "")
+                }, uniquingKeysWith: { first, _ in first })
         }
         let (theirs, ours) = (parse(texts[rank]), parse(texts[0]))
         let differing = Set(theirs.keys).union(ours.keys).sorted().filter { theirs[$0] != ours[$0] }
@@ -63,7 +68,8 @@ public struct StartupHandshake: Sendable, Equatable {
 
     /// This rank's fixed-size record.
     private var record: [UInt8] {
-        var bytes = Field.fixed(Field.magic, Field.magicSize) + Field.fixed(subcommand, Field.subcommandSize)
+        var bytes =
+            Field.fixed(Field.magic, Field.magicSize) + Field.fixed(subcommand, Field.subcommandSize)
             + Field.fixed(build, Field.buildSize)
         var hash = Array(canonicalSettings.utf8).withUnsafeBytes { FNV1a.hash($0) }
         withUnsafeBytes(of: &hash) { bytes += $0 }

@@ -33,8 +33,10 @@ public final class TimedCommunicator: Communicator {
         try timed(&allGatherSeconds) { try base.allGatherV(bytes) }
     }
 
-    public func allToAllV(_ send: UnsafeRawBufferPointer, sendCounts: [Int],
-                          into receive: UnsafeMutableRawBufferPointer, receiveCounts: [Int]) throws {
+    public func allToAllV(
+        _ send: UnsafeRawBufferPointer, sendCounts: [Int],
+        into receive: UnsafeMutableRawBufferPointer, receiveCounts: [Int]
+    ) throws {
         try timed(&allToAllSeconds) { try base.allToAllV(send, sendCounts: sendCounts, into: receive, receiveCounts: receiveCounts) }
     }
 

@@ -66,8 +66,9 @@ public struct Augmenter: Sendable {
                 for (row, index) in indices.enumerated() {
                     var random = Self.sampleGenerator(epochKey: epochKey, index: index)
                     let placement = drawPlacement(&random)
-                    copy(pixels.baseAddress! + index * sampleSize, to: output + row * sampleSize,
-                         placement: placement, lookup: lookup)
+                    copy(
+                        pixels.baseAddress! + index * sampleSize, to: output + row * sampleSize,
+                        placement: placement, lookup: lookup)
                 }
             }
         }
@@ -95,8 +96,10 @@ public struct Augmenter: Sendable {
     }
 
     /// Copies one image through the crop window and optional mirror, normalising each value.
-    private func copy(_ source: UnsafePointer<UInt8>, to destination: UnsafeMutablePointer<Float>,
-                      placement: Placement, lookup: UnsafeBufferPointer<Float>) {
+    private func copy(
+        _ source: UnsafePointer<UInt8>, to destination: UnsafeMutablePointer<Float>,
+        placement: Placement, lookup: UnsafeBufferPointer<Float>
+    ) {
         let (height, width, channels) = (dataset.height, dataset.width, dataset.channels)
         let rowSize = width * channels
         for y in 0..<height {
@@ -123,8 +126,10 @@ public struct Augmenter: Sendable {
     }
 
     /// Writes `pixelCount` padding pixels (zero bytes, normalised).
-    private func fillWithZeroPixels(_ destination: UnsafeMutablePointer<Float>, pixelCount: Int,
-                                    lookup: UnsafeBufferPointer<Float>) {
+    private func fillWithZeroPixels(
+        _ destination: UnsafeMutablePointer<Float>, pixelCount: Int,
+        lookup: UnsafeBufferPointer<Float>
+    ) {
         let channels = dataset.channels
         for pixel in 0..<pixelCount {
             for channel in 0..<channels {

@@ -58,7 +58,8 @@ final class BatchBuffers: @unchecked Sendable {
 
     /// The batch these buffers hold now.
     var batch: Batch {
-        Batch(epoch: epoch, step: step, inputs: inputs, labels: labels, indices: indices,
-              isPadding: isPadding, cutMix: cutMix)
+        Batch(
+            epoch: epoch, step: step, inputs: inputs, labels: labels, indices: indices,
+            isPadding: isPadding, cutMix: cutMix)
     }
 }

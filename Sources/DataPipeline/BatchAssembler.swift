@@ -18,8 +18,9 @@ struct BatchAssembler: Sendable {
             augmenter.augment(indices: indices, epoch: epoch, into: buffers.inputs.pointer)
         }
         var random = CutMix.generator(seed: augmenter.seed, epoch: epoch, step: step, rank: schedule.rank)
-        buffers.cutMix = CutMix.apply(to: buffers.inputs, probability: augmenter.config.cutMixProbability,
-                                      random: &random, scratch: buffers.cutMixScratch.pointer)
+        buffers.cutMix = CutMix.apply(
+            to: buffers.inputs, probability: augmenter.config.cutMixProbability,
+            random: &random, scratch: buffers.cutMixScratch.pointer)
     }
 
     private func fillSlotsAndLabels(step: Int, order: [Int], buffers: BatchBuffers) {

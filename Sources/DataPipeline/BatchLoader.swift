@@ -28,18 +28,23 @@ public final class BatchLoader {
     public var stepsPerEpoch: Int { schedule.stepsPerEpoch }
 
     /// A loader of `dataset` following `schedule`, augmenting with `augmentation` seeded by `seed`.
-    public init(dataset: Dataset, schedule: any BatchSchedule, augmentation: AugmentationConfig,
-                seed: UInt64, prefetch: Int = 2) {
+    public init(
+        dataset: Dataset, schedule: any BatchSchedule, augmentation: AugmentationConfig,
+        seed: UInt64, prefetch: Int = 2
+    ) {
         precondition(prefetch >= 0, "prefetch must be non-negative, got \(prefetch)")
-        precondition(schedule.sampleCount == dataset.count,
-                     "schedule is for \(schedule.sampleCount) samples, data set \(dataset.name) has \(dataset.count)")
+        precondition(
+            schedule.sampleCount == dataset.count,
+            "schedule is for \(schedule.sampleCount) samples, data set \(dataset.name) has \(dataset.count)")
         self.prefetch = prefetch
         self.schedule = schedule
-        self.assembler = BatchAssembler(augmenter: Augmenter(dataset: dataset, config: augmentation, seed: seed),
-                                        schedule: schedule)
+        self.assembler = BatchAssembler(
+            augmenter: Augmenter(dataset: dataset, config: augmentation, seed: seed),
+            schedule: schedule)
         let buffers = (0...prefetch).map { _ in
-            BatchBuffers(batchSize: schedule.localBatchSize, height: dataset.height,
-                         width: dataset.width, channels: dataset.channels)
+            BatchBuffers(
+                batchSize: schedule.localBatchSize, height: dataset.height,
+                width: dataset.width, channels: dataset.channels)
         }
         self.ring = PrefetchRing(buffers: buffers)
     }

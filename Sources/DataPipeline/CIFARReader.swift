@@ -44,8 +44,9 @@ public enum CIFARReader {
         let bytes = try FileBytes.read(path)
         let recordCount = try wholeRecordCount(bytes.count, variant: variant, file: path)
         if variant == .cifar100 {
-            _ = try LabelValidation.checked(strided(bytes, offset: 0, variant: variant, count: recordCount),
-                                            classCount: 20, file: path, what: "coarse label")
+            _ = try LabelValidation.checked(
+                strided(bytes, offset: 0, variant: variant, count: recordCount),
+                classCount: 20, file: path, what: "coarse label")
         }
         let fineLabels = strided(bytes, offset: variant.labelBytes - 1, variant: variant, count: recordCount)
         records.labels += try LabelValidation.checked(fineLabels, classCount: variant.classCount, file: path)
@@ -58,10 +59,11 @@ public enum CIFARReader {
         let size = variant.recordSize
         guard byteCount > 0, byteCount % size == 0 else {
             let labels = variant == .cifar10 ? "1 label byte" : "2 label bytes (coarse, fine)"
-            throw DataError(.badRecordSize, file: file,
-                            expected: "a positive multiple of \(size) bytes (\(labels) + \(imageBytes) pixel bytes per image)",
-                            found: "\(byteCount) bytes (\(byteCount / size) whole records and \(byteCount % size) bytes more)",
-                            remedy: "check that the file is from the \(variant == .cifar10 ? "CIFAR-10" : "CIFAR-100") binary version and is complete")
+            throw DataError(
+                .badRecordSize, file: file,
+                expected: "a positive multiple of \(size) bytes (\(labels) + \(imageBytes) pixel bytes per image)",
+                found: "\(byteCount) bytes (\(byteCount / size) whole records and \(byteCount % size) bytes more)",
+                remedy: "check that the file is from the \(variant == .cifar10 ? "CIFAR-10" : "CIFAR-100") binary version and is complete")
         }
         return byteCount / size
     }

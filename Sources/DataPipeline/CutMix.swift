@@ -25,14 +25,16 @@ public struct CutMixInfo: Sendable, Equatable {
     /// Writes the mixed targets of `targets` (`[b, classes]`) into `output` (same shape; may not
     /// be `targets` itself, since rows read their partners).
     public func mixTargets(_ targets: Tensor, into output: Tensor) {
-        precondition(targets.shape == output.shape && targets.rank == 2 && targets.shape[0] == partnerRows.count,
-                     "mixTargets: targets \(targets.shape) and output \(output.shape) must be [\(partnerRows.count), classes]")
+        precondition(
+            targets.shape == output.shape && targets.rank == 2 && targets.shape[0] == partnerRows.count,
+            "mixTargets: targets \(targets.shape) and output \(output.shape) must be [\(partnerRows.count), classes]")
         precondition(!targets.sharesStorage(with: output), "mixTargets: output must not alias targets")
         let classes = targets.shape[1]
         let (source, destination) = (targets.pointer, output.pointer)
         for (row, partner) in partnerRows.enumerated() {
             for c in 0..<classes {
-                destination[row * classes + c] = lambda * source[row * classes + c]
+                destination[row * classes + c] =
+                    lambda * source[row * classes + c]
                     + (1 - lambda) * source[partner * classes + c]
             }
         }
@@ -67,8 +69,10 @@ enum CutMix {
 
     /// Mixes `inputs` (`[b, H, W, C]`) in place with probability `probability`; returns what was
     /// done, or `nil` if the batch was left alone. `scratch` must hold `inputs.count` floats.
-    static func apply(to inputs: Tensor, probability: Double, random: inout RandomGenerator,
-                      scratch: UnsafeMutablePointer<Float>) -> CutMixInfo? {
+    static func apply(
+        to inputs: Tensor, probability: Double, random: inout RandomGenerator,
+        scratch: UnsafeMutablePointer<Float>
+    ) -> CutMixInfo? {
         guard probability > 0, random.nextUniformDouble() < probability else { return nil }
         let (rows, height, width) = (inputs.shape[0], inputs.shape[1], inputs.shape[2])
         let box = drawBox(height: height, width: width, lambda: random.nextUniformDouble(), random: &random)
@@ -87,8 +91,9 @@ enum CutMix {
         let centreX = random.nextIndex(below: width)
         let centreY = random.nextIndex(below: height)
         func clip(_ value: Int, _ limit: Int) -> Int { min(max(value, 0), limit) }
-        return CutMixBox(top: clip(centreY - cutHeight / 2, height), left: clip(centreX - cutWidth / 2, width),
-                         bottom: clip(centreY + cutHeight / 2, height), right: clip(centreX + cutWidth / 2, width))
+        return CutMixBox(
+            top: clip(centreY - cutHeight / 2, height), left: clip(centreX - cutWidth / 2, width),
+            bottom: clip(centreY + cutHeight / 2, height), right: clip(centreX + cutWidth / 2, width))
     }
 
     /// Replaces the box of every row with the box of its partner, reading from a copy of the boxes.

@@ -34,14 +34,19 @@ public struct Dataset: Sendable {
     public var sampleSize: Int { height * width * channels }
 
     /// A data set from decoded arrays. `pixels` must hold `labels.count` NHWC images.
-    public init(name: String, split: DatasetSplit, height: Int, width: Int, channels: Int,
-                classCount: Int, pixels: [UInt8], labels: [Int32], mean: [Float], std: [Float]) {
-        precondition(pixels.count == labels.count * height * width * channels,
-                     "\(name): \(pixels.count) pixel bytes do not make \(labels.count) images of \(height)×\(width)×\(channels)")
-        precondition(mean.count == channels && std.count == channels,
-                     "\(name): need one mean and std per channel (\(channels)), got \(mean.count) and \(std.count)")
-        precondition(labels.allSatisfy { $0 >= 0 && Int($0) < classCount },
-                     "\(name): labels must be in 0..<\(classCount)")
+    public init(
+        name: String, split: DatasetSplit, height: Int, width: Int, channels: Int,
+        classCount: Int, pixels: [UInt8], labels: [Int32], mean: [Float], std: [Float]
+    ) {
+        precondition(
+            pixels.count == labels.count * height * width * channels,
+            "\(name): \(pixels.count) pixel bytes do not make \(labels.count) images of \(height)×\(width)×\(channels)")
+        precondition(
+            mean.count == channels && std.count == channels,
+            "\(name): need one mean and std per channel (\(channels)), got \(mean.count) and \(std.count)")
+        precondition(
+            labels.allSatisfy { $0 >= 0 && Int($0) < classCount },
+            "\(name): labels must be in 0..<\(classCount)")
         self.name = name
         self.split = split
         self.height = height

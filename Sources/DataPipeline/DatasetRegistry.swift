@@ -25,8 +25,9 @@ extension DatasetSpec {
     /// - Throws: `DataError.Kind.unknownDataset`, listing the known names.
     public static func named(_ name: String) throws(DataError) -> DatasetSpec {
         guard let spec = all.first(where: { $0.name == name.lowercased() }) else {
-            throw DataError(.unknownDataset, file: nil, expected: "one of \(names.joined(separator: ", "))",
-                            found: "\"\(name)\"", remedy: "pass one of the listed names")
+            throw DataError(
+                .unknownDataset, file: nil, expected: "one of \(names.joined(separator: ", "))",
+                found: "\"\(name)\"", remedy: "pass one of the listed names")
         }
         return spec
     }

@@ -32,9 +32,11 @@ public struct DatasetSpec: Sendable {
     public let source: any SampleSource
 
     /// A data set description; `mean` and `std` hold one value per channel.
-    public init(name: String, title: String, height: Int, width: Int, channels: Int, classCount: Int,
-                mean: [Float], std: [Float], standardAugmentation: AugmentationConfig,
-                installedCopy: InstalledCopy? = nil, source: any SampleSource) {
+    public init(
+        name: String, title: String, height: Int, width: Int, channels: Int, classCount: Int,
+        mean: [Float], std: [Float], standardAugmentation: AugmentationConfig,
+        installedCopy: InstalledCopy? = nil, source: any SampleSource
+    ) {
         (self.name, self.title, self.height, self.width, self.channels) = (name, title, height, width, channels)
         (self.classCount, self.mean, self.std) = (classCount, mean, std)
         (self.standardAugmentation, self.installedCopy, self.source) = (standardAugmentation, installedCopy, source)
@@ -51,8 +53,9 @@ public struct DatasetSpec: Sendable {
     public func load(_ split: DatasetSplit, directory: String? = nil) throws(DataError) -> Dataset {
         do {
             let samples = try source.samples(of: self, split: split, directory: directory ?? installedCopy?.directory)
-            return Dataset(name: name, split: split, height: height, width: width, channels: channels,
-                           classCount: classCount, pixels: samples.pixels, labels: samples.labels, mean: mean, std: std)
+            return Dataset(
+                name: name, split: split, height: height, width: width, channels: channels,
+                classCount: classCount, pixels: samples.pixels, labels: samples.labels, mean: mean, std: std)
         } catch {
             throw error.withRemedy(source.remedy(for: self, directory: directory))
         }
@@ -84,8 +87,10 @@ public protocol SampleSource: Sendable {
     ///     (a source that reads files then throws `missingFile`; a generator ignores it).
     /// - Returns: `pixels` holds `labels.count` images, `[count, height, width, channels]`
     ///   row-major (NHWC), one byte per value.
-    func samples(of spec: DatasetSpec, split: DatasetSplit,
-                 directory: String?) throws(DataError) -> (pixels: [UInt8], labels: [Int32])
+    func samples(
+        of spec: DatasetSpec, split: DatasetSplit,
+        directory: String?
+    ) throws(DataError) -> (pixels: [UInt8], labels: [Int32])
 
     /// What to do when `samples` failed, given the directory the user passed (nil: none).
     func remedy(for spec: DatasetSpec, directory: String?) -> String

@@ -22,12 +22,14 @@ enum FileBytes {
         }
         var isDirectory: ObjCBool = false
         let directoryExists = FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory)
-        let found = directoryExists && isDirectory.boolValue
+        let found =
+            directoryExists && isDirectory.boolValue
             ? "none of them in the directory"
             : "no directory \(directory)"
-        throw DataError(.missingFile, file: paths[0],
-                        expected: "one of \(candidates.joined(separator: ", ")) in \(directory)",
-                        found: found, remedy: "pass the directory that holds these files")
+        throw DataError(
+            .missingFile, file: paths[0],
+            expected: "one of \(candidates.joined(separator: ", ")) in \(directory)",
+            found: found, remedy: "pass the directory that holds these files")
     }
 
     static func isGzip(_ bytes: [UInt8]) -> Bool {
@@ -36,16 +38,18 @@ enum FileBytes {
 
     private static func readRaw(_ path: String) throws(DataError) -> [UInt8] {
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw DataError(.missingFile, file: path, expected: "a readable file",
-                            found: "no such file, or no permission to read it",
-                            remedy: DataError.replaceDamagedFile)
+            throw DataError(
+                .missingFile, file: path, expected: "a readable file",
+                found: "no such file, or no permission to read it",
+                remedy: DataError.replaceDamagedFile)
         }
         defer { try? handle.close() }
         do {
             return [UInt8](try handle.readToEnd() ?? Data())
         } catch {
-            throw DataError(.missingFile, file: path, expected: "a readable file",
-                            found: "a read error (\(error))", remedy: DataError.replaceDamagedFile)
+            throw DataError(
+                .missingFile, file: path, expected: "a readable file",
+                found: "a read error (\(error))", remedy: DataError.replaceDamagedFile)
         }
     }
 }
@@ -68,8 +72,9 @@ enum Gzip {
         while true {
             if produced == output.count { output += repeatElement(0, count: output.count) }
             let before = (consumed, produced)
-            let status = step(&stream, input: compressed, consumed: &consumed,
-                              output: &output, produced: &produced)
+            let status = step(
+                &stream, input: compressed, consumed: &consumed,
+                output: &output, produced: &produced)
             switch status {
             case Z_STREAM_END where consumed == compressed.count:
                 output.removeSubrange(produced...)
@@ -88,8 +93,10 @@ enum Gzip {
 
     /// One call of `inflate` over the remaining input and free output (each capped to 1 GiB,
     /// since zlib counts in 32 bits).
-    private static func step(_ stream: inout z_stream, input: [UInt8], consumed: inout Int,
-                             output: inout [UInt8], produced: inout Int) -> Int32 {
+    private static func step(
+        _ stream: inout z_stream, input: [UInt8], consumed: inout Int,
+        output: inout [UInt8], produced: inout Int
+    ) -> Int32 {
         let chunk = 1 << 30
         return input.withUnsafeBufferPointer { inputBuffer in
             output.withUnsafeMutableBufferPointer { outputBuffer in
@@ -108,8 +115,10 @@ enum Gzip {
     }
 
     /// Resets the stream for another gzip member at `offset`, or throws on trailing garbage.
-    private static func startNextMember(_ stream: inout z_stream, _ compressed: [UInt8], at offset: Int,
-                                        file: String) throws(DataError) {
+    private static func startNextMember(
+        _ stream: inout z_stream, _ compressed: [UInt8], at offset: Int,
+        file: String
+    ) throws(DataError) {
         guard compressed.count - offset >= 2, compressed[offset] == 0x1F, compressed[offset + 1] == 0x8B else {
             throw corrupt(file, "\(compressed.count - offset) bytes of trailing data after the gzip stream")
         }
@@ -129,7 +138,8 @@ enum Gzip {
     }
 
     private static func corrupt(_ file: String, _ found: String) -> DataError {
-        DataError(.corruptCompression, file: file, expected: "a complete, valid gzip stream",
-                  found: found, remedy: DataError.replaceDamagedFile)
+        DataError(
+            .corruptCompression, file: file, expected: "a complete, valid gzip stream",
+            found: found, remedy: DataError.replaceDamagedFile)
     }
 }

@@ -12,11 +12,14 @@ protocol FileSource: SampleSource {
 }
 
 extension FileSource {
-    func samples(of spec: DatasetSpec, split: DatasetSplit,
-                 directory: String?) throws(DataError) -> (pixels: [UInt8], labels: [Int32]) {
+    func samples(
+        of spec: DatasetSpec, split: DatasetSplit,
+        directory: String?
+    ) throws(DataError) -> (pixels: [UInt8], labels: [Int32]) {
         guard let directory else {
-            throw DataError(.missingFile, file: nil, expected: "a directory holding \(fileNames(split).joined(separator: ", "))",
-                            found: "no directory given and no default for \(spec.name)", remedy: "pass --data-dir")
+            throw DataError(
+                .missingFile, file: nil, expected: "a directory holding \(fileNames(split).joined(separator: ", "))",
+                found: "no directory given and no default for \(spec.name)", remedy: "pass --data-dir")
         }
         return try read(split, of: spec, from: directory)
     }
@@ -27,7 +30,8 @@ extension FileSource {
         case (let copy?, nil):
             return "reinstall Debian's \(copy.package) (apt-get install --reinstall \(copy.package)) or pass --data-dir with \(files)"
         case (let copy?, let directory?):
-            return "put intact copies of \(files)\(acceptsGzip ? " (plain or .gz)" : "") in \(directory), or drop --data-dir to use \(copy.package)"
+            return
+                "put intact copies of \(files)\(acceptsGzip ? " (plain or .gz)" : "") in \(directory), or drop --data-dir to use \(copy.package)"
         case (nil, _):
             return dataDirectoryRemedy(for: spec, files: files)
         }
@@ -51,14 +55,16 @@ struct IDXFiles: FileSource {
         let labelPath = try FileBytes.locate([names[1], names[1] + ".gz"], in: directory)
         let images = try IDXReader.readImages(imagePath)
         guard images.rows == spec.height, images.columns == spec.width else {
-            throw DataError(.badShape, file: imagePath, expected: "\(spec.height) × \(spec.width) images",
-                            found: "\(images.rows) × \(images.columns)", remedy: DataError.replaceDamagedFile)
+            throw DataError(
+                .badShape, file: imagePath, expected: "\(spec.height) × \(spec.width) images",
+                found: "\(images.rows) × \(images.columns)", remedy: DataError.replaceDamagedFile)
         }
         let labels = try IDXReader.readLabels(labelPath, classCount: spec.classCount)
         guard labels.count == images.count else {
-            throw DataError(.countMismatch, file: labelPath,
-                            expected: "\(images.count) labels, one per image of \(imagePath)",
-                            found: "\(labels.count) labels", remedy: DataError.replaceDamagedFile)
+            throw DataError(
+                .countMismatch, file: labelPath,
+                expected: "\(images.count) labels, one per image of \(imagePath)",
+                found: "\(labels.count) labels", remedy: DataError.replaceDamagedFile)
         }
         return (images.pixels, labels)
     }

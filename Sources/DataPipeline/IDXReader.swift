@@ -31,22 +31,26 @@ public enum IDXReader {
 
     /// The extents announced by the header, after checking the magic number (first, so a file
     /// of another kind is reported as such even when it is short).
-    private static func header(_ bytes: [UInt8], dimensions: Int, what: String,
-                               file: String) throws(DataError) -> [Int] {
+    private static func header(
+        _ bytes: [UInt8], dimensions: Int, what: String,
+        file: String
+    ) throws(DataError) -> [Int] {
         let expectedMagic = UInt32(0x0800) | UInt32(dimensions)
         let headerSize = 4 + 4 * dimensions
         if bytes.count >= 4 {
             let magic = bigEndianUInt32(bytes, at: 0)
             guard magic == expectedMagic else {
-                throw DataError(.badMagic, file: file,
-                                expected: "\(hex(expectedMagic)) (\(what), \(dimensions) dimension\(dimensions == 1 ? "" : "s"))",
-                                found: hex(magic), remedy: DataError.replaceDamagedFile)
+                throw DataError(
+                    .badMagic, file: file,
+                    expected: "\(hex(expectedMagic)) (\(what), \(dimensions) dimension\(dimensions == 1 ? "" : "s"))",
+                    found: hex(magic), remedy: DataError.replaceDamagedFile)
             }
         }
         guard bytes.count >= headerSize else {
-            throw DataError(.truncated, file: file,
-                            expected: "at least a \(headerSize)-byte IDX header",
-                            found: "\(bytes.count) bytes", remedy: DataError.replaceDamagedFile)
+            throw DataError(
+                .truncated, file: file,
+                expected: "at least a \(headerSize)-byte IDX header",
+                found: "\(bytes.count) bytes", remedy: DataError.replaceDamagedFile)
         }
         return (0..<dimensions).map { Int(bigEndianUInt32(bytes, at: 4 + 4 * $0)) }
     }
@@ -58,9 +62,10 @@ public enum IDXReader {
         let foundCount = bytes.count - headerSize
         guard foundCount == expectedCount else {
             let shape = extents.map(String.init).joined(separator: " × ")
-            throw DataError(.truncated, file: file,
-                            expected: "\(expectedCount.map(String.init) ?? "an impossible number of") data bytes after the header (\(shape))",
-                            found: "\(foundCount) bytes", remedy: DataError.replaceDamagedFile)
+            throw DataError(
+                .truncated, file: file,
+                expected: "\(expectedCount.map(String.init) ?? "an impossible number of") data bytes after the header (\(shape))",
+                found: "\(foundCount) bytes", remedy: DataError.replaceDamagedFile)
         }
         return Array(bytes[headerSize...])
     }
@@ -89,13 +94,16 @@ public enum IDXReader {
 /// Checks that labels are class indices, shared by every reader.
 enum LabelValidation {
     /// `labels` as `Int32`, or an error naming the first label that is not below `classCount`.
-    static func checked(_ labels: [UInt8], classCount: Int, file: String,
-                        what: String = "label") throws(DataError) -> [Int32] {
+    static func checked(
+        _ labels: [UInt8], classCount: Int, file: String,
+        what: String = "label"
+    ) throws(DataError) -> [Int32] {
         if let position = labels.firstIndex(where: { Int($0) >= classCount }) {
-            throw DataError(.labelOutOfRange, file: file,
-                            expected: "every \(what) in 0..<\(classCount)",
-                            found: "\(what) \(labels[position]) at sample \(position)",
-                            remedy: DataError.replaceDamagedFile)
+            throw DataError(
+                .labelOutOfRange, file: file,
+                expected: "every \(what) in 0..<\(classCount)",
+                found: "\(what) \(labels[position]) at sample \(position)",
+                remedy: DataError.replaceDamagedFile)
         }
         return labels.map { Int32($0) }
     }

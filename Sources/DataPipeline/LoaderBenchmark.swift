@@ -15,7 +15,8 @@ public struct LoaderBenchmarkResult: Sendable, CustomStringConvertible {
 
     public var description: String {
         let rate = Int(samplesPerSecond.rounded())
-        return "loader: \(rate) samples/s (batch \(batchSize), prefetch \(prefetch), \(batches) batches in \(String(format: "%.3f", seconds)) s)"
+        return
+            "loader: \(rate) samples/s (batch \(batchSize), prefetch \(prefetch), \(batches) batches in \(String(format: "%.3f", seconds)) s)"
     }
 }
 
@@ -24,12 +25,16 @@ public struct LoaderBenchmarkResult: Sendable, CustomStringConvertible {
 public enum LoaderBenchmark {
     /// Runs `batches` batches of `batchSize` samples of `dataset` (one rank, epochs 1, 2, … as
     /// needed) through a loader with `prefetch` and `augmentation`, after one warm-up batch.
-    public static func run(dataset: Dataset, batchSize: Int, prefetch: Int, batches: Int,
-                           augmentation: AugmentationConfig, seed: UInt64 = 0) throws(DataError) -> LoaderBenchmarkResult {
-        let sampler = try ShardedSampler(sampleCount: dataset.count, globalBatchSize: batchSize,
-                                         rank: 0, worldSize: 1, seed: seed)
-        let loader = BatchLoader(dataset: dataset, schedule: sampler, augmentation: augmentation,
-                                 seed: seed, prefetch: prefetch)
+    public static func run(
+        dataset: Dataset, batchSize: Int, prefetch: Int, batches: Int,
+        augmentation: AugmentationConfig, seed: UInt64 = 0
+    ) throws(DataError) -> LoaderBenchmarkResult {
+        let sampler = try ShardedSampler(
+            sampleCount: dataset.count, globalBatchSize: batchSize,
+            rank: 0, worldSize: 1, seed: seed)
+        let loader = BatchLoader(
+            dataset: dataset, schedule: sampler, augmentation: augmentation,
+            seed: seed, prefetch: prefetch)
         var epoch = 1
         loader.start(epoch: epoch)
         _ = loader.next()
@@ -45,7 +50,8 @@ public enum LoaderBenchmark {
         }
         let seconds = stopwatch.elapsedSeconds
         loader.stop()
-        return LoaderBenchmarkResult(prefetch: prefetch, batchSize: batchSize, batches: delivered,
-                                     samples: delivered * batchSize, seconds: seconds)
+        return LoaderBenchmarkResult(
+            prefetch: prefetch, batchSize: batchSize, batches: delivered,
+            samples: delivered * batchSize, seconds: seconds)
     }
 }

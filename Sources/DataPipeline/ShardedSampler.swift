@@ -20,8 +20,9 @@ public protocol BatchSchedule: Sendable {
     func order(epoch: Int) -> [Int]
     /// Writes the global sample index and padding flag of each of this rank's `localBatchSize`
     /// slots at `step` into `indices` and `isPadding`.
-    func fillSlots(step: Int, order: [Int], indices: UnsafeMutableBufferPointer<Int>,
-                   isPadding: UnsafeMutableBufferPointer<Bool>)
+    func fillSlots(
+        step: Int, order: [Int], indices: UnsafeMutableBufferPointer<Int>,
+        isPadding: UnsafeMutableBufferPointer<Bool>)
 }
 
 /// One rank's slots at one step, for inspection and tests (the loader fills buffers instead).
@@ -87,10 +88,13 @@ public struct ShardedSampler: BatchSchedule {
     /// A sampler for rank `rank` of `worldSize`; throws `invalidConfiguration` if the global
     /// batch is not a positive multiple of the world size, the rank is out of range, or an epoch
     /// would have no step.
-    public init(sampleCount: Int, globalBatchSize: Int, rank: Int, worldSize: Int,
-                seed: UInt64, dropLast: Bool = false) throws(DataError) {
-        try Self.validate(sampleCount: sampleCount, globalBatchSize: globalBatchSize, rank: rank,
-                          worldSize: worldSize, dropLast: dropLast)
+    public init(
+        sampleCount: Int, globalBatchSize: Int, rank: Int, worldSize: Int,
+        seed: UInt64, dropLast: Bool = false
+    ) throws(DataError) {
+        try Self.validate(
+            sampleCount: sampleCount, globalBatchSize: globalBatchSize, rank: rank,
+            worldSize: worldSize, dropLast: dropLast)
         self.sampleCount = sampleCount
         self.globalBatchSize = globalBatchSize
         self.rank = rank
@@ -108,8 +112,10 @@ public struct ShardedSampler: BatchSchedule {
         return permutation
     }
 
-    public func fillSlots(step: Int, order: [Int], indices: UnsafeMutableBufferPointer<Int>,
-                          isPadding: UnsafeMutableBufferPointer<Bool>) {
+    public func fillSlots(
+        step: Int, order: [Int], indices: UnsafeMutableBufferPointer<Int>,
+        isPadding: UnsafeMutableBufferPointer<Bool>
+    ) {
         precondition(step >= 0 && step < stepsPerEpoch, "step \(step) outside 0..<\(stepsPerEpoch)")
         let first = step * globalBatchSize + rank * localBatchSize
         for slot in 0..<localBatchSize {
@@ -119,8 +125,10 @@ public struct ShardedSampler: BatchSchedule {
         }
     }
 
-    private static func validate(sampleCount: Int, globalBatchSize: Int, rank: Int, worldSize: Int,
-                                 dropLast: Bool) throws(DataError) {
+    private static func validate(
+        sampleCount: Int, globalBatchSize: Int, rank: Int, worldSize: Int,
+        dropLast: Bool
+    ) throws(DataError) {
         func invalid(_ expected: String, _ found: String, _ remedy: String) -> DataError {
             DataError(.invalidConfiguration, file: nil, expected: expected, found: found, remedy: remedy)
         }
@@ -128,13 +136,15 @@ public struct ShardedSampler: BatchSchedule {
             throw invalid("a rank in 0..<worldSize", "rank \(rank) of world size \(worldSize)", "check the launcher")
         }
         guard globalBatchSize > 0, globalBatchSize % worldSize == 0 else {
-            throw invalid("a positive global batch size divisible by the \(worldSize) ranks",
-                          "global batch size \(globalBatchSize)",
-                          "choose a batch size that is a multiple of the number of ranks")
+            throw invalid(
+                "a positive global batch size divisible by the \(worldSize) ranks",
+                "global batch size \(globalBatchSize)",
+                "choose a batch size that is a multiple of the number of ranks")
         }
         guard sampleCount > 0, !dropLast || sampleCount >= globalBatchSize else {
-            throw invalid("at least \(dropLast ? globalBatchSize : 1) samples", "\(sampleCount) samples",
-                          "use a smaller batch or turn off drop-last")
+            throw invalid(
+                "at least \(dropLast ? globalBatchSize : 1) samples", "\(sampleCount) samples",
+                "use a smaller batch or turn off drop-last")
         }
     }
 }
@@ -168,13 +178,16 @@ public struct EvaluationSharder: BatchSchedule {
     public var stepsPerEpoch: Int { rank < blockCount ? (blockCount - rank + worldSize - 1) / worldSize : 0 }
 
     /// A sharder for rank `rank` of `worldSize` with blocks of `blockSize` samples.
-    public init(sampleCount: Int, blockSize: Int = EvaluationSharder.standardBlockSize,
-                rank: Int, worldSize: Int) throws(DataError) {
+    public init(
+        sampleCount: Int, blockSize: Int = EvaluationSharder.standardBlockSize,
+        rank: Int, worldSize: Int
+    ) throws(DataError) {
         guard sampleCount > 0, blockSize > 0, worldSize > 0, rank >= 0, rank < worldSize else {
-            throw DataError(.invalidConfiguration, file: nil,
-                            expected: "positive sample count and block size, and a rank in 0..<worldSize",
-                            found: "\(sampleCount) samples, blocks of \(blockSize), rank \(rank) of \(worldSize)",
-                            remedy: "check the evaluation settings")
+            throw DataError(
+                .invalidConfiguration, file: nil,
+                expected: "positive sample count and block size, and a rank in 0..<worldSize",
+                found: "\(sampleCount) samples, blocks of \(blockSize), rank \(rank) of \(worldSize)",
+                remedy: "check the evaluation settings")
         }
         self.sampleCount = sampleCount
         self.blockSize = blockSize
@@ -188,8 +201,10 @@ public struct EvaluationSharder: BatchSchedule {
     /// The block this rank scores at `step`.
     public func block(step: Int) -> Int { step * worldSize + rank }
 
-    public func fillSlots(step: Int, order: [Int], indices: UnsafeMutableBufferPointer<Int>,
-                          isPadding: UnsafeMutableBufferPointer<Bool>) {
+    public func fillSlots(
+        step: Int, order: [Int], indices: UnsafeMutableBufferPointer<Int>,
+        isPadding: UnsafeMutableBufferPointer<Bool>
+    ) {
         precondition(step >= 0 && step < stepsPerEpoch, "step \(step) outside 0..<\(stepsPerEpoch)")
         let first = block(step: step) * blockSize
         for slot in 0..<blockSize {

@@ -44,8 +44,10 @@ struct SyntheticSource: SampleSource {
     /// Samples generated per piece of work (a piece's bounds depend on the count alone).
     static let block = 4096
 
-    func samples(of spec: DatasetSpec, split: DatasetSplit,
-                 directory: String?) throws(DataError) -> (pixels: [UInt8], labels: [Int32]) {
+    func samples(
+        of spec: DatasetSpec, split: DatasetSplit,
+        directory: String?
+    ) throws(DataError) -> (pixels: [UInt8], labels: [Int32]) {
         let count = split == .train ? shape.trainSamples : shape.testSamples
         let features = shape.features
         let centres = classCentres()

@@ -73,8 +73,10 @@ public final class Dropout: Layer {
         lastMode = mode
         guard mode == .training, probability > 0 else { return input }
         let rows = input.shape[0], rowSize = input.count / max(rows, 1)
-        precondition(samples.indices.count == rows,
-                     "Dropout needs the batch's sample indices (\(rows) rows, \(samples.indices.count) indices): set `samples` before a training forward pass")
+        precondition(
+            samples.indices.count == rows,
+            "Dropout needs the batch's sample indices (\(rows) rows, \(samples.indices.count) indices): set `samples` before a training forward pass"
+        )
         let y = output.tensor(input.shape), m = mask.tensor(input.shape)
         let keep = 1 / (1 - probability)
         let x = input.pointer, out = y.pointer, scale = m.pointer

@@ -30,7 +30,7 @@ public final class Conv2d: Layer {
     public let stride: Int
     public let padding: Int
     public let weight: Parameter  // [out, in, kh, kw]
-    public let bias: Parameter?   // [out]
+    public let bias: Parameter?  // [out]
     public var computesInputGradient = true
     /// Which algorithm computes this layer (see `usesWinograd`).
     public var algorithm = ConvolutionAlgorithm.automatic
@@ -46,30 +46,33 @@ public final class Conv2d: Layer {
     /// its 16 products are too thin to pay for the transforms.
     public static let winogradMinimumChannels = 8
 
-    private var input = Tensor(zeros: [0])    // (N, H, W, in)
-    private var output = Workspace()          // (N, Ho, Wo, out)
-    private var inputGradient = Workspace()   // (N, H, W, in)
-    private var columns = Workspace()         // (chunk·Ho·Wo, kh·kw·in)
+    private var input = Tensor(zeros: [0])  // (N, H, W, in)
+    private var output = Workspace()  // (N, Ho, Wo, out)
+    private var inputGradient = Workspace()  // (N, H, W, in)
+    private var columns = Workspace()  // (chunk·Ho·Wo, kh·kw·in)
     private var columnGradient = Workspace()  // (chunk·Ho·Wo, kh·kw·in)
-    private var packedWeight = Workspace()    // (out, kh·kw·in)
+    private var packedWeight = Workspace()  // (out, kh·kw·in)
     private var packedWeightGradient = Workspace()
-    private var transformedFilters = Workspace()         // Winograd (16, in, out)
-    private var rotatedFilters = Workspace()             // Winograd (16, out, in)
+    private var transformedFilters = Workspace()  // Winograd (16, in, out)
+    private var rotatedFilters = Workspace()  // Winograd (16, out, in)
     private var transformedFilterGradient = Workspace()  // Winograd (16, in, out)
-    private var transformedInputs = Workspace()          // Winograd (16, chunk tiles, channels)
-    private var transformedProducts = Workspace()        // Winograd (16, chunk tiles, channels)
+    private var transformedInputs = Workspace()  // Winograd (16, chunk tiles, channels)
+    private var transformedProducts = Workspace()  // Winograd (16, chunk tiles, channels)
 
     /// A convolution with PyTorch's default initialisation, U(±1/√(in·k·k)).
-    public init(_ inputChannels: Int, _ outputChannels: Int, kernelSize: Int, stride: Int = 1,
-                padding: Int = 0, bias: Bool = true) {
+    public init(
+        _ inputChannels: Int, _ outputChannels: Int, kernelSize: Int, stride: Int = 1,
+        padding: Int = 0, bias: Bool = true
+    ) {
         self.inputChannels = inputChannels
         self.outputChannels = outputChannels
         self.kernelSize = kernelSize
         self.stride = stride
         self.padding = padding
         let bound = 1 / Float(inputChannels * kernelSize * kernelSize).squareRoot()
-        weight = Parameter(shape: [outputChannels, inputChannels, kernelSize, kernelSize],
-                           initializer: .uniform(bound: bound))
+        weight = Parameter(
+            shape: [outputChannels, inputChannels, kernelSize, kernelSize],
+            initializer: .uniform(bound: bound))
         self.bias = bias ? Parameter(shape: [outputChannels], initializer: .uniform(bound: bound)) : nil
     }
 
@@ -136,12 +139,14 @@ public final class Conv2d: Layer {
         for chunk in geometry.chunks {
             let cols = columnsOf(chunk, geometry)
             // y (rows, out) = cols (rows, K) · packedᵀ (K, out)
-            BLAS.gemm(.none, .transposed, m: chunk.rows, n: outputChannels, k: tapLength,
-                      a: cols, lda: tapLength, b: packed.pointer, ldb: tapLength,
-                      c: y.pointer + chunk.firstRow * outputChannels, ldc: outputChannels)
+            BLAS.gemm(
+                .none, .transposed, m: chunk.rows, n: outputChannels, k: tapLength,
+                a: cols, lda: tapLength, b: packed.pointer, ldb: tapLength,
+                c: y.pointer + chunk.firstRow * outputChannels, ldc: outputChannels)
         }
-        Elementwise.addBiasAndActivate(y.pointer, rows: y.count / outputChannels, columns: outputChannels,
-                                       bias: bias?.value.pointer, activation: .identity)
+        Elementwise.addBiasAndActivate(
+            y.pointer, rows: y.count / outputChannels, columns: outputChannels,
+            bias: bias?.value.pointer, activation: .identity)
     }
 
     private func im2colBackward(_ dy: Tensor, inputGradient dx: Tensor) {
@@ -153,15 +158,17 @@ public final class Conv2d: Layer {
             let cols = columnsOf(chunk, geometry)
             let dyChunk = dy.pointer + chunk.firstRow * outputChannels
             // dW (out, K) += dyᵀ (out, rows) · cols (rows, K)
-            BLAS.gemm(.transposed, .none, m: outputChannels, n: tapLength, k: chunk.rows,
-                      a: dyChunk, lda: outputChannels, b: cols, ldb: tapLength,
-                      beta: index == 0 ? 0 : 1, c: packedGradient.pointer, ldc: tapLength)
+            BLAS.gemm(
+                .transposed, .none, m: outputChannels, n: tapLength, k: chunk.rows,
+                a: dyChunk, lda: outputChannels, b: cols, ldb: tapLength,
+                beta: index == 0 ? 0 : 1, c: packedGradient.pointer, ldc: tapLength)
             guard computesInputGradient else { continue }
             // dcols (rows, K) = dy (rows, out) · W (out, K)
             let dcols = columnGradient.tensor([geometry.chunkRows, tapLength]).pointer
-            BLAS.gemm(.none, .none, m: chunk.rows, n: tapLength, k: outputChannels,
-                      a: dyChunk, lda: outputChannels, b: packed.pointer, ldb: tapLength,
-                      c: dcols, ldc: tapLength)
+            BLAS.gemm(
+                .none, .none, m: chunk.rows, n: tapLength, k: outputChannels,
+                a: dyChunk, lda: outputChannels, b: packed.pointer, ldb: tapLength,
+                c: dcols, ldc: tapLength)
             accumulateColumns(dcols, into: dx.pointer, chunk, geometry)
         }
         addUnpackedWeight(from: packedGradient.pointer, into: weight.gradient.pointer)
@@ -171,20 +178,24 @@ public final class Conv2d: Layer {
 
     private func winogradForward(into y: Tensor) {
         let filters = transformedFilters.tensor([Winograd.points, inputChannels, outputChannels]).pointer
-        Winograd.transformFilters(weight.value.pointer, outputs: outputChannels, inputs: inputChannels,
-                                  rotated: false, into: filters)
-        winogradConvolve(input.pointer, channels: inputChannels, tiling: inputTiling, filters: filters,
-                         outputs: outputChannels, bias: bias?.value.pointer, into: y.pointer)
+        Winograd.transformFilters(
+            weight.value.pointer, outputs: outputChannels, inputs: inputChannels,
+            rotated: false, into: filters)
+        winogradConvolve(
+            input.pointer, channels: inputChannels, tiling: inputTiling, filters: filters,
+            outputs: outputChannels, bias: bias?.value.pointer, into: y.pointer)
     }
 
     private func winogradBackward(_ dy: Tensor, inputGradient dx: Tensor) {
         if computesInputGradient {
             // dx is the "full" correlation of dy with the turned filters: padding 2 − p.
             let filters = rotatedFilters.tensor([Winograd.points, outputChannels, inputChannels]).pointer
-            Winograd.transformFilters(weight.value.pointer, outputs: outputChannels, inputs: inputChannels,
-                                      rotated: true, into: filters)
-            winogradConvolve(dy.pointer, channels: outputChannels, tiling: outputGradientTiling, filters: filters,
-                             outputs: inputChannels, bias: nil, into: dx.pointer)
+            Winograd.transformFilters(
+                weight.value.pointer, outputs: outputChannels, inputs: inputChannels,
+                rotated: true, into: filters)
+            winogradConvolve(
+                dy.pointer, channels: outputChannels, tiling: outputGradientTiling, filters: filters,
+                outputs: inputChannels, bias: nil, into: dx.pointer)
         }
         winogradFilterGradient(dy)
     }
@@ -206,19 +217,22 @@ public final class Conv2d: Layer {
             for (index, samples) in members.enumerated() {
                 let tiles = samples.count * tiling.tilesPerSample
                 Winograd.transformInputs(input.pointer, channels: inputChannels, tiling: tiling, samples: samples, into: v)
-                Winograd.transformOutputGradients(dy.pointer, channels: outputChannels, tiling: tiling,
-                                                  samples: samples, into: dm)
+                Winograd.transformOutputGradients(
+                    dy.pointer, channels: outputChannels, tiling: tiling,
+                    samples: samples, into: dm)
                 // dU_ξ (in, out) += V_ξᵀ (in, tiles) · dM_ξ (tiles, out)
                 for point in 0..<Winograd.points {
-                    BLAS.serialGemm(.transposed, .none, m: inputChannels, n: outputChannels, k: tiles,
-                                    a: v + point * tiles * inputChannels, lda: inputChannels,
-                                    b: dm + point * tiles * outputChannels, ldb: outputChannels,
-                                    beta: index == 0 ? 0 : 1, c: sums + point * pointStride, ldc: outputChannels)
+                    BLAS.serialGemm(
+                        .transposed, .none, m: inputChannels, n: outputChannels, k: tiles,
+                        a: v + point * tiles * inputChannels, lda: inputChannels,
+                        b: dm + point * tiles * outputChannels, ldb: outputChannels,
+                        beta: index == 0 ? 0 : 1, c: sums + point * pointStride, ldc: outputChannels)
                 }
             }
         }
-        BLAS.countOperations(products: Winograd.points, m: inputChannels, n: outputChannels,
-                             k: input.shape[0] * tiling.tilesPerSample)
+        BLAS.countOperations(
+            products: Winograd.points, m: inputChannels, n: outputChannels,
+            k: input.shape[0] * tiling.tilesPerSample)
         for group in 1..<max(groups, 1) {
             Lanes.add(du + group * groupStride, into: du, count: groupStride)
         }
@@ -228,9 +242,11 @@ public final class Conv2d: Layer {
     /// `y = x ⋆ filters (+ bias)` for the whole batch, the chunks split over the rank's threads:
     /// each transforms its inputs, multiplies in the transform domain (16 GEMMs) and transforms
     /// back into its own images of `y`.
-    private func winogradConvolve(_ x: UnsafePointer<Float>, channels: Int, tiling: WinogradTiling,
-                                  filters: UnsafePointer<Float>, outputs: Int, bias: UnsafePointer<Float>?,
-                                  into y: UnsafeMutablePointer<Float>) {
+    private func winogradConvolve(
+        _ x: UnsafePointer<Float>, channels: Int, tiling: WinogradTiling,
+        filters: UnsafePointer<Float>, outputs: Int, bias: UnsafePointer<Float>?,
+        into y: UnsafeMutablePointer<Float>
+    ) {
         let chunks = winogradChunks()
         let scratch = winogradScratch(slots: Parallel.scratchSlots(for: chunks.count, maximumWorkers: BLAS.concurrentCalls), chunks)
         Parallel.forEachPiece(chunks.count, maximumWorkers: BLAS.concurrentCalls) { slot, chunk in
@@ -240,10 +256,11 @@ public final class Conv2d: Layer {
             Winograd.transformInputs(x, channels: channels, tiling: tiling, samples: samples, into: v)
             // M_ξ (tiles, outputs) = V_ξ (tiles, channels) · U_ξ (channels, outputs)
             for point in 0..<Winograd.points {
-                BLAS.serialGemm(.none, .none, m: tiles, n: outputs, k: channels,
-                                a: v + point * tiles * channels, lda: channels,
-                                b: filters + point * channels * outputs, ldb: outputs,
-                                c: m + point * tiles * outputs, ldc: outputs)
+                BLAS.serialGemm(
+                    .none, .none, m: tiles, n: outputs, k: channels,
+                    a: v + point * tiles * channels, lda: channels,
+                    b: filters + point * channels * outputs, ldb: outputs,
+                    c: m + point * tiles * outputs, ldc: outputs)
             }
             Winograd.transformOutputs(m, channels: outputs, tiling: tiling, samples: samples, bias: bias, into: y)
         }
@@ -283,8 +300,9 @@ public final class Conv2d: Layer {
     /// Two transform buffers for each of `slots` chunks in flight at once.
     private func winogradScratch(slots: Int, _ chunks: [Range<Int>]) -> WinogradScratch {
         let count = (chunks.first?.count ?? 0) * winogradValuesPerSample
-        return WinogradScratch(inputs: transformedInputs.scratch(slots * count),
-                               products: transformedProducts.scratch(slots * count), slotSize: count)
+        return WinogradScratch(
+            inputs: transformedInputs.scratch(slots * count),
+            products: transformedProducts.scratch(slots * count), slotSize: count)
     }
 
     // MARK: - Geometry and chunking
@@ -295,8 +313,9 @@ public final class Conv2d: Layer {
         var chunks: [Chunk] {
             Swift.stride(from: 0, to: batch, by: samplesPerChunk).map { first in
                 let samples = min(samplesPerChunk, batch - first)
-                return Chunk(firstSample: first, samples: samples, firstRow: first * outHeight * outWidth,
-                             rows: samples * outHeight * outWidth)
+                return Chunk(
+                    firstSample: first, samples: samples, firstRow: first * outHeight * outWidth,
+                    rows: samples * outHeight * outWidth)
             }
         }
     }
@@ -308,8 +327,9 @@ public final class Conv2d: Layer {
     private func geometry(output shape: [Int]) -> Geometry {
         let bytesPerSample = shape[1] * shape[2] * tapLength * MemoryLayout<Float>.stride
         let perChunk = max(1, min(input.shape[0], Conv2d.columnBufferBytes / max(bytesPerSample, 1)))
-        return Geometry(batch: input.shape[0], height: input.shape[1], width: input.shape[2],
-                        outHeight: shape[1], outWidth: shape[2], samplesPerChunk: perChunk)
+        return Geometry(
+            batch: input.shape[0], height: input.shape[1], width: input.shape[2],
+            outHeight: shape[1], outWidth: shape[2], samplesPerChunk: perChunk)
     }
 
     private var isPointwise: Bool { kernelSize == 1 && stride == 1 && padding == 0 }
@@ -347,8 +367,10 @@ public final class Conv2d: Layer {
         }
     }
 
-    private func im2col(_ x: UnsafeMutablePointer<Float>, samples: Int, _ g: Geometry,
-                        into cols: UnsafeMutablePointer<Float>) {
+    private func im2col(
+        _ x: UnsafeMutablePointer<Float>, samples: Int, _ g: Geometry,
+        into cols: UnsafeMutablePointer<Float>
+    ) {
         let c = inputChannels, k = tapLength, span = kernelSize * c
         Parallel.forEachBlock(of: samples, size: 1) { part in
             forEachKernelRow(samples: part, g) { row, i, first, last, source in
@@ -364,8 +386,10 @@ public final class Conv2d: Layer {
         }
     }
 
-    private func accumulateColumns(_ dcols: UnsafeMutablePointer<Float>, into dx: UnsafeMutablePointer<Float>,
-                                   _ chunk: Chunk, _ g: Geometry) {
+    private func accumulateColumns(
+        _ dcols: UnsafeMutablePointer<Float>, into dx: UnsafeMutablePointer<Float>,
+        _ chunk: Chunk, _ g: Geometry
+    ) {
         let c = inputChannels, k = tapLength, span = kernelSize * c
         let base = dx + chunk.firstSample * g.height * g.width * c
         Parallel.forEachBlock(of: chunk.samples, size: 1) { part in

@@ -4,8 +4,10 @@ import Tensors
 enum Elementwise {
     /// `y[r, c] = act(y[r, c] + bias[c])` in one pass (bias optional).
     @inline(__always)
-    static func addBiasAndActivate(_ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
-                                   bias: UnsafeMutablePointer<Float>?, activation: Activation) {
+    static func addBiasAndActivate(
+        _ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
+        bias: UnsafeMutablePointer<Float>?, activation: Activation
+    ) {
         switch (bias, activation) {
         case (nil, .identity):
             return
@@ -93,8 +95,10 @@ enum ChannelSums {
     /// Adds the sums of `rows`, block by block, to `sums` (`channels` first sums, then second).
     /// Rows are read in order (for the prefetcher), each block's sums kept in `lanes`.
     @inline(__always)
-    private static func addSums<Terms: ChannelTerms>(_ terms: Terms, rows: Range<Int>, channels: Int,
-                                                     into sums: UnsafeMutablePointer<Double>) {
+    private static func addSums<Terms: ChannelTerms>(
+        _ terms: Terms, rows: Range<Int>, channels: Int,
+        into sums: UnsafeMutablePointer<Double>
+    ) {
         let groups = (channels + Lanes.width - 1) / Lanes.width
         withUnsafeTemporaryAllocation(of: Lanes.Vector.self, capacity: 2 * groups) { lanes in
             let first = lanes.baseAddress!, second = first + groups

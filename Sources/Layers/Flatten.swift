@@ -34,15 +34,16 @@ public final class Flatten: Layer {
     }
 
     /// Per sample, (H·W, C) ↔ (C, H·W).
-    private func transposePixelsAndChannels(from source: UnsafeMutablePointer<Float>,
-                                            to destination: UnsafeMutablePointer<Float>, toChannelsFirst: Bool) {
+    private func transposePixelsAndChannels(
+        from source: UnsafeMutablePointer<Float>,
+        to destination: UnsafeMutablePointer<Float>, toChannelsFirst: Bool
+    ) {
         let pixels = inputShape[1] * inputShape[2], c = inputShape[3]
         for n in 0..<inputShape[0] {
             let s = source + n * pixels * c, d = destination + n * pixels * c
             for p in 0..<pixels {
                 for ch in 0..<c {
-                    if toChannelsFirst { d[ch * pixels + p] = s[p * c + ch] }
-                    else { d[p * c + ch] = s[ch * pixels + p] }
+                    if toChannelsFirst { d[ch * pixels + p] = s[p * c + ch] } else { d[p * c + ch] = s[ch * pixels + p] }
                 }
             }
         }

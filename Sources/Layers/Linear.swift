@@ -7,11 +7,11 @@ public final class Linear: Layer {
     public let outputFeatures: Int
     public let activation: Activation
     public let weight: Parameter  // [out, in]
-    public let bias: Parameter?   // [out]
+    public let bias: Parameter?  // [out]
     public var computesInputGradient = true
 
     private var input = Tensor(zeros: [0])  // (N, in), the caller's tensor
-    private var output = Workspace()        // (N, out)
+    private var output = Workspace()  // (N, out)
     private var preActivationGradient = Workspace()  // (N, out)
     private var inputGradient = Workspace()  // (N, in)
 
@@ -40,11 +40,13 @@ public final class Linear: Layer {
         let y = output.tensor(try outputShape(for: input.shape))
         self.input = input
         let n = input.shape[0]
-        BLAS.gemm(.none, .transposed, m: n, n: outputFeatures, k: inputFeatures,
-                  a: input.pointer, lda: inputFeatures, b: weight.value.pointer, ldb: inputFeatures,
-                  c: y.pointer, ldc: outputFeatures)
-        Elementwise.addBiasAndActivate(y.pointer, rows: n, columns: outputFeatures,
-                                       bias: bias?.value.pointer, activation: activation)
+        BLAS.gemm(
+            .none, .transposed, m: n, n: outputFeatures, k: inputFeatures,
+            a: input.pointer, lda: inputFeatures, b: weight.value.pointer, ldb: inputFeatures,
+            c: y.pointer, ldc: outputFeatures)
+        Elementwise.addBiasAndActivate(
+            y.pointer, rows: n, columns: outputFeatures,
+            bias: bias?.value.pointer, activation: activation)
         return y
     }
 
@@ -56,15 +58,17 @@ public final class Linear: Layer {
             preActivationGradient: dz.pointer, rows: n, columns: outputFeatures,
             activation: activation, biasGradient: bias?.gradient.pointer)
         // dW (out, in) += dzᵀ (out, N) · x (N, in)
-        BLAS.gemm(.transposed, .none, m: outputFeatures, n: inputFeatures, k: n,
-                  a: dz.pointer, lda: outputFeatures, b: input.pointer, ldb: inputFeatures,
-                  beta: 1, c: weight.gradient.pointer, ldc: inputFeatures)
+        BLAS.gemm(
+            .transposed, .none, m: outputFeatures, n: inputFeatures, k: n,
+            a: dz.pointer, lda: outputFeatures, b: input.pointer, ldb: inputFeatures,
+            beta: 1, c: weight.gradient.pointer, ldc: inputFeatures)
         guard computesInputGradient else { return .noInputGradient }
         // dx (N, in) = dz (N, out) · W (out, in)
         let dx = inputGradient.tensor(input.shape)
-        BLAS.gemm(.none, .none, m: n, n: inputFeatures, k: outputFeatures,
-                  a: dz.pointer, lda: outputFeatures, b: weight.value.pointer, ldb: inputFeatures,
-                  c: dx.pointer, ldc: inputFeatures)
+        BLAS.gemm(
+            .none, .none, m: n, n: inputFeatures, k: outputFeatures,
+            a: dz.pointer, lda: outputFeatures, b: weight.value.pointer, ldb: inputFeatures,
+            c: dx.pointer, ldc: inputFeatures)
         return dx
     }
 }

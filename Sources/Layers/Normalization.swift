@@ -11,19 +11,19 @@ public final class BatchNorm: Layer {
     public let epsilon: Float
     public let momentum: Float
     public let activation: Activation
-    public let weight: Parameter         // γ [C]
-    public let bias: Parameter           // β [C]
-    public let runningMean: Parameter    // [C]
+    public let weight: Parameter  // γ [C]
+    public let bias: Parameter  // β [C]
+    public let runningMean: Parameter  // [C]
     public let runningVariance: Parameter  // [C]
     /// Training batches seen, as PyTorch's `num_batches_tracked`.
     public var batchesTracked = 0
     public var computesInputGradient = true
 
-    private var input = Tensor(zeros: [0])   // the caller's tensor, read again by backward
-    private var output = Workspace()         // (rows, C)
+    private var input = Tensor(zeros: [0])  // the caller's tensor, read again by backward
+    private var output = Workspace()  // (rows, C)
     private var inputGradient = Workspace()  // (rows, C)
-    private let batch: ChannelAffine         // of the last training batch
-    private let running: ChannelAffine       // for evaluation
+    private let batch: ChannelAffine  // of the last training batch
+    private let running: ChannelAffine  // for evaluation
     private var lastMode = Mode.training
 
     /// A normalisation over `channels` features with γ = 1 and β = 0.
@@ -114,7 +114,8 @@ public final class BatchNorm: Layer {
             for r in part {
                 Lanes.forEachGroup(channels: c) { k, lanes in
                     let at = r * c + k
-                    var v = Lanes.load(x + at, lanes: lanes) * Lanes.load(scale + k, lanes: lanes)
+                    var v =
+                        Lanes.load(x + at, lanes: lanes) * Lanes.load(scale + k, lanes: lanes)
                         + Lanes.load(shift + k, lanes: lanes)
                     if relu { v.replace(with: 0, where: v .<= 0) }  // max(v, 0), NaN kept
                     Lanes.store(v, y + at, lanes: lanes)
@@ -128,8 +129,9 @@ public final class BatchNorm: Layer {
     public func backward(_ outputGradient: Tensor) -> Tensor {
         precondition(lastMode == .training, "BatchNorm.backward needs a forward pass in training mode")
         let rows = input.count / channels, c = channels
-        let terms = BackwardTerms(dy: outputGradient.pointer, x: input.pointer, batch: batch,
-                                  relu: activation == .relu)
+        let terms = BackwardTerms(
+            dy: outputGradient.pointer, x: input.pointer, batch: batch,
+            relu: activation == .relu)
         let (sumG, sumGX) = ChannelSums.sums(terms, rows: rows, channels: c)
         // This batch's dβ and dγ (the input gradient needs them, not the accumulated gradients),
         // then the input gradient's per-channel scale: [dβ | dγ | scale].
@@ -153,8 +155,10 @@ public final class BatchNorm: Layer {
                     Lanes.forEachGroup(channels: c) { k, lanes in
                         let at = r * c + k
                         let (g, xhat) = terms.gradientAndNormalized(at: at, channel: k, lanes: lanes)
-                        let value = Lanes.load(scale + k, lanes: lanes) * (n * g - Lanes.load(dbeta + k, lanes: lanes)
-                            - xhat * Lanes.load(dgamma + k, lanes: lanes))
+                        let value =
+                            Lanes.load(scale + k, lanes: lanes)
+                            * (n * g - Lanes.load(dbeta + k, lanes: lanes)
+                                - xhat * Lanes.load(dgamma + k, lanes: lanes))
                         Lanes.store(value, dx + at, lanes: lanes)
                     }
                 }

@@ -14,16 +14,18 @@ public final class MaxPool2d: Layer {
 
     /// Padding may be at most half the kernel (as in PyTorch), so every window sees the input.
     public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0) {
-        precondition(padding >= 0 && padding <= kernelSize / 2,
-                     "MaxPool2d padding must be in 0...\(kernelSize / 2) for kernel \(kernelSize), got \(padding)")
+        precondition(
+            padding >= 0 && padding <= kernelSize / 2,
+            "MaxPool2d padding must be in 0...\(kernelSize / 2) for kernel \(kernelSize), got \(padding)")
         self.kernelSize = kernelSize
         self.stride = stride ?? kernelSize
         self.padding = padding
     }
 
     public func outputShape(for inputShape: [Int]) throws(ShapeError) -> [Int] {
-        try poolingOutputShape(inputShape, kernelSize: kernelSize, stride: stride, padding: padding,
-                               name: "MaxPool2d(k\(kernelSize), s\(stride))")
+        try poolingOutputShape(
+            inputShape, kernelSize: kernelSize, stride: stride, padding: padding,
+            name: "MaxPool2d(k\(kernelSize), s\(stride))")
     }
 
     /// Whether the windows are 2×2 at stride 2 without padding over whole eight-channel groups,
@@ -106,8 +108,10 @@ public final class MaxPool2d: Layer {
     /// Takes the eight values at `x + offset` into `best` where strictly greater, with their
     /// flat positions into `winners`.
     @inline(__always)
-    private static func keepGreater(_ x: UnsafePointer<Float>, at offset: Int,
-                                    best: inout Lanes.Vector, winners: inout Lanes.Indices) {
+    private static func keepGreater(
+        _ x: UnsafePointer<Float>, at offset: Int,
+        best: inout Lanes.Vector, winners: inout Lanes.Indices
+    ) {
         let v = Lanes.load(x + offset)
         let greater = v .> best
         best.replace(with: v, where: greater)
@@ -151,8 +155,9 @@ public final class AvgPool2d: Layer {
     }
 
     public func outputShape(for inputShape: [Int]) throws(ShapeError) -> [Int] {
-        try poolingOutputShape(inputShape, kernelSize: kernelSize, stride: stride, padding: 0,
-                               name: "AvgPool2d(k\(kernelSize), s\(stride))")
+        try poolingOutputShape(
+            inputShape, kernelSize: kernelSize, stride: stride, padding: 0,
+            name: "AvgPool2d(k\(kernelSize), s\(stride))")
     }
 
     public func forward(_ input: Tensor, mode: Mode) throws(ShapeError) -> Tensor {
@@ -245,8 +250,10 @@ public final class GlobalAvgPool2d: Layer {
 }
 
 /// The output shape of a pooling window over `[N, H, W, C]`, or a ShapeError naming `name`.
-func poolingOutputShape(_ shape: [Int], kernelSize: Int, stride: Int, padding: Int,
-                        name: String) throws(ShapeError) -> [Int] {
+func poolingOutputShape(
+    _ shape: [Int], kernelSize: Int, stride: Int, padding: Int,
+    name: String
+) throws(ShapeError) -> [Int] {
     try requireRank(4, shape, layer: name, expected: "[N, H, W, C]")
     let spatial = try windowOutputSize(shape, kernelSize: kernelSize, stride: stride, padding: padding, name: name)
     return [shape[0], spatial.height, spatial.width, shape[3]]
@@ -254,8 +261,10 @@ func poolingOutputShape(_ shape: [Int], kernelSize: Int, stride: Int, padding: I
 
 /// The output height and width of a `kernelSize` window sliding with `stride` over `[N, H, W, C]`
 /// padded by `padding`; the window must fit in the padded input.
-func windowOutputSize(_ shape: [Int], kernelSize: Int, stride: Int, padding: Int,
-                      name: String) throws(ShapeError) -> (height: Int, width: Int) {
+func windowOutputSize(
+    _ shape: [Int], kernelSize: Int, stride: Int, padding: Int,
+    name: String
+) throws(ShapeError) -> (height: Int, width: Int) {
     guard shape[1] + 2 * padding >= kernelSize, shape[2] + 2 * padding >= kernelSize else {
         throw ShapeError("\(name): a \(kernelSize)×\(kernelSize) window does not fit input \(shape) padded by \(padding)")
     }

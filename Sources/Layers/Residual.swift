@@ -37,7 +37,8 @@ public final class PreActBlock: Layer {
         conv1 = Conv2d(inputChannels, outputChannels, kernelSize: 3, stride: stride, padding: 1, bias: false)
         bn2 = BatchNorm(outputChannels, activation: .relu)
         conv2 = Conv2d(outputChannels, outputChannels, kernelSize: 3, stride: 1, padding: 1, bias: false)
-        shortcut = stride != 1 || inputChannels != outputChannels
+        shortcut =
+            stride != 1 || inputChannels != outputChannels
             ? Sequential([Conv2d(inputChannels, outputChannels, kernelSize: 1, stride: stride, bias: false)])
             : nil
     }

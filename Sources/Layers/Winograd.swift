@@ -43,17 +43,21 @@ enum Winograd {
     /// into `u` as `[16, in, out]`; when `rotated`, the filters of the transposed convolution
     /// (each `g` turned by 180°, in and out swapped) as `[16, out, in]`, which maps output
     /// gradients to input gradients.
-    static func transformFilters(_ weight: UnsafePointer<Float>, outputs: Int, inputs: Int, rotated: Bool,
-                                 into u: UnsafeMutablePointer<Float>) {
+    static func transformFilters(
+        _ weight: UnsafePointer<Float>, outputs: Int, inputs: Int, rotated: Bool,
+        into u: UnsafeMutablePointer<Float>
+    ) {
         let pointStride = outputs * inputs
         for o in 0..<outputs {
             for c in 0..<inputs {
                 let g = weight + (o * inputs + c) * 9
                 let tap: (Int, Int) -> Float = rotated ? { g[(2 - $0) * 3 + 2 - $1] } : { g[$0 * 3 + $1] }
                 // The columns of G·g (4×3), then the rows of (G·g)·Gᵀ (4×4).
-                let columns = (filterPoints(tap(0, 0), tap(1, 0), tap(2, 0)),
-                               filterPoints(tap(0, 1), tap(1, 1), tap(2, 1)),
-                               filterPoints(tap(0, 2), tap(1, 2), tap(2, 2)))
+                let columns = (
+                    filterPoints(tap(0, 0), tap(1, 0), tap(2, 0)),
+                    filterPoints(tap(0, 1), tap(1, 1), tap(2, 1)),
+                    filterPoints(tap(0, 2), tap(1, 2), tap(2, 2))
+                )
                 let destination = u + (rotated ? o * inputs + c : c * outputs + o)
                 for i in 0..<4 {
                     let row = filterPoints(columns.0[i], columns.1[i], columns.2[i])
@@ -65,18 +69,22 @@ enum Winograd {
 
     /// Adds the filter gradient `Gᵀ·dU·G` of every channel pair to `gradient`
     /// (`[out, in, 3, 3]`), from `du` (`[16, in, out]`).
-    static func filterGradients(_ du: UnsafePointer<Float>, outputs: Int, inputs: Int,
-                                into gradient: UnsafeMutablePointer<Float>) {
+    static func filterGradients(
+        _ du: UnsafePointer<Float>, outputs: Int, inputs: Int,
+        into gradient: UnsafeMutablePointer<Float>
+    ) {
         let pointStride = outputs * inputs
         for o in 0..<outputs {
             for c in 0..<inputs {
                 let source = du + c * outputs + o
                 let point: (Int, Int) -> Float = { source[($0 * 4 + $1) * pointStride] }
                 // The columns of Gᵀ·dU (3×4), then the rows of (Gᵀ·dU)·G (3×3).
-                let columns = (filterGradientPoints(point(0, 0), point(1, 0), point(2, 0), point(3, 0)),
-                               filterGradientPoints(point(0, 1), point(1, 1), point(2, 1), point(3, 1)),
-                               filterGradientPoints(point(0, 2), point(1, 2), point(2, 2), point(3, 2)),
-                               filterGradientPoints(point(0, 3), point(1, 3), point(2, 3), point(3, 3)))
+                let columns = (
+                    filterGradientPoints(point(0, 0), point(1, 0), point(2, 0), point(3, 0)),
+                    filterGradientPoints(point(0, 1), point(1, 1), point(2, 1), point(3, 1)),
+                    filterGradientPoints(point(0, 2), point(1, 2), point(2, 2), point(3, 2)),
+                    filterGradientPoints(point(0, 3), point(1, 3), point(2, 3), point(3, 3))
+                )
                 let g = gradient + (o * inputs + c) * 9
                 for i in 0..<3 {
                     let row = filterGradientPoints(columns.0[i], columns.1[i], columns.2[i], columns.3[i])
@@ -103,8 +111,10 @@ enum Winograd {
     /// Writes `V = Bᵀ·d·B` of every 4×4 input tile `d` of images `samples` of `x`
     /// (`[N, H, W, channels]`, zero outside the image) into `v` as `[16, tiles, channels]`,
     /// tiles numbered from `samples.lowerBound`.
-    static func transformInputs(_ x: UnsafePointer<Float>, channels: Int, tiling t: WinogradTiling,
-                                samples: Range<Int>, into v: UnsafeMutablePointer<Float>) {
+    static func transformInputs(
+        _ x: UnsafePointer<Float>, channels: Int, tiling t: WinogradTiling,
+        samples: Range<Int>, into v: UnsafeMutablePointer<Float>
+    ) {
         let pointStride = samples.count * t.tilesPerSample * channels
         forEachTile(t, samples: samples) { sample, tile, top, left in
             let image = x + sample * t.height * t.width * channels
@@ -131,9 +141,11 @@ enum Winograd {
     /// Writes `Y = Aᵀ·m·A` (+ bias) of every tile of `m` (`[16, tiles, channels]`) into the 2×2
     /// output tiles of images `samples` of `y` (`[N, Ho, Wo, channels]`), skipping the row or
     /// column of a tile that falls outside an odd-sized output.
-    static func transformOutputs(_ m: UnsafePointer<Float>, channels: Int, tiling t: WinogradTiling,
-                                 samples: Range<Int>, bias: UnsafePointer<Float>?,
-                                 into y: UnsafeMutablePointer<Float>) {
+    static func transformOutputs(
+        _ m: UnsafePointer<Float>, channels: Int, tiling t: WinogradTiling,
+        samples: Range<Int>, bias: UnsafePointer<Float>?,
+        into y: UnsafeMutablePointer<Float>
+    ) {
         let pointStride = samples.count * t.tilesPerSample * channels
         let (height, width) = (t.outputHeight, t.outputWidth)
         forEachTile(t, samples: samples) { sample, tile, top, left in
@@ -165,8 +177,10 @@ enum Winograd {
     /// Writes `A·dY·Aᵀ` of every 2×2 tile of output gradients `dy` (`[N, Ho, Wo, channels]`,
     /// zero outside the output) of images `samples` into `dm` as `[16, tiles, channels]`: the
     /// adjoint of `transformOutputs`.
-    static func transformOutputGradients(_ dy: UnsafePointer<Float>, channels: Int, tiling t: WinogradTiling,
-                                         samples: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
+    static func transformOutputGradients(
+        _ dy: UnsafePointer<Float>, channels: Int, tiling t: WinogradTiling,
+        samples: Range<Int>, into dm: UnsafeMutablePointer<Float>
+    ) {
         let pointStride = samples.count * t.tilesPerSample * channels
         let (height, width) = (t.outputHeight, t.outputWidth)
         forEachTile(t, samples: samples) { sample, tile, top, left in
@@ -193,8 +207,10 @@ enum Winograd {
     /// Stores transform points (0, j) … (3, j) of one tile's channel block, `block` pointing at
     /// the block in point 0's matrix.
     @inline(__always)
-    private static func storeColumn(_ j: Int, _ column: (Vector, Vector, Vector, Vector),
-                                    _ block: UnsafeMutablePointer<Float>, _ pointStride: Int, _ lanes: Int) {
+    private static func storeColumn(
+        _ j: Int, _ column: (Vector, Vector, Vector, Vector),
+        _ block: UnsafeMutablePointer<Float>, _ pointStride: Int, _ lanes: Int
+    ) {
         Lanes.store(column.0, block + (0 + j) * pointStride, lanes: lanes)
         Lanes.store(column.1, block + (4 + j) * pointStride, lanes: lanes)
         Lanes.store(column.2, block + (8 + j) * pointStride, lanes: lanes)

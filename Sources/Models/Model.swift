@@ -35,8 +35,10 @@ public final class Model {
     ///   - classCount: the width of the logits.
     ///   - generator: the source of the initial parameters (the same seed gives the same model).
     /// - Throws: `ShapeError` when `network` does not map `[2] + sampleShape` to `[2, classCount]`.
-    public init(name: String, network: any Layer, sampleShape: [Int], classCount: Int,
-                generator: RandomGenerator) throws(ShapeError) {
+    public init(
+        name: String, network: any Layer, sampleShape: [Int], classCount: Int,
+        generator: RandomGenerator
+    ) throws(ShapeError) {
         let output = try network.outputShape(for: [2] + sampleShape)
         guard output == [2, classCount] else {
             throw ShapeError("model \(name) maps \([2] + sampleShape) to \(output), expected [2, \(classCount)]")

@@ -26,22 +26,28 @@ public enum ModelZoo {
 
     /// Builds the model `name` for `input`, initialised from `generator`.
     /// `widthMultiplier` scales the channel widths of `preact-resnet18` and `preact-resnet18-he`.
-    public static func make(_ name: String, input: Input = .fashionMNIST, widthMultiplier: Double = 1,
-                            generator: RandomGenerator) throws -> Model {
+    public static func make(
+        _ name: String, input: Input = .fashionMNIST, widthMultiplier: Double = 1,
+        generator: RandomGenerator
+    ) throws -> Model {
         let image = [input.height, input.width, input.channels]
         switch name {
         case "mlp":
-            return try Model(name: name, network: mlp(inputs: image.reduce(1, *), classes: input.classes),
-                             sampleShape: [image.reduce(1, *)], classCount: input.classes, generator: generator)
+            return try Model(
+                name: name, network: mlp(inputs: image.reduce(1, *), classes: input.classes),
+                sampleShape: [image.reduce(1, *)], classCount: input.classes, generator: generator)
         case "cnn":
-            return try Model(name: name, network: cnn(input), sampleShape: image,
-                             classCount: input.classes, generator: generator)
+            return try Model(
+                name: name, network: cnn(input), sampleShape: image,
+                classCount: input.classes, generator: generator)
         case "preact-resnet18":
-            return try Model(name: name, network: preActResNet18(input, widthMultiplier: widthMultiplier),
-                             sampleShape: image, classCount: input.classes, generator: generator)
+            return try Model(
+                name: name, network: preActResNet18(input, widthMultiplier: widthMultiplier),
+                sampleShape: image, classCount: input.classes, generator: generator)
         case "preact-resnet18-he":
-            return try Model(name: name, network: preActResNet18He(input, widthMultiplier: widthMultiplier),
-                             sampleShape: image, classCount: input.classes, generator: generator)
+            return try Model(
+                name: name, network: preActResNet18He(input, widthMultiplier: widthMultiplier),
+                sampleShape: image, classCount: input.classes, generator: generator)
         default:
             throw UnknownModel(name: name)
         }
@@ -84,13 +90,14 @@ public enum ModelZoo {
     /// network does not run (its `linear` takes exactly 512 features), pskd still pools globally.
     static func preActResNet18(_ input: Input, widthMultiplier: Double) -> Sequential {
         let widths = preActWidths(widthMultiplier)
-        return Sequential(named: [
-            ("conv1", Conv2d(input.channels, widths[0], kernelSize: 3, padding: 1, bias: false)),
-            ("bn1", BatchNorm(widths[0], activation: .relu)),
-        ] + preActStages(widths, identity: .preActivation) + [
-            ("pool", GlobalAvgPool2d()),
-            ("linear", Linear(widths[3], input.classes)),
-        ])
+        return Sequential(
+            named: [
+                ("conv1", Conv2d(input.channels, widths[0], kernelSize: 3, padding: 1, bias: false)),
+                ("bn1", BatchNorm(widths[0], activation: .relu)),
+            ] + preActStages(widths, identity: .preActivation) + [
+                ("pool", GlobalAvgPool2d()),
+                ("linear", Linear(widths[3], input.classes)),
+            ])
     }
 
     /// PreAct ResNet-18 as in He et al. (2016): a 3×3 stem convolution without BatchNorm, PreAct
@@ -98,13 +105,14 @@ public enum ModelZoo {
     /// (`bn`), global average pooling and a linear classifier. Works for any input ≥ 8 × 8.
     static func preActResNet18He(_ input: Input, widthMultiplier: Double) -> Sequential {
         let widths = preActWidths(widthMultiplier)
-        return Sequential(named: [
-            ("conv1", Conv2d(input.channels, widths[0], kernelSize: 3, padding: 1, bias: false)),
-        ] + preActStages(widths, identity: .input) + [
-            ("bn", BatchNorm(widths[3], activation: .relu)),
-            ("pool", GlobalAvgPool2d()),
-            ("linear", Linear(widths[3], input.classes)),
-        ])
+        return Sequential(
+            named: [
+                ("conv1", Conv2d(input.channels, widths[0], kernelSize: 3, padding: 1, bias: false))
+            ] + preActStages(widths, identity: .input) + [
+                ("bn", BatchNorm(widths[3], activation: .relu)),
+                ("pool", GlobalAvgPool2d()),
+                ("linear", Linear(widths[3], input.classes)),
+            ])
     }
 
     /// The stage widths 64-128-256-512 times `widthMultiplier` (at least 1 channel each).

@@ -33,8 +33,10 @@ public final class SGD: Optimizer {
 
     /// An optimiser for `parameterCount` parameters. The paper's recipe:
     /// `SGD(parameterCount: n, momentum: 0.9, nesterov: true, weightDecay: 5e-4)`.
-    public init(parameterCount: Int, momentum: Float = 0.9, nesterov: Bool = true,
-                weightDecay: Float = 5e-4, weightDecayStyle: WeightDecayStyle = .l2) {
+    public init(
+        parameterCount: Int, momentum: Float = 0.9, nesterov: Bool = true,
+        weightDecay: Float = 5e-4, weightDecayStyle: WeightDecayStyle = .l2
+    ) {
         precondition(!nesterov || momentum > 0, "Nesterov momentum needs momentum > 0")
         self.momentum = momentum
         self.nesterov = nesterov
@@ -46,8 +48,9 @@ public final class SGD: Optimizer {
     public var stateTensors: [(name: String, tensor: Tensor)] { [("momentum_buffer", velocity)] }
 
     public func step(parameters: Tensor, gradients: Tensor, learningRate lr: Float) {
-        precondition(parameters.count == velocity.count && gradients.count == velocity.count,
-                     "SGD built for \(velocity.count) parameters got \(parameters.count) and \(gradients.count) gradients")
+        precondition(
+            parameters.count == velocity.count && gradients.count == velocity.count,
+            "SGD built for \(velocity.count) parameters got \(parameters.count) and \(gradients.count) gradients")
         let p = parameters.pointer, g = gradients.pointer, v = velocity.pointer
         let (m, l2) = (momentum, weightDecayStyle == .l2 ? weightDecay : 0)
         let shrink = weightDecayStyle == .decoupled ? 1 - lr * weightDecay : 1
@@ -74,8 +77,10 @@ public final class AdamW: Optimizer {
     /// First and second moment estimates, laid out like the parameters.
     public let firstMoment: Tensor, secondMoment: Tensor
 
-    public init(parameterCount: Int, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-                weightDecay: Float = 1e-2, weightDecayStyle: WeightDecayStyle = .decoupled) {
+    public init(
+        parameterCount: Int, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+        weightDecay: Float = 1e-2, weightDecayStyle: WeightDecayStyle = .decoupled
+    ) {
         (self.beta1, self.beta2, self.epsilon, self.weightDecay) = (beta1, beta2, epsilon, weightDecay)
         self.weightDecayStyle = weightDecayStyle
         firstMoment = Tensor(zeros: [parameterCount])
@@ -87,8 +92,9 @@ public final class AdamW: Optimizer {
     }
 
     public func step(parameters: Tensor, gradients: Tensor, learningRate lr: Float) {
-        precondition(parameters.count == firstMoment.count && gradients.count == firstMoment.count,
-                     "AdamW built for \(firstMoment.count) parameters got \(parameters.count) and \(gradients.count) gradients")
+        precondition(
+            parameters.count == firstMoment.count && gradients.count == firstMoment.count,
+            "AdamW built for \(firstMoment.count) parameters got \(parameters.count) and \(gradients.count) gradients")
         stepCount += 1
         let p = parameters.pointer, g = gradients.pointer, m = firstMoment.pointer, v = secondMoment.pointer
         let correction1 = 1 - powf(beta1, Float(stepCount)), correction2 = 1 - powf(beta2, Float(stepCount))

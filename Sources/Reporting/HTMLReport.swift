@@ -44,25 +44,26 @@ public struct HTMLReport {
     /// The whole page.
     public func render() -> String {
         var html = """
-        <!DOCTYPE html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>\(HTML.escape(title))</title>
-        <style>\(Self.css)</style>
-        </head>
-        <body>
-        <main>
+            <!DOCTYPE html>
+            <html lang="en">
+            <head>
+            <meta charset="utf-8">
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>\(HTML.escape(title))</title>
+            <style>\(Self.css)</style>
+            </head>
+            <body>
+            <main>
 
-        """
+            """
         html += header()
         html += warnings()
         html += resultsTable()
         html += curves()
         html += reliability()
         html += settingsSection()
-        html += "<footer id=\"end\">Made by <code>pskd report</code> from the runs’ <code>config.json</code> and <code>metrics.jsonl</code>. "
+        html +=
+            "<footer id=\"end\">Made by <code>pskd report</code> from the runs’ <code>config.json</code> and <code>metrics.jsonl</code>. "
             + "Self-contained: no script, no network.</footer>\n</main>\n</body>\n</html>\n"
         return html
     }
@@ -73,7 +74,8 @@ public struct HTMLReport {
         let groups = report.groups
         let seeds = Set(groups.flatMap(\.seeds)).sorted().map(String.init).joined(separator: ", ")
         let first = report.groups[0].runs[0].configuration
-        var line = "\(report.runCount) runs of \(first.model) on \(first.dataset): \(groups.count) "
+        var line =
+            "\(report.runCount) runs of \(first.model) on \(first.dataset): \(groups.count) "
             + (groups.count == 1 ? "policy" : "policies") + " × seeds \(seeds)"
         if let generated {
             let formatter = ISO8601DateFormatter()
@@ -94,17 +96,20 @@ public struct HTMLReport {
         let groups = report.groups
         let epochs = Set(groups.flatMap { $0.finalRecords.map(\.epoch) }).sorted().map(String.init).joined(separator: ", ")
         var html = "<section id=\"results\"><h2>Test metrics at the final epoch</h2>"
-        html += "<p>Mean ± sample standard deviation over seeds, at epoch \(HTML.escape(epochs)), on the test set. "
+        html +=
+            "<p>Mean ± sample standard deviation over seeds, at epoch \(HTML.escape(epochs)), on the test set. "
             + "Lower is better for every column; the best mean of each column is in bold. "
             + "ECE with \(HTML.escape(report.settings.first { $0.name == "ECE bins" }?.values.joined(separator: "/") ?? "?")) equal-width bins.</p>"
         html += "<table class=\"metrics\"><thead><tr><th>policy</th><th>seeds</th>"
         html += Metric.allCases.map { "<th>\(HTML.escape($0.title))</th>" }.joined()
         html += "</tr></thead><tbody>"
-        let best = Dictionary(uniqueKeysWithValues: Metric.allCases.map { metric in
-            (metric, groups.map { $0.final(metric).mean }.filter(\.isFinite).min())
-        })
+        let best = Dictionary(
+            uniqueKeysWithValues: Metric.allCases.map { metric in
+                (metric, groups.map { $0.final(metric).mean }.filter(\.isFinite).min())
+            })
         for (index, group) in groups.enumerated() {
-            html += "<tr><th scope=\"row\"><span class=\"swatch\" style=\"background:\(color(index))\"></span>\(HTML.escape(group.label))</th>"
+            html +=
+                "<tr><th scope=\"row\"><span class=\"swatch\" style=\"background:\(color(index))\"></span>\(HTML.escape(group.label))</th>"
             html += "<td>\(group.distinctSeeds)</td>"
             for metric in Metric.allCases {
                 let summary = group.final(metric)
@@ -136,7 +141,8 @@ public struct HTMLReport {
     /// Each policy's final means minus those of ce, coloured by direction.
     func differences() -> String {
         guard let baseline = report.baseline, report.groups.count > 1 else { return "" }
-        var html = "<h3>Difference to ce</h3><p>Mean of the policy minus mean of ce at the final epoch: negative (green) is better. "
+        var html =
+            "<h3>Difference to ce</h3><p>Mean of the policy minus mean of ce at the final epoch: negative (green) is better. "
             + "Marked ≈ (grey) when the difference is no larger than the larger of the two standard deviations over seeds.</p>"
         html += "<table class=\"metrics differences\"><thead><tr><th>policy − ce</th>"
         html += Metric.allCases.map { "<th>\(HTML.escape($0.title))</th>" }.joined() + "</tr></thead><tbody>"
@@ -154,7 +160,8 @@ public struct HTMLReport {
 
     func curves() -> String {
         var html = "<section id=\"curves\"><h2>Training curves</h2>"
-        html += "<p>Training loss and test metrics after each epoch: mean over the seeds that reached the epoch (line) "
+        html +=
+            "<p>Training loss and test metrics after each epoch: mean over the seeds that reached the epoch (line) "
             + "and ± one standard deviation where there are several (band).</p><div class=\"figures\">"
         let charts: [(String, String, (EpochRecord) -> Double)] = [
             ("Training loss", "train loss (soft-target cross-entropy)", \.trainLoss),
@@ -168,9 +175,12 @@ public struct HTMLReport {
                 return ChartSeries(
                     name: group.label, color: color(index),
                     points: curve.map { (Double($0.epoch), $0.summary.mean) },
-                    band: spread.map { (Double($0.epoch), $0.summary.mean - $0.summary.standardDeviation, $0.summary.mean + $0.summary.standardDeviation) })
+                    band: spread.map {
+                        (Double($0.epoch), $0.summary.mean - $0.summary.standardDeviation, $0.summary.mean + $0.summary.standardDeviation)
+                    })
             }
-            html += "<figure>" + SVGChart.lineChart(title: chartTitle, xLabel: "epoch", yLabel: yLabel, series: series)
+            html +=
+                "<figure>" + SVGChart.lineChart(title: chartTitle, xLabel: "epoch", yLabel: yLabel, series: series)
                 + "</figure>"
         }
         html += "</div></section>\n"
@@ -179,7 +189,8 @@ public struct HTMLReport {
 
     func reliability() -> String {
         var html = "<section id=\"reliability\"><h2>Reliability diagrams</h2>"
-        html += "<p>Final epoch, test set, bins pooled over the seeds (counts added; accuracy and mean confidence weighted by count). "
+        html +=
+            "<p>Final epoch, test set, bins pooled over the seeds (counts added; accuracy and mean confidence weighted by count). "
             + "Bars: accuracy of the samples whose top-label confidence falls in the bin; shaded: the gap to the bin’s mean confidence "
             + "(below the diagonal = over-confident). The ECE in each panel is that of the pooled bins.</p><div class=\"figures\">"
         for (index, group) in report.groups.enumerated() {
@@ -188,8 +199,11 @@ public struct HTMLReport {
                 html += "<figure class=\"missing\"><p>\(HTML.escape(group.label)): no reliability bins to pool.</p></figure>"
                 continue
             }
-            html += "<figure>" + SVGChart.reliabilityDiagram(title: group.label, bins: bins, color: color(index), ece: group.pooledECE,
-                                                               id: "gap-\(index)")
+            html +=
+                "<figure>"
+                + SVGChart.reliabilityDiagram(
+                    title: group.label, bins: bins, color: color(index), ece: group.pooledECE,
+                    id: "gap-\(index)")
                 + "</figure>"
         }
         html += "</div></section>\n"
@@ -197,17 +211,21 @@ public struct HTMLReport {
     }
 
     func settingsSection() -> String {
-        var html = "<section id=\"settings\"><h2>Run settings</h2><p>Common to all runs unless marked as varying.</p><table class=\"settings\"><tbody>"
+        var html =
+            "<section id=\"settings\"><h2>Run settings</h2><p>Common to all runs unless marked as varying.</p><table class=\"settings\"><tbody>"
         for setting in report.settings {
             let value = setting.values.map(HTML.escape).joined(separator: " / ")
-            html += "<tr><th scope=\"row\">\(HTML.escape(setting.name))</th><td>"
+            html +=
+                "<tr><th scope=\"row\">\(HTML.escape(setting.name))</th><td>"
                 + (setting.varies ? "<span class=\"varies\">varies: \(value)</span>" : value) + "</td></tr>"
         }
         html += "</tbody></table>"
-        html += "<h3>Policies</h3><table class=\"metrics policies\"><thead><tr><th>policy</th><th>training target</th><th>seeds</th><th>training s / epoch</th><th>training images / s</th></tr></thead><tbody>"
+        html +=
+            "<h3>Policies</h3><table class=\"metrics policies\"><thead><tr><th>policy</th><th>training target</th><th>seeds</th><th>training s / epoch</th><th>training images / s</th></tr></thead><tbody>"
         for group in report.groups {
             let timing = group.timing
-            html += "<tr><td>\(HTML.escape(group.label))</td><td>\(HTML.escape(Self.target(group.policy)))</td>"
+            html +=
+                "<tr><td>\(HTML.escape(group.label))</td><td>\(HTML.escape(Self.target(group.policy)))</td>"
                 + "<td>\(group.seeds.map(String.init).joined(separator: ", "))</td>"
                 + "<td>\(String(format: "%.1f", timing.secondsPerEpoch))</td><td>\(String(format: "%.0f", timing.samplesPerSecond))</td></tr>"
         }
@@ -226,34 +244,34 @@ public struct HTMLReport {
     }
 
     static let css = """
-    :root { color-scheme: light; }
-    body { margin: 0; background: #f6f7f9; color: #1d1f23; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
-    main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 40px; }
-    h1 { font-size: 26px; margin: 0 0 4px; }
-    h2 { font-size: 19px; margin: 0 0 8px; }
-    .subtitle { color: #555; margin: 0; }
-    header, section { background: #fff; border: 1px solid #dfe2e7; border-radius: 8px; padding: 16px 20px; margin: 0 0 18px; }
-    section.warnings { background: #fff8e6; border-color: #f0c36d; }
-    table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }
-    th, td { padding: 5px 10px; border-bottom: 1px solid #e6e8eb; text-align: right; white-space: nowrap; }
-    th:first-child, td:first-child { text-align: left; }
-    thead th { background: #f0f2f5; font-weight: 600; }
-    table.settings th { text-align: left; font-weight: 600; color: #444; }
-    table.settings td { text-align: left; white-space: normal; }
-    table.policies td:nth-child(2) { text-align: left; }
-    h3 { font-size: 16px; margin: 14px 0 4px; }
-    td.better { color: #0a7a3a; font-weight: 600; }
-    td.worse { color: #b3261e; font-weight: 600; }
-    td.same { color: #777; }
-    .varies { color: #a94400; font-weight: 600; }
-    .swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 7px; vertical-align: -1px; }
-    .figures { display: flex; flex-wrap: wrap; gap: 14px; }
-    figure { margin: 0; border: 1px solid #eceef1; border-radius: 6px; background: #fff; }
-    figure svg { display: block; max-width: 100%; height: auto; }
-    figure.missing { padding: 16px; color: #a94400; }
-    details { margin-top: 10px; }
-    summary { cursor: pointer; color: #2a5db0; }
-    code { font: 13px ui-monospace, "DejaVu Sans Mono", monospace; }
-    footer { color: #666; font-size: 13px; padding: 4px 2px; }
-    """
+        :root { color-scheme: light; }
+        body { margin: 0; background: #f6f7f9; color: #1d1f23; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+        main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 40px; }
+        h1 { font-size: 26px; margin: 0 0 4px; }
+        h2 { font-size: 19px; margin: 0 0 8px; }
+        .subtitle { color: #555; margin: 0; }
+        header, section { background: #fff; border: 1px solid #dfe2e7; border-radius: 8px; padding: 16px 20px; margin: 0 0 18px; }
+        section.warnings { background: #fff8e6; border-color: #f0c36d; }
+        table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }
+        th, td { padding: 5px 10px; border-bottom: 1px solid #e6e8eb; text-align: right; white-space: nowrap; }
+        th:first-child, td:first-child { text-align: left; }
+        thead th { background: #f0f2f5; font-weight: 600; }
+        table.settings th { text-align: left; font-weight: 600; color: #444; }
+        table.settings td { text-align: left; white-space: normal; }
+        table.policies td:nth-child(2) { text-align: left; }
+        h3 { font-size: 16px; margin: 14px 0 4px; }
+        td.better { color: #0a7a3a; font-weight: 600; }
+        td.worse { color: #b3261e; font-weight: 600; }
+        td.same { color: #777; }
+        .varies { color: #a94400; font-weight: 600; }
+        .swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 7px; vertical-align: -1px; }
+        .figures { display: flex; flex-wrap: wrap; gap: 14px; }
+        figure { margin: 0; border: 1px solid #eceef1; border-radius: 6px; background: #fff; }
+        figure svg { display: block; max-width: 100%; height: auto; }
+        figure.missing { padding: 16px; color: #a94400; }
+        details { margin-top: 10px; }
+        summary { cursor: pointer; color: #2a5db0; }
+        code { font: 13px ui-monospace, "DejaVu Sans Mono", monospace; }
+        footer { color: #666; font-size: 13px; padding: 4px 2px; }
+        """
 }

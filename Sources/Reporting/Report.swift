@@ -107,7 +107,7 @@ public struct PolicyGroup: Sendable {
     public var pooledReliability: [CalibrationBin] {
         let binSets = finalRecords.map(\.testReliability)
         guard let first = binSets.first, !first.isEmpty,
-              binSets.allSatisfy({ $0.count == first.count && zip($0, first).allSatisfy { $0.lower == $1.lower && $0.upper == $1.upper } })
+            binSets.allSatisfy({ $0.count == first.count && zip($0, first).allSatisfy { $0.lower == $1.lower && $0.upper == $1.upper } })
         else { return [] }
         return first.indices.map { b in
             let count = binSets.reduce(0) { $0 + $1[b].count }
@@ -149,8 +149,10 @@ public struct ExperimentReport: Sendable {
     public var runCount: Int { groups.reduce(0) { $0 + $1.runs.count } }
 
     /// Settings that legitimately differ between the runs of one experiment.
-    static let perRunKeys: Set<String> = ["policy", "seed", "alpha-t", "label-smoothing", "out", "resume", "stop-after",
-                                          "keep-checkpoints", "prefetch", "threads", "data-dir"]
+    static let perRunKeys: Set<String> = [
+        "policy", "seed", "alpha-t", "label-smoothing", "out", "resume", "stop-after",
+        "keep-checkpoints", "prefetch", "threads", "data-dir",
+    ]
 
     /// Groups `runs` by policy (and its parameter); a run without any epoch is an error.
     public init(runs: [RunDirectory]) throws {
@@ -161,15 +163,17 @@ public struct ExperimentReport: Sendable {
         var byLabel: [String: [RunDirectory]] = [:]
         for run in runs { byLabel[Self.label(run.configuration), default: []].append(run) }
         groups = byLabel.map { label, runs in
-            PolicyGroup(policy: runs[0].configuration.policy, label: label,
-                        runs: runs.sorted { ($0.configuration.seed, $0.path) < ($1.configuration.seed, $1.path) })
+            PolicyGroup(
+                policy: runs[0].configuration.policy, label: label,
+                runs: runs.sorted { ($0.configuration.seed, $0.path) < ($1.configuration.seed, $1.path) })
         }.sorted { (Self.policyRank($0.policy), $0.label) < (Self.policyRank($1.policy), $1.label) }
         settings = Self.settings(of: runs)
 
         var warnings: [String] = []
         for setting in settings where setting.varies && setting.name != "ranks" {
-            warnings.append("Runs differ in \(setting.name) (\(setting.values.joined(separator: ", "))): "
-                + "the policies are not compared on the same budget.")
+            warnings.append(
+                "Runs differ in \(setting.name) (\(setting.values.joined(separator: ", "))): "
+                    + "the policies are not compared on the same budget.")
         }
         for group in groups {
             let seeds = group.seeds
@@ -180,8 +184,9 @@ public struct ExperimentReport: Sendable {
                 warnings.append("\(group.label): one seed only, so no standard deviation.")
             }
             for run in group.runs where run.epochs.count < run.configuration.epochs {
-                warnings.append("\(run.path) has \(run.epochs.count) of \(run.configuration.epochs) epochs: "
-                    + "its last recorded epoch counts as final.")
+                warnings.append(
+                    "\(run.path) has \(run.epochs.count) of \(run.configuration.epochs) epochs: "
+                        + "its last recorded epoch counts as final.")
             }
             if !group.finalRecords.isEmpty && group.pooledReliability.isEmpty {
                 warnings.append("\(group.label): the runs' reliability bins differ, so no pooled diagram.")
@@ -233,20 +238,30 @@ public struct ExperimentReport: Sendable {
         let c = run.configuration
         let augmentation = (try? DatasetSpec.named(c.dataset))?.standardAugmentation ?? .none
         var values: [(String, String)] = [
-            ("model", c.model.hasPrefix("preact-resnet18") && c.widthMultiplier != 1
-                ? "\(c.model) (width × \(number(c.widthMultiplier)))" : c.model),
+            (
+                "model",
+                c.model.hasPrefix("preact-resnet18") && c.widthMultiplier != 1
+                    ? "\(c.model) (width × \(number(c.widthMultiplier)))" : c.model
+            ),
             ("dataset", c.dataset),
             ("training samples", c.maxTrainSamples.map { "first \($0)" } ?? "all"),
             ("test samples", c.maxTestSamples.map { "first \($0)" } ?? "all"),
             ("epochs", String(c.epochs)),
             ("global batch size", String(c.batchSize) + (c.dropLast ? " (drop last)" : "")),
-            ("optimizer", c.optimizer == "sgd"
-                ? "SGD, momentum \(number(c.momentum))\(c.nesterov ? ", Nesterov" : "")" : c.optimizer),
+            (
+                "optimizer",
+                c.optimizer == "sgd"
+                    ? "SGD, momentum \(number(c.momentum))\(c.nesterov ? ", Nesterov" : "")" : c.optimizer
+            ),
             ("weight decay", "\(number(c.weightDecay)) (\(c.weightDecayStyle))"),
             ("learning rate", number(c.learningRate)),
-            ("lr schedule", c.learningRateSchedule
-                + (c.learningRateSchedule == "step" ? " (×0.1 after epochs \(c.milestones.map(String.init).joined(separator: ", ")))" : "")
-                + (c.warmupEpochs > 0 ? ", \(c.warmupEpochs) warm-up epochs" : "")),
+            (
+                "lr schedule",
+                c.learningRateSchedule
+                    + (c.learningRateSchedule == "step"
+                        ? " (×0.1 after epochs \(c.milestones.map(String.init).joined(separator: ", ")))" : "")
+                    + (c.warmupEpochs > 0 ? ", \(c.warmupEpochs) warm-up epochs" : "")
+            ),
             ("random crop padding", String(c.cropPadding ?? augmentation.cropPadding)),
             ("horizontal flip", (c.horizontalFlip ?? augmentation.horizontalFlip) ? "on" : "off"),
             ("CutMix probability", number(c.cutMixProbability)),
@@ -268,8 +283,10 @@ public struct ExperimentReport: Sendable {
 
     /// The final-epoch table as Markdown (mean ± std over seeds), for a README.
     public func markdownTable() -> String {
-        var lines = ["| policy | seeds | " + Metric.allCases.map(\.title).joined(separator: " | ") + " |",
-                     "|---|---|" + String(repeating: "---|", count: Metric.allCases.count)]
+        var lines = [
+            "| policy | seeds | " + Metric.allCases.map(\.title).joined(separator: " | ") + " |",
+            "|---|---|" + String(repeating: "---|", count: Metric.allCases.count),
+        ]
         for group in groups {
             let cells = Metric.allCases.map { Self.format(group.final($0), digits: $0.digits) }
             lines.append("| \(group.label) | \(group.distinctSeeds) | " + cells.joined(separator: " | ") + " |")
@@ -294,10 +311,14 @@ public struct ExperimentReport: Sendable {
     /// The differences to `ce` as Markdown, "≈" marking those within the seeds' spread.
     public func markdownDifferences() -> String? {
         guard let baseline, groups.count > 1 else { return nil }
-        var lines = ["| policy − ce | " + Metric.allCases.map(\.title).joined(separator: " | ") + " |",
-                     "|---|" + String(repeating: "---|", count: Metric.allCases.count)]
+        var lines = [
+            "| policy − ce | " + Metric.allCases.map(\.title).joined(separator: " | ") + " |",
+            "|---|" + String(repeating: "---|", count: Metric.allCases.count),
+        ]
         for group in groups where group.label != baseline.label {
-            let cells = difference(group, to: baseline).map { Self.signed($0.delta, digits: $0.metric.digits) + ($0.withinSpread ? " ≈" : "") }
+            let cells = difference(group, to: baseline).map {
+                Self.signed($0.delta, digits: $0.metric.digits) + ($0.withinSpread ? " ≈" : "")
+            }
             lines.append("| \(group.label) | " + cells.joined(separator: " | ") + " |")
         }
         return lines.joined(separator: "\n")

@@ -25,8 +25,9 @@ public struct RunDirectory: Sendable {
         do {
             configuration = try JSONDecoder().decode(TrainConfig.self, from: configData)
         } catch {
-            throw ReportError("\(configURL.path) is not a pskd configuration: \(Self.describe(error))"
-                + (Self.isMissingKey(error) ? " (written by an older pskd? train the run again)" : ""))
+            throw ReportError(
+                "\(configURL.path) is not a pskd configuration: \(Self.describe(error))"
+                    + (Self.isMissingKey(error) ? " (written by an older pskd? train the run again)" : ""))
         }
         guard let text = try? String(contentsOf: metricsURL, encoding: .utf8) else {
             throw ReportError("\(metricsURL.path) is missing: the run has not finished an epoch")
@@ -37,8 +38,9 @@ public struct RunDirectory: Sendable {
             do {
                 return try decoder.decode(EpochRecord.self, from: Data(line.utf8))
             } catch {
-                throw ReportError("\(metricsURL.path) line \(number + 1) is not an epoch record: \(Self.describe(error))"
-                    + (Self.isMissingKey(error) ? " (written by an older pskd? train the run again)" : ""))
+                throw ReportError(
+                    "\(metricsURL.path) line \(number + 1) is not an epoch record: \(Self.describe(error))"
+                        + (Self.isMissingKey(error) ? " (written by an older pskd? train the run again)" : ""))
             }
         }
         let logURL = URL(fileURLWithPath: path).appendingPathComponent("train.log")

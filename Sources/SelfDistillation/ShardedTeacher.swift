@@ -64,20 +64,22 @@ public final class ShardedTeacher: Teacher {
 
     public func record(step: Int, indices: [Int], probabilities: Tensor, isWritten: [Bool]) throws {
         let (b, B) = (sampler.localBatchSize, sampler.globalBatchSize)
-        try exchange(positions: { rank in (step * B + rank * b)..<(step * B + (rank + 1) * b) }) { slot in
-            let local = slot - step * b
-            let row = isWritten[local] ? probabilities.pointer + local * self.classCount : self.current.pointer + slot * self.classCount
-            return UnsafePointer(row)
-        }
+        try exchange(
+            positions: { rank in (step * B + rank * b)..<(step * B + (rank + 1) * b) },
+            source: { slot in
+                let local = slot - step * b
+                let row = isWritten[local] ? probabilities.pointer + local * self.classCount : self.current.pointer + slot * self.classCount
+                return UnsafePointer(row)
+            })
     }
 
     /// Sends the parked rows (not trained this epoch) to their next holders, then makes the
     /// next epoch's rows current.
     public func endEpoch(_ epoch: Int) throws {
         let parked = sampler.trainedPositionCount..<max(sampler.trainedPositionCount, sampleCount)
-        try exchange(positions: { rank in parked.filter { self.sampler.holder(ofPosition: $0).rank == rank } }) { slot in
-            UnsafePointer(self.current.pointer + slot * self.classCount)
-        }
+        try exchange(
+            positions: { rank in parked.filter { self.sampler.holder(ofPosition: $0).rank == rank } },
+            source: { slot in UnsafePointer(self.current.pointer + slot * self.classCount) })
         swap(&current, &next)
         self.epoch += 1
         (order, inverse) = (nextOrder, nextInverse)
@@ -88,8 +90,10 @@ public final class ShardedTeacher: Teacher {
     /// `positions(rank)` (`rank`'s positions, the same list on every rank) to the holders of
     /// those samples next epoch, in the order of `positions` and `forEachNextPosition`, which
     /// the receivers follow too; `source(slot)` is the row to send from this rank's `slot`.
-    private func exchange<Positions: Sequence<Int>>(positions: (_ rank: Int) -> Positions,
-                                                    source: (_ slot: Int) -> UnsafePointer<Float>) throws {
+    private func exchange<Positions: Sequence<Int>>(
+        positions: (_ rank: Int) -> Positions,
+        source: (_ slot: Int) -> UnsafePointer<Float>
+    ) throws {
         let (size, me, c) = (communicator.size, communicator.rank, classCount)
         var sendCounts = [Int](repeating: 0, count: size), receiveCounts = [Int](repeating: 0, count: size)
         var outgoing: [[Int]] = Array(repeating: [], count: size)  // per holder: this rank's slots to send
@@ -133,8 +137,10 @@ public final class ShardedTeacher: Teacher {
     }
 
     /// `sample`'s primary position in the epoch of `inverse`, then its padding position if any.
-    private static func forEachPosition(of sample: Int, inverse: [Int], sampleCount: Int, sampler: ShardedSampler,
-                                        _ body: (Int) -> Void) {
+    private static func forEachPosition(
+        of sample: Int, inverse: [Int], sampleCount: Int, sampler: ShardedSampler,
+        _ body: (Int) -> Void
+    ) {
         let primary = inverse[sample]
         body(primary)
         if primary + sampleCount < sampler.trainedPositionCount { body(primary + sampleCount) }
@@ -194,8 +200,9 @@ public final class ShardedTeacher: Teacher {
             Self.forEachPosition(of: sample, inverse: inverse, sampleCount: sampleCount, sampler: sampler) { position in
                 let (rank, slot) = sampler.holder(ofPosition: position)
                 guard rank == communicator.rank else { return }
-                (current.pointer + slot * classCount).update(from: rows.baseAddress! + (sample - samples.lowerBound) * classCount,
-                                                            count: classCount)
+                (current.pointer + slot * classCount).update(
+                    from: rows.baseAddress! + (sample - samples.lowerBound) * classCount,
+                    count: classCount)
             }
         }
     }

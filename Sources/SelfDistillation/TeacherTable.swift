@@ -134,8 +134,10 @@ public final class TeacherTable: Teacher {
     }
 
     /// Writes this rank's `probabilities` rows for `indices` on every rank (see `record`).
-    public func update(indices: [Int], probabilities: Tensor, isWritten: [Bool],
-                       communicator: any Communicator) throws {
+    public func update(
+        indices: [Int], probabilities: Tensor, isWritten: [Bool],
+        communicator: any Communicator
+    ) throws {
         let c = classCount
         let recordSize = MemoryLayout<Int64>.size + c * MemoryLayout<Float>.size
         var records = [UInt8](repeating: 0, count: indices.count * recordSize)

@@ -28,13 +28,15 @@ public enum BLAS {
             let (a, b, c) = pointers.value
             let part = slabs.range(slab)
             if slabs.alongRows {  // rows of op(A) and C
-                serialGemm(transA, transB, m: part.count, n: n, k: k, alpha: alpha,
-                           a: a + part.lowerBound * (transA == .none ? lda : 1), lda: lda, b: b, ldb: ldb,
-                           beta: beta, c: c + part.lowerBound * ldc, ldc: ldc)
+                serialGemm(
+                    transA, transB, m: part.count, n: n, k: k, alpha: alpha,
+                    a: a + part.lowerBound * (transA == .none ? lda : 1), lda: lda, b: b, ldb: ldb,
+                    beta: beta, c: c + part.lowerBound * ldc, ldc: ldc)
             } else {  // columns of op(B) and C
-                serialGemm(transA, transB, m: m, n: part.count, k: k, alpha: alpha, a: a, lda: lda,
-                           b: b + part.lowerBound * (transB == .none ? 1 : ldb), ldb: ldb,
-                           beta: beta, c: c + part.lowerBound, ldc: ldc)
+                serialGemm(
+                    transA, transB, m: m, n: part.count, k: k, alpha: alpha, a: a, lda: lda,
+                    b: b + part.lowerBound * (transB == .none ? 1 : ldb), ldb: ldb,
+                    beta: beta, c: c + part.lowerBound, ldc: ldc)
             }
         }
     }
@@ -89,8 +91,9 @@ public enum BLAS {
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         _ = openBLASSingleThreaded
-        cblas_sgemm(CblasRowMajor, transA.cblas, transB.cblas, Int32(m), Int32(n), Int32(k),
-                    alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        cblas_sgemm(
+            CblasRowMajor, transA.cblas, transB.cblas, Int32(m), Int32(n), Int32(k),
+            alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
     /// How many `serialGemm` calls may run at once: `Parallel.workers`, or one when OpenBLAS is
@@ -114,13 +117,15 @@ public enum BLAS {
         let (m, k) = transA == .none ? (a.shape[0], a.shape[1]) : (a.shape[1], a.shape[0])
         let (kb, n) = transB == .none ? (b.shape[0], b.shape[1]) : (b.shape[1], b.shape[0])
         guard k == kb else {
-            throw ShapeError("matmul inner dimensions differ: \(a.shape)\(transA == .none ? "" : "ᵀ") × \(b.shape)\(transB == .none ? "" : "ᵀ")")
+            throw ShapeError(
+                "matmul inner dimensions differ: \(a.shape)\(transA == .none ? "" : "ᵀ") × \(b.shape)\(transB == .none ? "" : "ᵀ")")
         }
         guard c.shape == [m, n] else {
             throw ShapeError("matmul result \([m, n]) does not fit output \(c.shape)")
         }
-        gemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a.pointer, lda: a.shape[1],
-             b: b.pointer, ldb: b.shape[1], beta: beta, c: c.pointer, ldc: n)
+        gemm(
+            transA, transB, m: m, n: n, k: k, alpha: alpha, a: a.pointer, lda: a.shape[1],
+            b: b.pointer, ldb: b.shape[1], beta: beta, c: c.pointer, ldc: n)
     }
 
     /// The floating-point operations (2·m·n·k per product) of every `gemm` so far; benchmarks

@@ -37,8 +37,10 @@ public enum Parallel {
 
     /// `forEachPiece`, also passing the running thread's scratch slot, in
     /// `0..<scratchSlots(for: pieces)`: memory that a slot's pieces use one after another.
-    public static func forEachPiece(_ pieces: Int, maximumWorkers: Int = .max,
-                                    _ body: (_ slot: Int, _ piece: Int) -> Void) {
+    public static func forEachPiece(
+        _ pieces: Int, maximumWorkers: Int = .max,
+        _ body: (_ slot: Int, _ piece: Int) -> Void
+    ) {
         let threads = runningThreads(pieces, maximumWorkers: maximumWorkers)
         guard threads > 1 else {
             for piece in 0..<pieces { body(0, piece) }
@@ -56,8 +58,10 @@ public enum Parallel {
 
     /// Calls `body` on the blocks `0..<size`, `size..<2·size`, … of `0..<count` (the last one
     /// shorter), as pieces: a block's bounds depend on `count` and `size` alone.
-    public static func forEachBlock(of count: Int, size: Int, maximumWorkers: Int = .max,
-                                    _ body: (_ block: Range<Int>) -> Void) {
+    public static func forEachBlock(
+        of count: Int, size: Int, maximumWorkers: Int = .max,
+        _ body: (_ block: Range<Int>) -> Void
+    ) {
         precondition(size > 0, "block size must be positive, got \(size)")
         let blocks = (count + size - 1) / size
         forEachPiece(blocks, maximumWorkers: maximumWorkers) { block in

@@ -34,8 +34,9 @@ public struct Tensor: @unchecked Sendable {
     /// A tensor holding `values` in row-major order; `values.count` must match `shape`.
     public init(shape: [Int], values: [Float]) {
         let count = Tensor.elementCount(shape)
-        precondition(values.count == count,
-                     "Tensor(shape: \(shape), values:) needs \(count) values, got \(values.count)")
+        precondition(
+            values.count == count,
+            "Tensor(shape: \(shape), values:) needs \(count) values, got \(values.count)")
         self.init(zeros: shape)
         values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: count) }
     }
@@ -43,8 +44,9 @@ public struct Tensor: @unchecked Sendable {
     /// A view of `count(shape)` elements of `storage` starting at `offset`.
     @usableFromInline init(storage: TensorStorage, offset: Int, shape: [Int]) {
         let count = Tensor.elementCount(shape)
-        precondition(offset >= 0 && offset + count <= storage.capacity,
-                     "view of \(shape) at offset \(offset) exceeds storage of \(storage.capacity) elements")
+        precondition(
+            offset >= 0 && offset + count <= storage.capacity,
+            "view of \(shape) at offset \(offset) exceeds storage of \(storage.capacity) elements")
         self.storage = storage
         self.offset = offset
         self.shape = shape
@@ -91,15 +93,17 @@ public struct Tensor: @unchecked Sendable {
 
     /// A view of `shape` starting `elementOffset` elements into this tensor.
     public func slice(offset elementOffset: Int, shape newShape: [Int]) -> Tensor {
-        precondition(elementOffset + Tensor.elementCount(newShape) <= count,
-                     "slice of \(newShape) at \(elementOffset) exceeds tensor of shape \(shape)")
+        precondition(
+            elementOffset + Tensor.elementCount(newShape) <= count,
+            "slice of \(newShape) at \(elementOffset) exceeds tensor of shape \(shape)")
         return Tensor(storage: storage, offset: offset + elementOffset, shape: newShape)
     }
 
     /// The rows `range` of the outermost dimension, as a view.
     public func rows(_ range: Range<Int>) -> Tensor {
-        precondition(!shape.isEmpty && range.lowerBound >= 0 && range.upperBound <= shape[0],
-                     "rows \(range) out of bounds for shape \(shape)")
+        precondition(
+            !shape.isEmpty && range.lowerBound >= 0 && range.upperBound <= shape[0],
+            "rows \(range) out of bounds for shape \(shape)")
         let rowSize = count / Swift.max(shape[0], 1)
         var newShape = shape
         newShape[0] = range.count

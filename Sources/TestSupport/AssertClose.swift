@@ -93,8 +93,9 @@ public func assertClose(
     _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line
 ) {
     guard actual.count == expected.count else {
-        XCTFail("counts differ: actual \(actual.shape) has \(actual.count) elements, expected \(expected.count). \(message())",
-                file: file, line: line)
+        XCTFail(
+            "counts differ: actual \(actual.shape) has \(actual.count) elements, expected \(expected.count). \(message())",
+            file: file, line: line)
         return
     }
     let closeness = Closeness(actual.scalars, expected, absolute: absolute, relative: relative, shape: actual.shape)
@@ -108,8 +109,9 @@ public func assertClose(
     _ actual: [Float], _ expected: [Float], absolute: Double = 1e-5, relative: Double = 1e-5,
     _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line
 ) {
-    assertClose(actual.map(Double.init), expected.map(Double.init), absolute: absolute, relative: relative,
-                message(), file: file, line: line)
+    assertClose(
+        actual.map(Double.init), expected.map(Double.init), absolute: absolute, relative: relative,
+        message(), file: file, line: line)
 }
 
 /// Asserts that two `Double` arrays are elementwise close.
@@ -134,8 +136,9 @@ public func assertClose(
 ) {
     let closeness = Closeness([actual], [expected], absolute: absolute, relative: relative)
     if !closeness.isClose {
-        XCTFail("\(actual) is not close to \(expected) (|error| \(abs(actual - expected)), tolerance "
-                    + "\(absolute) + \(relative)·|expected|). \(message())", file: file, line: line)
+        XCTFail(
+            "\(actual) is not close to \(expected) (|error| \(abs(actual - expected)), tolerance "
+                + "\(absolute) + \(relative)·|expected|). \(message())", file: file, line: line)
     }
 }
 

@@ -13,9 +13,10 @@ public func assertBitIdentical(
     }
     let differing = actual.indices.filter { actual[$0].bitPattern != expected[$0].bitPattern }
     guard let first = differing.first else { return }
-    XCTFail("\(differing.count) of \(actual.count) elements differ; first at \(first): \(actual[first]) vs "
-                + "expected \(expected[first]) (difference \(actual[first] - expected[first])). \(message())",
-            file: file, line: line)
+    XCTFail(
+        "\(differing.count) of \(actual.count) elements differ; first at \(first): \(actual[first]) vs "
+            + "expected \(expected[first]) (difference \(actual[first] - expected[first])). \(message())",
+        file: file, line: line)
 }
 
 /// Asserts that two tensors have the same shape and the same elements bit for bit.

@@ -76,8 +76,9 @@ public enum ExecutableRunner {
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
         process.waitUntilExit()
-        return Outcome(status: process.terminationStatus, output: collector.finish(),
-                       seconds: Date().timeIntervalSince(start))
+        return Outcome(
+            status: process.terminationStatus, output: collector.finish(),
+            seconds: Date().timeIntervalSince(start))
     }
 }
 

@@ -24,8 +24,9 @@ public struct GradientCheck: Sendable {
         public let value: Tensor
         public let analytic: [Float]
         public init(name: String, value: Tensor, analytic: [Float]) {
-            precondition(value.count == analytic.count,
-                         "gradient of \(name) has \(analytic.count) elements for a value of shape \(value.shape)")
+            precondition(
+                value.count == analytic.count,
+                "gradient of \(name) has \(analytic.count) elements for a value of shape \(value.shape)")
             self.name = name
             self.value = value
             self.analytic = analytic
@@ -94,8 +95,10 @@ public struct GradientCheck: Sendable {
     /// Seeds the output projection and the coordinate subsets.
     public var seed: UInt64
 
-    public init(epsilon: Float = 1e-2, absoluteTolerance: Double = 1e-3, relativeTolerance: Double = 5e-3,
-                maxCoordinatesPerTensor: Int = 40, maxSkippedFraction: Double = 0.1, seed: UInt64 = 0x5EED) {
+    public init(
+        epsilon: Float = 1e-2, absoluteTolerance: Double = 1e-3, relativeTolerance: Double = 5e-3,
+        maxCoordinatesPerTensor: Int = 40, maxSkippedFraction: Double = 0.1, seed: UInt64 = 0x5EED
+    ) {
         self.epsilon = epsilon
         self.absoluteTolerance = absoluteTolerance
         self.relativeTolerance = relativeTolerance
@@ -138,10 +141,11 @@ public struct GradientCheck: Sendable {
                     worst = (index, analytic, used)
                 }
             }
-            results.append(TargetResult(
-                name: target.name, shape: target.value.shape, checked: indices.count, skipped: skipped,
-                failed: failed, worstIndex: worst?.index, worstAnalytic: worst?.analytic ?? 0,
-                worstNumeric: worst?.numeric ?? 0, worstRatio: worstRatio, maxAbsoluteError: maxError))
+            results.append(
+                TargetResult(
+                    name: target.name, shape: target.value.shape, checked: indices.count, skipped: skipped,
+                    failed: failed, worstIndex: worst?.index, worstAnalytic: worst?.analytic ?? 0,
+                    worstNumeric: worst?.numeric ?? 0, worstRatio: worstRatio, maxAbsoluteError: maxError))
         }
         return Report(results: results, maxSkippedFraction: maxSkippedFraction)
     }
@@ -212,8 +216,10 @@ public struct GradientCheck: Sendable {
     }
 
     /// The central difference of `loss` in coordinate `index` of `value`, restoring the value.
-    private func difference(_ value: Tensor, _ index: Int, _ step: Float,
-                            _ loss: () throws -> Double) rethrows -> Double {
+    private func difference(
+        _ value: Tensor, _ index: Int, _ step: Float,
+        _ loss: () throws -> Double
+    ) rethrows -> Double {
         let original = value[index]
         let plus = original + step, minus = original - step
         defer { value[index] = original }

@@ -36,19 +36,26 @@ struct TrainingSnapshot {
     init(epoch: Int, model: Model, optimizer: any Optimizer, config: TrainConfig) throws {
         self.epoch = epoch
         let store = model.parameters
-        self.model = store.entries.map { .float32($0.name, shape: $0.shape, store.values.pointer + $0.offset, count: $0.count) }
+        self.model =
+            store.entries.map { .float32($0.name, shape: $0.shape, store.values.pointer + $0.offset, count: $0.count) }
             + store.bufferEntries.map { .float32($0.name, shape: $0.shape, store.buffers.pointer + $0.offset, count: $0.count) }
             + model.network.namedBatchNorms().map { .int64Scalar($0.name + ".num_batches_tracked", Int64($0.layer.batchesTracked)) }
-        state = optimizer.stateTensors.map { .float32("optimizer." + $0.name, shape: $0.tensor.shape, $0.tensor.pointer, count: $0.tensor.count) }
+        state = optimizer.stateTensors.map {
+            .float32("optimizer." + $0.name, shape: $0.tensor.shape, $0.tensor.pointer, count: $0.tensor.count)
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        metadata = ["format": "pskd-checkpoint", "format_version": TrainingSnapshot.formatVersion, "epoch": String(epoch),
-                    "optimizer_steps": String(optimizer.stepCount),
-                    "config": String(decoding: try encoder.encode(config), as: UTF8.self)]
+        metadata = [
+            "format": "pskd-checkpoint", "format_version": TrainingSnapshot.formatVersion, "epoch": String(epoch),
+            "optimizer_steps": String(optimizer.stepCount),
+            "config": String(decoding: try encoder.encode(config), as: UTF8.self),
+        ]
     }
 
-    init(epoch: Int, model: [SafeTensors.Entry], state: [SafeTensors.Entry], metadata: [String: String],
-         teacherSection: TeacherSection?) {
+    init(
+        epoch: Int, model: [SafeTensors.Entry], state: [SafeTensors.Entry], metadata: [String: String],
+        teacherSection: TeacherSection?
+    ) {
         (self.epoch, self.model, self.state, self.metadata, self.teacherSection) = (epoch, model, state, metadata, teacherSection)
     }
 
@@ -67,7 +74,9 @@ struct TrainingSnapshot {
             throw CheckpointError("\(source) has no tensor '\(Self.teacherName)': it was written for another model or policy")
         }
         guard section.descriptor.dtype == "F32", section.descriptor.shape == shape else {
-            throw CheckpointError("\(source): tensor '\(Self.teacherName)' is \(section.descriptor.dtype) \(section.descriptor.shape), the run needs F32 \(shape): use the same model, data set and --max-train-samples as the checkpointed run")
+            throw CheckpointError(
+                "\(source): tensor '\(Self.teacherName)' is \(section.descriptor.dtype) \(section.descriptor.shape), the run needs F32 \(shape): use the same model, data set and --max-train-samples as the checkpointed run"
+            )
         }
         let file = try FileHandle(forReadingFrom: section.file)
         defer { try? file.close() }
@@ -98,7 +107,8 @@ struct TrainingSnapshot {
     /// The configuration of the run that wrote the snapshot.
     func configuration(source: String) throws -> TrainConfig {
         guard let text = metadata["config"], let config = try? JSONDecoder().decode(TrainConfig.self, from: Data(text.utf8)) else {
-            throw CheckpointError("\(source) does not record a run configuration this pskd can read (written by another version, or not by pskd train)")
+            throw CheckpointError(
+                "\(source) does not record a run configuration this pskd can read (written by another version, or not by pskd train)")
         }
         return config
     }
@@ -112,7 +122,9 @@ struct TrainingSnapshot {
             throw CheckpointError("\(source) has no tensor '\(name)': it was written for another model or policy")
         }
         guard entry.dtype == "F32", entry.shape == tensor.shape else {
-            throw CheckpointError("\(source): tensor '\(name)' is \(entry.dtype) \(entry.shape), the run needs F32 \(tensor.shape): use the same model, data set and --max-train-samples as the checkpointed run")
+            throw CheckpointError(
+                "\(source): tensor '\(name)' is \(entry.dtype) \(entry.shape), the run needs F32 \(tensor.shape): use the same model, data set and --max-train-samples as the checkpointed run"
+            )
         }
         entry.floats().withUnsafeBufferPointer { tensor.pointer.update(from: $0.baseAddress!, count: tensor.count) }
     }
@@ -203,7 +215,9 @@ struct CheckpointStore {
         } catch let error as MPIError {
             throw error
         } catch {
-            throw CheckpointError("cannot write checkpoint \(final.path): \(error.localizedDescription) (disk full or read-only? the previous checkpoint is kept)")
+            throw CheckpointError(
+                "cannot write checkpoint \(final.path): \(error.localizedDescription) (disk full or read-only? the previous checkpoint is kept)"
+            )
         }
         try communicator.barrier()
         if communicator.isRoot { try markComplete(snapshot) }
@@ -245,8 +259,9 @@ struct CheckpointStore {
         var warnings: [String] = []
         let complete = completeEpochs()
         for name in checkpointFolderNames() where !complete.contains(where: { folder(epoch: $0).lastPathComponent == name }) {
-            warnings.append("skipping checkpoint \(directory.appendingPathComponent(name).path): it has no COMPLETE marker "
-                + "(the job stopped while writing it)")
+            warnings.append(
+                "skipping checkpoint \(directory.appendingPathComponent(name).path): it has no COMPLETE marker "
+                    + "(the job stopped while writing it)")
         }
         for epoch in complete.reversed() {
             do {
@@ -267,7 +282,8 @@ struct CheckpointStore {
     func load(_ folder: URL) throws -> TrainingSnapshot {
         let markerURL = folder.appendingPathComponent("COMPLETE")
         guard let marker = try? JSONSerialization.jsonObject(with: Data(contentsOf: markerURL)) as? [String: Any],
-              let checksums = marker["checksums"] as? [String: String], let epoch = marker["epoch"] as? Int else {
+            let checksums = marker["checksums"] as? [String: String], let epoch = marker["epoch"] as? Int
+        else {
             throw CheckpointError("\(markerURL.path) is missing or unreadable: the checkpoint is incomplete")
         }
         for name in [TrainingSnapshot.modelFile, TrainingSnapshot.stateFile] {

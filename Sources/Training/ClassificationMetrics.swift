@@ -23,8 +23,10 @@ public struct SampleOutcome: Sendable, Equatable, BitwiseCopyable {
     /// Whether the label is among the five most probable classes.
     public var isInTopFive: Bool
 
-    public init(index: Int, label: Int, confidence: Double, negativeLogLikelihood: Double,
-                isCorrect: Bool, isInTopFive: Bool) {
+    public init(
+        index: Int, label: Int, confidence: Double, negativeLogLikelihood: Double,
+        isCorrect: Bool, isInTopFive: Bool
+    ) {
         (self.index, self.label, self.confidence) = (index, label, confidence)
         (self.negativeLogLikelihood, self.isCorrect, self.isInTopFive) = (negativeLogLikelihood, isCorrect, isInTopFive)
     }
@@ -73,9 +75,11 @@ public struct ClassificationMetrics: Sendable, Codable, Equatable {
         negativeLogLikelihood = sorted.reduce(0) { $0 + $1.negativeLogLikelihood } / n
         reliability = ReliabilityBin.bins(sorted, count: eceBins)
         let total = Double(max(sorted.count, 1))
-        expectedCalibrationError = 100 * reliability.reduce(0) { sum, bin in
-            sum + Double(bin.count) / total * abs(bin.accuracy - bin.confidence)
-        }
+        expectedCalibrationError =
+            100
+            * reliability.reduce(0) { sum, bin in
+                sum + Double(bin.count) / total * abs(bin.accuracy - bin.confidence)
+            }
         (aurc, excessAURC) = ClassificationMetrics.riskCoverage(sorted)
     }
 
@@ -114,8 +118,9 @@ public struct ReliabilityBin: Sendable, Codable, Equatable {
     /// `count` bins over [0, 1]; confidence c falls in bin ⌈c·B⌉ − 1 (0 goes to the first bin).
     public static func bins(_ outcomes: [SampleOutcome], count: Int) -> [ReliabilityBin] {
         var bins = (0..<count).map {
-            ReliabilityBin(lower: Double($0) / Double(count), upper: Double($0 + 1) / Double(count),
-                           count: 0, accuracy: 0, confidence: 0)
+            ReliabilityBin(
+                lower: Double($0) / Double(count), upper: Double($0 + 1) / Double(count),
+                count: 0, accuracy: 0, confidence: 0)
         }
         for outcome in outcomes {
             let b = min(max(Int((outcome.confidence * Double(count)).rounded(.up)) - 1, 0), count - 1)
@@ -147,10 +152,11 @@ extension SampleOutcome {
             for k in 1..<c where z[k] > z[best] { best = k }
             let label = labels[row]
             let above = (0..<c).filter { z[$0] > z[label] || (z[$0] == z[label] && $0 < label) }.count
-            result.append(SampleOutcome(
-                index: indices[row], label: label, confidence: exp(Double(z[best]) - logNormalizer),
-                negativeLogLikelihood: logNormalizer - Double(z[label]),
-                isCorrect: best == label, isInTopFive: above < 5))
+            result.append(
+                SampleOutcome(
+                    index: indices[row], label: label, confidence: exp(Double(z[best]) - logNormalizer),
+                    negativeLogLikelihood: logNormalizer - Double(z[label]),
+                    isCorrect: best == label, isInTopFive: above < 5))
         }
         return result
     }

@@ -73,7 +73,9 @@ public enum CheckpointEvaluation {
             object["checkpoint"] = checkpoint
             object["epoch"] = epoch
             object["ranks"] = ranks
-            return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+            return String(
+                decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self
+            )
         }
     }
 
@@ -88,8 +90,10 @@ public enum CheckpointEvaluation {
     /// Loads the checkpoint at `path` (a checkpoint folder, or a run directory meaning its newest
     /// complete checkpoint), evaluates it on its data set's test split, and, if `predictionsPath`
     /// is given, rank 0 writes one CSV row per test sample (index, label, then the probabilities).
-    public static func run(path: String, dataDirectory: String?, maxTestSamples: Int?, eceBins: Int,
-                           predictionsPath: String?, threads: Int?, communicator: any Communicator) throws -> Result {
+    public static func run(
+        path: String, dataDirectory: String?, maxTestSamples: Int?, eceBins: Int,
+        predictionsPath: String?, threads: Int?, communicator: any Communicator
+    ) throws -> Result {
         BLAS.threads = ProcessPlacement.blasThreads(requested: threads)
         let (folder, snapshot) = try locate(path)
         var config = try snapshot.configuration(source: folder)
@@ -97,8 +101,9 @@ public enum CheckpointEvaluation {
         if let maxTestSamples { config.maxTestSamples = maxTestSamples }
         let test = try config.datasetSpec().load(.test, directory: config.dataDirectory).prefix(config.maxTestSamples)
         let input = ModelZoo.Input(height: test.height, width: test.width, channels: test.channels, classes: test.classCount)
-        let model = try ModelZoo.make(config.model, input: input, widthMultiplier: config.widthMultiplier,
-                                      generator: RandomGenerator(seed: config.seed))
+        let model = try ModelZoo.make(
+            config.model, input: input, widthMultiplier: config.widthMultiplier,
+            generator: RandomGenerator(seed: config.seed))
         try snapshot.restoreModel(into: model, source: folder)
         let sharder = try EvaluationSharder(sampleCount: test.count, rank: communicator.rank, worldSize: communicator.size)
         let loader = BatchLoader(dataset: test, schedule: sharder, augmentation: .none, seed: config.seed, prefetch: 1)
@@ -118,8 +123,9 @@ public enum CheckpointEvaluation {
         let (found, warnings) = store.newestValid()
         warnings.forEach { printError("pskd: warning: \($0)") }
         guard let found else {
-            throw CheckpointError("\(path) is neither a checkpoint folder (with a COMPLETE marker) nor a run directory with a usable checkpoint under checkpoints/"
-                + (warnings.isEmpty ? "" : " (\(warnings.count) skipped, see the warnings above)"))
+            throw CheckpointError(
+                "\(path) is neither a checkpoint folder (with a COMPLETE marker) nor a run directory with a usable checkpoint under checkpoints/"
+                    + (warnings.isEmpty ? "" : " (\(warnings.count) skipped, see the warnings above)"))
         }
         return (found.source, found.snapshot)
     }

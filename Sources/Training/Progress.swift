@@ -23,8 +23,9 @@ final class Progress {
         lastStep = step
         guard log.isWriter else { return }
         let remaining = Double(steps - step) * elapsed / Double(step)
-        let text = String(format: "epoch %d/%d step %d/%d loss %.4f %.0f samples/s ETA %.0f s",
-                          epoch, epochs, step, steps, loss, samplesPerSecond, remaining)
+        let text = String(
+            format: "epoch %d/%d step %d/%d loss %.4f %.0f samples/s ETA %.0f s",
+            epoch, epochs, step, steps, loss, samplesPerSecond, remaining)
         if isTerminal {
             let width = 24, filled = width * step / max(steps, 1)
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)

@@ -9,12 +9,15 @@ enum ReplicaAgreement {
     /// before any exchange sized by them (the settings were compared by the start-up handshake).
     static func checkShapes(model: Model, data: TrainingData, communicator: any Communicator) throws {
         let store = model.parameters
-        try agree(on: [("parameters", store.parameterCount), ("buffer values", store.buffers.count),
-                       ("training samples", data.train.count), ("test samples", data.test.count),
-                       ("classes", data.train.classCount), ("image height", data.train.height),
-                       ("image width", data.train.width), ("image channels", data.train.channels)],
-                  communicator: communicator,
-                  remedy: "every rank must see the same data set files and build the same model")
+        try agree(
+            on: [
+                ("parameters", store.parameterCount), ("buffer values", store.buffers.count),
+                ("training samples", data.train.count), ("test samples", data.test.count),
+                ("classes", data.train.classCount), ("image height", data.train.height),
+                ("image width", data.train.width), ("image channels", data.train.channels),
+            ],
+            communicator: communicator,
+            remedy: "every rank must see the same data set files and build the same model")
     }
 
     /// Broadcasts rank 0's parameters and buffers, then checks that every rank holds them; a
@@ -23,14 +26,17 @@ enum ReplicaAgreement {
         let store = model.parameters
         try communicator.broadcast(UnsafeMutableRawBufferPointer(store.values.buffer), root: 0)
         try communicator.broadcast(UnsafeMutableRawBufferPointer(store.buffers.buffer), root: 0)
-        try agree(on: [("initial parameters (hash)", Int(truncatingIfNeeded: store.values.contentHash))],
-                  communicator: communicator, remedy: "every rank must run the same pskd build")
+        try agree(
+            on: [("initial parameters (hash)", Int(truncatingIfNeeded: store.values.contentHash))],
+            communicator: communicator, remedy: "every rank must run the same pskd build")
     }
 
     /// Compares named values across ranks with one fixed-size all-gather and throws, on every
     /// rank, naming the first rank and values that differ from rank 0's.
-    private static func agree(on values: [(name: String, value: Int)], communicator: any Communicator,
-                              remedy: String) throws {
+    private static func agree(
+        on values: [(name: String, value: Int)], communicator: any Communicator,
+        remedy: String
+    ) throws {
         let mine = values.map { Int64($0.value) }
         let all = try mine.withUnsafeBytes { try communicator.allGather($0) }.withUnsafeBytes { Array($0.bindMemory(to: Int64.self)) }
         let count = values.count

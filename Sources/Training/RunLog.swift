@@ -56,7 +56,9 @@ final class RunLog {
 
     /// The records of `metrics.jsonl` so far (rank 0; empty elsewhere or when unreadable).
     func records() -> [EpochRecord] {
-        guard isWriter, let text = try? String(contentsOf: directory.appendingPathComponent("metrics.jsonl"), encoding: .utf8) else { return [] }
+        guard isWriter, let text = try? String(contentsOf: directory.appendingPathComponent("metrics.jsonl"), encoding: .utf8) else {
+            return []
+        }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         return text.split(separator: "\n").compactMap { try? decoder.decode(EpochRecord.self, from: Data($0.utf8)) }
@@ -102,8 +104,10 @@ public struct EpochRecord: Codable, Sendable {
     /// logged before it was recorded.
     public var peakMemoryBytes: UInt64?
 
-    init(epoch: Int, alpha: Double, learningRate: Double, trainLoss: Double, metrics: ClassificationMetrics,
-         seconds: Double, samplesPerSecond: Double, flippedLabels: Int? = nil, peakMemoryBytes: UInt64?) {
+    init(
+        epoch: Int, alpha: Double, learningRate: Double, trainLoss: Double, metrics: ClassificationMetrics,
+        seconds: Double, samplesPerSecond: Double, flippedLabels: Int? = nil, peakMemoryBytes: UInt64?
+    ) {
         self.flippedLabels = flippedLabels
         self.epoch = epoch
         self.alpha = alpha
@@ -124,13 +128,16 @@ public struct EpochRecord: Codable, Sendable {
 
     /// The epoch and its test metrics, for closing lines.
     var testSummary: String {
-        String(format: "%d: test top-1 err %.2f %%, top-5 err %.2f %%, NLL %.4f, ECE %.2f %%, AURC %.2f, E-AURC %.2f",
-               epoch, testTop1Error, testTop5Error, testNll, testEce, testAurc, testEaurc)
+        String(
+            format: "%d: test top-1 err %.2f %%, top-5 err %.2f %%, NLL %.4f, ECE %.2f %%, AURC %.2f, E-AURC %.2f",
+            epoch, testTop1Error, testTop5Error, testNll, testEce, testAurc, testEaurc)
     }
 
     /// A one-line human summary.
     var summary: String {
-        String(format: "epoch %d: α %.3f, lr %.4f, train loss %.4f, test top-1 err %.2f %%, top-5 err %.2f %%, NLL %.4f, ECE %.2f %%, AURC %.2f, E-AURC %.2f, %.1f s, %.0f samples/s",
-               epoch, alpha, lr, trainLoss, testTop1Error, testTop5Error, testNll, testEce, testAurc, testEaurc, seconds, samplesPerSecond)
+        String(
+            format:
+                "epoch %d: α %.3f, lr %.4f, train loss %.4f, test top-1 err %.2f %%, top-5 err %.2f %%, NLL %.4f, ECE %.2f %%, AURC %.2f, E-AURC %.2f, %.1f s, %.0f samples/s",
+            epoch, alpha, lr, trainLoss, testTop1Error, testTop5Error, testNll, testEce, testAurc, testEaurc, seconds, samplesPerSecond)
     }
 }

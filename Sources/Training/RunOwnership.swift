@@ -36,8 +36,9 @@ final class RunOwnership {
             if overwrite {
                 try Self.clear(directory, held: held)
             } else if !resume, !held.isEmpty {
-                throw ConfigurationError("\(path) already holds a run (\(held.sorted().joined(separator: ", "))): "
-                    + "give --resume to continue it, --overwrite to replace it, or another --out")
+                throw ConfigurationError(
+                    "\(path) already holds a run (\(held.sorted().joined(separator: ", "))): "
+                        + "give --resume to continue it, --overwrite to replace it, or another --out")
             }
         } catch {
             close(descriptor)
@@ -55,10 +56,12 @@ final class RunOwnership {
             var status = stat()
             if stat(current, &status) == 0 {
                 guard status.st_mode & S_IFMT == S_IFDIR else {
-                    throw ConfigurationError("cannot create the run directory \(path): \(current) is a file, not a directory; choose another --out")
+                    throw ConfigurationError(
+                        "cannot create the run directory \(path): \(current) is a file, not a directory; choose another --out")
                 }
             } else if mkdir(current, 0o755) != 0 && errno != EEXIST {
-                throw ConfigurationError("cannot create the run directory \(path): \(current): \(String(cString: strerror(errno))); choose another --out")
+                throw ConfigurationError(
+                    "cannot create the run directory \(path): \(current): \(String(cString: strerror(errno))); choose another --out")
             }
         }
     }
@@ -74,13 +77,15 @@ final class RunOwnership {
             guard reason != EWOULDBLOCK else {
                 let holder = (try? String(contentsOfFile: lockPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
                 close(fd)
-                throw ConfigurationError("\(runDirectory) is in use by another pskd job (\(holder.flatMap { $0.isEmpty ? nil : $0 } ?? "holder unknown")): "
-                    + "wait for it to end, or choose another --out")
+                throw ConfigurationError(
+                    "\(runDirectory) is in use by another pskd job (\(holder.flatMap { $0.isEmpty ? nil : $0 } ?? "holder unknown")): "
+                        + "wait for it to end, or choose another --out")
             }
             // A file system without flock (some parallel file systems unless mounted with it):
             // train unprotected rather than not at all, and say so.
-            printError("pskd: warning: cannot lock \(lockPath) (\(String(cString: strerror(reason)))): "
-                + "a second job on \(runDirectory) would not be detected")
+            printError(
+                "pskd: warning: cannot lock \(lockPath) (\(String(cString: strerror(reason)))): "
+                    + "a second job on \(runDirectory) would not be detected")
         }
         let identity = "host \(hostName()), pid \(getpid()), since \(ISO8601DateFormatter().string(from: Date()))\n"
         _ = ftruncate(fd, 0)
@@ -102,21 +107,26 @@ final class RunOwnership {
     private static func clear(_ directory: URL, held: Set<String>) throws {
         let foreign = held.subtracting(ownNames)
         guard foreign.isEmpty else {
-            throw ConfigurationError("--overwrite: \(directory.path) holds files pskd did not write (\(foreign.sorted().prefix(5).joined(separator: ", "))): "
-                + "nothing was removed; choose another --out")
+            throw ConfigurationError(
+                "--overwrite: \(directory.path) holds files pskd did not write (\(foreign.sorted().prefix(5).joined(separator: ", "))): "
+                    + "nothing was removed; choose another --out")
         }
         let checkpoints = directory.appendingPathComponent("checkpoints")
         if held.contains("checkpoints"), !isSymbolicLink(checkpoints) {
-            let strangers = try contents(of: checkpoints).filter { !isCheckpointFolderName($0) || isSymbolicLink(checkpoints.appendingPathComponent($0)) }
+            let strangers = try contents(of: checkpoints).filter {
+                !isCheckpointFolderName($0) || isSymbolicLink(checkpoints.appendingPathComponent($0))
+            }
             guard strangers.isEmpty else {
-                throw ConfigurationError("--overwrite: \(checkpoints.path) holds entries pskd did not write (\(strangers.sorted().prefix(5).joined(separator: ", "))): "
-                    + "nothing was removed; choose another --out")
+                throw ConfigurationError(
+                    "--overwrite: \(checkpoints.path) holds entries pskd did not write (\(strangers.sorted().prefix(5).joined(separator: ", "))): "
+                        + "nothing was removed; choose another --out")
             }
         }
         let links = held.filter { isSymbolicLink(directory.appendingPathComponent($0)) }
         guard links.isEmpty else {
-            throw ConfigurationError("--overwrite: \(directory.path) holds symbolic links (\(links.sorted().joined(separator: ", "))): "
-                + "nothing was removed; remove them yourself or choose another --out")
+            throw ConfigurationError(
+                "--overwrite: \(directory.path) holds symbolic links (\(links.sorted().joined(separator: ", "))): "
+                    + "nothing was removed; remove them yourself or choose another --out")
         }
         for name in held.sorted() {
             do {

@@ -103,7 +103,8 @@ public enum SafeTensors {
     /// The tensors (sorted by data offset) and metadata of a safetensors file of `fileSize`
     /// bytes, reading only its header through `read` (a byte range of the file).
     public static func readHeader(fileSize: Int, file: String, _ read: (Range<Int>) throws -> Data) throws
-        -> (tensors: [Descriptor], metadata: [String: String]) {
+        -> (tensors: [Descriptor], metadata: [String: String])
+    {
         func fail(_ problem: String) -> FormatError { FormatError(file: file, problem: problem) }
         guard fileSize >= 8 else { throw fail("\(fileSize) bytes, shorter than the 8-byte header length") }
         let headerLength = try read(0..<8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
@@ -118,8 +119,9 @@ public enum SafeTensors {
         var tensors: [Descriptor] = []
         for (name, value) in header where name != "__metadata__" {
             guard let fields = value as? [String: Any], let dtype = fields["dtype"] as? String,
-                  let size = elementSizes[dtype], let shape = fields["shape"] as? [Int],
-                  let offsets = fields["data_offsets"] as? [Int], offsets.count == 2 else {
+                let size = elementSizes[dtype], let shape = fields["shape"] as? [Int],
+                let offsets = fields["data_offsets"] as? [Int], offsets.count == 2
+            else {
                 throw fail("tensor '\(name)' has no valid dtype (F32, F64, I64, U8), shape and data_offsets")
             }
             let (begin, end) = (headerEnd + offsets[0], headerEnd + offsets[1])

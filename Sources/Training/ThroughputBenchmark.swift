@@ -49,16 +49,19 @@ public enum ThroughputBenchmark {
 
     /// Runs `warmupSteps` untimed steps, then `steps` timed steps of each policy, interleaved in
     /// rounds so that both see the same machine conditions.
-    public static func run(modelName: String, batchSize: Int, threads: Int, steps: Int, warmupSteps: Int = 3,
-                           convolution: ConvolutionAlgorithm = .automatic, shardedTeacher: Bool = false,
-                           communicator base: any Communicator = LocalCommunicator(),
-                           beacon: ProgressBeacon? = nil) throws -> Result {
+    public static func run(
+        modelName: String, batchSize: Int, threads: Int, steps: Int, warmupSteps: Int = 3,
+        convolution: ConvolutionAlgorithm = .automatic, shardedTeacher: Bool = false,
+        communicator base: any Communicator = LocalCommunicator(),
+        beacon: ProgressBeacon? = nil
+    ) throws -> Result {
         BLAS.threads = threads
         let communicator = TimedCommunicator(base)
         let model = try ModelZoo.make(modelName, generator: RandomGenerator(seed: 1))
         for case let conv as Conv2d in model.network.descendants() { conv.algorithm = convolution }
-        let bench = try BenchmarkSteps(model: model, batchSize: batchSize, communicator: communicator, beacon: beacon,
-                                       shardedTeacher: shardedTeacher)
+        let bench = try BenchmarkSteps(
+            model: model, batchSize: batchSize, communicator: communicator, beacon: beacon,
+            shardedTeacher: shardedTeacher)
         for _ in 0..<warmupSteps {
             try bench.step(policy: .crossEntropy)
             try bench.step(policy: .progressiveSelfDistillation(finalAlpha: 0.8))
@@ -131,17 +134,20 @@ private final class BenchmarkSteps {
         self.model = model
         self.communicator = communicator
         self.beacon = beacon
-        step = TrainingStep(model: model, optimizer: SGD(parameterCount: model.parameters.parameterCount),
-                            communicator: communicator)
+        step = TrainingStep(
+            model: model, optimizer: SGD(parameterCount: model.parameters.parameterCount),
+            communicator: communicator)
         var generator = RandomGenerator(seed: 1).split(RandomStream.benchmark, UInt64(communicator.rank))
         inputs = Tensor(zeros: [batchSize] + model.sampleShape)
         for i in 0..<inputs.count { inputs[i] = generator.nextNormal() }
         labels = (0..<batchSize).map { _ in generator.nextIndex(below: model.classCount) }
         targets = Tensor(zeros: [batchSize, model.classCount])
         let tableLabels = (0..<ThroughputBenchmark.tableRows).map { $0 % model.classCount }
-        sampler = try ShardedSampler(sampleCount: ThroughputBenchmark.tableRows, globalBatchSize: batchSize * communicator.size,
-                                     rank: communicator.rank, worldSize: communicator.size, seed: 1)
-        teacher = shardedTeacher
+        sampler = try ShardedSampler(
+            sampleCount: ThroughputBenchmark.tableRows, globalBatchSize: batchSize * communicator.size,
+            rank: communicator.rank, worldSize: communicator.size, seed: 1)
+        teacher =
+            shardedTeacher
             ? ShardedTeacher(labels: tableLabels, classCount: model.classCount, sampler: sampler, communicator: communicator)
             : TeacherTable(labels: tableLabels, classCount: model.classCount, sampler: sampler, communicator: communicator)
         try teacher.beginEpoch(1)
@@ -163,8 +169,9 @@ private final class BenchmarkSteps {
         beacon?.startStep(epoch: teacherEpoch, step: position)
         let teacherRows = policy.usesTeacher ? teacher.rows(step: stepIndex, indices: slots.indices, isPadding: slots.isPadding) : nil
         policy.makeTargets(labels: labels, alpha: 0.5, teacherRows: teacherRows, into: targets)
-        let result = try step(inputs: inputs, targets: targets,
-                              samples: BatchSamples(seed: 1, epoch: teacherEpoch, indices: slots.indices), learningRate: 0.01)
+        let result = try step(
+            inputs: inputs, targets: targets,
+            samples: BatchSamples(seed: 1, epoch: teacherEpoch, indices: slots.indices), learningRate: 0.01)
         beacon?.enter(.teacherExchange)
         if policy.usesTeacher { try recordTeacher(step: stepIndex, slots: slots, probabilities: result.probabilities) }
         _ = try communicator.sum(result.loss)

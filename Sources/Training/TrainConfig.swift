@@ -115,8 +115,10 @@ public struct TrainConfig: Sendable, Codable, Equatable {
 
     /// Settings that `--resume` may change, because they do not change the training so far:
     /// more epochs, where the data is, threads, loading, checkpoints kept, evaluation, and the stall watchdog.
-    public static let changeableOnResume: Set<String> = ["epochs", "data-dir", "threads", "prefetch", "keep-checkpoints",
-                                                         "ece-bins", "max-test-samples", "stall-timeout", "teacher"]
+    public static let changeableOnResume: Set<String> = [
+        "epochs", "data-dir", "threads", "prefetch", "keep-checkpoints",
+        "ece-bins", "max-test-samples", "stall-timeout", "teacher",
+    ]
 
     /// Throws, naming them, if settings that `--resume` may not change differ from `saved`
     /// (the run's `config.json`).
@@ -126,9 +128,10 @@ public struct TrainConfig: Sendable, Codable, Equatable {
         let changed = fixed.sorted().filter { mine[$0] != theirs[$0] }
         guard changed.isEmpty else {
             let listed = changed.map { "\($0) (the run: \(theirs[$0] ?? "unset"), now: \(mine[$0] ?? "unset"))" }
-            throw ConfigurationError("--resume: \(runDirectory) was trained with other settings: \(listed.joined(separator: ", ")). "
-                + "Resuming may change only \(Self.changeableOnResume.sorted().joined(separator: ", ")); "
-                + "drop the others to continue the run, or train a new one with another --out")
+            throw ConfigurationError(
+                "--resume: \(runDirectory) was trained with other settings: \(listed.joined(separator: ", ")). "
+                    + "Resuming may change only \(Self.changeableOnResume.sorted().joined(separator: ", ")); "
+                    + "drop the others to continue the run, or train a new one with another --out")
         }
     }
 
@@ -136,9 +139,10 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     /// where unset.
     public var syntheticShape: SyntheticShape {
         let standard = SyntheticShape.standard
-        return SyntheticShape(trainSamples: syntheticSamples ?? standard.trainSamples,
-                              testSamples: syntheticTestSamples ?? standard.testSamples,
-                              classes: syntheticClasses ?? standard.classes, features: syntheticFeatures ?? standard.features)
+        return SyntheticShape(
+            trainSamples: syntheticSamples ?? standard.trainSamples,
+            testSamples: syntheticTestSamples ?? standard.testSamples,
+            classes: syntheticClasses ?? standard.classes, features: syntheticFeatures ?? standard.features)
     }
 
     /// The data set the configuration names; `synthetic` is generated from the `synthetic-*`
@@ -179,8 +183,9 @@ public struct TrainConfig: Sendable, Codable, Equatable {
         }
         switch optimizer {
         case "sgd":
-            return SGD(parameterCount: parameterCount, momentum: Float(momentum), nesterov: nesterov && momentum > 0,
-                       weightDecay: Float(weightDecay), weightDecayStyle: style)
+            return SGD(
+                parameterCount: parameterCount, momentum: Float(momentum), nesterov: nesterov && momentum > 0,
+                weightDecay: Float(weightDecay), weightDecayStyle: style)
         case "adamw":
             return AdamW(parameterCount: parameterCount, weightDecay: Float(weightDecay), weightDecayStyle: style)
         default:
@@ -193,23 +198,31 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     /// refused before anything happens.
     public func validate() throws {
         try TrainSetting.checkRanges(self)
-        try require(maxTrainSamples.map { $0 >= batchSize } ?? true,
-                    "max-train-samples \(maxTrainSamples ?? 0) is smaller than one global batch (\(batchSize))")
-        try require(dataset != "synthetic" || model == "mlp",
-                    "model \(model) needs images; the synthetic data set's samples are vectors of \(syntheticShape.features) features: use --model mlp")
+        try require(
+            maxTrainSamples.map { $0 >= batchSize } ?? true,
+            "max-train-samples \(maxTrainSamples ?? 0) is smaller than one global batch (\(batchSize))")
+        try require(
+            dataset != "synthetic" || model == "mlp",
+            "model \(model) needs images; the synthetic data set's samples are vectors of \(syntheticShape.features) features: use --model mlp"
+        )
     }
 
     /// `validate()`, and the combinations that depend on the number of ranks.
     public func validate(ranks: Int) throws {
         try validate()
-        try require(batchSize >= ranks && batchSize % ranks == 0,
-                    "batch-size \(batchSize) is the global batch: it must be a positive multiple of the \(ranks) ranks")
+        try require(
+            batchSize >= ranks && batchSize % ranks == 0,
+            "batch-size \(batchSize) is the global batch: it must be a positive multiple of the \(ranks) ranks")
         try require(batchSize / ranks >= 2, "batch-size \(batchSize) leaves fewer than 2 samples per rank; BatchNorm needs at least 2")
         let rankBatch = batchSize / ranks
-        try require(rankBatch % microBatchesPerStep == 0,
-                    "accumulate-steps \(microBatchesPerStep) must divide each rank's \(rankBatch) samples (batch-size \(batchSize) over \(ranks) ranks) into equal micro-batches")
-        try require(rankBatch / microBatchesPerStep >= 2,
-                    "accumulate-steps \(microBatchesPerStep) leaves micro-batches of fewer than 2 samples per rank (batch-size \(batchSize) over \(ranks) ranks); BatchNorm needs at least 2")
+        try require(
+            rankBatch % microBatchesPerStep == 0,
+            "accumulate-steps \(microBatchesPerStep) must divide each rank's \(rankBatch) samples (batch-size \(batchSize) over \(ranks) ranks) into equal micro-batches"
+        )
+        try require(
+            rankBatch / microBatchesPerStep >= 2,
+            "accumulate-steps \(microBatchesPerStep) leaves micro-batches of fewer than 2 samples per rank (batch-size \(batchSize) over \(ranks) ranks); BatchNorm needs at least 2"
+        )
     }
 
     /// Micro-batches per optimiser step: `accumulateSteps`, 1 when unset.

@@ -35,20 +35,24 @@ public struct TrainSetting: Sendable {
     /// What a value must be, in words, for refusals: "a whole number", ….
     public let expected: String
 
-    init(name: String, kind: Kind, help: String, range: String?, expected: String? = nil,
-         write: @escaping @Sendable (inout TrainConfig, Any) -> Bool, isValid: @escaping @Sendable (TrainConfig) -> Bool,
-         read: @escaping @Sendable (TrainConfig) -> String, json: @escaping @Sendable (TrainConfig) -> Any?) {
+    init(
+        name: String, kind: Kind, help: String, range: String?, expected: String? = nil,
+        write: @escaping @Sendable (inout TrainConfig, Any) -> Bool, isValid: @escaping @Sendable (TrainConfig) -> Bool,
+        read: @escaping @Sendable (TrainConfig) -> String, json: @escaping @Sendable (TrainConfig) -> Any?
+    ) {
         (self.name, self.kind, self.help, self.range) = (name, kind, help, range)
         (self.write, self.isValid, self.read, self.json) = (write, isValid, read, json)
-        self.expected = expected ?? {
-            switch kind {
-            case .integer: "a whole number"
-            case .number: "a number"
-            case .text: "text"
-            case .boolean, .toggle: "true or false"
-            case .integerList: "a list of whole numbers"
-            }
-        }()
+        self.expected =
+            expected
+            ?? {
+                switch kind {
+                case .integer: "a whole number"
+                case .number: "a number"
+                case .text: "text"
+                case .boolean, .toggle: "true or false"
+                case .integerList: "a list of whole numbers"
+                }
+            }()
     }
 
     /// The setting named `name` (with `_` read as `-`), or nil.
@@ -79,7 +83,8 @@ public struct TrainSetting: Sendable {
     public static func refuseRepeats(_ keys: [String], source: String) throws {
         let spellings = Dictionary(grouping: keys) { $0.replacingOccurrences(of: "_", with: "-") }
         if let (key, both) = spellings.sorted(by: { $0.key < $1.key }).first(where: { $0.value.count > 1 }) {
-            throw ConfigurationError("\(source): setting '\(key)' is given \(both.count) times (\(both.sorted().joined(separator: ", "))): keep one")
+            throw ConfigurationError(
+                "\(source): setting '\(key)' is given \(both.count) times (\(both.sorted().joined(separator: ", "))): keep one")
         }
     }
 
@@ -106,7 +111,8 @@ public struct TrainSetting: Sendable {
                 throw ConfigurationError("unexpected argument '\(argument)': settings are written --name value (see --help)")
             }
             let body = argument.dropFirst(2)
-            let (name, inline) = body.firstIndex(of: "=").map { (String(body[..<$0]), Optional(String(body[body.index(after: $0)...]))) }
+            let (name, inline) =
+                body.firstIndex(of: "=").map { (String(body[..<$0]), Optional(String(body[body.index(after: $0)...]))) }
                 ?? (String(body), nil)
             guard let setting = named(name) else {
                 throw ConfigurationError("unknown option '--\(name)'; settings: \(all.map { "--" + $0.name }.joined(separator: ", "))")
@@ -127,7 +133,8 @@ public struct TrainSetting: Sendable {
     /// The settings for `--help`, one line (paragraph) each.
     public static var helpText: String {
         all.map { setting in
-            let usage = setting.kind == .toggle ? "--\(setting.name)" : "--\(setting.name) <\(setting.kind == .integerList ? "list" : "value")>"
+            let usage =
+                setting.kind == .toggle ? "--\(setting.name)" : "--\(setting.name) <\(setting.kind == .integerList ? "list" : "value")>"
             return "\(usage): \(setting.help)" + (setting.range.map { " Valid: \($0)." } ?? "")
         }.joined(separator: "\n")
     }
@@ -139,73 +146,115 @@ extension TrainSetting {
     /// Every setting of `pskd train`, in the order `--help` lists them.
     public static let all: [TrainSetting] = [
         text("model", \.model, "The network (default cnn).", choices: ModelZoo.names),
-        number("width-multiplier", \.widthMultiplier, "Channel width multiplier of preact-resnet18 and preact-resnet18-he (default 1).",
-               range: "0.0625...16 (at least 4 channels in the narrowest layer)") { (0.0625...16).contains($0) },
+        number(
+            "width-multiplier", \.widthMultiplier, "Channel width multiplier of preact-resnet18 and preact-resnet18-he (default 1).",
+            range: "0.0625...16 (at least 4 channels in the narrowest layer)"
+        ) { (0.0625...16).contains($0) },
         text("dataset", \.dataset, "The data set (default fashion-mnist).", choices: DatasetSpec.names),
-        optionalInteger("synthetic-samples", \.syntheticSamples, "Training samples N of --dataset synthetic (default 60000).",
-                        range: "1...100000000") { (1...100_000_000).contains($0) },
-        optionalInteger("synthetic-test-samples", \.syntheticTestSamples, "Test samples of --dataset synthetic (default 10000).",
-                        range: "1...100000000") { (1...100_000_000).contains($0) },
-        optionalInteger("synthetic-classes", \.syntheticClasses, "Classes C of --dataset synthetic (default 10).",
-                        range: "2...100000") { (2...100_000).contains($0) },
-        optionalInteger("synthetic-features", \.syntheticFeatures,
-                        "Features D per sample of --dataset synthetic, stored as one byte each (default 64).",
-                        range: "1...65536") { (1...65_536).contains($0) },
+        optionalInteger(
+            "synthetic-samples", \.syntheticSamples, "Training samples N of --dataset synthetic (default 60000).",
+            range: "1...100000000"
+        ) { (1...100_000_000).contains($0) },
+        optionalInteger(
+            "synthetic-test-samples", \.syntheticTestSamples, "Test samples of --dataset synthetic (default 10000).",
+            range: "1...100000000"
+        ) { (1...100_000_000).contains($0) },
+        optionalInteger(
+            "synthetic-classes", \.syntheticClasses, "Classes C of --dataset synthetic (default 10).",
+            range: "2...100000"
+        ) { (2...100_000).contains($0) },
+        optionalInteger(
+            "synthetic-features", \.syntheticFeatures,
+            "Features D per sample of --dataset synthetic, stored as one byte each (default 64).",
+            range: "1...65536"
+        ) { (1...65_536).contains($0) },
         optionalText("data-dir", \.dataDirectory, "Directory of the data set's files (default: Debian's for Fashion-MNIST)."),
-        optionalInteger("max-train-samples", \.maxTrainSamples, "Train on the first K samples only (default all).",
-                        range: "at least 1 (and one global batch)") { $0 >= 1 },
-        optionalInteger("max-test-samples", \.maxTestSamples, "Evaluate on the first K test samples only (default all).",
-                        range: "at least 1") { $0 >= 1 },
-        optionalNumber("label-noise", \.labelNoise,
-                       "Symmetric label noise: each training label, with this probability, is replaced by a different class "
-                       + "chosen uniformly, from (seed, sample index) alone, the same on every rank; the test set stays clean (default 0).",
-                       range: "in [0, 1)") { (0..<1).contains($0) },
+        optionalInteger(
+            "max-train-samples", \.maxTrainSamples, "Train on the first K samples only (default all).",
+            range: "at least 1 (and one global batch)"
+        ) { $0 >= 1 },
+        optionalInteger(
+            "max-test-samples", \.maxTestSamples, "Evaluate on the first K test samples only (default all).",
+            range: "at least 1"
+        ) { $0 >= 1 },
+        optionalNumber(
+            "label-noise", \.labelNoise,
+            "Symmetric label noise: each training label, with this probability, is replaced by a different class "
+                + "chosen uniformly, from (seed, sample index) alone, the same on every rank; the test set stays clean (default 0).",
+            range: "in [0, 1)"
+        ) { (0..<1).contains($0) },
         integer("epochs", \.epochs, "Epochs T (default 3).", range: "1...100000") { (1...100_000).contains($0) },
-        integer("batch-size", \.batchSize, "Global batch size summed over ranks: each of R ranks trains on batch-size / R (default 128).",
-                range: "at least 2 per rank, a multiple of the rank count, at most the training samples") { $0 >= 2 },
+        integer(
+            "batch-size", \.batchSize, "Global batch size summed over ranks: each of R ranks trains on batch-size / R (default 128).",
+            range: "at least 2 per rank, a multiple of the rank count, at most the training samples"
+        ) { $0 >= 2 },
         toggle("drop-last", \.dropLast, "Drop the last partial batch instead of padding it."),
-        optionalInteger("accumulate-steps", \.accumulateSteps,
-                        "Gradient accumulation: each optimiser step trains its global batch in K micro-batches of batch-size / (R·K) "
-                        + "per rank and all-reduces once; the same update as one batch up to float rounding, but BatchNorm "
-                        + "normalises each micro-batch by its own statistics (as PyTorch does) (default 1).",
-                        range: "at least 1, dividing each rank's batch into micro-batches of at least 2") { $0 >= 1 },
+        optionalInteger(
+            "accumulate-steps", \.accumulateSteps,
+            "Gradient accumulation: each optimiser step trains its global batch in K micro-batches of batch-size / (R·K) "
+                + "per rank and all-reduces once; the same update as one batch up to float rounding, but BatchNorm "
+                + "normalises each micro-batch by its own statistics (as PyTorch does) (default 1).",
+            range: "at least 1, dividing each rank's batch into micro-batches of at least 2"
+        ) { $0 >= 1 },
         number("lr", \.learningRate, "Base learning rate (default 0.1).", range: "a positive finite number") { $0 > 0 },
         text("lr-schedule", \.learningRateSchedule, "Learning-rate schedule (default cosine).", choices: ["step", "cosine", "constant"]),
-        integerList("milestones", \.milestones, "Comma-separated epochs after which the step schedule multiplies the rate by 0.1.",
-                    range: "increasing epochs ≥ 1") { $0.allSatisfy { $0 >= 1 } && zip($0, $0.dropFirst()).allSatisfy { $0 < $1 } },
-        integer("warmup-epochs", \.warmupEpochs, "Linear warm-up epochs (default 0 = none).", range: "0...100000") { (0...100_000).contains($0) },
+        integerList(
+            "milestones", \.milestones, "Comma-separated epochs after which the step schedule multiplies the rate by 0.1.",
+            range: "increasing epochs ≥ 1"
+        ) { $0.allSatisfy { $0 >= 1 } && zip($0, $0.dropFirst()).allSatisfy { $0 < $1 } },
+        integer("warmup-epochs", \.warmupEpochs, "Linear warm-up epochs (default 0 = none).", range: "0...100000") {
+            (0...100_000).contains($0)
+        },
         text("optimizer", \.optimizer, "The optimiser (default sgd).", choices: ["sgd", "adamw"]),
         number("momentum", \.momentum, "SGD momentum (default 0.9).", range: "in [0, 1)") { (0..<1).contains($0) },
         boolean("nesterov", \.nesterov, "Nesterov momentum (default true)."),
         number("weight-decay", \.weightDecay, "Weight decay (default 5e-4).", range: "a finite number ≥ 0") { $0 >= 0 },
-        text("weight-decay-style", \.weightDecayStyle, "l2 (PyTorch SGD) or decoupled (AdamW) (default l2).", choices: ["l2", "decoupled"]),
+        text(
+            "weight-decay-style", \.weightDecayStyle, "l2 (PyTorch SGD) or decoupled (AdamW) (default l2).", choices: ["l2", "decoupled"]),
         text("policy", \.policy, "Target policy: cross-entropy, label smoothing or PS-KD (default pskd).", choices: ["ce", "ls", "pskd"]),
-        optionalText("teacher", \.teacher,
-                     "How PS-KD's teacher table is kept: replicated (the whole N × C table on every rank) or sharded (each rank "
-                     + "keeps the rows it reads next, at most 2·N·C·4/R bytes); both train the same, bit for bit (default replicated).",
-                     choices: ["replicated", "sharded"]),
+        optionalText(
+            "teacher", \.teacher,
+            "How PS-KD's teacher table is kept: replicated (the whole N × C table on every rank) or sharded (each rank "
+                + "keeps the rows it reads next, at most 2·N·C·4/R bytes); both train the same, bit for bit (default replicated).",
+            choices: ["replicated", "sharded"]),
         number("alpha-t", \.alphaT, "PS-KD's final teacher weight α_T (default 0.8).", range: "in [0, 1]") { (0...1).contains($0) },
-        number("label-smoothing", \.labelSmoothing, "Label smoothing ε for policy ls (default 0.1).", range: "in [0, 1)") { (0..<1).contains($0) },
+        number("label-smoothing", \.labelSmoothing, "Label smoothing ε for policy ls (default 0.1).", range: "in [0, 1)") {
+            (0..<1).contains($0)
+        },
         seedSetting,
-        optionalInteger("crop-padding", \.cropPadding, "Random-crop zero padding (default 4 for CIFAR, 0 otherwise).",
-                        range: "0...64 pixels") { (0...64).contains($0) },
+        optionalInteger(
+            "crop-padding", \.cropPadding, "Random-crop zero padding (default 4 for CIFAR, 0 otherwise).",
+            range: "0...64 pixels"
+        ) { (0...64).contains($0) },
         optionalBoolean("flip", \.horizontalFlip, "Random horizontal flip (default true; false for MNIST)."),
-        number("cutmix", \.cutMixProbability, "CutMix probability per batch (default 0 = off).", range: "in [0, 1]") { (0...1).contains($0) },
+        number("cutmix", \.cutMixProbability, "CutMix probability per batch (default 0 = off).", range: "in [0, 1]") {
+            (0...1).contains($0)
+        },
         integer("ece-bins", \.eceBins, "Equal-width confidence bins of ECE (default 15).", range: "1...1000") { (1...1000).contains($0) },
-        integer("prefetch", \.prefetch, "Batches prepared ahead by the loader thread (default 2; 0 = load on the training thread).",
-                range: "0...64") { (0...64).contains($0) },
-        optionalInteger("threads", \.threads, "Threads per rank for products and elementwise passes (default: the CPUs the rank is bound to).",
-                        range: "1...1024") { (1...1024).contains($0) },
+        integer(
+            "prefetch", \.prefetch, "Batches prepared ahead by the loader thread (default 2; 0 = load on the training thread).",
+            range: "0...64"
+        ) { (0...64).contains($0) },
+        optionalInteger(
+            "threads", \.threads, "Threads per rank for products and elementwise passes (default: the CPUs the rank is bound to).",
+            range: "1...1024"
+        ) { (1...1024).contains($0) },
         text("out", \.outputDirectory, "Run directory for config.json, metrics.jsonl and checkpoints/ (default runs/latest)."),
-        toggle("resume", \.resume, "Continue the run in the run directory from its newest complete checkpoint, with its config.json's settings."),
+        toggle(
+            "resume", \.resume,
+            "Continue the run in the run directory from its newest complete checkpoint, with its config.json's settings."),
         toggle("overwrite", \.overwrite, "Replace the run in the run directory (removes only what pskd wrote there)."),
-        optionalInteger("stop-after", \.stopAfterEpochs, "Stop after this many epochs are complete (continue later with --resume).",
-                        range: "at least 1") { $0 >= 1 },
+        optionalInteger(
+            "stop-after", \.stopAfterEpochs, "Stop after this many epochs are complete (continue later with --resume).",
+            range: "at least 1"
+        ) { $0 >= 1 },
         integer("keep-checkpoints", \.keepCheckpoints, "Complete checkpoints to keep (default 3).", range: "at least 1") { $0 >= 1 },
-        optionalNumber("stall-timeout", \.stallTimeout,
-                       "Seconds a rank may make no progress before the job ends with exit code 75 naming it (default: the larger of "
-                       + "60 s and 10 median steps; writing a checkpoint gets 5×; 0 = no stall watchdog).",
-                       range: "0 (off) or 1...86400 seconds") { $0 == 0 || (1...86_400).contains($0) },
+        optionalNumber(
+            "stall-timeout", \.stallTimeout,
+            "Seconds a rank may make no progress before the job ends with exit code 75 naming it (default: the larger of "
+                + "60 s and 10 median steps; writing a checkpoint gets 5×; 0 = no stall watchdog).",
+            range: "0 (off) or 1...86400 seconds"
+        ) { $0 == 0 || (1...86_400).contains($0) },
     ]
 
     /// `seed` is a UInt64 read from a whole number ≥ 0.
@@ -223,74 +272,102 @@ extension TrainSetting {
 // MARK: - Kinds
 
 extension TrainSetting {
-    private static func integer(_ name: String, _ path: WritableKeyPath<TrainConfig, Int> & Sendable, _ help: String,
-                                range: String, valid: @escaping @Sendable (Int) -> Bool) -> TrainSetting {
-        TrainSetting(name: name, kind: .integer, help: help, range: range,
-                     write: { config, value in Values.integer(value).map { config[keyPath: path] = $0 } != nil },
-                     isValid: { valid($0[keyPath: path]) }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
+    private static func integer(
+        _ name: String, _ path: WritableKeyPath<TrainConfig, Int> & Sendable, _ help: String,
+        range: String, valid: @escaping @Sendable (Int) -> Bool
+    ) -> TrainSetting {
+        TrainSetting(
+            name: name, kind: .integer, help: help, range: range,
+            write: { config, value in Values.integer(value).map { config[keyPath: path] = $0 } != nil },
+            isValid: { valid($0[keyPath: path]) }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
     }
 
-    private static func optionalInteger(_ name: String, _ path: WritableKeyPath<TrainConfig, Int?> & Sendable, _ help: String,
-                                        range: String, valid: @escaping @Sendable (Int) -> Bool) -> TrainSetting {
-        TrainSetting(name: name, kind: .integer, help: help, range: range,
-                     write: { config, value in Values.integer(value).map { config[keyPath: path] = $0 } != nil },
-                     isValid: { $0[keyPath: path].map(valid) ?? true }, read: { $0[keyPath: path].map(String.init) ?? "unset" }, json: { $0[keyPath: path] })
+    private static func optionalInteger(
+        _ name: String, _ path: WritableKeyPath<TrainConfig, Int?> & Sendable, _ help: String,
+        range: String, valid: @escaping @Sendable (Int) -> Bool
+    ) -> TrainSetting {
+        TrainSetting(
+            name: name, kind: .integer, help: help, range: range,
+            write: { config, value in Values.integer(value).map { config[keyPath: path] = $0 } != nil },
+            isValid: { $0[keyPath: path].map(valid) ?? true }, read: { $0[keyPath: path].map(String.init) ?? "unset" },
+            json: { $0[keyPath: path] })
     }
 
-    private static func number(_ name: String, _ path: WritableKeyPath<TrainConfig, Double> & Sendable, _ help: String,
-                               range: String, valid: @escaping @Sendable (Double) -> Bool) -> TrainSetting {
-        TrainSetting(name: name, kind: .number, help: help, range: range,
-                     write: { config, value in Values.number(value).map { config[keyPath: path] = $0 } != nil },
-                     isValid: { $0[keyPath: path].isFinite && valid($0[keyPath: path]) }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
+    private static func number(
+        _ name: String, _ path: WritableKeyPath<TrainConfig, Double> & Sendable, _ help: String,
+        range: String, valid: @escaping @Sendable (Double) -> Bool
+    ) -> TrainSetting {
+        TrainSetting(
+            name: name, kind: .number, help: help, range: range,
+            write: { config, value in Values.number(value).map { config[keyPath: path] = $0 } != nil },
+            isValid: { $0[keyPath: path].isFinite && valid($0[keyPath: path]) }, read: { String($0[keyPath: path]) },
+            json: { $0[keyPath: path] })
     }
 
-    private static func optionalNumber(_ name: String, _ path: WritableKeyPath<TrainConfig, Double?> & Sendable, _ help: String,
-                                       range: String, valid: @escaping @Sendable (Double) -> Bool) -> TrainSetting {
-        TrainSetting(name: name, kind: .number, help: help, range: range,
-                     write: { config, value in Values.number(value).map { config[keyPath: path] = $0 } != nil },
-                     isValid: { $0[keyPath: path].map { $0.isFinite && valid($0) } ?? true },
-                     read: { $0[keyPath: path].map { String($0) } ?? "unset" }, json: { $0[keyPath: path] })
+    private static func optionalNumber(
+        _ name: String, _ path: WritableKeyPath<TrainConfig, Double?> & Sendable, _ help: String,
+        range: String, valid: @escaping @Sendable (Double) -> Bool
+    ) -> TrainSetting {
+        TrainSetting(
+            name: name, kind: .number, help: help, range: range,
+            write: { config, value in Values.number(value).map { config[keyPath: path] = $0 } != nil },
+            isValid: { $0[keyPath: path].map { $0.isFinite && valid($0) } ?? true },
+            read: { $0[keyPath: path].map { String($0) } ?? "unset" }, json: { $0[keyPath: path] })
     }
 
-    private static func text(_ name: String, _ path: WritableKeyPath<TrainConfig, String> & Sendable, _ help: String,
-                             choices: [String]? = nil) -> TrainSetting {
-        TrainSetting(name: name, kind: .text, help: help, range: choices.map { "one of " + $0.joined(separator: ", ") },
-                     write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
-                     isValid: { config in choices.map { $0.contains(config[keyPath: path]) } ?? true },
-                     read: { "'\($0[keyPath: path])'" }, json: { $0[keyPath: path] })
+    private static func text(
+        _ name: String, _ path: WritableKeyPath<TrainConfig, String> & Sendable, _ help: String,
+        choices: [String]? = nil
+    ) -> TrainSetting {
+        TrainSetting(
+            name: name, kind: .text, help: help, range: choices.map { "one of " + $0.joined(separator: ", ") },
+            write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
+            isValid: { config in choices.map { $0.contains(config[keyPath: path]) } ?? true },
+            read: { "'\($0[keyPath: path])'" }, json: { $0[keyPath: path] })
     }
 
-    private static func optionalText(_ name: String, _ path: WritableKeyPath<TrainConfig, String?> & Sendable, _ help: String,
-                                     choices: [String]? = nil) -> TrainSetting {
-        TrainSetting(name: name, kind: .text, help: help, range: choices.map { "one of " + $0.joined(separator: ", ") },
-                     write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
-                     isValid: { config in config[keyPath: path].map { value in choices?.contains(value) ?? true } ?? true },
-                     read: { $0[keyPath: path].map { "'\($0)'" } ?? "unset" }, json: { $0[keyPath: path] })
+    private static func optionalText(
+        _ name: String, _ path: WritableKeyPath<TrainConfig, String?> & Sendable, _ help: String,
+        choices: [String]? = nil
+    ) -> TrainSetting {
+        TrainSetting(
+            name: name, kind: .text, help: help, range: choices.map { "one of " + $0.joined(separator: ", ") },
+            write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
+            isValid: { config in config[keyPath: path].map { value in choices?.contains(value) ?? true } ?? true },
+            read: { $0[keyPath: path].map { "'\($0)'" } ?? "unset" }, json: { $0[keyPath: path] })
     }
 
     private static func boolean(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool> & Sendable, _ help: String) -> TrainSetting {
-        TrainSetting(name: name, kind: .boolean, help: help + " true or false.", range: nil,
-                     write: { config, value in Values.boolean(value).map { config[keyPath: path] = $0 } != nil },
-                     isValid: { _ in true }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
+        TrainSetting(
+            name: name, kind: .boolean, help: help + " true or false.", range: nil,
+            write: { config, value in Values.boolean(value).map { config[keyPath: path] = $0 } != nil },
+            isValid: { _ in true }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
     }
 
-    private static func optionalBoolean(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool?> & Sendable, _ help: String) -> TrainSetting {
-        TrainSetting(name: name, kind: .boolean, help: help + " true or false.", range: nil,
-                     write: { config, value in Values.boolean(value).map { config[keyPath: path] = $0 } != nil },
-                     isValid: { _ in true }, read: { $0[keyPath: path].map(String.init) ?? "unset" }, json: { $0[keyPath: path] })
+    private static func optionalBoolean(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool?> & Sendable, _ help: String)
+        -> TrainSetting
+    {
+        TrainSetting(
+            name: name, kind: .boolean, help: help + " true or false.", range: nil,
+            write: { config, value in Values.boolean(value).map { config[keyPath: path] = $0 } != nil },
+            isValid: { _ in true }, read: { $0[keyPath: path].map(String.init) ?? "unset" }, json: { $0[keyPath: path] })
     }
 
     private static func toggle(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool> & Sendable, _ help: String) -> TrainSetting {
-        TrainSetting(name: name, kind: .toggle, help: help, range: nil,
-                     write: { config, value in Values.boolean(value).map { config[keyPath: path] = $0 } != nil },
-                     isValid: { _ in true }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
+        TrainSetting(
+            name: name, kind: .toggle, help: help, range: nil,
+            write: { config, value in Values.boolean(value).map { config[keyPath: path] = $0 } != nil },
+            isValid: { _ in true }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
     }
 
-    private static func integerList(_ name: String, _ path: WritableKeyPath<TrainConfig, [Int]> & Sendable, _ help: String,
-                                    range: String, valid: @escaping @Sendable ([Int]) -> Bool) -> TrainSetting {
-        TrainSetting(name: name, kind: .integerList, help: help, range: range,
-                     write: { config, value in Values.integers(value).map { config[keyPath: path] = $0 } != nil },
-                     isValid: { valid($0[keyPath: path]) }, read: { "\($0[keyPath: path])" }, json: { $0[keyPath: path] })
+    private static func integerList(
+        _ name: String, _ path: WritableKeyPath<TrainConfig, [Int]> & Sendable, _ help: String,
+        range: String, valid: @escaping @Sendable ([Int]) -> Bool
+    ) -> TrainSetting {
+        TrainSetting(
+            name: name, kind: .integerList, help: help, range: range,
+            write: { config, value in Values.integers(value).map { config[keyPath: path] = $0 } != nil },
+            isValid: { valid($0[keyPath: path]) }, read: { "\($0[keyPath: path])" }, json: { $0[keyPath: path] })
     }
 }
 
@@ -303,7 +380,8 @@ private enum Values {
     }
 
     static func number(_ value: Any) -> Double? {
-        (value as? Double) ?? integer(value).map(Double.init) ?? (value as? String).flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+        (value as? Double) ?? integer(value).map(Double.init)
+            ?? (value as? String).flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
     }
 
     static func boolean(_ value: Any) -> Bool? {

@@ -54,18 +54,22 @@ public final class Trainer {
         try config.validate(ranks: communicator.size)
         self.config = config
         self.communicator = communicator
-        ownership = communicator.isRoot
+        ownership =
+            communicator.isRoot
             ? try RunOwnership(directory: config.outputDirectory, resume: config.resume, overwrite: config.overwrite) : nil
         BLAS.threads = ProcessPlacement.blasThreads(requested: config.threads)
         data = try TrainingData(config: config, communicator: communicator)
-        model = try ModelZoo.make(config.model, input: data.modelInput, widthMultiplier: config.widthMultiplier,
-                                  generator: RandomGenerator(seed: config.seed).split(RandomStream.initialisation))
+        model = try ModelZoo.make(
+            config.model, input: data.modelInput, widthMultiplier: config.widthMultiplier,
+            generator: RandomGenerator(seed: config.seed).split(RandomStream.initialisation))
         try ReplicaAgreement.checkShapes(model: model, data: data, communicator: communicator)
         policy = try config.targetPolicy()
-        teacher = policy.usesTeacher
+        teacher =
+            policy.usesTeacher
             ? Self.makeTeacher(config: config, data: data, classCount: model.classCount, communicator: communicator) : nil
-        step = TrainingStep(model: model, optimizer: try config.makeOptimizer(parameterCount: model.parameters.parameterCount),
-                            communicator: communicator, microBatches: config.microBatchesPerStep)
+        step = TrainingStep(
+            model: model, optimizer: try config.makeOptimizer(parameterCount: model.parameters.parameterCount),
+            communicator: communicator, microBatches: config.microBatchesPerStep)
         schedule = try config.schedule()
         log = RunLog(directory: config.outputDirectory, isWriter: communicator.isRoot)
         let localBatch = config.batchSize / communicator.size
@@ -91,37 +95,43 @@ public final class Trainer {
         }
         try withUnsafeMutableBytes(of: &chosen) { try communicator.broadcast($0, root: 0) }
         guard chosen >= 0 else {
-            log.say(skipped > 0
-                ? "pskd: --resume: none of the \(skipped) checkpoint(s) in \(checkpoints.directory.path) is usable (see the warnings above): starting from epoch 1"
-                : "pskd: --resume: no checkpoint in \(checkpoints.directory.path): starting from epoch 1")
+            log.say(
+                skipped > 0
+                    ? "pskd: --resume: none of the \(skipped) checkpoint(s) in \(checkpoints.directory.path) is usable (see the warnings above): starting from epoch 1"
+                    : "pskd: --resume: no checkpoint in \(checkpoints.directory.path): starting from epoch 1")
             return
         }
         let folder = checkpoints.folder(epoch: Int(chosen))
         let snapshot = try checkpoints.load(folder)
         try snapshot.restore(into: model, optimizer: step.optimizer, teacher: teacher, source: folder.path)
         guard snapshot.epoch <= config.epochs else {
-            throw ConfigurationError("--resume: the run in \(config.outputDirectory) has completed \(snapshot.epoch) epochs, "
-                + "more than --epochs \(config.epochs): give --epochs \(snapshot.epoch) or more to continue it, or another --out for a new run")
+            throw ConfigurationError(
+                "--resume: the run in \(config.outputDirectory) has completed \(snapshot.epoch) epochs, "
+                    + "more than --epochs \(config.epochs): give --epochs \(snapshot.epoch) or more to continue it, or another --out for a new run"
+            )
         }
         completedEpochs = snapshot.epoch
         try log.keepMetrics(throughEpoch: completedEpochs)
         let hash = try teacher?.tableHash()
-        log.say("pskd: resumed from \(folder.path) (epoch \(completedEpochs) of \(config.epochs) done)"
-            + (hash.map { ", teacher table hash \(String($0, radix: 16))" } ?? ""))
+        log.say(
+            "pskd: resumed from \(folder.path) (epoch \(completedEpochs) of \(config.epochs) done)"
+                + (hash.map { ", teacher table hash \(String($0, radix: 16))" } ?? ""))
     }
 
     /// Trains every epoch, evaluating and logging after each; returns the last epoch's record.
     @discardableResult
     public func run() throws -> EpochRecord? {
-        log.say("pskd: training \(config.model) (\(model.parameters.parameterCount) parameters) on \(config.dataset), "
-            + "\(data.train.count) samples, policy \(policy.name), \(config.epochs) epochs, global batch \(config.batchSize) "
-            + "over \(communicator.size) rank(s) × \(BLAS.threads) thread(s); run directory \(config.outputDirectory)")
+        log.say(
+            "pskd: training \(config.model) (\(model.parameters.parameterCount) parameters) on \(config.dataset), "
+                + "\(data.train.count) samples, policy \(policy.name), \(config.epochs) epochs, global batch \(config.batchSize) "
+                + "over \(communicator.size) rank(s) × \(BLAS.threads) thread(s); run directory \(config.outputDirectory)")
         if let noise = data.labelNoiseSummary(rate: config.labelNoise) { log.say("pskd: " + noise) }
         var last: EpochRecord?
         let lastEpoch = min(config.epochs, config.stopAfterEpochs ?? config.epochs)
         if lastEpoch <= completedEpochs {
-            log.say("pskd: \(completedEpochs) of \(config.epochs) epochs are already complete"
-                + (lastEpoch < config.epochs ? " (--stop-after \(lastEpoch))" : "") + ": nothing to train")
+            log.say(
+                "pskd: \(completedEpochs) of \(config.epochs) epochs are already complete"
+                    + (lastEpoch < config.epochs ? " (--stop-after \(lastEpoch))" : "") + ": nothing to train")
         }
         let stopwatch = Stopwatch()
         StopRequest.install()
@@ -129,8 +139,9 @@ public final class Trainer {
             for epoch in (completedEpochs + 1)..<max(lastEpoch + 1, completedEpochs + 1) {
                 last = try trainEpoch(epoch)
                 beacon.enter(.checkpoint)
-                try checkpoints.save(TrainingSnapshot(epoch: epoch, model: model, optimizer: step.optimizer, config: config),
-                                     teacher: teacher, communicator: communicator)
+                try checkpoints.save(
+                    TrainingSnapshot(epoch: epoch, model: model, optimizer: step.optimizer, config: config),
+                    teacher: teacher, communicator: communicator)
                 completedEpochs = epoch
             }
         } catch let interruption as TrainingInterrupted {
@@ -147,8 +158,9 @@ public final class Trainer {
     /// predictions into the teacher; then agreeing BatchNorm statistics and evaluating.
     private func trainEpoch(_ epoch: Int) throws -> EpochRecord {
         let alpha = policy.alpha(epoch: epoch, totalEpochs: config.epochs)
-        let progress = Progress(epoch: epoch, epochs: config.epochs, steps: data.loader.stepsPerEpoch,
-                                samplesPerStep: config.batchSize, log: log)
+        let progress = Progress(
+            epoch: epoch, epochs: config.epochs, steps: data.loader.stepsPerEpoch,
+            samplesPerStep: config.batchSize, log: log)
         var lossSum = 0.0, learningRate = 0.0
         try teacher?.beginEpoch(epoch)
         for batch in data.loader.epoch(epoch) {
@@ -159,14 +171,18 @@ public final class Trainer {
             let teacherRows = teacher?.rows(step: batch.step, indices: batch.indices, isPadding: batch.isPadding)
             policy.makeTargets(labels: labels, alpha: alpha, teacherRows: teacherRows, into: targets)
             batch.mixTargets(targets, into: mixedTargets)
-            let result = try step(inputs: batch.inputs, targets: mixedTargets,
-                                  samples: BatchSamples(seed: config.seed, epoch: epoch, indices: batch.indices),
-                                  learningRate: Float(learningRate))
-            stepObserver?(StepObservation(epoch: epoch, step: batch.step, alpha: alpha, indices: batch.indices, labels: labels,
-                                          targets: mixedTargets, probabilities: result.probabilities, loss: result.loss))
+            let result = try step(
+                inputs: batch.inputs, targets: mixedTargets,
+                samples: BatchSamples(seed: config.seed, epoch: epoch, indices: batch.indices),
+                learningRate: Float(learningRate))
+            stepObserver?(
+                StepObservation(
+                    epoch: epoch, step: batch.step, alpha: alpha, indices: batch.indices, labels: labels,
+                    targets: mixedTargets, probabilities: result.probabilities, loss: result.loss))
             beacon.enter(.teacherExchange)
-            try teacher?.record(step: batch.step, indices: batch.indices, probabilities: result.probabilities,
-                                isWritten: batch.isPadding.map { !$0 && batch.cutMix == nil })
+            try teacher?.record(
+                step: batch.step, indices: batch.indices, probabilities: result.probabilities,
+                isWritten: batch.isPadding.map { !$0 && batch.cutMix == nil })
             let (globalLoss, stopRequested) = try agreeAfterStep(loss: result.loss)
             guard !stopRequested else { throw TrainingInterrupted(signal: StopRequest.signal, epoch: epoch, step: batch.step + 1) }
             guard globalLoss.isFinite else {
@@ -181,11 +197,12 @@ public final class Trainer {
         beacon.enter(.evaluation)
         try ReplicaAgreement.averageBatchNormStatistics(model: model, communicator: communicator)
         let (metrics, _) = try Evaluator(model: model, loader: data.testLoader, communicator: communicator).run(eceBins: config.eceBins)
-        let record = EpochRecord(epoch: epoch, alpha: Double(alpha), learningRate: learningRate,
-                                 trainLoss: lossSum / Double(data.loader.stepsPerEpoch), metrics: metrics,
-                                 seconds: progress.elapsed, samplesPerSecond: trainingThroughput,
-                                 flippedLabels: (config.labelNoise ?? 0) > 0 ? data.flippedLabels : nil,
-                                 peakMemoryBytes: try peakMemoryPerRank().max())
+        let record = EpochRecord(
+            epoch: epoch, alpha: Double(alpha), learningRate: learningRate,
+            trainLoss: lossSum / Double(data.loader.stepsPerEpoch), metrics: metrics,
+            seconds: progress.elapsed, samplesPerSecond: trainingThroughput,
+            flippedLabels: (config.labelNoise ?? 0) > 0 ? data.flippedLabels : nil,
+            peakMemoryBytes: try peakMemoryPerRank().max())
         try log.append(record)
         log.say(record.summary)
         return record
@@ -207,13 +224,16 @@ extension Trainer {
         let records = log.records()
         if let final = records.last, let best = records.min(by: { $0.testTop1Error < $1.testTop1Error }) {
             let total = records.reduce(0) { $0 + $1.seconds }
-            log.say(String(format: "pskd: finished %d of %d epochs (%.1f s in all, %.1f s in this job)", final.epoch, config.epochs,
-                           total, stopwatch.elapsedSeconds))
+            log.say(
+                String(
+                    format: "pskd: finished %d of %d epochs (%.1f s in all, %.1f s in this job)", final.epoch, config.epochs,
+                    total, stopwatch.elapsedSeconds))
             log.say("pskd: final epoch " + final.testSummary)
             log.say("pskd: best top-1 epoch " + best.testSummary)
         }
-        log.say("pskd: results in \(config.outputDirectory)/metrics.jsonl, checkpoints in \(checkpoints.directory.path); "
-            + "`pskd evaluate --checkpoint \(config.outputDirectory)` reports the newest again")
+        log.say(
+            "pskd: results in \(config.outputDirectory)/metrics.jsonl, checkpoints in \(checkpoints.directory.path); "
+                + "`pskd evaluate --checkpoint \(config.outputDirectory)` reports the newest again")
     }
 
     /// Every rank's peak resident memory so far (`PeakMemory`), in rank order, on every rank.
@@ -224,29 +244,36 @@ extension Trainer {
     /// Rank 0 prints every rank's peak resident memory.
     private func sayPeakMemory() throws {
         let peaks = try peakMemoryPerRank()
-        log.say("pskd: peak resident memory per rank: "
-            + peaks.enumerated().map { "\($0.offset): \(PeakMemory.megabytes($0.element))" }.joined(separator: ", "))
+        log.say(
+            "pskd: peak resident memory per rank: "
+                + peaks.enumerated().map { "\($0.offset): \(PeakMemory.megabytes($0.element))" }.joined(separator: ", "))
     }
 
     /// Says where training stopped and how to continue.
     private func sayInterrupted(_ interruption: TrainingInterrupted) {
         let resume = "`pskd train --resume --out \(config.outputDirectory)`"
-        log.say("pskd: \(interruption); "
-            + (completedEpochs > 0 ? "the last complete checkpoint is epoch \(completedEpochs) (\(checkpoints.folder(epoch: completedEpochs).path)): continue with \(resume)"
-                                   : "no epoch was complete, so there is no checkpoint: \(resume) starts again from epoch 1"))
+        log.say(
+            "pskd: \(interruption); "
+                + (completedEpochs > 0
+                    ? "the last complete checkpoint is epoch \(completedEpochs) (\(checkpoints.folder(epoch: completedEpochs).path)): continue with \(resume)"
+                    : "no epoch was complete, so there is no checkpoint: \(resume) starts again from epoch 1"))
     }
 
     /// Says the hash of the whole teacher table in index order (the same for both layouts); a
     /// replicated table's copies must all have it (`TeacherTable.tableHash` checks).
     private func verifyIdenticalTeachers(_ teacher: any Teacher) throws {
         let hash = String(try teacher.tableHash(), radix: 16)
-        log.say(config.shardsTeacher ? "pskd: teacher table hash \(hash) (sharded over \(communicator.size) rank(s))"
-                                     : "pskd: teacher table hash \(hash) identical on all \(communicator.size) rank(s)")
+        log.say(
+            config.shardsTeacher
+                ? "pskd: teacher table hash \(hash) (sharded over \(communicator.size) rank(s))"
+                : "pskd: teacher table hash \(hash) identical on all \(communicator.size) rank(s)")
     }
 
     /// The teacher `--teacher` names, holding the one-hot labels for epoch 1.
-    private static func makeTeacher(config: TrainConfig, data: TrainingData, classCount: Int,
-                                    communicator: any Communicator) -> any Teacher {
+    private static func makeTeacher(
+        config: TrainConfig, data: TrainingData, classCount: Int,
+        communicator: any Communicator
+    ) -> any Teacher {
         let labels = data.train.labels.map(Int.init)
         return config.shardsTeacher
             ? ShardedTeacher(labels: labels, classCount: classCount, sampler: data.sampler, communicator: communicator)

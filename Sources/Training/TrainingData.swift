@@ -22,20 +22,25 @@ struct TrainingData {
         (train, flippedLabels) = clean.withLabelNoise(LabelNoise(rate: config.labelNoise ?? 0, seed: config.seed))
         test = try spec.load(.test, directory: config.dataDirectory).prefix(config.maxTestSamples)
         guard config.batchSize <= train.count else {
-            throw ConfigurationError("batch-size \(config.batchSize) is larger than the \(train.count) training samples: choose a batch of at most \(train.count)")
+            throw ConfigurationError(
+                "batch-size \(config.batchSize) is larger than the \(train.count) training samples: choose a batch of at most \(train.count)"
+            )
         }
-        sampler = try ShardedSampler(sampleCount: train.count, globalBatchSize: config.batchSize,
-                                         rank: communicator.rank, worldSize: communicator.size,
-                                         seed: config.seed, dropLast: config.dropLast)
+        sampler = try ShardedSampler(
+            sampleCount: train.count, globalBatchSize: config.batchSize,
+            rank: communicator.rank, worldSize: communicator.size,
+            seed: config.seed, dropLast: config.dropLast)
         var augmentation = spec.standardAugmentation
         if let padding = config.cropPadding { augmentation.cropPadding = padding }
         if let flip = config.horizontalFlip { augmentation.horizontalFlip = flip }
         augmentation.cutMixProbability = config.cutMixProbability
-        loader = BatchLoader(dataset: train, schedule: sampler, augmentation: augmentation,
-                             seed: config.seed, prefetch: config.prefetch)
+        loader = BatchLoader(
+            dataset: train, schedule: sampler, augmentation: augmentation,
+            seed: config.seed, prefetch: config.prefetch)
         let sharder = try EvaluationSharder(sampleCount: test.count, rank: communicator.rank, worldSize: communicator.size)
-        testLoader = BatchLoader(dataset: test, schedule: sharder, augmentation: .none, seed: config.seed,
-                                 prefetch: config.prefetch)
+        testLoader = BatchLoader(
+            dataset: test, schedule: sharder, augmentation: .none, seed: config.seed,
+            prefetch: config.prefetch)
     }
 
     /// "label noise 0.40: 23 987 of 60 000 training labels flipped", or nil without label noise.
@@ -55,9 +60,10 @@ extension Dataset {
     /// The first `limit` samples (all when `limit` is nil or not smaller).
     func prefix(_ limit: Int?) -> Dataset {
         guard let limit, limit < count else { return self }
-        return Dataset(name: name, split: split, height: height, width: width, channels: channels,
-                       classCount: classCount, pixels: Array(pixels.prefix(limit * sampleSize)),
-                       labels: Array(labels.prefix(limit)), mean: mean, std: std)
+        return Dataset(
+            name: name, split: split, height: height, width: width, channels: channels,
+            classCount: classCount, pixels: Array(pixels.prefix(limit * sampleSize)),
+            labels: Array(labels.prefix(limit)), mean: mean, std: std)
     }
 }
 

@@ -47,8 +47,10 @@ public final class TrainingStep {
     /// Trains on one batch. `targets` holds one probability row per sample; the batch's rows
     /// must divide into `microBatches` equal parts. `samples` names the rows' samples, from
     /// which Dropout draws its masks (required when the model has Dropout).
-    public func callAsFunction(inputs: Tensor, targets: Tensor, samples: BatchSamples? = nil,
-                               learningRate: Float) throws -> Result {
+    public func callAsFunction(
+        inputs: Tensor, targets: Tensor, samples: BatchSamples? = nil,
+        learningRate: Float
+    ) throws -> Result {
         let rows = inputs.shape[0]
         precondition(rows % microBatches == 0, "a batch of \(rows) rows does not divide into \(microBatches) micro-batches")
         let parameters = model.parameters
@@ -58,8 +60,9 @@ public final class TrainingStep {
         for part in 0..<microBatches {
             let range = (part * rows / microBatches)..<((part + 1) * rows / microBatches)
             if let samples { tellDropout(samples, rows: range) }
-            lossSum += try accumulateGradients(inputs: inputs.rows(range), targets: targets.rows(range),
-                                               batchRows: rows, probabilities: batchProbabilities.rows(range))
+            lossSum += try accumulateGradients(
+                inputs: inputs.rows(range), targets: targets.rows(range),
+                batchRows: rows, probabilities: batchProbabilities.rows(range))
         }
         try communicator.allReduceMean(parameters.gradients.buffer)
         optimizer.step(parameters: parameters.values, gradients: parameters.gradients, learningRate: learningRate)

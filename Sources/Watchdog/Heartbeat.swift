@@ -39,7 +39,8 @@ struct Heartbeat: Equatable {
         guard bytes.count == Heartbeat.size else { return nil }
         let b = Array(bytes)
         guard Array(b[0..<4]) == Heartbeat.magic, b[4] == Heartbeat.version, token.matches(b[8..<24]),
-              let phase = TrainingPhase(rawValue: b[5]) else { return nil }
+            let phase = TrainingPhase(rawValue: b[5])
+        else { return nil }
         let collective = CollectiveKind(rawValue: b[6])
         guard b[6] == 0 || collective != nil else { return nil }
         let rank = Int(b.littleEndian(UInt32.self, at: 24))

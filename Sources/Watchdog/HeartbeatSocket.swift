@@ -114,16 +114,18 @@ enum HeartbeatAddress {
         while let entry = candidate?.pointee {
             defer { candidate = entry.ifa_next }
             guard let address = entry.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET),
-                  entry.ifa_flags & UInt32(IFF_UP) != 0, entry.ifa_flags & UInt32(IFF_LOOPBACK) == 0 else { continue }
+                entry.ifa_flags & UInt32(IFF_UP) != 0, entry.ifa_flags & UInt32(IFF_LOOPBACK) == 0
+            else { continue }
             let name = String(cString: entry.ifa_name)
             let ipv4 = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr }
             if filters.isEmpty || filters.contains(where: { $0 == name || Self.network($0, contains: ipv4) }) {
                 return Endpoint(address: ipv4, port: 0)
             }
         }
-        throw WatchdogError("no network interface that is up"
-            + (include.map { " and matches Open MPI's interface setting '\($0)'" } ?? "")
-            + " for the stall watchdog's heartbeats: fix the interface setting, or run with --stall-timeout 0 (no watchdog)")
+        throw WatchdogError(
+            "no network interface that is up"
+                + (include.map { " and matches Open MPI's interface setting '\($0)'" } ?? "")
+                + " for the stall watchdog's heartbeats: fix the interface setting, or run with --stall-timeout 0 (no watchdog)")
     }
 
     /// Whether `address` (network byte order) is in `cidr` ("10.0.0.0/24").

@@ -25,7 +25,8 @@ struct RankView {
     /// "phase all-reduce, epoch 3, step 117" (the collective it is inside, else its phase).
     var whereabouts: String {
         guard let state = last?.state else { return "no heartbeat received yet" }
-        let phase = state.collective.map { state.phase == .forwardBackward ? $0.name : "\(state.phase.name), \($0.name)" } ?? state.phase.name
+        let phase =
+            state.collective.map { state.phase == .forwardBackward ? $0.name : "\(state.phase.name), \($0.name)" } ?? state.phase.name
         return state.epoch == 0 ? "phase \(phase)" : "phase \(phase), epoch \(state.epoch), step \(state.step)"
     }
 
@@ -93,12 +94,14 @@ struct StallDetector {
                 && views.contains { $0.rank != view.rank && ($0.isInCollective || $0.isFinished) }
         }
         if let view = stuck.max(by: { $0.stillness(at: now) < $1.stillness(at: now) }) {
-            return Stall(kind: .noProgress, rank: view.rank, seconds: view.stillness(at: now),
-                         budget: budget(view.last?.state.phase, timeout: timeout))
+            return Stall(
+                kind: .noProgress, rank: view.rank, seconds: view.stillness(at: now),
+                budget: budget(view.last?.state.phase, timeout: timeout))
         }
         let longBudget = budget(nil, timeout: timeout)
         if !running.isEmpty, running.allSatisfy(\.isInCollective),
-           let latest = running.map({ $0.stillness(at: now) }).min(), latest > longBudget {
+            let latest = running.map({ $0.stillness(at: now) }).min(), latest > longBudget
+        {
             return Stall(kind: .everyoneWaiting, rank: nil, seconds: latest, budget: longBudget)
         }
         return nil
@@ -112,7 +115,8 @@ struct StallDetector {
             return "every rank has waited in \(collectives) for \(seconds) s with no progress anywhere: "
                 + "the network or MPI itself is stuck"
         }
-        let cause = stall.kind == .silent
+        let cause =
+            stall.kind == .silent
             ? "no heartbeat for \(seconds) s: the process is stopped, hung in the kernel or cut off; last \(view.whereabouts)"
             : "\(view.whereabouts); its heartbeat goes on, so it runs without reaching the next step or collective"
         return "\(view.identity) has made no progress for \(seconds) s (\(cause)); \(othersDoing(except: rank, views))"

@@ -53,8 +53,10 @@ public final class StallWatchdog: @unchecked Sendable {
     ///   - runDirectory: where `stall.json` goes.
     ///   - resumeCommand: what to run to continue, for the closing message.
     /// - Throws: `WatchdogError` when no usable network interface or socket exists.
-    public static func start(communicator: any Communicator, timeout: Double?, runDirectory: String,
-                             resumeCommand: String, beacon: ProgressBeacon = .shared) throws -> StallWatchdog? {
+    public static func start(
+        communicator: any Communicator, timeout: Double?, runDirectory: String,
+        resumeCommand: String, beacon: ProgressBeacon = .shared
+    ) throws -> StallWatchdog? {
         guard communicator.size > 1, timeout != 0 else { return nil }
         beacon.enter(.startup)
         var token = JobToken.random().bytes
@@ -69,21 +71,25 @@ public final class StallWatchdog: @unchecked Sendable {
         let now = Stopwatch.now
         let views = hosts.indices.map { r in
             let record = Array(all[(r * 10)..<(r * 10 + 10)])
-            return RankView(rank: r, host: hosts[r], pid: Int32(bitPattern: record.littleEndian(UInt32.self, at: 6)),
-                            endpoint: Endpoint(address: record.littleEndian(UInt32.self, at: 0), port: record.littleEndian(UInt16.self, at: 4)),
-                            last: nil, heardAt: now)
+            return RankView(
+                rank: r, host: hosts[r], pid: Int32(bitPattern: record.littleEndian(UInt32.self, at: 6)),
+                endpoint: Endpoint(address: record.littleEndian(UInt32.self, at: 0), port: record.littleEndian(UInt16.self, at: 4)),
+                last: nil, heardAt: now)
         }
         let abortBox = UncheckedBox(communicator)
-        let watchdog = StallWatchdog(rank: communicator.rank, views: views, socket: socket, token: JobToken(bytes: token),
-                                     detector: StallDetector(explicitTimeout: timeout), beacon: beacon,
-                                     runDirectory: runDirectory, resumeCommand: resumeCommand,
-                                     endJob: { abortBox.value.abort($0, code: exitCode) })
+        let watchdog = StallWatchdog(
+            rank: communicator.rank, views: views, socket: socket, token: JobToken(bytes: token),
+            detector: StallDetector(explicitTimeout: timeout), beacon: beacon,
+            runDirectory: runDirectory, resumeCommand: resumeCommand,
+            endJob: { abortBox.value.abort($0, code: exitCode) })
         watchdog.launchThread()
         return watchdog
     }
 
-    private init(rank: Int, views: [RankView], socket: HeartbeatSocket, token: JobToken, detector: StallDetector,
-                 beacon: ProgressBeacon, runDirectory: String, resumeCommand: String, endJob: @escaping @Sendable (String) -> Never) {
+    private init(
+        rank: Int, views: [RankView], socket: HeartbeatSocket, token: JobToken, detector: StallDetector,
+        beacon: ProgressBeacon, runDirectory: String, resumeCommand: String, endJob: @escaping @Sendable (String) -> Never
+    ) {
         self.rank = rank
         self.views = Mutex(views)
         self.socket = socket
@@ -100,7 +106,8 @@ public final class StallWatchdog: @unchecked Sendable {
 
     /// What rank 0 prints at start: the timeout and where the heartbeats go.
     public var summary: String {
-        let timeout = detector.explicitTimeout.map { "\(Self.format($0)) s" }
+        let timeout =
+            detector.explicitTimeout.map { "\(Self.format($0)) s" }
             ?? "max(\(Int(StallDetector.minimumTimeout)) s, \(Int(StallDetector.stepMultiple))× the median step)"
         return "pskd: stall watchdog on: a rank without progress for \(timeout) ends the job with exit code \(Self.exitCode); "
             + "heartbeats over UDP to \(destinations.map(\.description).joined(separator: " and "))"
@@ -199,8 +206,10 @@ public final class StallWatchdog: @unchecked Sendable {
     }
 
     private static func json(_ view: RankView, now: Double) -> [String: Any] {
-        var entry: [String: Any] = ["rank": view.rank, "host": view.host, "pid": Int(view.pid),
-                                    "seconds_since_heartbeat": rounded(view.silence(at: now))]
+        var entry: [String: Any] = [
+            "rank": view.rank, "host": view.host, "pid": Int(view.pid),
+            "seconds_since_heartbeat": rounded(view.silence(at: now)),
+        ]
         if let state = view.last?.state {
             entry["phase"] = state.phase.name
             entry["collective"] = state.collective?.name ?? NSNull()

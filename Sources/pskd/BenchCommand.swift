@@ -3,8 +3,8 @@ import Collectives
 import DataPipeline
 import Foundation
 import Layers
-import Platform
 import Models
+import Platform
 import Training
 import Watchdog
 
@@ -15,10 +15,10 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure training throughput on data held in memory (or, with --loader, the data loader).",
         discussion: """
-        Build in release mode first. Each timed step is forward + backward + update with gradients \
-        averaged across ranks; cross-entropy and PS-KD steps are interleaved and their medians compared. \
-        Under mpirun, --batch-size is per rank.
-        """)
+            Build in release mode first. Each timed step is forward + backward + update with gradients \
+            averaged across ranks; cross-entropy and PS-KD steps are interleaved and their medians compared. \
+            Under mpirun, --batch-size is per rank.
+            """)
 
     @Option(help: "Model: \(ModelZoo.names.joined(separator: ", ")).") var model = "mlp"
     @Option(name: .customLong("batch-size"), help: "Samples per step on each rank.") var batchSize = 128
@@ -49,9 +49,11 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         if loader { return try runLoader() }
         try withCommunicator("bench") { communicator in
-            let stallWatchdog = watchdog
-                ? try StallWatchdog.start(communicator: communicator, timeout: nil, runDirectory: FileManager.default.temporaryDirectory.path,
-                                          resumeCommand: "`pskd bench` again")
+            let stallWatchdog =
+                watchdog
+                ? try StallWatchdog.start(
+                    communicator: communicator, timeout: nil, runDirectory: FileManager.default.temporaryDirectory.path,
+                    resumeCommand: "`pskd bench` again")
                 : nil
             defer { stallWatchdog?.stop() }
             let result = try ThroughputBenchmark.run(
@@ -72,7 +74,9 @@ struct BenchCommand: ParsableCommand {
             try LoaderBenchmark.run(dataset: data, batchSize: batchSize, prefetch: prefetch, batches: 1000, augmentation: augmentation)
         }
         if json {
-            print("{\"loader_samples_per_second\": \(Int(results[0].samplesPerSecond)), \"loader_prefetch_samples_per_second\": \(Int(results[1].samplesPerSecond))}")
+            print(
+                "{\"loader_samples_per_second\": \(Int(results[0].samplesPerSecond)), \"loader_prefetch_samples_per_second\": \(Int(results[1].samplesPerSecond))}"
+            )
         } else {
             print("Fashion-MNIST, crop (padding 2) + flip + normalisation, batch \(batchSize):")
             results.forEach { print("  \($0)") }
@@ -89,13 +93,13 @@ struct BenchCommand: ParsableCommand {
     private func table(_ r: ThroughputBenchmark.Result) -> String {
         func fixed(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
         return """
-        model \(r.model) (\(r.parameters) parameters, \(r.convolution) convolutions), batch \(r.batchSize) per rank, \(r.ranks) rank(s) × \(r.threads) thread(s), \(r.steps) timed steps per policy
-          cross-entropy  \(fixed(r.millisecondsPerStep, 2)) ms/step, \(fixed(r.samplesPerSecond, 0)) samples/s per rank, \(fixed(r.totalSamplesPerSecond, 0)) in total
-          PS-KD          \(fixed(r.pskdMillisecondsPerStep, 2)) ms/step, \(fixed(r.pskdSamplesPerSecond, 0)) samples/s per rank: \(fixed(r.pskdOverheadPercent, 2)) % over cross-entropy
-          communication  \(fixed(r.communicationPercent, 1)) % of a step
-          teacher        \(r.teacher): \(fixed(r.teacherBytesPerStep / 1000)) kB received per rank per PS-KD step, \(fixed(r.teacherExchangePercent, 1)) % of the step
-          GEMM           \(fixed(r.achievedGFLOPS)) GFLOP/s in products (Winograd needs 2.25× fewer), sgemm peak \(fixed(r.sgemmPeakGFLOPS)) GFLOP/s (\(fixed(100 * r.achievedGFLOPS / r.sgemmPeakGFLOPS, 0)) %)
-        """
+            model \(r.model) (\(r.parameters) parameters, \(r.convolution) convolutions), batch \(r.batchSize) per rank, \(r.ranks) rank(s) × \(r.threads) thread(s), \(r.steps) timed steps per policy
+              cross-entropy  \(fixed(r.millisecondsPerStep, 2)) ms/step, \(fixed(r.samplesPerSecond, 0)) samples/s per rank, \(fixed(r.totalSamplesPerSecond, 0)) in total
+              PS-KD          \(fixed(r.pskdMillisecondsPerStep, 2)) ms/step, \(fixed(r.pskdSamplesPerSecond, 0)) samples/s per rank: \(fixed(r.pskdOverheadPercent, 2)) % over cross-entropy
+              communication  \(fixed(r.communicationPercent, 1)) % of a step
+              teacher        \(r.teacher): \(fixed(r.teacherBytesPerStep / 1000)) kB received per rank per PS-KD step, \(fixed(r.teacherExchangePercent, 1)) % of the step
+              GEMM           \(fixed(r.achievedGFLOPS)) GFLOP/s in products (Winograd needs 2.25× fewer), sgemm peak \(fixed(r.sgemmPeakGFLOPS)) GFLOP/s (\(fixed(100 * r.achievedGFLOPS / r.sgemmPeakGFLOPS, 0)) %)
+            """
     }
 }
 

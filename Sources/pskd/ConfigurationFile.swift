@@ -20,7 +20,9 @@ enum ConfigurationFile {
             throw ConfigurationError("\(path): not valid YAML or JSON: \(error)")
         }
         guard let mapping = document as? [String: Any] else {
-            throw ConfigurationError("\(path): expected a mapping of settings such as 'epochs: 10', found \(document.map { "\(type(of: $0))" } ?? "an empty file")")
+            throw ConfigurationError(
+                "\(path): expected a mapping of settings such as 'epochs: 10', found \(document.map { "\(type(of: $0))" } ?? "an empty file")"
+            )
         }
         try TrainSetting.refuseRepeats(Array(mapping.keys), source: path)
         return mapping.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }

@@ -8,11 +8,11 @@ struct ReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "Write an HTML report (metrics table, training curves, reliability diagrams) of finished runs.",
         discussion: """
-        Runs are grouped by policy (with its ε or α_T); the table shows the final epoch's test metrics \
-        as mean ± std over seeds. A directory without config.json that holds run directories \
-        (an experiment folder) stands for all of them. The page is self-contained: inline CSS and \
-        SVG, no script, no network. The Markdown table is printed as well.
-        """)
+            Runs are grouped by policy (with its ε or α_T); the table shows the final epoch's test metrics \
+            as mean ± std over seeds. A directory without config.json that holds run directories \
+            (an experiment folder) stands for all of them. The page is self-contained: inline CSS and \
+            SVG, no script, no network. The Markdown table is printed as well.
+            """)
 
     @Argument(help: "Run directories (each with config.json and metrics.jsonl), or folders of them.")
     var runDirectories: [String]

@@ -35,8 +35,10 @@ enum BuildInfo {
 /// the same pskd build and the same `settings` (by default the command line after the
 /// subcommand). An error on any rank is printed with the rank and aborts the whole job, so no
 /// rank is left waiting in a collective.
-func withCommunicator(_ subcommand: String, settings: [String: String]? = nil,
-                      _ body: (any Communicator) throws -> Void) throws {
+func withCommunicator(
+    _ subcommand: String, settings: [String: String]? = nil,
+    _ body: (any Communicator) throws -> Void
+) throws {
     guard MPICommunicator.isLaunchedByMPI else {
         try body(LocalCommunicator())
         return

@@ -1,6 +1,6 @@
 import ArgumentParser
-import Foundation
 import Collectives
+import Foundation
 import Models
 import Training
 import Watchdog
@@ -11,17 +11,18 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train a model with PS-KD (or cross-entropy / label smoothing), data-parallel over MPI ranks.",
         discussion: """
-        Run under mpirun (or launch/local.sh) for several ranks. --batch-size is the global batch: \
-        each of R ranks trains on batch-size / R samples per step, so the learning rate and the loss \
-        mean the same for any number of ranks. Settings come from the defaults, then --config FILE \
-        (YAML or JSON, keys named like the flags), then the flags given; every value is checked \
-        against its range before anything starts.
+            Run under mpirun (or launch/local.sh) for several ranks. --batch-size is the global batch: \
+            each of R ranks trains on batch-size / R samples per step, so the learning rate and the loss \
+            mean the same for any number of ranks. Settings come from the defaults, then --config FILE \
+            (YAML or JSON, keys named like the flags), then the flags given; every value is checked \
+            against its range before anything starts.
 
-        SETTINGS:
-        \(TrainSetting.helpText)
-        """)
+            SETTINGS:
+            \(TrainSetting.helpText)
+            """)
 
-    @Option(parsing: .unconditional, help: "A YAML or JSON file of settings named like the flags (e.g. 'batch-size: 256').") var config: String?
+    @Option(parsing: .unconditional, help: "A YAML or JSON file of settings named like the flags (e.g. 'batch-size: 256').") var config:
+        String?
     @Argument(parsing: .allUnrecognized, help: "Settings: --name value (or --name=value, or a switch alone); see SETTINGS below.")
     var settings: [String] = []
 
@@ -30,9 +31,10 @@ struct TrainCommand: ParsableCommand {
         try config.validate()
         var interruption: TrainingInterrupted?
         try withCommunicator("train", settings: try config.canonicalSettings()) { communicator in
-            let watchdog = try StallWatchdog.start(communicator: communicator, timeout: config.stallTimeout,
-                                                   runDirectory: config.outputDirectory,
-                                                   resumeCommand: "`pskd train --resume --out \(config.outputDirectory)`")
+            let watchdog = try StallWatchdog.start(
+                communicator: communicator, timeout: config.stallTimeout,
+                runDirectory: config.outputDirectory,
+                resumeCommand: "`pskd train --resume --out \(config.outputDirectory)`")
             if let watchdog, communicator.isRoot { print(watchdog.summary) }
             defer { watchdog?.stop() }
             do {

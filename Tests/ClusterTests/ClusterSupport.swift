@@ -22,8 +22,10 @@ enum ClusterFixture {
     /// The training every cluster test starts from: a small MLP on the first samples of
     /// Fashion-MNIST, a few steps per epoch.
     static func recipe(epochs: Int, trainSamples: Int) -> [String] {
-        ["--model", "mlp", "--epochs", String(epochs), "--batch-size", "48", "--lr", "0.05",
-         "--max-train-samples", String(trainSamples), "--max-test-samples", "96", "--prefetch", "1"]
+        [
+            "--model", "mlp", "--epochs", String(epochs), "--batch-size", "48", "--lr", "0.05",
+            "--max-train-samples", String(trainSamples), "--max-test-samples", "96", "--prefetch", "1",
+        ]
     }
 
     /// Skips the test unless it runs as root (CI does: namespaces and Slurm daemons need it).
@@ -47,8 +49,9 @@ enum ClusterFixture {
             }
         }
         guard missing.isEmpty else {
-            throw ClusterTestError("missing \(missing.joined(separator: ", ")): run the tests with launch/test.sh, which installs "
-                + "Open MPI, iproute2 and slurm-wlm (unshare and timeout come with every Debian: util-linux, coreutils)")
+            throw ClusterTestError(
+                "missing \(missing.joined(separator: ", ")): run the tests with launch/test.sh, which installs "
+                    + "Open MPI, iproute2 and slurm-wlm (unshare and timeout come with every Debian: util-linux, coreutils)")
         }
         let pskd = ClusterFixture.pskd
         guard FileManager.default.isExecutableFile(atPath: pskd) else {
@@ -107,8 +110,9 @@ enum ClusterFixture {
         let marker = FileManager.default.temporaryDirectory.appendingPathComponent("pskd-cluster-").path
         for pid in processes(mentioning: marker) {
             guard let line = commandLine(of: pid), let range = line.range(of: marker),
-                  let owner = pid_t(line[range.upperBound...].prefix { $0.isNumber }),
-                  owner != getpid(), kill(owner, 0) != 0, errno == ESRCH else { continue }
+                let owner = pid_t(line[range.upperBound...].prefix { $0.isNumber }),
+                owner != getpid(), kill(owner, 0) != 0, errno == ESRCH
+            else { continue }
             kill(pid, SIGKILL)
         }
     }

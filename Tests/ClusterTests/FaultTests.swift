@@ -30,31 +30,37 @@ final class FaultTests: XCTestCase {
         let ranks = ClusterFixture.processes(mentioning: run.path).filter {
             ClusterFixture.commandLine(of: $0)?.hasPrefix(ClusterFixture.pskd + " ") ?? false
         }
-        let victim = try XCTUnwrap(ranks.first { ClusterFixture.environment(of: $0, "OMPI_COMM_WORLD_RANK") == "1" },
-                                   "rank 1 not found among \(ranks)")
+        let victim = try XCTUnwrap(
+            ranks.first { ClusterFixture.environment(of: $0, "OMPI_COMM_WORLD_RANK") == "1" },
+            "rank 1 not found among \(ranks)")
         let killed = Date()
         kill(victim, SIGKILL)
         let status = job.waitForExit(timeout: 60)
         let abortSeconds = (job.exitTime ?? Date()).timeIntervalSince(killed)
-        print("killed rank 1: the job ended with status \(status.map(String.init) ?? "none") after \(String(format: "%.2f", abortSeconds)) s")
+        print(
+            "killed rank 1: the job ended with status \(status.map(String.init) ?? "none") after \(String(format: "%.2f", abortSeconds)) s")
         XCTAssertNotNil(status, "the job did not end within 60 s of a killed rank")
         XCTAssertNotEqual(status, 0, job.output)
         XCTAssertLessThan(abortSeconds, 10, job.output)
-        XCTAssertTrue(ClusterFixture.wait(timeout: 5) { ClusterFixture.processes(mentioning: run.path).isEmpty },
-                      "processes left: \(ClusterFixture.processes(mentioning: run.path).compactMap(ClusterFixture.commandLine))")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: ClusterFixture.checkpointFile(run, epoch: 2, "COMPLETE").path),
-                       "the rank was killed after epoch 2 was complete; kill it earlier")
+        XCTAssertTrue(
+            ClusterFixture.wait(timeout: 5) { ClusterFixture.processes(mentioning: run.path).isEmpty },
+            "processes left: \(ClusterFixture.processes(mentioning: run.path).compactMap(ClusterFixture.commandLine))")
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: ClusterFixture.checkpointFile(run, epoch: 2, "COMPLETE").path),
+            "the rank was killed after epoch 2 was complete; kill it earlier")
 
         let resumed = try Launched(local(2, recipe + ["--out", run.path, "--resume"]))
         let resumedStatus = resumed.waitForExit(timeout: 210)
         let resumedOutput = resumed.output
         XCTAssertEqual(resumedStatus, 0, resumedOutput)
         XCTAssertTrue(resumedOutput.contains("resumed from \(run.path)/checkpoints/epoch-0001 (epoch 1 of 3 done)"), resumedOutput)
-        print("relaunch with --resume finished in \(String(format: "%.2f", resumed.seconds)) s "
-            + "(the uninterrupted 3 epochs took \(String(format: "%.2f", uninterrupted.seconds)) s)")
-        XCTAssertTrue(try Data(contentsOf: ClusterFixture.checkpointFile(run, epoch: 3))
-                        == Data(contentsOf: ClusterFixture.checkpointFile(reference, epoch: 3)),
-                      "final parameters after kill and resume differ from the uninterrupted run's")
+        print(
+            "relaunch with --resume finished in \(String(format: "%.2f", resumed.seconds)) s "
+                + "(the uninterrupted 3 epochs took \(String(format: "%.2f", uninterrupted.seconds)) s)")
+        XCTAssertTrue(
+            try Data(contentsOf: ClusterFixture.checkpointFile(run, epoch: 3))
+                == Data(contentsOf: ClusterFixture.checkpointFile(reference, epoch: 3)),
+            "final parameters after kill and resume differ from the uninterrupted run's")
         XCTAssertEqual(ClusterFixture.teacherHash(resumedOutput), ClusterFixture.teacherHash(uninterrupted.output))
         XCTAssertEqual(ClusterFixture.metricEpochs(run), [1, 2, 3], "one metrics line per epoch, none repeated")
     }
@@ -65,21 +71,25 @@ final class FaultTests: XCTestCase {
         try ClusterFixture.requireRoot()
         let scratch = try ClusterFixture.scratch(self, "lost-node")
         let cluster = try NamespaceNodes(count: 3, slots: 2, scratch: scratch, test: self)
-        let job = try cluster.launchCluster(["--ranks-per-node", "2", "--time-limit", "120"]
-                                            + ClusterFixture.recipe(epochs: 50, trainSamples: 288)
-                                            + ["--out", scratch.appendingPathComponent("run").path])
+        let job = try cluster.launchCluster(
+            ["--ranks-per-node", "2", "--time-limit", "120"]
+                + ClusterFixture.recipe(epochs: 50, trainSamples: 288)
+                + ["--out", scratch.appendingPathComponent("run").path])
         XCTAssertTrue(job.waitForOutput("epoch 1/50 step 2/", timeout: 120), job.output)
         try ClusterFixture.mustRun(["ip", "link", "set", cluster.hostLink(2), "down"])
         let cut = Date()
         let status = job.waitForExit(timeout: 60)
         let abortSeconds = (job.exitTime ?? Date()).timeIntervalSince(cut)
-        print("cut \(cluster.nodes[2])'s link: the job ended with status \(status.map(String.init) ?? "none") after \(String(format: "%.2f", abortSeconds)) s")
+        print(
+            "cut \(cluster.nodes[2])'s link: the job ended with status \(status.map(String.init) ?? "none") after \(String(format: "%.2f", abortSeconds)) s"
+        )
         XCTAssertNotNil(status, "the job still runs 60 s after a node was cut off:\n\(job.output)")
         XCTAssertNotEqual(status, 0, job.output)
         XCTAssertLessThan(abortSeconds, 30, job.output)
         XCTAssertTrue(job.output.contains("lost communication"), job.output)
-        XCTAssertTrue(ClusterFixture.wait(timeout: 30) { cluster.processesInside().isEmpty },
-                      "processes left in the namespaces 30 s after the abort: \(cluster.processesInside())")
+        XCTAssertTrue(
+            ClusterFixture.wait(timeout: 30) { cluster.processesInside().isEmpty },
+            "processes left in the namespaces 30 s after the abort: \(cluster.processesInside())")
     }
 
     /// The newest checkpoint is corrupt (a flipped byte) and the one before is truncated:
@@ -141,8 +151,9 @@ final class FaultTests: XCTestCase {
         XCTAssertTrue(messages.first?.contains("at epoch 2, step") ?? false, diverged.output)
         XCTAssertTrue(messages.first?.contains("lower --lr") ?? false, diverged.output)
 
-        XCTAssertFalse(FileManager.default.fileExists(atPath: run.appendingPathComponent("checkpoints/epoch-0002").path),
-                       "a diverged epoch must not be checkpointed")
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: run.appendingPathComponent("checkpoints/epoch-0002").path),
+            "a diverged epoch must not be checkpointed")
         XCTAssertEqual(ClusterFixture.metricEpochs(run), [1], "a diverged epoch must not be logged")
         try setLearningRate(0.05, in: run)
         let recovered = try ClusterFixture.command(local(3, recipe + ["--resume"]), timeout: 210)

@@ -39,20 +39,24 @@ final class MultiNodeTests: XCTestCase {
             XCTAssertEqual(ranksByNode[node]?.count, 2, "ranks by namespace: \(ranksByNode)")
             for rank in ranksByNode[node] ?? [] {
                 let peers = peersByRank[rank] ?? []
-                XCTAssertTrue(peers.contains { $0.hasPrefix("10.98.0.") && $0 != "10.98.0.\(index + 1)" },
-                              "rank \(rank) in \(node) has no TCP connection to another node (peers \(peers))")
+                XCTAssertTrue(
+                    peers.contains { $0.hasPrefix("10.98.0.") && $0 != "10.98.0.\(index + 1)" },
+                    "rank \(rank) in \(node) has no TCP connection to another node (peers \(peers))")
             }
-            XCTAssertTrue(segments.contains { $0.hasPrefix("vader_segment.\(node).") },
-                          "no shared-memory (vader) segment of \(node) in /dev/shm: \(segments)")
+            XCTAssertTrue(
+                segments.contains { $0.hasPrefix("vader_segment.\(node).") },
+                "no shared-memory (vader) segment of \(node) in /dev/shm: \(segments)")
         }
         let acrossStatus = across.waitForExit(timeout: 210)
         let acrossOutput = across.output
         XCTAssertEqual(acrossStatus, 0, acrossOutput)
         print("multi-node training (3 nodes × 2 ranks): \(String(format: "%.1f", across.seconds)) s")
         // The script chose TCP between nodes on the nodes' network, shared memory within, keep-alive, binding.
-        for expected in ["--mca btl self,vader,tcp", "--mca btl_tcp_if_include \(cluster.subnet)",
-                         "--mca oob_tcp_if_include \(cluster.subnet)", "--mca oob_tcp_keepalive_time 5",
-                         "--map-by ppr:2:node:PE=1 --bind-to core", "OPENBLAS_NUM_THREADS=1"] {
+        for expected in [
+            "--mca btl self,vader,tcp", "--mca btl_tcp_if_include \(cluster.subnet)",
+            "--mca oob_tcp_if_include \(cluster.subnet)", "--mca oob_tcp_keepalive_time 5",
+            "--map-by ppr:2:node:PE=1 --bind-to core", "OPENBLAS_NUM_THREADS=1",
+        ] {
             XCTAssertTrue(acrossOutput.contains(expected), "cluster.sh should pass \(expected):\n\(acrossOutput)")
         }
         XCTAssertFalse(acrossOutput.contains("--oversubscribe"), "2 ranks on 2-core nodes need no oversubscription")
@@ -65,33 +69,38 @@ final class MultiNodeTests: XCTestCase {
 
         // The same training with the same number of ranks on one node.
         let oneNodeRun = scratch.appendingPathComponent("one-node")
-        let oneNode = try ClusterFixture.command([ClusterFixture.script("local.sh"), "-n", "6", "--time-limit", "200"]
-                                                 + recipe + ["--out", oneNodeRun.path], timeout: 210)
+        let oneNode = try ClusterFixture.command(
+            [ClusterFixture.script("local.sh"), "-n", "6", "--time-limit", "200"]
+                + recipe + ["--out", oneNodeRun.path], timeout: 210)
         XCTAssertEqual(oneNode.status, 0, oneNode.output)
         XCTAssertEqual(ClusterFixture.teacherHash(oneNode.output), acrossHash, "teacher tables differ from one node's")
         let acrossModel = try Data(contentsOf: ClusterFixture.checkpointFile(acrossRun, epoch: 2))
         let oneNodeModel = try Data(contentsOf: ClusterFixture.checkpointFile(oneNodeRun, epoch: 2))
         XCTAssertTrue(acrossModel == oneNodeModel, "final parameters across nodes differ from one node's")
         XCTAssertEqual(ClusterFixture.metricEpochs(acrossRun), [1, 2])
-        XCTAssertTrue(ClusterFixture.wait(timeout: 10) { cluster.processesInside().isEmpty },
-                      "processes left in the namespaces: \(cluster.processesInside())")
+        XCTAssertTrue(
+            ClusterFixture.wait(timeout: 10) { cluster.processesInside().isEmpty },
+            "processes left in the namespaces: \(cluster.processesInside())")
     }
 
     /// The remote IPv4 addresses of the established TCP connections a process holds, read from
     /// its network namespace's /proc/PID/net/tcp and its socket descriptors.
     static func tcpPeers(of pid: pid_t) -> [String] {
         let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
-        let sockets = Set(descriptors.compactMap { fd -> String? in
-            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
-                  target.hasPrefix("socket:[") else { return nil }
-            return String(target.dropFirst("socket:[".count).dropLast())
-        })
+        let sockets = Set(
+            descriptors.compactMap { fd -> String? in
+                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
+                    target.hasPrefix("socket:[")
+                else { return nil }
+                return String(target.dropFirst("socket:[".count).dropLast())
+            })
         let table = (try? String(contentsOfFile: "/proc/\(pid)/net/tcp", encoding: .utf8)) ?? ""
         return table.split(separator: "\n").dropFirst().compactMap { line -> String? in
             // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode …
             let fields = line.split(separator: " ")
             guard fields.count > 9, fields[3] == "01", sockets.contains(String(fields[9])),
-                  let address = fields[2].split(separator: ":").first, let value = UInt32(address, radix: 16) else { return nil }
+                let address = fields[2].split(separator: ":").first, let value = UInt32(address, radix: 16)
+            else { return nil }
             return [0, 8, 16, 24].map { String((value >> $0) & 0xFF) }.joined(separator: ".")  // stored little-endian
         }
     }

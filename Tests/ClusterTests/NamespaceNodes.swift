@@ -54,9 +54,12 @@ final class NamespaceNodes {
     /// agent and the nodes' network, then `arguments`.
     func launchCluster(_ arguments: [String]) throws -> Launched {
         let script = ClusterFixture.script("cluster.sh")
-        return try Launched(["ip", "netns", "exec", nodes[0], "unshare", "--uts", "sh", "-c", "hostname \"$0\" && exec \"$@\"",
-                             nodes[0], script, "--hostfile", hostfile.path, "--interface", subnet,
-                             "--launch-agent", ClusterFixture.script("netns-agent.sh")] + arguments)
+        return try Launched(
+            [
+                "ip", "netns", "exec", nodes[0], "unshare", "--uts", "sh", "-c", "hostname \"$0\" && exec \"$@\"",
+                nodes[0], script, "--hostfile", hostfile.path, "--interface", subnet,
+                "--launch-agent", ClusterFixture.script("netns-agent.sh"),
+            ] + arguments)
     }
 
     /// The node (namespace) process `pid` runs in, from its network namespace's inode.
@@ -97,7 +100,8 @@ final class NamespaceNodes {
         for line in links.split(separator: "\n") {
             let fields = line.split(separator: " ")
             guard fields.count > 1, let name = fields[1].split(separator: "@").first?.split(separator: ":").first,
-                  isLeftover(name) else { continue }
+                isLeftover(name)
+            else { continue }
             _ = try? ClusterFixture.command(["ip", "link", "delete", String(name)], timeout: 10)
         }
     }
@@ -109,7 +113,8 @@ final class NamespaceNodes {
         let names = Set(existing.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) })
         for node in nodes where names.contains(node) {
             for pid in (try? ClusterFixture.command(["ip", "netns", "pids", node], timeout: 10).output)?
-                .split(whereSeparator: \.isWhitespace).compactMap({ pid_t($0) }) ?? [] {
+                .split(whereSeparator: \.isWhitespace).compactMap({ pid_t($0) }) ?? []
+            {
                 kill(pid, SIGKILL)
             }
             _ = try? ClusterFixture.command(["ip", "netns", "delete", node], timeout: 10)

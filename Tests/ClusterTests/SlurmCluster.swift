@@ -83,8 +83,9 @@ final class SlurmCluster {
     /// Submits `launch/slurm.sbatch` from the repository with `options` for sbatch and
     /// `arguments` for `pskd train`; returns the job id.
     func submit(_ options: [String], _ arguments: [String], environment extra: [String: String]) throws -> String {
-        let output = try ClusterFixture.mustRun(["sbatch", "--parsable"] + options + [ClusterFixture.script("slurm.sbatch")] + arguments,
-                                                environment: environment.merging(extra) { $1 })
+        let output = try ClusterFixture.mustRun(
+            ["sbatch", "--parsable"] + options + [ClusterFixture.script("slurm.sbatch")] + arguments,
+            environment: environment.merging(extra) { $1 })
         guard let id = output.split(separator: "\n").last?.split(separator: ";").first.map(String.init), Int(id) != nil else {
             throw ClusterTestError("sbatch printed no job id: \(output)")
         }

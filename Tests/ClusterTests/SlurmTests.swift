@@ -9,7 +9,9 @@ import Glibc
 /// a job completes with the ranks of its allocation, a requeued job resumes from its checkpoint,
 /// and a cancelled job leaves no rank behind.
 final class SlurmTests: XCTestCase {
-    private let finished: Set<String> = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"]
+    private let finished: Set<String> = [
+        "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE",
+    ]
 
     /// A cluster, a runs folder for the job's run directories, and the environment sbatch passes on.
     private func start(_ name: String) throws -> (SlurmCluster, runs: URL, environment: [String: String]) {
@@ -39,7 +41,9 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(state, "COMPLETED", "\(cluster.job(id))\n\(output)\n\(cluster.logs)")
         XCTAssertEqual(cluster.job(id)["ExitCode"], "0:0")
         let command = output.split(separator: "\n").first { $0.hasPrefix("+ mpirun") }.map(String.init) ?? ""
-        XCTAssertFalse(command.isEmpty || command.contains("-np") || command.contains(" -n "), "mpirun must take its ranks from the allocation: \(output)")
+        XCTAssertFalse(
+            command.isEmpty || command.contains("-np") || command.contains(" -n "),
+            "mpirun must take its ranks from the allocation: \(output)")
         XCTAssertTrue(command.contains("--resume"), output)
         XCTAssertTrue(output.contains("over 2 rank(s)"), output)
         XCTAssertTrue(output.contains("identical on all 2 rank(s)"), output)
@@ -82,8 +86,9 @@ final class SlurmTests: XCTestCase {
     func testStalledJobRequeuesItselfAndCompletes() throws {
         let (cluster, runs, environment) = try start("slurm-stall")
         try FileManager.default.createDirectory(at: runs, withIntermediateDirectories: true)
-        let id = try cluster.submit(options(runs), ClusterFixture.recipe(epochs: 3, trainSamples: 960) + ["--stall-timeout", "5"],
-                                    environment: environment)
+        let id = try cluster.submit(
+            options(runs), ClusterFixture.recipe(epochs: 3, trainSamples: 960) + ["--stall-timeout", "5"],
+            environment: environment)
         let run = runs.appendingPathComponent("slurm-\(id)")
         let checkpointed = ClusterFixture.wait(timeout: 180) {
             FileManager.default.fileExists(atPath: ClusterFixture.checkpointFile(run, epoch: 1, "COMPLETE").path)

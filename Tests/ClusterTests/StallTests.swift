@@ -33,22 +33,27 @@ final class StallTests: XCTestCase {
     /// Stops `rank` with SIGSTOP once training is under way and checks that the watchdog ends
     /// the job within `bound` seconds, naming it; returns the seconds it took.
     @discardableResult
-    private func stopRank(_ rank: Int, of job: Launched, run: URL, bound: Double, waitFor progress: String,
-                          leftOver: () -> [pid_t]) throws -> Double {
+    private func stopRank(
+        _ rank: Int, of job: Launched, run: URL, bound: Double, waitFor progress: String,
+        leftOver: () -> [pid_t]
+    ) throws -> Double {
         XCTAssertTrue(job.waitForOutput(progress, timeout: 120), job.output)
         let victim = try rankProcess(rank, of: run)
         kill(victim, SIGSTOP)
         let stopped = Date()
         let status = job.waitForExit(timeout: bound + 30)
         let seconds = (job.exitTime ?? Date()).timeIntervalSince(stopped)
-        print("SIGSTOP to rank \(rank): the job ended with status \(status.map(String.init) ?? "none") after \(String(format: "%.1f", seconds)) s")
+        print(
+            "SIGSTOP to rank \(rank): the job ended with status \(status.map(String.init) ?? "none") after \(String(format: "%.1f", seconds)) s"
+        )
         XCTAssertEqual(status, Self.stallExit, job.output)
         XCTAssertLessThan(seconds, bound, job.output)
         XCTAssertTrue(job.output.contains("pskd: rank \(rank) (host "), job.output)
         XCTAssertTrue(job.output.contains("pid \(victim)) has made no progress for"), job.output)
         try assertStallReport(run, names: rank)
-        XCTAssertTrue(ClusterFixture.wait(timeout: 10) { leftOver().isEmpty },
-                      "processes left: \(leftOver().compactMap(ClusterFixture.commandLine))")
+        XCTAssertTrue(
+            ClusterFixture.wait(timeout: 10) { leftOver().isEmpty },
+            "processes left: \(leftOver().compactMap(ClusterFixture.commandLine))")
         return seconds
     }
 
@@ -70,13 +75,15 @@ final class StallTests: XCTestCase {
         let run = scratch.appendingPathComponent("run")
         let arguments = local(2, ClusterFixture.recipe(epochs: 3, trainSamples: 960) + ["--out", run.path])
         let job = try Launched(arguments)
-        let seconds = try stopRank(1, of: job, run: run, bound: 120, waitFor: "epoch 2/3 step",
-                                   leftOver: { ClusterFixture.processes(mentioning: run.path) })
+        let seconds = try stopRank(
+            1, of: job, run: run, bound: 120, waitFor: "epoch 2/3 step",
+            leftOver: { ClusterFixture.processes(mentioning: run.path) })
         XCTAssertGreaterThan(seconds, 55, "the default is a minute: \(job.output)")
         XCTAssertTrue(job.output.contains("; the other rank is waiting in "), job.output)
         XCTAssertTrue(job.output.contains("Continue from the newest complete checkpoint with:"), job.output)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: ClusterFixture.checkpointFile(run, epoch: 1, "COMPLETE").path),
-                      "the last complete checkpoint is kept")
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: ClusterFixture.checkpointFile(run, epoch: 1, "COMPLETE").path),
+            "the last complete checkpoint is kept")
         let resumed = try ClusterFixture.command(arguments + ["--resume"], timeout: 300)
         XCTAssertEqual(resumed.status, 0, resumed.output)
         XCTAssertTrue(resumed.output.contains("resumed from \(run.path)/checkpoints/epoch-000"), resumed.output)
@@ -88,9 +95,11 @@ final class StallTests: XCTestCase {
         try ClusterFixture.requireRoot()
         let scratch = try ClusterFixture.scratch(self, "stall-rank0")
         let run = scratch.appendingPathComponent("run")
-        let job = try Launched(local(3, ClusterFixture.recipe(epochs: 50, trainSamples: 960) + ["--out", run.path, "--stall-timeout", "5"]))
-        try stopRank(0, of: job, run: run, bound: 15, waitFor: "epoch 1: ",
-                     leftOver: { ClusterFixture.processes(mentioning: run.path) })
+        let job = try Launched(
+            local(3, ClusterFixture.recipe(epochs: 50, trainSamples: 960) + ["--out", run.path, "--stall-timeout", "5"]))
+        try stopRank(
+            0, of: job, run: run, bound: 15, waitFor: "epoch 1: ",
+            leftOver: { ClusterFixture.processes(mentioning: run.path) })
         XCTAssertTrue(job.output.contains("[rank 2] pskd: rank 0 (host"), "the watcher, rank 2, acts:\n\(job.output)")
     }
 
@@ -100,8 +109,9 @@ final class StallTests: XCTestCase {
         try ClusterFixture.requireRoot()
         let scratch = try ClusterFixture.scratch(self, "stall-spin")
         let run = scratch.appendingPathComponent("run")
-        let job = try Launched(local(2, ClusterFixture.recipe(epochs: 3, trainSamples: 960) + ["--out", run.path, "--stall-timeout", "5"]),
-                               environment: ["PSKD_TEST_FAULT": "spin rank=1 epoch=2 step=3"])
+        let job = try Launched(
+            local(2, ClusterFixture.recipe(epochs: 3, trainSamples: 960) + ["--out", run.path, "--stall-timeout", "5"]),
+            environment: ["PSKD_TEST_FAULT": "spin rank=1 epoch=2 step=3"])
         XCTAssertTrue(job.waitForOutput("epoch 2/3 step 2/", timeout: 120), job.output)
         let status = job.waitForExit(timeout: 40)
         XCTAssertEqual(status, Self.stallExit, job.output)
@@ -134,10 +144,13 @@ final class StallTests: XCTestCase {
         try ClusterFixture.requireRoot()
         let scratch = try ClusterFixture.scratch(self, "stall-evaluation")
         let run = scratch.appendingPathComponent("run")
-        let arguments = ["--model", "mlp", "--epochs", "1", "--batch-size", "48", "--max-train-samples", "288",
-                         "--max-test-samples", "1280", "--stall-timeout", "3", "--out", run.path]
-        let job = try ClusterFixture.command(local(2, arguments), timeout: 200,
-                                             environment: ["PSKD_TEST_FAULT": "slow-evaluation rank=1 seconds=1.5"])
+        let arguments = [
+            "--model", "mlp", "--epochs", "1", "--batch-size", "48", "--max-train-samples", "288",
+            "--max-test-samples", "1280", "--stall-timeout", "3", "--out", run.path,
+        ]
+        let job = try ClusterFixture.command(
+            local(2, arguments), timeout: 200,
+            environment: ["PSKD_TEST_FAULT": "slow-evaluation rank=1 seconds=1.5"])
         XCTAssertEqual(job.status, 0, job.output)
         XCTAssertGreaterThan(job.seconds, 7.5, "rank 1 scores 5 blocks of 128 at 1.5 s each")
         XCTAssertFalse(FileManager.default.fileExists(atPath: run.appendingPathComponent("stall.json").path), job.output)
@@ -166,8 +179,9 @@ final class StallTests: XCTestCase {
         XCTAssertEqual(job.waitForExit(timeout: 200), 0, job.output)
         XCTAssertGreaterThan(sent, 100)
         XCTAssertFalse(FileManager.default.fileExists(atPath: run.appendingPathComponent("stall.json").path), job.output)
-        XCTAssertEqual(try Data(contentsOf: ClusterFixture.checkpointFile(run, epoch: 3)),
-                       try Data(contentsOf: ClusterFixture.checkpointFile(reference, epoch: 3)))
+        XCTAssertEqual(
+            try Data(contentsOf: ClusterFixture.checkpointFile(run, epoch: 3)),
+            try Data(contentsOf: ClusterFixture.checkpointFile(reference, epoch: 3)))
     }
 
     /// The ports of "heartbeats over UDP to 127.0.0.1:P and 127.0.0.1:Q".
@@ -220,10 +234,12 @@ final class StallTests: XCTestCase {
         let scratch = try ClusterFixture.scratch(self, "stall-nodes")
         let cluster = try NamespaceNodes(count: 3, slots: 1, scratch: scratch, test: self)
         let run = scratch.appendingPathComponent("run")
-        let job = try cluster.launchCluster(["--time-limit", "200"] + ClusterFixture.recipe(epochs: 50, trainSamples: 960)
-                                            + ["--out", run.path, "--stall-timeout", "5"])
-        let seconds = try stopRank(1, of: job, run: run, bound: 15, waitFor: "epoch 1: ",
-                                   leftOver: { cluster.processesInside().filter { ClusterFixture.commandLine(of: $0)?.contains("pskd") ?? false } })
+        let job = try cluster.launchCluster(
+            ["--time-limit", "200"] + ClusterFixture.recipe(epochs: 50, trainSamples: 960)
+                + ["--out", run.path, "--stall-timeout", "5"])
+        let seconds = try stopRank(
+            1, of: job, run: run, bound: 15, waitFor: "epoch 1: ",
+            leftOver: { cluster.processesInside().filter { ClusterFixture.commandLine(of: $0)?.contains("pskd") ?? false } })
         XCTAssertTrue(job.output.contains("(host \(cluster.nodes[1]), pid"), "the rank's node is named:\n\(job.output)")
         XCTAssertTrue(job.output.contains("heartbeats over UDP to 10.98.0.1:"), "heartbeats use the nodes' network:\n\(job.output)")
         print("3 nodes: stopped rank 1 on \(cluster.nodes[1]); ended after \(String(format: "%.1f", seconds)) s")

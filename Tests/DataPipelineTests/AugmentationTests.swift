@@ -1,5 +1,6 @@
 import Tensors
 import XCTest
+
 @testable import DataPipeline
 
 final class AugmentationTests: XCTestCase {
@@ -33,7 +34,8 @@ final class AugmentationTests: XCTestCase {
     private func placement(of output: [Float], index: Int, padding: Int) -> (Int, Int, Bool)? {
         for rowShift in -padding...padding {
             for columnShift in -padding...padding {
-                for flip in [false, true] where reference(index: index, rowShift: rowShift, columnShift: columnShift, flip: flip) == output {
+                for flip in [false, true] where reference(index: index, rowShift: rowShift, columnShift: columnShift, flip: flip) == output
+                {
                     return (rowShift, columnShift, flip)
                 }
             }
@@ -87,8 +89,9 @@ final class AugmentationTests: XCTestCase {
     private func batchesByIndex(worldSize: Int) throws -> [Int: [Float]] {
         var images: [Int: [Float]] = [:]
         for rank in 0..<worldSize {
-            let sampler = try ShardedSampler(sampleCount: dataset.count, globalBatchSize: 8, rank: rank,
-                                             worldSize: worldSize, seed: 9)
+            let sampler = try ShardedSampler(
+                sampleCount: dataset.count, globalBatchSize: 8, rank: rank,
+                worldSize: worldSize, seed: 9)
             let loader = BatchLoader(dataset: dataset, schedule: sampler, augmentation: cropAndFlip, seed: 3, prefetch: 0)
             for batch in loader.epoch(2) {
                 for row in 0..<batch.count where !batch.isPadding[row] {
@@ -163,8 +166,9 @@ final class AugmentationTests: XCTestCase {
     func testCutMixProbabilityDecidesPerBatch() throws {
         let sampler = try ShardedSampler(sampleCount: dataset.count, globalBatchSize: 4, rank: 0, worldSize: 1, seed: 1)
         func mixedSteps(_ probability: Double) -> [Bool] {
-            let loader = BatchLoader(dataset: dataset, schedule: sampler,
-                                     augmentation: AugmentationConfig(cutMixProbability: probability), seed: 2, prefetch: 0)
+            let loader = BatchLoader(
+                dataset: dataset, schedule: sampler,
+                augmentation: AugmentationConfig(cutMixProbability: probability), seed: 2, prefetch: 0)
             return loader.epoch(1).map { $0.cutMix != nil }
         }
         XCTAssertEqual(mixedSteps(0), [Bool](repeating: false, count: 10))

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DataPipeline
 
 final class BatchLoaderTests: XCTestCase {
@@ -22,8 +23,9 @@ final class BatchLoaderTests: XCTestCase {
     }
 
     private func loader(prefetch: Int, rank: Int = 0, worldSize: Int = 1) throws -> BatchLoader {
-        let sampler = try ShardedSampler(sampleCount: dataset.count, globalBatchSize: 8, rank: rank,
-                                         worldSize: worldSize, seed: 21)
+        let sampler = try ShardedSampler(
+            sampleCount: dataset.count, globalBatchSize: 8, rank: rank,
+            worldSize: worldSize, seed: 21)
         return BatchLoader(dataset: dataset, schedule: sampler, augmentation: augmentation, seed: 4, prefetch: prefetch)
     }
 
@@ -106,8 +108,9 @@ final class BatchLoaderTests: XCTestCase {
     }
 
     func testBenchmarkDeliversTheRequestedBatchesAcrossEpochs() throws {
-        let result = try LoaderBenchmark.run(dataset: dataset, batchSize: 16, prefetch: 1, batches: 20,
-                                             augmentation: augmentation)
+        let result = try LoaderBenchmark.run(
+            dataset: dataset, batchSize: 16, prefetch: 1, batches: 20,
+            augmentation: augmentation)
         XCTAssertEqual(result.batches, 20)
         XCTAssertEqual(result.samples, 320)
         XCTAssertGreaterThan(result.samplesPerSecond, 0)

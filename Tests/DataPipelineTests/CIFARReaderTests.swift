@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DataPipeline
 
 final class CIFARReaderTests: XCTestCase {
@@ -55,8 +56,9 @@ final class CIFARReaderTests: XCTestCase {
 
     func testCIFAR100FileReadAsCIFAR10IsARecordSizeError() throws {
         let fixtures = try DataFixtures(self)
-        let path = try fixtures.write("test_batch.bin",
-                                      DataFixtures.cifarRecord(labels: [1, 2], pixelSeed: 0) + DataFixtures.cifarRecord(labels: [1, 2], pixelSeed: 1))
+        let path = try fixtures.write(
+            "test_batch.bin",
+            DataFixtures.cifarRecord(labels: [1, 2], pixelSeed: 0) + DataFixtures.cifarRecord(labels: [1, 2], pixelSeed: 1))
         assertDataError(.badRecordSize, naming: path) { try CIFARReader.read([path], variant: .cifar10) }
     }
 

@@ -2,6 +2,7 @@ import CZlib
 import Foundation
 import TestSupport
 import XCTest
+
 @testable import DataPipeline
 
 /// Writes small data files in the real formats into a fresh temporary directory, removed when
@@ -51,10 +52,12 @@ final class DataFixtures {
     func writeIDXDataset(trainCount: Int, testCount: Int, gzip: Bool) throws {
         for (prefix, count) in [("train", trainCount), ("t10k", testCount)] {
             let suffix = gzip ? ".gz" : ""
-            try write("\(prefix)-images-idx3-ubyte\(suffix)",
-                      Self.idx(extents: [count, 28, 28], payload: Self.bytes(count: count * 784, seed: count)), gzip: gzip)
-            try write("\(prefix)-labels-idx1-ubyte\(suffix)",
-                      Self.idx(extents: [count], payload: (0..<count).map { UInt8($0 % 10) }), gzip: gzip)
+            try write(
+                "\(prefix)-images-idx3-ubyte\(suffix)",
+                Self.idx(extents: [count, 28, 28], payload: Self.bytes(count: count * 784, seed: count)), gzip: gzip)
+            try write(
+                "\(prefix)-labels-idx1-ubyte\(suffix)",
+                Self.idx(extents: [count], payload: (0..<count).map { UInt8($0 % 10) }), gzip: gzip)
         }
     }
 
@@ -78,19 +81,23 @@ final class DataFixtures {
 }
 
 /// Asserts that `body` throws a `DataError` of `kind` whose message names `file`.
-func assertDataError<T>(_ kind: DataError.Kind, naming file: String?, _ body: () throws -> T,
-                        file sourceFile: StaticString = #filePath, line: UInt = #line) {
+func assertDataError<T>(
+    _ kind: DataError.Kind, naming file: String?, _ body: () throws -> T,
+    file sourceFile: StaticString = #filePath, line: UInt = #line
+) {
     do {
         _ = try body()
         XCTFail("expected a \(kind) DataError, nothing was thrown", file: sourceFile, line: line)
     } catch let error as DataError {
         XCTAssertEqual(error.kind, kind, "\(error)", file: sourceFile, line: line)
         if let file {
-            XCTAssertTrue(error.description.contains(file), "message does not name \(file): \(error)",
-                          file: sourceFile, line: line)
+            XCTAssertTrue(
+                error.description.contains(file), "message does not name \(file): \(error)",
+                file: sourceFile, line: line)
         }
-        XCTAssertFalse(error.expected.isEmpty || error.found.isEmpty || error.remedy.isEmpty,
-                       "message lacks expected/found/remedy: \(error)", file: sourceFile, line: line)
+        XCTAssertFalse(
+            error.expected.isEmpty || error.found.isEmpty || error.remedy.isEmpty,
+            "message lacks expected/found/remedy: \(error)", file: sourceFile, line: line)
     } catch {
         XCTFail("expected a DataError, got \(error)", file: sourceFile, line: line)
     }
@@ -98,8 +105,9 @@ func assertDataError<T>(_ kind: DataError.Kind, naming file: String?, _ body: ()
 
 /// A small synthetic data set of `count` `side × side × channels` images with labels `i % classes`.
 func syntheticDataset(count: Int, side: Int = 6, channels: Int = 2, classes: Int = 5) -> Dataset {
-    Dataset(name: "synthetic", split: .train, height: side, width: side, channels: channels, classCount: classes,
-            pixels: DataFixtures.bytes(count: count * side * side * channels, seed: 7),
-            labels: (0..<count).map { Int32($0 % classes) },
-            mean: (0..<channels).map { 0.3 + 0.1 * Float($0) }, std: (0..<channels).map { 0.25 + 0.05 * Float($0) })
+    Dataset(
+        name: "synthetic", split: .train, height: side, width: side, channels: channels, classCount: classes,
+        pixels: DataFixtures.bytes(count: count * side * side * channels, seed: 7),
+        labels: (0..<count).map { Int32($0 % classes) },
+        mean: (0..<channels).map { 0.3 + 0.1 * Float($0) }, std: (0..<channels).map { 0.25 + 0.05 * Float($0) })
 }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DataPipeline
 
 final class DatasetSpecTests: XCTestCase {
@@ -27,8 +28,10 @@ final class DatasetSpecTests: XCTestCase {
         func remedy(_ spec: DatasetSpec, _ directory: String?) -> String { spec.source.remedy(for: spec, directory: directory) }
         XCTAssertTrue(remedy(.fashionMNIST, nil).hasPrefix("reinstall Debian's dataset-fashion-mnist"))
         XCTAssertTrue(remedy(.fashionMNIST, "/data").contains("(plain or .gz) in /data, or drop --data-dir"))
-        XCTAssertEqual(remedy(.mnist, nil), "pass --data-dir with intact MNIST files train-images-idx3-ubyte, "
-            + "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (plain or .gz)")
+        XCTAssertEqual(
+            remedy(.mnist, nil),
+            "pass --data-dir with intact MNIST files train-images-idx3-ubyte, "
+                + "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (plain or .gz)")
         XCTAssertEqual(remedy(.cifar100, "/data"), "pass --data-dir with the intact CIFAR-100 binary version (train.bin, test.bin)")
     }
 
@@ -36,8 +39,10 @@ final class DatasetSpecTests: XCTestCase {
     /// set takes.
     func testAGeneratedSourceLoadsWithoutADirectory() throws {
         struct Stripes: SampleSource {
-            func samples(of spec: DatasetSpec, split: DatasetSplit,
-                         directory: String?) throws(DataError) -> (pixels: [UInt8], labels: [Int32]) {
+            func samples(
+                of spec: DatasetSpec, split: DatasetSplit,
+                directory: String?
+            ) throws(DataError) -> (pixels: [UInt8], labels: [Int32]) {
                 let count = split == .train ? 6 : 2
                 let labels = (0..<count).map { Int32($0 % spec.classCount) }
                 let pixels = labels.flatMap { [UInt8](repeating: UInt8(40 * $0), count: spec.height * spec.width * spec.channels) }
@@ -45,8 +50,9 @@ final class DatasetSpecTests: XCTestCase {
             }
             func remedy(for spec: DatasetSpec, directory: String?) -> String { "none needed" }
         }
-        let spec = DatasetSpec(name: "stripes", title: "Stripes", height: 2, width: 3, channels: 1, classCount: 3,
-                               mean: [0.5], std: [0.25], standardAugmentation: .none, source: Stripes())
+        let spec = DatasetSpec(
+            name: "stripes", title: "Stripes", height: 2, width: 3, channels: 1, classCount: 3,
+            mean: [0.5], std: [0.25], standardAugmentation: .none, source: Stripes())
         let train = try spec.load(.train)
         XCTAssertEqual(train.count, 6)
         XCTAssertEqual(train.labels, [0, 1, 2, 0, 1, 2])

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import DataPipeline
 
 final class IDXReaderTests: XCTestCase {
@@ -70,7 +71,8 @@ final class IDXReaderTests: XCTestCase {
 
     func testCorruptGzipIsAnError() throws {
         let fixtures = try DataFixtures(self)
-        var compressed = try DataFixtures.gzipped(DataFixtures.idx(extents: [300, 2, 4], payload: DataFixtures.bytes(count: 2400, seed: 3)))
+        var compressed = try DataFixtures.gzipped(
+            DataFixtures.idx(extents: [300, 2, 4], payload: DataFixtures.bytes(count: 2400, seed: 3)))
         for offset in 12..<(compressed.count - 8) { compressed[offset] ^= 0x5A }
         let path = try fixtures.write("corrupt.gz", compressed)
         assertDataError(.corruptCompression, naming: path) { try IDXReader.readImages(path) }
@@ -115,7 +117,8 @@ final class IDXReaderTests: XCTestCase {
     func testCountMismatchNamesLabelFile() throws {
         let fixtures = try DataFixtures(self)
         try fixtures.writeIDXDataset(trainCount: 12, testCount: 5, gzip: false)
-        let labels = try fixtures.write("train-labels-idx1-ubyte", DataFixtures.idx(extents: [11], payload: [UInt8](repeating: 1, count: 11)))
+        let labels = try fixtures.write(
+            "train-labels-idx1-ubyte", DataFixtures.idx(extents: [11], payload: [UInt8](repeating: 1, count: 11)))
         assertDataError(.countMismatch, naming: labels) {
             try Dataset.load(name: "fashion-mnist", split: .train, directory: fixtures.directory)
         }
@@ -124,7 +127,8 @@ final class IDXReaderTests: XCTestCase {
     func testWrongImageShapeForDataset() throws {
         let fixtures = try DataFixtures(self)
         try fixtures.writeIDXDataset(trainCount: 2, testCount: 2, gzip: false)
-        let images = try fixtures.write("t10k-images-idx3-ubyte", DataFixtures.idx(extents: [2, 32, 32], payload: [UInt8](repeating: 0, count: 2048)))
+        let images = try fixtures.write(
+            "t10k-images-idx3-ubyte", DataFixtures.idx(extents: [2, 32, 32], payload: [UInt8](repeating: 0, count: 2048)))
         assertDataError(.badShape, naming: images) {
             try Dataset.load(name: "fashion-mnist", split: .test, directory: fixtures.directory)
         }
@@ -164,7 +168,8 @@ final class IDXReaderTests: XCTestCase {
 
     func testRealFashionMNIST() throws {
         guard let directory = DatasetSpec.fashionMNIST.installedCopy?.directory,
-              FileManager.default.fileExists(atPath: directory) else {
+            FileManager.default.fileExists(atPath: directory)
+        else {
             throw XCTSkip("Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)")
         }
         let train = try Dataset.load(name: "fashion-mnist", split: .train)

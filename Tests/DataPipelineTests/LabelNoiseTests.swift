@@ -7,8 +7,9 @@ import XCTest
 final class LabelNoiseTests: XCTestCase {
     /// 60 000 one-pixel samples of 10 classes, labels 0, 1, …, 9, 0, 1, ….
     private func synthetic(count: Int = 60_000, classes: Int = 10) -> Dataset {
-        Dataset(name: "synthetic", split: .train, height: 1, width: 1, channels: 1, classCount: classes,
-                pixels: [UInt8](repeating: 7, count: count), labels: (0..<count).map { Int32($0 % classes) }, mean: [0.5], std: [0.5])
+        Dataset(
+            name: "synthetic", split: .train, height: 1, width: 1, channels: 1, classCount: classes,
+            pixels: [UInt8](repeating: 7, count: count), labels: (0..<count).map { Int32($0 % classes) }, mean: [0.5], std: [0.5])
     }
 
     /// At rate 0.4 on N = 60 000 the flip count is Binomial(60 000, 0.4): mean 24 000, σ = 120;

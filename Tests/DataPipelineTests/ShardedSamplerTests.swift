@@ -1,12 +1,16 @@
 import XCTest
+
 @testable import DataPipeline
 
 final class ShardedSamplerTests: XCTestCase {
-    private func samplers(count: Int, globalBatch: Int, worldSize: Int, seed: UInt64 = 11,
-                          dropLast: Bool = false) throws -> [ShardedSampler] {
+    private func samplers(
+        count: Int, globalBatch: Int, worldSize: Int, seed: UInt64 = 11,
+        dropLast: Bool = false
+    ) throws -> [ShardedSampler] {
         try (0..<worldSize).map {
-            try ShardedSampler(sampleCount: count, globalBatchSize: globalBatch, rank: $0,
-                               worldSize: worldSize, seed: seed, dropLast: dropLast)
+            try ShardedSampler(
+                sampleCount: count, globalBatchSize: globalBatch, rank: $0,
+                worldSize: worldSize, seed: seed, dropLast: dropLast)
         }
     }
 

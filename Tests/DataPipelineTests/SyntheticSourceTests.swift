@@ -1,5 +1,6 @@
 import Tensors
 import XCTest
+
 @testable import DataPipeline
 
 final class SyntheticSourceTests: XCTestCase {
@@ -43,7 +44,8 @@ final class SyntheticSourceTests: XCTestCase {
         var means = [Double](repeating: 0, count: 7 * 64)
         for sample in 0..<train.count {
             for feature in 0..<64 {
-                means[Int(train.labels[sample]) * 64 + feature] += Double(train.pixels[sample * 64 + feature]) / Double(counts[train.labels[sample]]!)
+                means[Int(train.labels[sample]) * 64 + feature] +=
+                    Double(train.pixels[sample * 64 + feature]) / Double(counts[train.labels[sample]]!)
             }
         }
         var correct = 0

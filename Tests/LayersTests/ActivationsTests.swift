@@ -85,7 +85,7 @@ final class ActivationsTests: XCTestCase {
             return (0..<indices.count).map { Array(y[($0 * 64)..<(($0 + 1) * 64)]) }
         }
         let whole = try masks([10, 11, 12, 13])  // one rank's batch
-        let shard = try masks([12, 10])           // the same samples elsewhere, in another order
+        let shard = try masks([12, 10])  // the same samples elsewhere, in another order
         XCTAssertEqual(shard[0], whole[2])
         XCTAssertEqual(shard[1], whole[0])
         XCTAssertNotEqual(whole[0], whole[1], "samples get different masks")

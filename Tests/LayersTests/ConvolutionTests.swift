@@ -22,7 +22,8 @@ final class ConvolutionTests: XCTestCase {
                                 for dj in 0..<k {
                                     let (ih, iw) = (i * s - p + di, j * s - p + dj)
                                     guard ih >= 0, ih < h, iw >= 0, iw < w else { continue }
-                                    sum += Double(x[((b * h + ih) * w + iw) * c + input])
+                                    sum +=
+                                        Double(x[((b * h + ih) * w + iw) * c + input])
                                         * Double(weight[((out * c + input) * k + di) * k + dj])
                                 }
                             }
@@ -37,14 +38,14 @@ final class ConvolutionTests: XCTestCase {
 
     /// (in, out, kernel, stride, padding, bias, input [N, H, W]) for the configurations the models use.
     private let configurations: [(Int, Int, Int, Int, Int, Bool, [Int])] = [
-        (3, 4, 3, 1, 1, true, [2, 5, 5]),   // 3×3 "same"
+        (3, 4, 3, 1, 1, true, [2, 5, 5]),  // 3×3 "same"
         (3, 4, 3, 1, 1, false, [2, 5, 6]),  // no bias, non-square
         (2, 3, 3, 2, 1, false, [2, 6, 6]),  // 3×3 stride 2 (downsampling block)
-        (2, 3, 3, 2, 1, true, [1, 7, 5]),   // stride 2 with odd sizes
+        (2, 3, 3, 2, 1, true, [1, 7, 5]),  // stride 2 with odd sizes
         (3, 5, 1, 2, 0, false, [2, 5, 5]),  // 1×1 stride 2 projection shortcut
-        (3, 5, 1, 1, 0, true, [2, 3, 4]),   // pointwise (no im2col)
-        (1, 2, 3, 1, 0, true, [2, 5, 5]),   // no padding, one input channel
-        (2, 2, 5, 1, 2, true, [1, 4, 4]),   // kernel larger than half the image
+        (3, 5, 1, 1, 0, true, [2, 3, 4]),  // pointwise (no im2col)
+        (1, 2, 3, 1, 0, true, [2, 5, 5]),  // no padding, one input channel
+        (2, 2, 5, 1, 2, true, [1, 4, 4]),  // kernel larger than half the image
     ]
 
     private func make(_ config: (Int, Int, Int, Int, Int, Bool, [Int]), seed: UInt64) -> (Conv2d, Tensor) {
@@ -120,8 +121,10 @@ final class ConvolutionTests: XCTestCase {
     }
 
     /// Asserts that two results of `passes` agree to float rounding.
-    private func assertSamePasses(_ got: (Tensor, Tensor, Tensor, Tensor?), _ expected: (Tensor, Tensor, Tensor, Tensor?),
-                                  _ label: String, file: StaticString = #filePath, line: UInt = #line) {
+    private func assertSamePasses(
+        _ got: (Tensor, Tensor, Tensor, Tensor?), _ expected: (Tensor, Tensor, Tensor, Tensor?),
+        _ label: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
         assertClose(got.0, expected.0, absolute: 1e-5, relative: 1e-5, "forward, \(label)", file: file, line: line)
         assertClose(got.1, expected.1, absolute: 1e-5, relative: 1e-5, "input gradient, \(label)", file: file, line: line)
         assertClose(got.2, expected.2, absolute: 1e-4, relative: 1e-5, "weight gradient, \(label)", file: file, line: line)
@@ -176,12 +179,12 @@ final class ConvolutionTests: XCTestCase {
     /// 3×3 stride-1 configurations for Winograd: channel counts below, at and across the
     /// eight-lane blocks, every padding it takes, odd and tiny images.
     private let winogradConfigurations: [(Int, Int, Int, Int, Int, Bool, [Int])] = [
-        (3, 4, 3, 1, 1, true, [2, 5, 5]),     // odd size: last tile half outside
-        (8, 8, 3, 1, 1, false, [2, 6, 4]),    // whole lane blocks
-        (12, 9, 3, 1, 1, true, [1, 7, 6]),    // a full block plus a tail, in and out
-        (5, 16, 3, 1, 0, true, [2, 6, 7]),    // no padding
-        (4, 3, 3, 1, 2, false, [1, 3, 4]),    // padding 2 (input gradient with padding 0)
-        (9, 10, 3, 1, 1, true, [3, 1, 1]),    // one-pixel images
+        (3, 4, 3, 1, 1, true, [2, 5, 5]),  // odd size: last tile half outside
+        (8, 8, 3, 1, 1, false, [2, 6, 4]),  // whole lane blocks
+        (12, 9, 3, 1, 1, true, [1, 7, 6]),  // a full block plus a tail, in and out
+        (5, 16, 3, 1, 0, true, [2, 6, 7]),  // no padding
+        (4, 3, 3, 1, 2, false, [1, 3, 4]),  // padding 2 (input gradient with padding 0)
+        (9, 10, 3, 1, 1, true, [3, 1, 1]),  // one-pixel images
     ]
 
     private func makeWinograd(_ config: (Int, Int, Int, Int, Int, Bool, [Int]), seed: UInt64) -> (Conv2d, Tensor) {
@@ -194,8 +197,9 @@ final class ConvolutionTests: XCTestCase {
     func testWinogradForwardMatchesDirectConvolution() throws {
         for (index, config) in winogradConfigurations.enumerated() {
             let (conv, x) = makeWinograd(config, seed: UInt64(40 + index))
-            assertClose(try conv.forward(x, mode: .training), directConvolution(x, conv),
-                        absolute: 1e-5, relative: 1e-5, "\(config)")
+            assertClose(
+                try conv.forward(x, mode: .training), directConvolution(x, conv),
+                absolute: 1e-5, relative: 1e-5, "\(config)")
         }
     }
 

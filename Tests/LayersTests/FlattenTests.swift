@@ -8,16 +8,28 @@ final class FlattenTests: XCTestCase {
         let (n, h, w, c) = (2, 3, 4, 5)
         let x = Tensor(zeros: [n, h, w, c])
         // x[b, i, j, k] encodes its NCHW coordinates, so the output order is visible.
-        for b in 0..<n { for i in 0..<h { for j in 0..<w { for k in 0..<c {
-            x[((b * h + i) * w + j) * c + k] = Float(b * 1000 + k * 100 + i * 10 + j)
-        } } } }
+        for b in 0..<n {
+            for i in 0..<h {
+                for j in 0..<w {
+                    for k in 0..<c {
+                        x[((b * h + i) * w + j) * c + k] = Float(b * 1000 + k * 100 + i * 10 + j)
+                    }
+                }
+            }
+        }
         let flatten = Flatten()
         let y = try flatten.forward(x, mode: .training)
         XCTAssertEqual(y.shape, [n, c * h * w])
         // torch.flatten(x_nchw, 1)[b, k·H·W + i·W + j] = x_nchw[b, k, i, j].
-        for b in 0..<n { for k in 0..<c { for i in 0..<h { for j in 0..<w {
-            XCTAssertEqual(y[b * c * h * w + (k * h + i) * w + j], Float(b * 1000 + k * 100 + i * 10 + j))
-        } } } }
+        for b in 0..<n {
+            for k in 0..<c {
+                for i in 0..<h {
+                    for j in 0..<w {
+                        XCTAssertEqual(y[b * c * h * w + (k * h + i) * w + j], Float(b * 1000 + k * 100 + i * 10 + j))
+                    }
+                }
+            }
+        }
     }
 
     func testBackwardIsTheInversePermutation() throws {

@@ -135,8 +135,11 @@ final class GradientCheckTests: XCTestCase {
         XCTAssertEqual(report.skipped, 1)
         XCTAssertEqual(report.failed, 0)
         XCTAssertTrue(report.passed)
-        XCTAssertFalse(GradientCheck().check([GradientCheck.Target(name: "x", value: x, analytic: [1, 1, -1])],
-                                             loss: loss).passed, "one skip in three exceeds the default 10 %")
+        XCTAssertFalse(
+            GradientCheck().check(
+                [GradientCheck.Target(name: "x", value: x, analytic: [1, 1, -1])],
+                loss: loss
+            ).passed, "one skip in three exceeds the default 10 %")
     }
 
     func testClosenessNamesTheWorstIndex() {

@@ -23,9 +23,11 @@ final class LayerExactnessTests: XCTestCase {
     /// cnn's first layer, a stride-2 and a 1×1 convolution, and an im2col product big enough
     /// to be cut into slabs.
     func testConvolutionsGiveOneWorkersBitsBothWays() throws {
-        let configurations = [(32, 32, 3, 1, 1, [26, 14, 14]), (1, 32, 3, 1, 1, [20, 28, 28]),
-                              (16, 32, 3, 2, 1, [9, 15, 15]), (32, 64, 1, 1, 0, [8, 16, 16]),
-                              (64, 128, 3, 1, 1, [4, 16, 16])]
+        let configurations = [
+            (32, 32, 3, 1, 1, [26, 14, 14]), (1, 32, 3, 1, 1, [20, 28, 28]),
+            (16, 32, 3, 2, 1, [9, 15, 15]), (32, 64, 1, 1, 0, [8, 16, 16]),
+            (64, 128, 3, 1, 1, [4, 16, 16]),
+        ]
         for (index, (i, o, k, s, p, nhw)) in configurations.enumerated() {
             for algorithm in [ConvolutionAlgorithm.im2col, .winograd] {
                 let conv = Conv2d(i, o, kernelSize: k, stride: s, padding: p, bias: index % 2 == 0)
@@ -52,8 +54,10 @@ final class LayerExactnessTests: XCTestCase {
         bn.bias.value.assign(randomTensor([channels], seed: 3, in: -0.5...0.5))
         let y = try bn.forward(normalTensor(shape, seed: 4, mean: 0.5, standardDeviation: 2), mode: .training).copy()
         let dx = bn.backward(normalTensor(shape, seed: 5))
-        return [y.scalars, bn.runningMean.value.scalars, bn.runningVariance.value.scalars,
-                dx.scalars, bn.weight.gradient.scalars, bn.bias.gradient.scalars]
+        return [
+            y.scalars, bn.runningMean.value.scalars, bn.runningVariance.value.scalars,
+            dx.scalars, bn.weight.gradient.scalars, bn.bias.gradient.scalars,
+        ]
     }
 
     func testBatchNormGivesOneWorkersBits() throws {
@@ -76,8 +80,9 @@ final class LayerExactnessTests: XCTestCase {
         let model = try ModelZoo.make(name, input: input, widthMultiplier: 0.125, generator: RandomGenerator(seed: 5))
         let x = normalTensor(shape, seed: 9)
         let labels = (0..<shape[0]).map { $0 % 10 }
-        let result = try SoftmaxCrossEntropy()(logits: model.forward(x, mode: .training),
-                                               targets: SoftmaxCrossEntropy.oneHot(labels, classes: 10))
+        let result = try SoftmaxCrossEntropy()(
+            logits: model.forward(x, mode: .training),
+            targets: SoftmaxCrossEntropy.oneHot(labels, classes: 10))
         model.backward(result.logitGradients)
         let optimizer = SGD(parameterCount: model.parameters.parameterCount)
         for _ in 0..<2 { optimizer.step(parameters: model.parameters.values, gradients: model.parameters.gradients, learningRate: 0.1) }

@@ -54,9 +54,10 @@ final class LossTests: XCTestCase {
         XCTAssertEqual(report.checked, 18)
         // And the checker would notice gradients without the 1/N.
         let unscaled = analytic.map { $0 * 3 }
-        XCTAssertFalse(try GradientCheck(absoluteTolerance: 1e-4, relativeTolerance: 2e-3)
-            .check([GradientCheck.Target(name: "logits", value: z, analytic: unscaled)]) { try loss(logits: z, targets: t).loss }
-            .passed)
+        XCTAssertFalse(
+            try GradientCheck(absoluteTolerance: 1e-4, relativeTolerance: 2e-3)
+                .check([GradientCheck.Target(name: "logits", value: z, analytic: unscaled)]) { try loss(logits: z, targets: t).loss }
+                .passed)
     }
 
     func testOneHotTargetsGiveMinusLogProbabilityOfTheLabel() throws {
@@ -67,9 +68,10 @@ final class LossTests: XCTestCase {
         XCTAssertEqual(targets.scalars, [0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1])
         let z = normalTensor([3, 5], seed: 5)
         let result = try loss(logits: z, targets: targets)
-        let expected = labels.enumerated().reduce(0.0) { sum, item in
-            sum - log(Double(result.probabilities[item.offset * 5 + item.element]))
-        } / 3
+        let expected =
+            labels.enumerated().reduce(0.0) { sum, item in
+                sum - log(Double(result.probabilities[item.offset * 5 + item.element]))
+            } / 3
         assertClose(result.loss, expected, absolute: 1e-6, relative: 1e-6)
     }
 
@@ -137,8 +139,9 @@ final class LossTests: XCTestCase {
     func testUniformTargetsOverUniformLogitsGiveLogC() throws {
         let loss = SoftmaxCrossEntropy()
         let classes = 10
-        let result = try loss(logits: Tensor(zeros: [2, classes]),
-                              targets: Tensor(shape: [2, classes], repeating: 1 / Float(classes)))
+        let result = try loss(
+            logits: Tensor(zeros: [2, classes]),
+            targets: Tensor(shape: [2, classes], repeating: 1 / Float(classes)))
         XCTAssertEqual(result.loss, log(Double(classes)), accuracy: 1e-5)
     }
 }

@@ -17,7 +17,8 @@ final class ModelTests: XCTestCase {
     /// training mode or `maxSteps` is reached. Returns the accuracy of the last step, the
     /// steps taken and the first and last losses.
     private func fit(_ model: Model, _ inputs: Tensor, _ labels: [Int], learningRate: Float, maxSteps: Int)
-        throws -> (accuracy: Double, steps: Int, firstLoss: Double, lastLoss: Double) {
+        throws -> (accuracy: Double, steps: Int, firstLoss: Double, lastLoss: Double)
+    {
         let loss = SoftmaxCrossEntropy()
         let optimizer = SGD(parameterCount: model.parameters.parameterCount, momentum: 0.9, nesterov: true, weightDecay: 0)
         let targets = SoftmaxCrossEntropy.oneHot(labels, classes: model.classCount)
@@ -70,8 +71,10 @@ final class ModelTests: XCTestCase {
     }
 
     func testPreActResNet18ForwardShapes() throws {
-        let inputs = [(ModelZoo.Input.fashionMNIST, [2, 28, 28, 1]),
-                      (ModelZoo.Input(height: 32, width: 32, channels: 3, classes: 100), [2, 32, 32, 3])]
+        let inputs = [
+            (ModelZoo.Input.fashionMNIST, [2, 28, 28, 1]),
+            (ModelZoo.Input(height: 32, width: 32, channels: 3, classes: 100), [2, 32, 32, 3]),
+        ]
         for name in ["preact-resnet18", "preact-resnet18-he"] {
             for (input, shape) in inputs {
                 let model = try ModelZoo.make(name, input: input, widthMultiplier: 0.125, generator: RandomGenerator(seed: 5))
@@ -90,7 +93,8 @@ final class ModelTests: XCTestCase {
     }
 
     func testModelAcceptsAnyReshapingOfTheSampleShape() throws {
-        let model = try ModelZoo.make("mlp", input: .init(height: 4, width: 4, channels: 1, classes: 3), generator: RandomGenerator(seed: 8))
+        let model = try ModelZoo.make(
+            "mlp", input: .init(height: 4, width: 4, channels: 1, classes: 3), generator: RandomGenerator(seed: 8))
         let flat = normalTensor([2, 16], seed: 9)
         let a = try model.forward(flat, mode: .evaluation).copy()
         let b = try model.forward(try flat.reshaped([2, 4, 4, 1]), mode: .evaluation)
@@ -104,14 +108,18 @@ final class ModelTests: XCTestCase {
     }
 
     func testModelChecksItsOutputShapeAtConstruction() {
-        XCTAssertThrowsError(try Model(name: "broken", network: Linear(4, 3), sampleShape: [4], classCount: 5,
-                                       generator: RandomGenerator(seed: 1))) { error in
+        XCTAssertThrowsError(
+            try Model(
+                name: "broken", network: Linear(4, 3), sampleShape: [4], classCount: 5,
+                generator: RandomGenerator(seed: 1))
+        ) { error in
             XCTAssert("\(error)".contains("[2, 3]") && "\(error)".contains("[2, 5]"), "\(error)")
         }
     }
 
     func testFirstLayerSkipsTheInputGradient() throws {
-        let model = try ModelZoo.make("cnn", input: .init(height: 8, width: 8, channels: 1, classes: 2), generator: RandomGenerator(seed: 1))
+        let model = try ModelZoo.make(
+            "cnn", input: .init(height: 8, width: 8, channels: 1, classes: 2), generator: RandomGenerator(seed: 1))
         XCTAssertFalse(model.network.children.first!.layer.computesInputGradient)
         XCTAssertTrue(model.network.children[1].layer.computesInputGradient)
     }

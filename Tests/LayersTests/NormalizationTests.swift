@@ -28,7 +28,8 @@ final class NormalizationTests: XCTestCase {
     private func affine(_ x: Tensor, _ bn: BatchNorm, mean: [Double], variance: [Double]) -> [Float] {
         (0..<x.count).map { i in
             let c = i % bn.channels
-            let v = (Double(x[i]) - mean[c]) / (variance[c] + Double(bn.epsilon)).squareRoot()
+            let v =
+                (Double(x[i]) - mean[c]) / (variance[c] + Double(bn.epsilon)).squareRoot()
                 * Double(bn.weight.value[c]) + Double(bn.bias.value[c])
             return Float(bn.activation == .relu ? max(v, 0) : v)
         }
@@ -40,8 +41,9 @@ final class NormalizationTests: XCTestCase {
                 let bn = makeBatchNorm(shape.last!, activation: activation)
                 let x = normalTensor(shape, seed: 4, mean: 2, standardDeviation: 3)
                 let (mean, variance) = statistics(x, channels: bn.channels)
-                assertClose(try bn.forward(x, mode: .training), affine(x, bn, mean: mean, variance: variance),
-                            absolute: 1e-5, relative: 1e-4, "\(shape) \(activation)")
+                assertClose(
+                    try bn.forward(x, mode: .training), affine(x, bn, mean: mean, variance: variance),
+                    absolute: 1e-5, relative: 1e-4, "\(shape) \(activation)")
             }
         }
     }
@@ -144,8 +146,9 @@ final class NormalizationTests: XCTestCase {
                 XCTAssertNotEqual(rm, [0, 0, 0])
                 let x = normalTensor(shape, seed: 40)
                 let y = try bn.forward(x, mode: .evaluation)
-                assertClose(y, affine(x, bn, mean: rm.map(Double.init), variance: rv.map(Double.init)),
-                            absolute: 1e-5, relative: 1e-5, "\(activation) \(shape)")
+                assertClose(
+                    y, affine(x, bn, mean: rm.map(Double.init), variance: rv.map(Double.init)),
+                    absolute: 1e-5, relative: 1e-5, "\(activation) \(shape)")
                 XCTAssertEqual(bn.runningMean.value.scalars, rm, "evaluation must not update the running mean")
                 XCTAssertEqual(bn.runningVariance.value.scalars, rv)
                 XCTAssertEqual(bn.batchesTracked, 3)

@@ -45,12 +45,14 @@ final class ParameterStoreTests: XCTestCase {
             let input = ModelZoo.Input(height: 32, width: 32, channels: 3, classes: classes)
             let model = try ModelZoo.make("preact-resnet18", input: input, generator: RandomGenerator(seed: 1))
             XCTAssertEqual(model.parameters.parameterCount, official)
-            XCTAssertEqual(preActResNet18Count(channels: 3, classes: classes, widths: widths, stemBatchNorm: true, finalBatchNorm: false), official)
+            XCTAssertEqual(
+                preActResNet18Count(channels: 3, classes: classes, widths: widths, stemBatchNorm: true, finalBatchNorm: false), official)
             XCTAssertEqual(model.network.namedParameters().reduce(0) { $0 + $1.parameter.shape.reduce(1, *) }, official)
         }
         let he = try ModelZoo.make("preact-resnet18-he", input: cifar100, generator: RandomGenerator(seed: 1))
         XCTAssertEqual(he.parameters.parameterCount, 11_218_340)
-        XCTAssertEqual(preActResNet18Count(channels: 3, classes: 100, widths: widths, stemBatchNorm: false, finalBatchNorm: true), 11_218_340)
+        XCTAssertEqual(
+            preActResNet18Count(channels: 3, classes: 100, widths: widths, stemBatchNorm: false, finalBatchNorm: true), 11_218_340)
         // On Fashion-MNIST the stem takes one channel: 2 · 64 · 9 = 1 152 fewer than for 3 × 32 × 32.
         let fashion = try ModelZoo.make("preact-resnet18", input: .fashionMNIST, generator: RandomGenerator(seed: 1))
         XCTAssertEqual(fashion.parameters.parameterCount, 11_171_274 - 1_152)
@@ -59,9 +61,13 @@ final class ParameterStoreTests: XCTestCase {
     func testPreActResNet18NamesFollowTheOfficialStateDict() throws {
         let model = try ModelZoo.make("preact-resnet18", input: cifar100, widthMultiplier: 0.125, generator: RandomGenerator(seed: 1))
         let names = model.parameters.entries.map(\.name)
-        XCTAssertEqual(Array(names.prefix(9)), ["conv1.weight", "bn1.weight", "bn1.bias",
-                                                "layer1.0.bn1.weight", "layer1.0.bn1.bias", "layer1.0.conv1.weight",
-                                                "layer1.0.bn2.weight", "layer1.0.bn2.bias", "layer1.0.conv2.weight"])
+        XCTAssertEqual(
+            Array(names.prefix(9)),
+            [
+                "conv1.weight", "bn1.weight", "bn1.bias",
+                "layer1.0.bn1.weight", "layer1.0.bn1.bias", "layer1.0.conv1.weight",
+                "layer1.0.bn2.weight", "layer1.0.bn2.bias", "layer1.0.conv2.weight",
+            ])
         for name in ["layer3.0.conv1.weight", "layer3.0.shortcut.0.weight", "layer2.1.bn2.bias", "layer4.1.conv2.weight"] {
             XCTAssert(names.contains(name), "missing \(name)")
         }
@@ -76,7 +82,8 @@ final class ParameterStoreTests: XCTestCase {
         XCTAssertEqual(model.parameters.value(named: "layer3.0.shortcut.0.weight")?.shape, [32, 16, 1, 1])
         XCTAssertEqual(model.parameters.value(named: "linear.weight")?.shape, [100, 64])
         let buffers = model.parameters.bufferEntries.map(\.name)
-        XCTAssertEqual(Array(buffers.prefix(4)), ["bn1.running_mean", "bn1.running_var", "layer1.0.bn1.running_mean", "layer1.0.bn1.running_var"])
+        XCTAssertEqual(
+            Array(buffers.prefix(4)), ["bn1.running_mean", "bn1.running_var", "layer1.0.bn1.running_mean", "layer1.0.bn1.running_var"])
         XCTAssertEqual(Array(buffers.suffix(2)), ["layer4.1.bn2.running_mean", "layer4.1.bn2.running_var"])
         XCTAssertNil(model.parameters.value(named: "layer5.0.conv1.weight"))
     }
@@ -126,8 +133,9 @@ final class ParameterStoreTests: XCTestCase {
     }
 
     func testZeroingThenBackwardFillsTheFlatGradientBuffer() throws {
-        let model = try ModelZoo.make("cnn", input: .init(height: 8, width: 8, channels: 1, classes: 3),
-                                      generator: RandomGenerator(seed: 3))
+        let model = try ModelZoo.make(
+            "cnn", input: .init(height: 8, width: 8, channels: 1, classes: 3),
+            generator: RandomGenerator(seed: 3))
         model.parameters.gradients.fill(.nan)
         model.parameters.zeroGradients()
         let logits = try model.forward(normalTensor([4, 8, 8, 1], seed: 4), mode: .training)

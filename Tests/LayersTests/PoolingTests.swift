@@ -56,8 +56,9 @@ final class PoolingTests: XCTestCase {
         let y = try pool.forward(x, mode: .training)
         XCTAssertEqual(y.shape, [1, 2, 2, 1])
         XCTAssertEqual(y.scalars, [-5, -4, -2, -1])
-        XCTAssertEqual(pool.backward(Tensor(shape: [1, 2, 2, 1], values: [1, 1, 1, 1])).scalars,
-                       [0, 0, 0, 0, 1, 1, 0, 1, 1])
+        XCTAssertEqual(
+            pool.backward(Tensor(shape: [1, 2, 2, 1], values: [1, 1, 1, 1])).scalars,
+            [0, 0, 0, 0, 1, 1, 0, 1, 1])
     }
 
     func testMaxPoolGradients() throws {

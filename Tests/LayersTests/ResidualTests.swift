@@ -18,10 +18,12 @@ final class ResidualTests: XCTestCase {
             bindParameters(block)
             randomiseBatchNorms(block, seed: 1)
             XCTAssertNil(block.shortcut)
-            XCTAssertEqual(block.namedParameters().map(\.name),
-                           ["bn1.weight", "bn1.bias", "conv1.weight", "bn2.weight", "bn2.bias", "conv2.weight"])
-            XCTAssertEqual(block.namedBuffers().map(\.name),
-                           ["bn1.running_mean", "bn1.running_var", "bn2.running_mean", "bn2.running_var"])
+            XCTAssertEqual(
+                block.namedParameters().map(\.name),
+                ["bn1.weight", "bn1.bias", "conv1.weight", "bn2.weight", "bn2.bias", "conv2.weight"])
+            XCTAssertEqual(
+                block.namedBuffers().map(\.name),
+                ["bn1.running_mean", "bn1.running_var", "bn2.running_mean", "bn2.running_var"])
             let x = normalTensor([2, 4, 4, 3], seed: 2)
             let y = try block.forward(x, mode: .training).copy()
             // y = conv2(relu(bn2(conv1(a)))) + shortcut, a = relu(bn1(x)), the sublayers called one by one;
@@ -108,8 +110,10 @@ final class ResidualTests: XCTestCase {
     }
 
     func testParameterGradientsWithoutInputGradient() throws {
-        for (block, shape) in [(PreActBlock(2, 2), [2, 3, 3, 2]), (PreActBlock(2, 2, identity: .input), [2, 3, 3, 2]),
-                               (PreActBlock(2, 3, stride: 2), [2, 4, 4, 2])] {
+        for (block, shape) in [
+            (PreActBlock(2, 2), [2, 3, 3, 2]), (PreActBlock(2, 2, identity: .input), [2, 3, 3, 2]),
+            (PreActBlock(2, 3, stride: 2), [2, 4, 4, 2]),
+        ] {
             bindParameters(block, seed: 14)
             randomiseBatchNorms(block, seed: 15)
             let x = normalTensor(shape, seed: 16)

@@ -19,9 +19,12 @@ final class SequentialTests: XCTestCase {
     func testNamedChildrenAndNesting() {
         let inner = Sequential(named: [("conv", Conv2d(1, 2, kernelSize: 3)), ("bn", BatchNorm(2))])
         let outer = Sequential(named: [("features", inner), ("head", Linear(2, 2))])
-        XCTAssertEqual(outer.namedParameters().map(\.name),
-                       ["features.conv.weight", "features.conv.bias", "features.bn.weight", "features.bn.bias",
-                        "head.weight", "head.bias"])
+        XCTAssertEqual(
+            outer.namedParameters().map(\.name),
+            [
+                "features.conv.weight", "features.conv.bias", "features.bn.weight", "features.bn.bias",
+                "head.weight", "head.bias",
+            ])
         XCTAssertEqual(outer.namedBuffers().map(\.name), ["features.bn.running_mean", "features.bn.running_var"])
         XCTAssertEqual(outer.descendants().count, 5)
     }
@@ -33,8 +36,9 @@ final class SequentialTests: XCTestCase {
             Flatten(), Linear(12, 5, activation: .relu), Linear(5, 3),
         ])
         bindParameters(network, seed: 2)
-        let report = assertLayerGradients(network, input: normalTensor([3, 4, 4, 2], seed: 3),
-                                          checker: GradientCheck(maxCoordinatesPerTensor: 30))
+        let report = assertLayerGradients(
+            network, input: normalTensor([3, 4, 4, 2], seed: 3),
+            checker: GradientCheck(maxCoordinatesPerTensor: 30))
         XCTAssertEqual(report?.results.count, 9)  // input + 8 parameter tensors
     }
 

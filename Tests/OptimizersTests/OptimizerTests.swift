@@ -1,6 +1,7 @@
 import Tensors
 import TestSupport
 import XCTest
+
 @testable import Optimizers
 
 /// References for three steps on three scalar parameters, computed by hand from PyTorch's
@@ -26,8 +27,9 @@ final class OptimizerTests: XCTestCase {
     /// `expected[parameter][step]` → per-step rows.
     private func assertTrajectory(_ actual: [[Float]], _ expected: [[Double]], file: StaticString = #filePath, line: UInt = #line) {
         for step in 0..<3 {
-            assertClose(actual[step], expected.map { Float($0[step]) }, absolute: 1e-6, relative: 1e-5,
-                        "step \(step + 1)", file: file, line: line)
+            assertClose(
+                actual[step], expected.map { Float($0[step]) }, absolute: 1e-6, relative: 1e-5,
+                "step \(step + 1)", file: file, line: line)
         }
     }
 
@@ -36,41 +38,49 @@ final class OptimizerTests: XCTestCase {
         // d1 = 0.51, buf = 0.51, p = 0.949; d2 = -0.24051, buf = 0.21849, p = 0.927151;
         // d3 = 1.00927151, buf = 1.20591251, p = 0.806559749.
         let sgd = SGD(parameterCount: 3, momentum: 0.9, nesterov: false, weightDecay: 0.01, weightDecayStyle: .l2)
-        assertTrajectory(run(sgd, learningRate: 0.1), [
-            [0.949, 0.927151, 0.806559749],
-            [-2.008, -2.043192, -2.052821608],
-            [0.5995, 0.6884505, 0.5678174995],
-        ])
+        assertTrajectory(
+            run(sgd, learningRate: 0.1),
+            [
+                [0.949, 0.927151, 0.806559749],
+                [-2.008, -2.043192, -2.052821608],
+                [0.5995, 0.6884505, 0.5678174995],
+            ])
         XCTAssertEqual(sgd.stepCount, 3)
     }
 
     func testSGDNesterovL2MatchesPyTorch() {
         // Step 1 by hand: d = 0.51, buf = 0.51, update = d + 0.9·buf = 0.969, p = 0.9031.
         let sgd = SGD(parameterCount: 3, momentum: 0.9, nesterov: true, weightDecay: 0.01, weightDecayStyle: .l2)
-        assertTrajectory(run(sgd, learningRate: 0.1), [
-            [0.9031, 0.90757411, 0.698189208191],
-            [-2.0152, -2.07485112, -2.061408590872],
-            [0.68905, 0.768335805, 0.4588533364705],
-        ])
+        assertTrajectory(
+            run(sgd, learningRate: 0.1),
+            [
+                [0.9031, 0.90757411, 0.698189208191],
+                [-2.0152, -2.07485112, -2.061408590872],
+                [0.68905, 0.768335805, 0.4588533364705],
+            ])
     }
 
     func testSGDMomentumDecoupledMatchesSGDW() {
         // Step 1 by hand: p·(1 − 0.001) − 0.1·0.5 = 0.999 − 0.05 = 0.949.
         let sgd = SGD(parameterCount: 3, momentum: 0.9, nesterov: false, weightDecay: 0.01, weightDecayStyle: .decoupled)
-        assertTrajectory(run(sgd, learningRate: 0.1), [
-            [0.949, 0.928051, 0.809122949],
-            [-2.008, -2.044992, -2.058047008],
-            [0.5995, 0.6889005, 0.5692115995],
-        ])
+        assertTrajectory(
+            run(sgd, learningRate: 0.1),
+            [
+                [0.949, 0.928051, 0.809122949],
+                [-2.008, -2.044992, -2.058047008],
+                [0.5995, 0.6889005, 0.5692115995],
+            ])
     }
 
     func testSGDNesterovDecoupledMatchesSGDW() {
         let sgd = SGD(parameterCount: 3, momentum: 0.9, nesterov: true, weightDecay: 0.01, weightDecayStyle: .decoupled)
-        assertTrajectory(run(sgd, learningRate: 0.1), [
-            [0.904, 0.910096, 0.702985904],
-            [-2.017, -2.080083, -2.071592917],
-            [0.6895, 0.7698105, 0.4619406895],
-        ])
+        assertTrajectory(
+            run(sgd, learningRate: 0.1),
+            [
+                [0.904, 0.910096, 0.702985904],
+                [-2.017, -2.080083, -2.071592917],
+                [0.6895, 0.7698105, 0.4619406895],
+            ])
     }
 
     func testSGDWithoutMomentumOrDecayIsPlainGradientDescent() {
@@ -112,23 +122,28 @@ final class OptimizerTests: XCTestCase {
         // Step 1 by hand (p = 1, g = 0.5, lr 0.01, wd 0.1): p·(1 − 0.001) = 0.999; m̂ = 0.5, v̂ = 0.25,
         // p −= 0.01 · 0.5 / (0.5 + 1e-8) → 0.989.
         let adam = AdamW(parameterCount: 3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.1)
-        assertTrajectory(run(adam, learningRate: 0.01), [
-            [0.9890000002, 0.9853476298705847, 0.9777811663376385],
-            [-2.007999999, -2.015169809780441, -2.01573367790224],
-            [0.5094999999, 0.5156910823466812, 0.5117750465867754],
-        ])
+        assertTrajectory(
+            run(adam, learningRate: 0.01),
+            [
+                [0.9890000002, 0.9853476298705847, 0.9777811663376385],
+                [-2.007999999, -2.015169809780441, -2.01573367790224],
+                [0.5094999999, 0.5156910823466812, 0.5117750465867754],
+            ])
         XCTAssertEqual(adam.stateTensors.map(\.name), ["exp_avg", "exp_avg_sq"])
         XCTAssertEqual(adam.stepCount, 3)
     }
 
     func testAdamWithL2PenaltyMatchesPyTorchAdam() {
-        let adam = AdamW(parameterCount: 3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.1,
-                         weightDecayStyle: .l2)
-        assertTrajectory(run(adam, learningRate: 0.01), [
-            [0.9900000001666667, 0.9853191993058599, 0.9779775547639225],
-            [-1.990000001, -1.990576059408093, -1.984707021470341],
-            [0.5099999998947369, 0.5162918294231745, 0.5125398011574597],
-        ])
+        let adam = AdamW(
+            parameterCount: 3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.1,
+            weightDecayStyle: .l2)
+        assertTrajectory(
+            run(adam, learningRate: 0.01),
+            [
+                [0.9900000001666667, 0.9853191993058599, 0.9779775547639225],
+                [-1.990000001, -1.990576059408093, -1.984707021470341],
+                [0.5099999998947369, 0.5162918294231745, 0.5125398011574597],
+            ])
     }
 
     func testAdamWFirstStepMovesEachParameterByTheLearningRate() {

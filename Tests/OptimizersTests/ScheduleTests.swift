@@ -1,5 +1,6 @@
 import TestSupport
 import XCTest
+
 @testable import Optimizers
 
 final class ScheduleTests: XCTestCase {
@@ -28,8 +29,9 @@ final class ScheduleTests: XCTestCase {
         assertClose(schedule.learningRate(epoch: 10, step: 0, stepsPerEpoch: 100), 0.001)
         assertClose(schedule.learningRate(epoch: 12, step: 0, stepsPerEpoch: 100), 0.001, "clamped after the end")
         // A quarter of the way: min + (base − min)(1 + cos(π/4))/2, reached mid-epoch per step.
-        assertClose(schedule.learningRate(epoch: 2, step: 50, stepsPerEpoch: 100),
-                    0.001 + 0.099 * (1 + cos(Double.pi / 4)) / 2, absolute: 1e-15)
+        assertClose(
+            schedule.learningRate(epoch: 2, step: 50, stepsPerEpoch: 100),
+            0.001 + 0.099 * (1 + cos(Double.pi / 4)) / 2, absolute: 1e-15)
         var previous = Double.infinity
         for epoch in 0..<10 {
             for step in stride(from: 0, to: 100, by: 10) {
@@ -55,7 +57,8 @@ final class ScheduleTests: XCTestCase {
         // Warm-up scales whatever the wrapped schedule gives at that step.
         let stepped = WarmupSchedule(StepSchedule(base: 1, milestones: [1]), warmupEpochs: 2)
         assertClose(stepped.learningRate(epoch: 1, step: 0, stepsPerEpoch: 5), 0.1 * 6 / 10, absolute: 1e-15)
-        XCTAssertEqual(WarmupSchedule(ConstantSchedule(base: 0.4), warmupEpochs: 0)
-            .learningRate(epoch: 0, step: 0, stepsPerEpoch: 5), 0.4)
+        XCTAssertEqual(
+            WarmupSchedule(ConstantSchedule(base: 0.4), warmupEpochs: 0)
+                .learningRate(epoch: 0, step: 0, stepsPerEpoch: 5), 0.4)
     }
 }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Platform
 
 final class PeakMemoryTests: XCTestCase {

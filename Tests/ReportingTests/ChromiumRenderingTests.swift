@@ -17,8 +17,9 @@ final class ChromiumRenderingTests: XCTestCase {
             candidates += directories.map { "\($0)/\(name)" }
         }
         if let found = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) { return found }
-        XCTFail("chromium is not installed: the report rendering test needs Debian's 'chromium' package "
-            + "(launch/test.sh installs it: apt-get install chromium), or set PSKD_CHROMIUM to a Chromium executable")
+        XCTFail(
+            "chromium is not installed: the report rendering test needs Debian's 'chromium' package "
+                + "(launch/test.sh installs it: apt-get install chromium), or set PSKD_CHROMIUM to a Chromium executable")
         throw XCTSkip("no chromium")
     }
 
@@ -36,9 +37,12 @@ final class ChromiumRenderingTests: XCTestCase {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try chromium())
         // --no-sandbox: Chromium refuses to run as root (CI) with its sandbox.
-        process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                             "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
-                             "--disable-component-update", "--user-data-dir=\(profile.path)", "--enable-logging=stderr", "--v=0"]
+        process.arguments =
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
+                "--disable-component-update", "--user-data-dir=\(profile.path)", "--enable-logging=stderr", "--v=0",
+            ]
             + arguments + [page.absoluteString]
         let stdout = try FileHandle(forWritingTo: stdoutURL), stderr = try FileHandle(forWritingTo: stderrURL)
         defer { try? stdout.close(); try? stderr.close() }
@@ -64,8 +68,9 @@ final class ChromiumRenderingTests: XCTestCase {
             XCTFail("chromium did not finish within 180 s: \(process.arguments ?? [])")
         }
         process.waitUntilExit()
-        return Run(status: process.terminationStatus, output: try Data(contentsOf: stdoutURL),
-                   errors: (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "")
+        return Run(
+            status: process.terminationStatus, output: try Data(contentsOf: stdoutURL),
+            errors: (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "")
     }
 
     func testReportRendersInHeadlessChromiumWithEveryFigureDrawn() throws {
@@ -80,7 +85,8 @@ final class ChromiumRenderingTests: XCTestCase {
         let dump = try runChromium(["--dump-dom"], page: page, in: fixture.root)
         let dom = String(decoding: dump.output, as: UTF8.self)
         XCTAssertEqual(dump.status, 0, "chromium --dump-dom failed:\n\(dump.errors.suffix(3000))")
-        XCTAssertTrue(dom.contains("<title>Fixture report</title>"), "the page did not load:\n\(dom.prefix(2000))\n\(dump.errors.suffix(3000))")
+        XCTAssertTrue(
+            dom.contains("<title>Fixture report</title>"), "the page did not load:\n\(dom.prefix(2000))\n\(dump.errors.suffix(3000))")
         XCTAssertTrue(dom.contains("id=\"end\""), "the page is cut short")
         XCTAssertFalse(dom.contains("This page contains the following errors"))
         let consoleErrors = dump.errors.split(separator: "\n").filter { $0.contains(":CONSOLE") || $0.contains("Uncaught") }
@@ -95,8 +101,9 @@ final class ChromiumRenderingTests: XCTestCase {
 
         // What it looks like: a screenshot with the policies' colours where the figures are.
         let shot = fixture.root.appendingPathComponent("shot.png")
-        let screenshot = try runChromium(["--hide-scrollbars", "--window-size=1280,3600", "--screenshot=\(shot.path)"],
-                                         page: page, in: fixture.root)
+        let screenshot = try runChromium(
+            ["--hide-scrollbars", "--window-size=1280,3600", "--screenshot=\(shot.path)"],
+            page: page, in: fixture.root)
         XCTAssertEqual(screenshot.status, 0, "chromium --screenshot failed:\n\(screenshot.errors.suffix(3000))")
         let png = try Data(contentsOf: shot)
         XCTAssertGreaterThan(png.count, 50_000, "a screenshot of the charts is not a near-blank page")
@@ -209,8 +216,10 @@ struct PNGImage {
         let r = Int(colour[0]), g = Int(colour[1]), b = Int(colour[2])
         var total = 0
         pixels.withUnsafeBufferPointer { pixels in
-            for p in 0..<(width * height) where abs(Int(pixels[3 * p]) - r) <= tolerance
-                && abs(Int(pixels[3 * p + 1]) - g) <= tolerance && abs(Int(pixels[3 * p + 2]) - b) <= tolerance {
+            for p in 0..<(width * height)
+            where abs(Int(pixels[3 * p]) - r) <= tolerance
+                && abs(Int(pixels[3 * p + 1]) - g) <= tolerance && abs(Int(pixels[3 * p + 2]) - b) <= tolerance
+            {
                 total += 1
             }
         }

@@ -1,6 +1,6 @@
 import Foundation
-import Training
 import TestSupport
+import Training
 import XCTest
 
 @testable import Reporting
@@ -12,7 +12,9 @@ struct FixtureRuns {
 
     /// A fresh folder under the temporary directory, removed at the end of `testCase`.
     init(_ testCase: XCTestCase, name: String = #function) throws {
-        root = URL(fileURLWithPath: testCase.temporaryPath("report-\(name.filter { $0.isLetter || $0.isNumber })-\(UUID().uuidString.prefix(8))"), isDirectory: true)
+        root = URL(
+            fileURLWithPath: testCase.temporaryPath("report-\(name.filter { $0.isLetter || $0.isNumber })-\(UUID().uuidString.prefix(8))"),
+            isDirectory: true)
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 
@@ -25,8 +27,10 @@ struct FixtureRuns {
 
     /// Writes a run directory named `name` and returns its path.
     @discardableResult
-    func run(_ name: String, policy: String, seed: UInt64, epochs: [Epoch], configure: (inout TrainConfig) -> Void = { _ in },
-             log: String? = nil) throws -> String {
+    func run(
+        _ name: String, policy: String, seed: UInt64, epochs: [Epoch], configure: (inout TrainConfig) -> Void = { _ in },
+        log: String? = nil
+    ) throws -> String {
         let directory = root.appendingPathComponent(name, isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var config = TrainConfig()
@@ -45,8 +49,10 @@ struct FixtureRuns {
             let binCount = epoch.bins.isEmpty ? config.eceBins : epoch.bins.count
             let bins: [[String: Any]] = (0..<binCount).map { b in
                 let bin = epoch.bins.isEmpty ? (count: 0, accuracy: 0.0, confidence: 0.0) : epoch.bins[b]
-                return ["lower": Double(b) / Double(binCount), "upper": Double(b + 1) / Double(binCount),
-                        "count": bin.count, "accuracy": bin.accuracy, "confidence": bin.confidence]
+                return [
+                    "lower": Double(b) / Double(binCount), "upper": Double(b + 1) / Double(binCount),
+                    "count": bin.count, "accuracy": bin.accuracy, "confidence": bin.confidence,
+                ]
             }
             let record: [String: Any] = [
                 "epoch": index + 1, "alpha": 0.0, "lr": 0.1, "train_loss": 1.0,
@@ -75,11 +81,14 @@ struct FixtureRuns {
                         let count = b < 3 ? 0 : Int(20 * pow(1.35, Double(b))) + Int(seed)
                         return (count, max(0, min(1, centre - 0.08 + 0.04 * Double(p))), centre)
                     }
-                    return Epoch(top1: base, top5: base / 10, nll: base / 40, ece: 8 - 2 * Double(p) + Double(e) * 0.1,
-                                 aurc: base * 3, eaurc: base, bins: bins)
+                    return Epoch(
+                        top1: base, top5: base / 10, nll: base / 40, ece: 8 - 2 * Double(p) + Double(e) * 0.1,
+                        aurc: base * 3, eaurc: base, bins: bins)
                 }
-                paths.append(try run("\(policy)-seed\(seed)", policy: policy, seed: seed, epochs: records,
-                                     log: "pskd: training cnn … global batch 128 over 2 rank(s) × 1 thread(s); run directory x\n"))
+                paths.append(
+                    try run(
+                        "\(policy)-seed\(seed)", policy: policy, seed: seed, epochs: records,
+                        log: "pskd: training cnn … global batch 128 over 2 rank(s) × 1 thread(s); run directory x\n"))
             }
         }
         return paths

@@ -2,33 +2,39 @@ import Foundation
 import Training
 import XCTest
 
+@testable import Reporting
+
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
 
-@testable import Reporting
-
 /// The SVG charts and the HTML page: well-formed, complete, escaped.
 final class RenderingTests: XCTestCase {
     /// Parses `xml`, failing with the parser's error; returns the element names in order and their attributes.
-    private func elements(_ xml: String, file: StaticString = #filePath, line: UInt = #line) -> [(name: String, attributes: [String: String])] {
+    private func elements(_ xml: String, file: StaticString = #filePath, line: UInt = #line) -> [(
+        name: String, attributes: [String: String]
+    )] {
         final class Collector: NSObject, XMLParserDelegate {
             var elements: [(name: String, attributes: [String: String])] = []
-            func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
-                        attributes: [String: String] = [:]) {
+            func parser(
+                _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+                attributes: [String: String] = [:]
+            ) {
                 elements.append((name, attributes))
             }
         }
         let parser = XMLParser(data: Data(xml.utf8))
         let collector = Collector()
         parser.delegate = collector
-        XCTAssertTrue(parser.parse(), "not well-formed XML: \(String(describing: parser.parserError)) in \(xml.prefix(300))…", file: file, line: line)
+        XCTAssertTrue(
+            parser.parse(), "not well-formed XML: \(String(describing: parser.parserError)) in \(xml.prefix(300))…", file: file, line: line)
         return collector.elements
     }
 
     func testHTMLEscapeReplacesTheFiveSpecialCharacters() {
-        XCTAssertEqual(HTML.escape(#"<script>alert("x" & 'y')</script>"#),
-                       "&lt;script&gt;alert(&quot;x&quot; &amp; &#39;y&#39;)&lt;/script&gt;")
+        XCTAssertEqual(
+            HTML.escape(#"<script>alert("x" & 'y')</script>"#),
+            "&lt;script&gt;alert(&quot;x&quot; &amp; &#39;y&#39;)&lt;/script&gt;")
         XCTAssertEqual(HTML.escape("α_T = 0.8, ε ≤ 1"), "α_T = 0.8, ε ≤ 1")
         XCTAssertEqual(HTML.escape(""), "")
     }
@@ -48,8 +54,9 @@ final class RenderingTests: XCTestCase {
 
     func testLineChartHasAxesTicksLabelsAndOnePolylinePerSeries() {
         let series = [
-            ChartSeries(name: "ce", color: "#0072B2", points: [(1, 30), (2, 20), (3, 15)],
-                        band: [(1, 28, 32), (2, 19, 21), (3, 14, 16)]),
+            ChartSeries(
+                name: "ce", color: "#0072B2", points: [(1, 30), (2, 20), (3, 15)],
+                band: [(1, 28, 32), (2, 19, 21), (3, 14, 16)]),
             ChartSeries(name: "pskd <α_T = 0.8>", color: "#009E73", points: [(1, 29), (2, 18), (3, 12)]),
         ]
         let svg = SVGChart.lineChart(title: "Top-1 & friends", xLabel: "epoch", yLabel: "error (%)", series: series)
@@ -72,8 +79,10 @@ final class RenderingTests: XCTestCase {
     }
 
     func testLineChartCopesWithOnePointAndNoSeries() {
-        _ = elements(SVGChart.lineChart(title: "one", xLabel: "x", yLabel: "y",
-                                        series: [ChartSeries(name: "a", color: "red", points: [(1, 5)])]))
+        _ = elements(
+            SVGChart.lineChart(
+                title: "one", xLabel: "x", yLabel: "y",
+                series: [ChartSeries(name: "a", color: "red", points: [(1, 5)])]))
         _ = elements(SVGChart.lineChart(title: "none", xLabel: "x", yLabel: "y", series: []))
     }
 
@@ -119,10 +128,12 @@ final class RenderingTests: XCTestCase {
         for reference in ["http:", "https:", "src=", "href=", "@import"] {
             XCTAssertFalse(withoutNamespaces.contains(reference), "no external resource: found \(reference)")
         }
-        XCTAssertEqual(html.components(separatedBy: "url(").count, html.components(separatedBy: "url(#").count,
-                       "url() only for the page's own patterns")
+        XCTAssertEqual(
+            html.components(separatedBy: "url(").count, html.components(separatedBy: "url(#").count,
+            "url() only for the page's own patterns")
         for id in ["results", "curves", "reliability", "settings", "end"] { XCTAssertTrue(html.contains("id=\"\(id)\""), id) }
-        XCTAssertEqual(html.components(separatedBy: "<svg ").count - 1, 5 + 4, "5 curves (training loss and 4 test metrics), 4 reliability diagrams")
+        XCTAssertEqual(
+            html.components(separatedBy: "<svg ").count - 1, 5 + 4, "5 curves (training loss and 4 test metrics), 4 reliability diagrams")
         XCTAssertTrue(html.contains("Top-1 error (%)"))
         XCTAssertTrue(html.contains("E-AURC (×1000)"))
         XCTAssertTrue(html.contains("ECE with 15 equal-width bins"))

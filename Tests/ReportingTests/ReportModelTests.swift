@@ -114,10 +114,12 @@ final class ReportModelTests: XCTestCase {
 
     func testReliabilityBinsArePooledByCount() throws {
         let fixture = try FixtureRuns(self)
-        let one = FixtureRuns.Epoch(top1: 10, top5: 1, nll: 0.3, ece: 1, aurc: 1, eaurc: 1,
-                                    bins: [(0, 0, 0), (10, 0.5, 0.6), (30, 1.0, 0.9)])
-        let two = FixtureRuns.Epoch(top1: 10, top5: 1, nll: 0.3, ece: 1, aurc: 1, eaurc: 1,
-                                    bins: [(4, 0.25, 0.2), (30, 0.7, 0.6), (10, 0.8, 0.9)])
+        let one = FixtureRuns.Epoch(
+            top1: 10, top5: 1, nll: 0.3, ece: 1, aurc: 1, eaurc: 1,
+            bins: [(0, 0, 0), (10, 0.5, 0.6), (30, 1.0, 0.9)])
+        let two = FixtureRuns.Epoch(
+            top1: 10, top5: 1, nll: 0.3, ece: 1, aurc: 1, eaurc: 1,
+            bins: [(4, 0.25, 0.2), (30, 0.7, 0.6), (10, 0.8, 0.9)])
         let a = try fixture.run("a", policy: "ls", seed: 1, epochs: [one], configure: { $0.eceBins = 3 })
         let b = try fixture.run("b", policy: "ls", seed: 2, epochs: [two], configure: { $0.eceBins = 3 })
         let group = try ExperimentReport(paths: [a, b]).groups[0]
@@ -139,7 +141,11 @@ final class ReportModelTests: XCTestCase {
         let paths = [
             try fixture.run("a", policy: "ls", seed: 1, epochs: [epoch], configure: { $0.labelSmoothing = 0.1 }),
             try fixture.run("b", policy: "ls", seed: 1, epochs: [epoch], configure: { $0.labelSmoothing = 0.2 }),
-            try fixture.run("c", policy: "ls", seed: 1, epochs: [epoch], configure: { $0.labelSmoothing = 0.2; $0.model = "mlp" }),
+            try fixture.run(
+                "c", policy: "ls", seed: 1, epochs: [epoch],
+                configure: {
+                    $0.labelSmoothing = 0.2; $0.model = "mlp"
+                }),
             try fixture.run("d", policy: "pskd", seed: 1, epochs: [epoch, epoch], configure: { $0.epochs = 5 }),
         ]
         let report = try ExperimentReport(paths: paths)
@@ -171,15 +177,20 @@ final class ReportModelTests: XCTestCase {
         XCTAssertNil(settings["seed"])
         XCTAssertNil(settings["policy"])
 
-        let step = try fixture.run("step", policy: "ce", seed: 9, epochs: [FixtureRuns.Epoch(top1: 1, top5: 1, nll: 1, ece: 1, aurc: 1, eaurc: 1)],
-                                   configure: { $0.learningRateSchedule = "step"; $0.milestones = [100, 150]; $0.warmupEpochs = 2 })
+        let step = try fixture.run(
+            "step", policy: "ce", seed: 9, epochs: [FixtureRuns.Epoch(top1: 1, top5: 1, nll: 1, ece: 1, aurc: 1, eaurc: 1)],
+            configure: {
+                $0.learningRateSchedule = "step"; $0.milestones = [100, 150]; $0.warmupEpochs = 2
+            })
         let stepSettings = ExperimentReport.displayValues(try RunDirectory(path: step))
         XCTAssertEqual(stepSettings.first { $0.0 == "lr schedule" }?.1, "step (×0.1 after epochs 100, 150), 2 warm-up epochs")
         XCTAssertNil(try RunDirectory(path: step).ranks, "no train.log, no rank count")
     }
 
     func testRankCountIsReadFromTheTrainingLog() {
-        XCTAssertEqual(RunDirectory.rankCount(inLog: "pskd: training cnn (8 parameters) on fashion-mnist, global batch 128 over 12 rank(s) × 1 thread(s); run"), 12)
+        XCTAssertEqual(
+            RunDirectory.rankCount(
+                inLog: "pskd: training cnn (8 parameters) on fashion-mnist, global batch 128 over 12 rank(s) × 1 thread(s); run"), 12)
         XCTAssertNil(RunDirectory.rankCount(inLog: "nothing here"))
     }
 

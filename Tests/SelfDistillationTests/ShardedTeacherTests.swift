@@ -25,10 +25,12 @@ final class ShardedTeacherTests: XCTestCase {
             let order = sampler.order(epoch: epoch)
             for step in 0..<sampler.stepsPerEpoch {
                 let slots = sampler.slots(step: step, order: order)
-                XCTAssertEqual(sharded.rows(step: step, indices: slots.indices, isPadding: slots.isPadding).scalars,
-                               replicated.rows(step: step, indices: slots.indices, isPadding: slots.isPadding).scalars,
-                               "rows read at epoch \(epoch), step \(step)")
-                let predictions = Tensor(shape: [batch, classes], values: (0..<(batch * classes)).map { Float(epoch * 1000 + step * 100 + $0) })
+                XCTAssertEqual(
+                    sharded.rows(step: step, indices: slots.indices, isPadding: slots.isPadding).scalars,
+                    replicated.rows(step: step, indices: slots.indices, isPadding: slots.isPadding).scalars,
+                    "rows read at epoch \(epoch), step \(step)")
+                let predictions = Tensor(
+                    shape: [batch, classes], values: (0..<(batch * classes)).map { Float(epoch * 1000 + step * 100 + $0) })
                 let isWritten = slots.isPadding.enumerated().map { !$1 && ($0 + step + epoch) % 3 != 0 }
                 try replicated.record(step: step, indices: slots.indices, probabilities: predictions, isWritten: isWritten)
                 try sharded.record(step: step, indices: slots.indices, probabilities: predictions, isWritten: isWritten)
@@ -54,8 +56,9 @@ final class ShardedTeacherTests: XCTestCase {
         let order = sampler.order(epoch: 1)
         let first = sampler.slots(step: 0, order: order)
         let before = Array(UnsafeBufferPointer(start: table.row(order[0]), count: classes))
-        try table.record(step: 0, indices: first.indices, probabilities: Tensor(shape: [4, classes], values: Array(repeating: 0.5, count: 12)),
-                         isWritten: [true, true, true, true])
+        try table.record(
+            step: 0, indices: first.indices, probabilities: Tensor(shape: [4, classes], values: Array(repeating: 0.5, count: 12)),
+            isWritten: [true, true, true, true])
         let last = sampler.slots(step: 1, order: order)
         XCTAssertEqual(last.isPadding, [false, true, true, true])
         XCTAssertEqual(last.indices[1], order[0])
@@ -69,8 +72,9 @@ final class ShardedTeacherTests: XCTestCase {
         let sampler = try ShardedSampler(sampleCount: 23, globalBatchSize: 5, rank: 0, worldSize: 1, seed: 3)
         let restored = ShardedTeacher(labels: labels(23), classCount: classes, sampler: sampler, communicator: LocalCommunicator())
         for piece in stride(from: 0, to: 23, by: 7).map({ $0..<min($0 + 7, 23) }) {
-            restored.restoreRows(piece, from: UnsafeBufferPointer(start: replicated.row(piece.lowerBound), count: piece.count * classes),
-                                 nextEpoch: 3)
+            restored.restoreRows(
+                piece, from: UnsafeBufferPointer(start: replicated.row(piece.lowerBound), count: piece.count * classes),
+                nextEpoch: 3)
         }
         XCTAssertEqual(try restored.tableHash(), try replicated.tableHash())
         var collected: [Float] = []

@@ -28,8 +28,9 @@ final class TargetPolicyTests: XCTestCase {
         let table = TeacherTable(labels: [1, 0], classCount: 3)
         let policy = TargetPolicy.progressiveSelfDistillation(finalAlpha: 0.8)
         let targets = Tensor(zeros: [2, 3])
-        policy.makeTargets(labels: [1, 0], alpha: policy.alpha(epoch: 1, totalEpochs: 5),
-                           teacherRows: table.rows(step: 0, indices: [0, 1], isPadding: [false, false]), into: targets)
+        policy.makeTargets(
+            labels: [1, 0], alpha: policy.alpha(epoch: 1, totalEpochs: 5),
+            teacherRows: table.rows(step: 0, indices: [0, 1], isPadding: [false, false]), into: targets)
         assertClose(targets.scalars, [0, 1, 0, 1, 0, 0], absolute: 1e-7, relative: 0)
     }
 
@@ -42,8 +43,9 @@ final class TargetPolicyTests: XCTestCase {
     func testTeacherUpdateWritesRowsByIndexAndSkipsPadding() throws {
         let table = TeacherTable(labels: [0, 1, 2], classCount: 3)
         let probabilities = Tensor(shape: [2, 3], values: [0.2, 0.3, 0.5, 0.9, 0.05, 0.05])
-        try table.update(indices: [2, 0], probabilities: probabilities, isWritten: [true, false],
-                         communicator: LocalCommunicator())
+        try table.update(
+            indices: [2, 0], probabilities: probabilities, isWritten: [true, false],
+            communicator: LocalCommunicator())
         XCTAssertEqual(table.rows.scalars, [1, 0, 0, 0, 1, 0, 0.2, 0.3, 0.5])
     }
 }

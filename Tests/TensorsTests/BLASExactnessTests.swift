@@ -1,5 +1,6 @@
 import TestSupport
 import XCTest
+
 @testable import Tensors
 
 /// The decomposition rule for products: a product is cut into slabs by its shape alone, so one,
@@ -8,8 +9,10 @@ import XCTest
 final class BLASExactnessTests: XCTestCase {
     /// Shapes (m, k, n) from one slab to many, split along rows (m ≥ n) and columns, with slab
     /// edges off the 16-wide panels: the mlp's and cnn's products among them.
-    private let shapes = [(300, 97, 70), (70, 97, 300), (128, 256, 300), (300, 256, 128), (128, 784, 1024),
-                          (1024, 128, 784), (128, 1024, 1024), (1000, 300, 1000), (129, 3136, 256)]
+    private let shapes = [
+        (300, 97, 70), (70, 97, 300), (128, 256, 300), (300, 256, 128), (128, 784, 1024),
+        (1024, 128, 784), (128, 1024, 1024), (1000, 300, 1000), (129, 3136, 256),
+    ]
 
     func testSlabsCutTheLongerSideIntoWholePanelsByTheShapeAlone() {
         for (m, k, n) in shapes + [(1, 1, 1), (16, 1 << 20, 16), (5000, 5000, 5000)] {
@@ -46,23 +49,27 @@ final class BLASExactnessTests: XCTestCase {
             for transA in [Transpose.none, .transposed] {
                 for transB in [Transpose.none, .transposed] {
                     for beta: Float in [0, 0.5] {
-                        try assertWorkersAgree(m: m, k: k, n: n, transA, transB, beta: beta,
-                                               "m \(m) k \(k) n \(n) \(transA) \(transB) β \(beta)")
+                        try assertWorkersAgree(
+                            m: m, k: k, n: n, transA, transB, beta: beta,
+                            "m \(m) k \(k) n \(n) \(transA) \(transB) β \(beta)")
                     }
                 }
             }
         }
     }
 
-    private func assertWorkersAgree(m: Int, k: Int, n: Int, _ transA: Transpose, _ transB: Transpose,
-                                    beta: Float, _ label: String) throws {
+    private func assertWorkersAgree(
+        m: Int, k: Int, n: Int, _ transA: Transpose, _ transB: Transpose,
+        beta: Float, _ label: String
+    ) throws {
         let a = randomTensor(transA == .none ? [m, k + 3] : [k, m + 3], seed: UInt64(m + k))
         let b = randomTensor(transB == .none ? [k, n + 5] : [n, k + 5], seed: UInt64(n + k))
         let (lda, ldb) = (a.shape[1], b.shape[1])
         let results = withEachWorkerCount { _ in
             let c = Tensor(shape: [m, n + 2], repeating: 1)
-            BLAS.gemm(transA, transB, m: m, n: n, k: k, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb,
-                      beta: beta, c: c.pointer, ldc: n + 2)
+            BLAS.gemm(
+                transA, transB, m: m, n: n, k: k, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb,
+                beta: beta, c: c.pointer, ldc: n + 2)
             return c.scalars
         }
         assertBitIdentical(results[1], results[0], "2 workers, \(label)")

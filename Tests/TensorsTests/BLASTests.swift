@@ -1,5 +1,6 @@
 import TestSupport
 import XCTest
+
 @testable import Tensors
 
 final class BLASTests: XCTestCase {
@@ -28,8 +29,9 @@ final class BLASTests: XCTestCase {
                     let b = randomTensor(transB == .none ? [k, n] : [n, k], seed: UInt64(n * 100 + k + 1))
                     let c = Tensor(shape: [m, n], repeating: .nan)  // beta 0 must ignore C
                     try BLAS.matmul(a, transA, b, transB, into: c)
-                    assertClose(c, naiveProduct(a, transA, b, transB), absolute: 1e-5, relative: 1e-5,
-                                "m \(m) k \(k) n \(n) \(transA) \(transB)")
+                    assertClose(
+                        c, naiveProduct(a, transA, b, transB), absolute: 1e-5, relative: 1e-5,
+                        "m \(m) k \(k) n \(n) \(transA) \(transB)")
                 }
             }
         }
@@ -50,8 +52,9 @@ final class BLASTests: XCTestCase {
         let a = Tensor(shape: [2, 5], values: [1, 2, 3, 99, 99, 4, 5, 6, 99, 99])
         let b = Tensor(shape: [4, 2], values: [1, 0, 0, 1, 1, 1, 99, 99])
         let c = Tensor(shape: [2, 4], repeating: -7)
-        BLAS.gemm(.none, .none, m: 2, n: 2, k: 3, a: a.pointer, lda: 5, b: b.pointer, ldb: 2,
-                  c: c.pointer + 1, ldc: 4)
+        BLAS.gemm(
+            .none, .none, m: 2, n: 2, k: 3, a: a.pointer, lda: 5, b: b.pointer, ldb: 2,
+            c: c.pointer + 1, ldc: 4)
         XCTAssertEqual(c.scalars, [-7, 4, 5, -7, -7, 10, 11, -7])
     }
 

@@ -1,5 +1,6 @@
 import TestSupport
 import XCTest
+
 @testable import Tensors
 
 /// `Parallel` runs a fixed list of pieces: each exactly once, whatever the worker count, with

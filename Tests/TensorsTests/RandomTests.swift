@@ -1,5 +1,6 @@
 import TestSupport
 import XCTest
+
 @testable import Tensors
 
 final class RandomTests: XCTestCase {
@@ -67,8 +68,10 @@ final class RandomTests: XCTestCase {
             sumA += x; sumB += y; sumAB += x * y; sumAA += x * x; sumBB += y * y
         }
         let covariance = sumAB / Double(n) - sumA * sumB / Double(n * n)
-        let correlation = covariance / ((sumAA / Double(n) - pow(sumA / Double(n), 2)).squareRoot()
-                                        * (sumBB / Double(n) - pow(sumB / Double(n), 2)).squareRoot())
+        let correlation =
+            covariance
+            / ((sumAA / Double(n) - pow(sumA / Double(n), 2)).squareRoot()
+                * (sumBB / Double(n) - pow(sumB / Double(n), 2)).squareRoot())
         XCTAssertLessThan(abs(correlation), 0.03)  // 4 standard errors of 1/√n
     }
 

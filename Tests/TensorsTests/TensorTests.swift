@@ -1,5 +1,6 @@
 import TestSupport
 import XCTest
+
 @testable import Tensors
 
 final class TensorTests: XCTestCase {

@@ -4,8 +4,10 @@ import XCTest
 
 /// Checkpoints written by real runs: exact resume, resume on other rank counts, corruption.
 final class CheckpointResumeTests: XCTestCase {
-    private let recipe = ["train", "--model", "mlp", "--epochs", "3", "--batch-size", "48", "--lr", "0.05",
-                          "--max-train-samples", "250", "--max-test-samples", "100", "--prefetch", "1"]
+    private let recipe = [
+        "train", "--model", "mlp", "--epochs", "3", "--batch-size", "48", "--lr", "0.05",
+        "--max-train-samples", "250", "--max-test-samples", "100", "--prefetch", "1",
+    ]
 
     @discardableResult
     private func train(ranks: Int, out: String, _ extra: [String] = []) throws -> String {
@@ -89,6 +91,8 @@ final class CheckpointResumeTests: XCTestCase {
             try FileManager.default.removeItem(atPath: out + String(format: "/checkpoints/epoch-%04d/COMPLETE", epoch))
         }
         output = try train(ranks: 1, out: out, ["--resume", "--stop-after", "1"])
-        XCTAssertTrue(output.contains("none of the 2 checkpoint(s) in \(out)/checkpoints is usable (see the warnings above): starting from epoch 1"), output)
+        XCTAssertTrue(
+            output.contains("none of the 2 checkpoint(s) in \(out)/checkpoints is usable (see the warnings above): starting from epoch 1"),
+            output)
     }
 }

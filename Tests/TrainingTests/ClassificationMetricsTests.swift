@@ -6,8 +6,9 @@ import XCTest
 
 final class ClassificationMetricsTests: XCTestCase {
     private func outcome(_ index: Int, _ confidence: Double, _ correct: Bool) -> SampleOutcome {
-        SampleOutcome(index: index, label: 0, confidence: confidence, negativeLogLikelihood: -log(confidence),
-                      isCorrect: correct, isInTopFive: true)
+        SampleOutcome(
+            index: index, label: 0, confidence: confidence, negativeLogLikelihood: -log(confidence),
+            isCorrect: correct, isInTopFive: true)
     }
 
     /// Hand-computed: confidences 0.9 ✓, 0.8 ✗, 0.6 ✓, 0.3 ✗ with 2 bins (0, 0.5], (0.5, 1].
@@ -33,8 +34,9 @@ final class ClassificationMetricsTests: XCTestCase {
         }
         var shuffled = outcomes
         shuffled.shuffle(using: &generator)
-        XCTAssertEqual(ClassificationMetrics(outcomes: outcomes, eceBins: 15),
-                       ClassificationMetrics(outcomes: shuffled, eceBins: 15))
+        XCTAssertEqual(
+            ClassificationMetrics(outcomes: outcomes, eceBins: 15),
+            ClassificationMetrics(outcomes: shuffled, eceBins: 15))
     }
 
     func testOutcomesSkipPaddingAndFindTopFive() {
@@ -65,9 +67,11 @@ final class ClassificationMetricsTests: XCTestCase {
         let (rows, classes) = (64, 10)
         let logits = normalTensor([rows, classes], seed: 3, standardDeviation: 3)
         let labels = (0..<rows).map { $0 % classes }
-        let probabilities = try SoftmaxCrossEntropy()(logits: logits, targets: SoftmaxCrossEntropy.oneHot(labels, classes: classes)).probabilities
-        let outcomes = SampleOutcome.outcomes(logits: logits, labels: labels, indices: Array(0..<rows),
-                                              isPadding: Array(repeating: false, count: rows))
+        let probabilities = try SoftmaxCrossEntropy()(logits: logits, targets: SoftmaxCrossEntropy.oneHot(labels, classes: classes))
+            .probabilities
+        let outcomes = SampleOutcome.outcomes(
+            logits: logits, labels: labels, indices: Array(0..<rows),
+            isPadding: Array(repeating: false, count: rows))
         for (row, outcome) in outcomes.enumerated() {
             let p = Double(probabilities[row * classes + labels[row]])
             XCTAssertEqual(outcome.negativeLogLikelihood, -log(max(p, 1e-30)), accuracy: 1e-5 * max(1, -log(p)), "row \(row)")

@@ -11,7 +11,9 @@ final class CommandLineTests: XCTestCase {
     /// Flags override the file; the saved config.json uses the same keys and can be passed back.
     func testConfigFileThenFlags() throws {
         let out = temporaryPath("config")
-        let yaml = try temporaryFile("run.yaml", """
+        let yaml = try temporaryFile(
+            "run.yaml",
+            """
             model: mlp
             epochs: 5
             batch_size: 64
@@ -24,7 +26,8 @@ final class CommandLineTests: XCTestCase {
             """)
         let first = try pskd(["train", "--config", yaml, "--epochs", "1"])
         XCTAssertEqual(first.status, 0, first.output)
-        let saved = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/config.json"))) as? [String: Any])
+        let saved = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/config.json"))) as? [String: Any])
         XCTAssertEqual(saved["epochs"] as? Int, 1)
         XCTAssertEqual(saved["batch-size"] as? Int, 64)
         XCTAssertEqual(saved["policy"] as? String, "ls")
@@ -52,7 +55,8 @@ final class CommandLineTests: XCTestCase {
         let twice = try temporaryFile("twice.yaml", "batch_size: 64\nbatch-size: 32\n")
         outcome = try pskd(["train", "--config", twice])
         XCTAssertNotEqual(outcome.status, 0)
-        XCTAssertTrue(outcome.output.contains("\(twice): setting 'batch-size' is given 2 times (batch-size, batch_size): keep one"), outcome.output)
+        XCTAssertTrue(
+            outcome.output.contains("\(twice): setting 'batch-size' is given 2 times (batch-size, batch_size): keep one"), outcome.output)
         let binary = try temporaryFile("binary.yaml", Data([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 0xff]))
         outcome = try pskd(["train", "--config", binary])
         XCTAssertTrue(outcome.output.contains("\(binary): not a text file"), outcome.output)
@@ -79,9 +83,14 @@ final class CommandLineTests: XCTestCase {
             (["evaluate", "--checkpoint", "/nonexistent", "--ece-bins", "-1"], "--ece-bins must be in 1...1000, got -1"),
         ]
         let cases2: [([String], String)] = [
-            (["train", "--batch-size", "100000", "--max-test-samples", "10", "--out", temporaryPath("huge-batch")],
-             "batch-size 100000 is larger than the 60000 training samples"),
-            (["train", "--out", "/etc/hostname/run"], "cannot create the run directory /etc/hostname/run: /etc/hostname is a file, not a directory; choose another --out"),
+            (
+                ["train", "--batch-size", "100000", "--max-test-samples", "10", "--out", temporaryPath("huge-batch")],
+                "batch-size 100000 is larger than the 60000 training samples"
+            ),
+            (
+                ["train", "--out", "/etc/hostname/run"],
+                "cannot create the run directory /etc/hostname/run: /etc/hostname is a file, not a directory; choose another --out"
+            ),
         ]
         for (arguments, expected) in cases + cases2 {
             let outcome = try ExecutableRunner.run(ExecutableRunner.executable.path, arguments, timeout: 30)

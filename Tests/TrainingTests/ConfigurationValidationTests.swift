@@ -82,8 +82,10 @@ final class ConfigurationValidationTests: XCTestCase {
     /// alone, negative numbers as values; unknown names and missing values are refused.
     func testCommandLinesParseThroughTheTable() throws {
         var config = TrainConfig()
-        let pairs = try TrainSetting.parse(commandLine: ["--epochs", "7", "--lr=0.2", "--drop-last", "--seed", "4",
-                                                        "--milestones", "2,5", "--nesterov", "false", "--crop-padding", "-1"])
+        let pairs = try TrainSetting.parse(commandLine: [
+            "--epochs", "7", "--lr=0.2", "--drop-last", "--seed", "4",
+            "--milestones", "2,5", "--nesterov", "false", "--crop-padding", "-1",
+        ])
         try TrainSetting.apply(pairs, to: &config, source: "command line")
         XCTAssertEqual(config.epochs, 7)
         XCTAssertEqual(config.learningRate, 0.2)
@@ -93,12 +95,21 @@ final class ConfigurationValidationTests: XCTestCase {
         XCTAssertFalse(config.nesterov)
         XCTAssertEqual(config.cropPadding, -1, "negative numbers are values; the range check refuses them later")
         var overridden = TrainConfig()
-        try TrainSetting.apply(try TrainSetting.parse(commandLine: ["--epochs", "2", "--epochs", "5"]), to: &overridden, source: "command line")
+        try TrainSetting.apply(
+            try TrainSetting.parse(commandLine: ["--epochs", "2", "--epochs", "5"]), to: &overridden, source: "command line")
         XCTAssertEqual(overridden.epochs, 5, "a later flag overrides an earlier one")
-        XCTAssertThrowsError(try config.validate()) { XCTAssertTrue("\($0)".contains("crop-padding must be 0...64 pixels, got -1"), "\($0)") }
-        XCTAssertThrowsError(try TrainSetting.parse(commandLine: ["--epoch", "3"])) { XCTAssertTrue("\($0)".contains("unknown option '--epoch'"), "\($0)") }
-        XCTAssertThrowsError(try TrainSetting.parse(commandLine: ["--epochs"])) { XCTAssertTrue("\($0)".contains("--epochs needs a value"), "\($0)") }
-        XCTAssertThrowsError(try TrainSetting.parse(commandLine: ["7"])) { XCTAssertTrue("\($0)".contains("unexpected argument '7'"), "\($0)") }
+        XCTAssertThrowsError(try config.validate()) {
+            XCTAssertTrue("\($0)".contains("crop-padding must be 0...64 pixels, got -1"), "\($0)")
+        }
+        XCTAssertThrowsError(try TrainSetting.parse(commandLine: ["--epoch", "3"])) {
+            XCTAssertTrue("\($0)".contains("unknown option '--epoch'"), "\($0)")
+        }
+        XCTAssertThrowsError(try TrainSetting.parse(commandLine: ["--epochs"])) {
+            XCTAssertTrue("\($0)".contains("--epochs needs a value"), "\($0)")
+        }
+        XCTAssertThrowsError(try TrainSetting.parse(commandLine: ["7"])) {
+            XCTAssertTrue("\($0)".contains("unexpected argument '7'"), "\($0)")
+        }
         var seeded = TrainConfig()
         XCTAssertThrowsError(try TrainSetting.apply([("seed", "-7")], to: &seeded, source: "x")) {
             XCTAssertTrue("\($0)".contains("setting 'seed' must be a whole number ≥ 0, found '-7'"), "\($0)")
@@ -123,7 +134,9 @@ final class ConfigurationValidationTests: XCTestCase {
         var config = TrainConfig()
         (config.batchSize, config.accumulateSteps) = (24, 3)
         XCTAssertNoThrow(try config.validate(ranks: 2))
-        XCTAssertThrowsError(try config.validate(ranks: 3)) { XCTAssertTrue("\($0)".contains("must divide each rank's 8 samples"), "\($0)") }
+        XCTAssertThrowsError(try config.validate(ranks: 3)) {
+            XCTAssertTrue("\($0)".contains("must divide each rank's 8 samples"), "\($0)")
+        }
         XCTAssertThrowsError(try config.validate(ranks: 8)) { XCTAssertTrue("\($0)".contains("micro-batches of fewer than 2"), "\($0)") }
         config.accumulateSteps = nil
         XCTAssertEqual(config.microBatchesPerStep, 1, "unset means one batch per step")

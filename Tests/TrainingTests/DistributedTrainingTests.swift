@@ -7,10 +7,12 @@ final class DistributedTrainingTests: XCTestCase {
     /// A quick MLP run: 250 samples (not divisible by 2 or 3 ranks × batch), 2 epochs.
     private func train(ranks: Int, batchSize: Int = 48, extra: [String] = [], name: String) throws -> (String, [[String: Any]]) {
         let out = temporaryPath(name)
-        let outcome = try ExecutableRunner.mpirun(ranks: ranks, [
-            "train", "--model", "mlp", "--epochs", "2", "--batch-size", String(batchSize), "--lr", "0.05",
-            "--max-train-samples", "250", "--max-test-samples", "101", "--prefetch", "1", "--out", out,
-        ] + extra, timeout: 300)
+        let outcome = try ExecutableRunner.mpirun(
+            ranks: ranks,
+            [
+                "train", "--model", "mlp", "--epochs", "2", "--batch-size", String(batchSize), "--lr", "0.05",
+                "--max-train-samples", "250", "--max-test-samples", "101", "--prefetch", "1", "--out", out,
+            ] + extra, timeout: 300)
         XCTAssertEqual(outcome.status, 0, outcome.output)
         let lines = (try? String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8))?.split(separator: "\n") ?? []
         let records = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
@@ -62,9 +64,11 @@ final class DistributedTrainingTests: XCTestCase {
     /// An mlp learns the synthetic set far above chance (10 classes: 90 % error) in 3 epochs,
     /// and 1 and 3 ranks train alike: every rank generates the same samples from the seed.
     func testAnMLPLearnsTheSyntheticSetOnAnyRankCount() throws {
-        let synthetic = ["--dataset", "synthetic", "--synthetic-samples", "3000", "--synthetic-test-samples", "500",
-                         "--synthetic-classes", "10", "--synthetic-features", "32", "--epochs", "3", "--max-train-samples", "3000",
-                         "--max-test-samples", "500"]
+        let synthetic = [
+            "--dataset", "synthetic", "--synthetic-samples", "3000", "--synthetic-test-samples", "500",
+            "--synthetic-classes", "10", "--synthetic-features", "32", "--epochs", "3", "--max-train-samples", "3000",
+            "--max-test-samples", "500",
+        ]
         let (output, one) = try train(ranks: 1, extra: synthetic, name: "synthetic1")
         let error = try XCTUnwrap(one.last?["test_top1_error"] as? Double, output)
         XCTAssertLessThan(error, 30, "test top-1 error (%) on 10 classes: \(output)")
@@ -75,8 +79,10 @@ final class DistributedTrainingTests: XCTestCase {
 
     func testMetricsFileHasEveryField() throws {
         let (output, records) = try train(ranks: 2, extra: ["--policy", "ls"], name: "fields")
-        let fields = ["epoch", "alpha", "lr", "train_loss", "test_top1_error", "test_top5_error", "test_nll",
-                      "test_ece", "test_aurc", "test_eaurc", "seconds", "samples_per_second", "peak_memory_bytes"]
+        let fields = [
+            "epoch", "alpha", "lr", "train_loss", "test_top1_error", "test_top5_error", "test_nll",
+            "test_ece", "test_aurc", "test_eaurc", "seconds", "samples_per_second", "peak_memory_bytes",
+        ]
         for field in fields { XCTAssertNotNil(records.first?[field], "\(field) missing: \(output)") }
         XCTAssertGreaterThan(records.last?["peak_memory_bytes"] as? Int ?? 0, 10_000_000, "a rank takes more than 10 MB")
         XCTAssertTrue(output.contains("peak resident memory per rank: 0: "), output)
@@ -85,8 +91,9 @@ final class DistributedTrainingTests: XCTestCase {
     }
 
     func testBadArgumentsGiveAClearError() throws {
-        let outcome = try ExecutableRunner.run(ExecutableRunner.executable.path,
-                                               ["train", "--batch-size", "7", "--max-train-samples", "3"], timeout: 60)
+        let outcome = try ExecutableRunner.run(
+            ExecutableRunner.executable.path,
+            ["train", "--batch-size", "7", "--max-train-samples", "3"], timeout: 60)
         XCTAssertNotEqual(outcome.status, 0)
         XCTAssertTrue(outcome.output.contains("max-train-samples 3 is smaller than one global batch"), outcome.output)
     }

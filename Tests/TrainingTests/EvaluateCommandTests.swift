@@ -9,21 +9,26 @@ final class EvaluateCommandTests: XCTestCase {
     func testPredictionsAndMetricsAreExactForAnyRankCountAndMatchAReference() throws {
         let run = temporaryPath("evaluate-run")
         // 211 test samples: one whole block of 128 and one padded block.
-        let trained = try ExecutableRunner.mpirun(ranks: 2, [
-            "train", "--model", "cnn", "--epochs", "1", "--batch-size", "32", "--max-train-samples", "96",
-            "--max-test-samples", "211", "--ece-bins", "10", "--out", run,
-        ])
+        let trained = try ExecutableRunner.mpirun(
+            ranks: 2,
+            [
+                "train", "--model", "cnn", "--epochs", "1", "--batch-size", "32", "--max-train-samples", "96",
+                "--max-test-samples", "211", "--ece-bins", "10", "--out", run,
+            ])
         XCTAssertEqual(trained.status, 0, trained.output)
-        let logged = try XCTUnwrap(String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8)
-            .split(separator: "\n").last.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        let logged = try XCTUnwrap(
+            String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8)
+                .split(separator: "\n").last.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
 
         var reports: [[String: Any]] = []
         var predictions: [Data] = []
         for ranks in [1, 2, 3] {
             let csv = temporaryPath("predictions-\(ranks).csv")
-            let outcome = try ExecutableRunner.mpirun(ranks: ranks, [
-                "evaluate", "--checkpoint", run, "--json", "--ece-bins", "10", "--predictions", csv,
-            ])
+            let outcome = try ExecutableRunner.mpirun(
+                ranks: ranks,
+                [
+                    "evaluate", "--checkpoint", run, "--json", "--ece-bins", "10", "--predictions", csv,
+                ])
             XCTAssertEqual(outcome.status, 0, outcome.output)
             let line = try XCTUnwrap(outcome.output.split(separator: "\n").first { $0.hasPrefix("{") }, outcome.output)
             reports.append(try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]))

@@ -6,13 +6,17 @@ import XCTest
 /// every rank: rank 0 says where it stopped and how to resume, the last complete checkpoint is
 /// intact, and `--resume` continues from it.
 final class InterruptTests: XCTestCase {
-    private let recipe = ["train", "--model", "mlp", "--epochs", "400", "--batch-size", "48", "--lr", "0.05",
-                          "--max-train-samples", "480", "--max-test-samples", "50", "--prefetch", "1"]
+    private let recipe = [
+        "train", "--model", "mlp", "--epochs", "400", "--batch-size", "48", "--lr", "0.05",
+        "--max-train-samples", "480", "--max-test-samples", "50", "--prefetch", "1",
+    ]
 
     /// Starts `mpirun -np 2 pskd train …` and returns it with a pipe that collects its output.
     private func launch(out: String) throws -> (Process, Pipe) {
-        let (process, pipe) = ExecutableRunner.process("/usr/bin/env", ["mpirun"] + ExecutableRunner.mpirunOptions(ranks: 2)
-            + [ExecutableRunner.executable.path] + recipe + ["--out", out])
+        let (process, pipe) = ExecutableRunner.process(
+            "/usr/bin/env",
+            ["mpirun"] + ExecutableRunner.mpirunOptions(ranks: 2)
+                + [ExecutableRunner.executable.path] + recipe + ["--out", out])
         try process.run()
         return (process, pipe)
     }

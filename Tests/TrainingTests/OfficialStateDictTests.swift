@@ -2,8 +2,9 @@ import Foundation
 import Models
 import Optimizers
 import Tensors
-@testable import Training
 import XCTest
+
+@testable import Training
 
 /// pskd's `preact-resnet18` checkpoints load into the official PyTorch class with
 /// `load_state_dict(strict=True)`: the same keys, shapes (conv OIHW, linear [out, in]) and dtypes.
@@ -127,8 +128,9 @@ final class OfficialStateDictTests: XCTestCase {
 
     /// The entries of `model.safetensors` for a fresh `preact-resnet18`, as written and read back.
     private func writtenModelFile(_ model: Model) throws -> [SafeTensors.Entry] {
-        let snapshot = try TrainingSnapshot(epoch: 1, model: model, optimizer: SGD(parameterCount: model.parameters.parameterCount),
-                                            teacher: nil, config: TrainConfig())
+        let snapshot = try TrainingSnapshot(
+            epoch: 1, model: model, optimizer: SGD(parameterCount: model.parameters.parameterCount),
+            config: TrainConfig())
         return try SafeTensors.decode(try SafeTensors.encode(snapshot.model), file: "model.safetensors").entries
     }
 
@@ -153,7 +155,8 @@ final class OfficialStateDictTests: XCTestCase {
         let entries = try writtenModelFile(model)
         XCTAssertEqual(entries.first { $0.name == "layer2.0.bn1.num_batches_tracked" }?.int64s(), [15], "the sixth BatchNorm, depth first")
         let restored = try ModelZoo.make("preact-resnet18", input: cifar100, widthMultiplier: 0.125, generator: RandomGenerator(seed: 3))
-        try TrainingSnapshot(epoch: 1, model: entries, state: [], metadata: [:]).restoreModel(into: restored, source: "test")
+        try TrainingSnapshot(epoch: 1, model: entries, state: [], metadata: [:], teacherSection: nil).restoreModel(
+            into: restored, source: "test")
         XCTAssertEqual(restored.parameters.values.scalars, model.parameters.values.scalars)
         XCTAssertEqual(restored.parameters.buffers.scalars, model.parameters.buffers.scalars)
         XCTAssertEqual(restored.batchNormLayers.map(\.batchesTracked), model.batchNormLayers.map(\.batchesTracked))

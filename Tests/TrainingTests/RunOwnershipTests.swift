@@ -5,8 +5,10 @@ import XCTest
 /// A run directory belongs to one run: no silent overwrite, no second job, `--overwrite` removes
 /// only what pskd wrote, and `--resume` continues the run with its own settings. Real processes.
 final class RunOwnershipTests: XCTestCase {
-    private let recipe = ["train", "--model", "mlp", "--epochs", "2", "--batch-size", "48", "--lr", "0.05",
-                          "--max-train-samples", "96", "--max-test-samples", "50", "--prefetch", "1"]
+    private let recipe = [
+        "train", "--model", "mlp", "--epochs", "2", "--batch-size", "48", "--lr", "0.05",
+        "--max-train-samples", "96", "--max-test-samples", "50", "--prefetch", "1",
+    ]
 
     private func pskd(_ arguments: [String], timeout: Double = 120) throws -> ExecutableRunner.Outcome {
         try ExecutableRunner.run(ExecutableRunner.executable.path, arguments, timeout: timeout)
@@ -109,8 +111,10 @@ final class RunOwnershipTests: XCTestCase {
     /// `--resume --out DIR` takes DIR's settings; changing one that shapes the training is refused.
     func testResumeUsesTheRunsSettingsAndRefusesChangingThem() throws {
         let out = try trained("resume-settings", ["--stop-after", "1", "--policy", "ls", "--seed", "4"])
-        for (flag, value, named) in [("--lr", "0.2", "lr (the run: 0.05, now: 0.2)"), ("--policy", "pskd", #"policy (the run: "ls", now: "pskd")"#),
-                                     ("--seed", "5", "seed (the run: 4, now: 5)")] {
+        for (flag, value, named) in [
+            ("--lr", "0.2", "lr (the run: 0.05, now: 0.2)"), ("--policy", "pskd", #"policy (the run: "ls", now: "pskd")"#),
+            ("--seed", "5", "seed (the run: 4, now: 5)"),
+        ] {
             let refused = try pskd(["train", "--out", out, "--resume", flag, value])
             XCTAssertNotEqual(refused.status, 0, refused.output)
             XCTAssertTrue(refused.output.contains(named), "expected “\(named)” in \(refused.output)")

@@ -1,6 +1,7 @@
 import Foundation
-@testable import Training
 import XCTest
+
+@testable import Training
 
 final class SafeTensorsTests: XCTestCase {
     func testRoundTripAndLayout() throws {
@@ -30,8 +31,10 @@ final class SafeTensorsTests: XCTestCase {
 
     func testMalformedFilesGiveClearErrors() throws {
         let good = try SafeTensors.encode([SafeTensors.Entry.int64("a", [1, 2])])
-        for (bytes, expected) in [(good.prefix(5), "shorter than"), (good.prefix(good.count - 4), "do not fit"),
-                                  (Data([255, 0, 0, 0, 0, 0, 0, 0]) + Data(count: 8), "exceeds")] {
+        for (bytes, expected) in [
+            (good.prefix(5), "shorter than"), (good.prefix(good.count - 4), "do not fit"),
+            (Data([255, 0, 0, 0, 0, 0, 0, 0]) + Data(count: 8), "exceeds"),
+        ] {
             XCTAssertThrowsError(try SafeTensors.decode(Data(bytes), file: "model.safetensors")) { error in
                 XCTAssertTrue("\(error)".contains("model.safetensors"), "\(error)")
                 XCTAssertTrue("\(error)".contains(expected), "\(error)")

@@ -7,8 +7,10 @@ import XCTest
 final class ShardedTeacherRunTests: XCTestCase {
     /// 250 samples: every batch size below leaves a padded last batch; CutMix leaves rows
     /// unwritten, which must still reach their next reader.
-    private let recipe = ["train", "--model", "mlp", "--epochs", "3", "--lr", "0.05", "--max-train-samples", "250",
-                          "--max-test-samples", "64", "--prefetch", "1", "--cutmix", "0.5"]
+    private let recipe = [
+        "train", "--model", "mlp", "--epochs", "3", "--lr", "0.05", "--max-train-samples", "250",
+        "--max-test-samples", "64", "--prefetch", "1", "--cutmix", "0.5",
+    ]
 
     @discardableResult
     private func train(ranks: Int, out: String, _ extra: [String]) throws -> String {
@@ -43,10 +45,12 @@ final class ShardedTeacherRunTests: XCTestCase {
             let replicatedOutput = try train(ranks: ranks, out: replicated, ["--batch-size", String(batch)])
             let shardedOutput = try train(ranks: ranks, out: sharded, ["--batch-size", String(batch), "--teacher", "sharded"])
             for epoch in 1...3 {
-                XCTAssertEqual(try file(sharded, epoch: epoch, "model.safetensors"), try file(replicated, epoch: epoch, "model.safetensors"),
-                               "model after epoch \(epoch) on \(ranks) ranks")
-                XCTAssertEqual(try teacherBytes(sharded, epoch: epoch), try teacherBytes(replicated, epoch: epoch),
-                               "teacher after epoch \(epoch) on \(ranks) ranks")
+                XCTAssertEqual(
+                    try file(sharded, epoch: epoch, "model.safetensors"), try file(replicated, epoch: epoch, "model.safetensors"),
+                    "model after epoch \(epoch) on \(ranks) ranks")
+                XCTAssertEqual(
+                    try teacherBytes(sharded, epoch: epoch), try teacherBytes(replicated, epoch: epoch),
+                    "teacher after epoch \(epoch) on \(ranks) ranks")
             }
             let hash = try XCTUnwrap(teacherHash(after: "identical on all", in: replicatedOutput), replicatedOutput)
             XCTAssertEqual(teacherHash(after: "(sharded over \(ranks) rank(s))", in: shardedOutput), hash, shardedOutput)

@@ -7,8 +7,9 @@ final class ThroughputBenchmarkTests: XCTestCase {
     func testTeacherTrafficPerStepIsReportedForBothLayouts() throws {
         let batch = 16, classes = 10
         let replicated = try ThroughputBenchmark.run(modelName: "mlp", batchSize: batch, threads: 1, steps: 2, warmupSteps: 1)
-        let sharded = try ThroughputBenchmark.run(modelName: "mlp", batchSize: batch, threads: 1, steps: 2, warmupSteps: 1,
-                                                  shardedTeacher: true)
+        let sharded = try ThroughputBenchmark.run(
+            modelName: "mlp", batchSize: batch, threads: 1, steps: 2, warmupSteps: 1,
+            shardedTeacher: true)
         XCTAssertEqual(replicated.teacher, "replicated")
         XCTAssertEqual(replicated.teacherBytesPerStep, Double(batch * (8 + 4 * classes)))
         XCTAssertEqual(sharded.teacher, "sharded")

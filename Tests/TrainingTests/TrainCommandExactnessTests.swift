@@ -9,8 +9,10 @@ import XCTest
 final class TrainCommandExactnessTests: XCTestCase {
     /// The cnn (im2col and Winograd convolutions, BatchNorm, max-pool, linear layers) and PS-KD:
     /// 3 steps, a padded evaluation block.
-    private let recipe = ["train", "--model", "cnn", "--epochs", "1", "--batch-size", "64", "--max-train-samples", "192",
-                          "--max-test-samples", "130", "--prefetch", "1"]
+    private let recipe = [
+        "train", "--model", "cnn", "--epochs", "1", "--batch-size", "64", "--max-train-samples", "192",
+        "--max-test-samples", "130", "--prefetch", "1",
+    ]
 
     func testTrainingWritesTheSameBytesForAnyThreadCount() throws {
         var runs: [(model: Data, state: [SafeTensors.Entry], metrics: [String: Any])] = []
@@ -23,8 +25,9 @@ final class TrainCommandExactnessTests: XCTestCase {
             // The state's metadata holds the configuration (threads, out); its tensors must agree.
             let stateFile = checkpoint + "training-state.safetensors"
             let state = try SafeTensors.decode(Data(contentsOf: URL(fileURLWithPath: stateFile)), file: stateFile).entries
-            let metrics = try XCTUnwrap(String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
-                .split(separator: "\n").last.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+            let metrics = try XCTUnwrap(
+                String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
+                    .split(separator: "\n").last.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
             runs.append((model, state, metrics))
         }
         for (threads, run) in zip([2, 3], runs.dropFirst()) {

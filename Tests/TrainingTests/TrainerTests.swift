@@ -42,8 +42,9 @@ final class TrainerTests: XCTestCase {
         let record = try XCTUnwrap(last)
         XCTAssertEqual(record.epoch, 2)
         XCTAssertEqual(record.alpha, Double(Float(0.8)), accuracy: 1e-7, "α_T · t/T at t = T")
-        assertClose(record.trainLoss, stepLosses[2]!.reduce(0, +) / Double(stepLosses[2]!.count), absolute: 0, relative: 1e-12,
-                    "the train loss is the mean of the epoch's step losses")
+        assertClose(
+            record.trainLoss, stepLosses[2]!.reduce(0, +) / Double(stepLosses[2]!.count), absolute: 0, relative: 1e-12,
+            "the train loss is the mean of the epoch's step losses")
         let expected = try evaluateByHand(trainer.model, testSamples: config.maxTestSamples!, eceBins: config.eceBins)
         XCTAssertEqual(record.testTop1Error, expected.top1Error, accuracy: 1e-9)
         assertClose(record.testNll, expected.nll, absolute: 1e-6, relative: 1e-5, "NLL")
@@ -54,15 +55,18 @@ final class TrainerTests: XCTestCase {
     /// Top-1 error (%), mean NLL and ECE (%) of `model` on the first `testSamples` test images,
     /// computed the plain way: one sample at a time, softmax in Double, bins (lo, hi].
     private func evaluateByHand(_ model: Model, testSamples: Int, eceBins: Int) throws
-        -> (top1Error: Double, nll: Double, ece: Double) {
+        -> (top1Error: Double, nll: Double, ece: Double)
+    {
         let test = try Dataset.load(name: "fashion-mnist", split: .test)
         var errors = 0, nllSum = 0.0
         var binCount = [Int](repeating: 0, count: eceBins), binCorrect = binCount
         var binConfidence = [Double](repeating: 0, count: eceBins)
         for sample in 0..<testSamples {
-            let image = Tensor(shape: [1] + model.sampleShape, values: (0..<test.sampleSize).map { i in
-                (Float(test.pixels[sample * test.sampleSize + i]) / 255 - test.mean[0]) / test.std[0]
-            })
+            let image = Tensor(
+                shape: [1] + model.sampleShape,
+                values: (0..<test.sampleSize).map { i in
+                    (Float(test.pixels[sample * test.sampleSize + i]) / 255 - test.mean[0]) / test.std[0]
+                })
             let logits = try model.forward(image, mode: .evaluation).scalars.map(Double.init)
             let maximum = logits.max()!
             let exps = logits.map { exp($0 - maximum) }
@@ -102,7 +106,8 @@ final class TrainerTests: XCTestCase {
         try resumed.run()
         assertBitIdentical(resumed.model.parameters.values, straight.model.parameters.values, "parameters")
         assertBitIdentical(resumed.model.parameters.buffers, straight.model.parameters.buffers, "buffers")
-        assertBitIdentical(try XCTUnwrap(resumed.teacher as? TeacherTable).rows, try XCTUnwrap(straight.teacher as? TeacherTable).rows, "teacher table")
+        assertBitIdentical(
+            try XCTUnwrap(resumed.teacher as? TeacherTable).rows, try XCTUnwrap(straight.teacher as? TeacherTable).rows, "teacher table")
     }
 
     // MARK: - PS-KD targets
@@ -148,12 +153,16 @@ final class TrainerTests: XCTestCase {
         let (one, oneRecord) = try train(whole) { _ in steps.whole += 1 }
         let (two, twoRecord) = try train(accumulated) { _ in steps.accumulated += 1 }
         XCTAssertEqual(steps.whole, steps.accumulated, "one optimiser step per global batch either way")
-        assertClose(two.model.parameters.values.scalars, one.model.parameters.values.scalars, absolute: 2e-6, relative: 1e-4,
-                    "parameters after two epochs")
-        assertClose(try XCTUnwrap(two.teacher as? TeacherTable).rows.scalars, try XCTUnwrap(one.teacher as? TeacherTable).rows.scalars, absolute: 1e-5, relative: 1e-4)
+        assertClose(
+            two.model.parameters.values.scalars, one.model.parameters.values.scalars, absolute: 2e-6, relative: 1e-4,
+            "parameters after two epochs")
+        assertClose(
+            try XCTUnwrap(two.teacher as? TeacherTable).rows.scalars, try XCTUnwrap(one.teacher as? TeacherTable).rows.scalars,
+            absolute: 1e-5, relative: 1e-4)
         assertClose(try XCTUnwrap(twoRecord).trainLoss, try XCTUnwrap(oneRecord).trainLoss, absolute: 1e-6, relative: 1e-5)
-        XCTAssertNotEqual(two.model.parameters.values.scalars, one.model.parameters.values.scalars,
-                          "micro-batches round differently, so equal bits would mean the setting was ignored")
+        XCTAssertNotEqual(
+            two.model.parameters.values.scalars, one.model.parameters.values.scalars,
+            "micro-batches round differently, so equal bits would mean the setting was ignored")
     }
 
     // MARK: - Label noise
@@ -197,8 +206,10 @@ final class TrainerTests: XCTestCase {
         XCTAssertNil(try XCTUnwrap(zeroRecord).flippedLabels)
         XCTAssertEqual(try XCTUnwrap(zeroRecord).trainLoss, try XCTUnwrap(plainRecord).trainLoss)
         let model = "/checkpoints/epoch-0001/model.safetensors"
-        let (a, b) = (try Data(contentsOf: URL(fileURLWithPath: plain.outputDirectory + model)),
-                      try Data(contentsOf: URL(fileURLWithPath: zero.outputDirectory + model)))
+        let (a, b) = (
+            try Data(contentsOf: URL(fileURLWithPath: plain.outputDirectory + model)),
+            try Data(contentsOf: URL(fileURLWithPath: zero.outputDirectory + model))
+        )
         XCTAssertEqual(a, b)
     }
 }

@@ -1,6 +1,7 @@
 import Collectives
-@testable import Watchdog
 import XCTest
+
+@testable import Watchdog
 
 /// Heartbeats survive the wire exactly, and nothing but a well-formed record carrying the job's
 /// token from a rank of the job is read as one.
@@ -30,7 +31,8 @@ final class HeartbeatTests: XCTestCase {
 
     func testAnythingElseIsDropped() {
         let good = sample().encoded(token: token)
-        XCTAssertNil(Heartbeat(decoding: good[...], token: JobToken(bytes: Array(repeating: 7, count: 16)), ranks: 3), "another job's token")
+        XCTAssertNil(
+            Heartbeat(decoding: good[...], token: JobToken(bytes: Array(repeating: 7, count: 16)), ranks: 3), "another job's token")
         XCTAssertNil(Heartbeat(decoding: good[...], token: token, ranks: 2), "a rank the job does not have")
         XCTAssertNil(Heartbeat(decoding: good.dropLast()[...], token: token, ranks: 3), "one byte short")
         XCTAssertNil(Heartbeat(decoding: (good + [0])[...], token: token, ranks: 3), "one byte long")

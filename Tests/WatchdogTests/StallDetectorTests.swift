@@ -1,17 +1,21 @@
+import XCTest
+
 @testable import Collectives
 @testable import Watchdog
-import XCTest
 
 /// The stall decision: who is at fault, after how long, and no alarm for a slow but moving rank.
 final class StallDetectorTests: XCTestCase {
     /// A view of `rank` last heard `silence` seconds before `now`, without progress for `still`
     /// seconds at that time.
-    private func view(_ rank: Int, _ phase: TrainingPhase, in collective: CollectiveKind? = nil, silence: Double = 0.2,
-                      still: Double = 0, medianStep: Double = 0.05, now: Double = 1000) -> RankView {
+    private func view(
+        _ rank: Int, _ phase: TrainingPhase, in collective: CollectiveKind? = nil, silence: Double = 0.2,
+        still: Double = 0, medianStep: Double = 0.05, now: Double = 1000
+    ) -> RankView {
         var state = ProgressState()
         (state.phase, state.collective, state.epoch, state.step, state.medianStepSeconds) = (phase, collective, 3, 117, medianStep)
-        return RankView(rank: rank, host: "node0\(rank + 1)", pid: Int32(4711 + rank), endpoint: .loopback,
-                        last: Heartbeat(rank: rank, state: state, secondsSinceProgress: still, sequence: 1), heardAt: now - silence)
+        return RankView(
+            rank: rank, host: "node0\(rank + 1)", pid: Int32(4711 + rank), endpoint: .loopback,
+            last: Heartbeat(rank: rank, state: state, secondsSinceProgress: still, sequence: 1), heardAt: now - silence)
     }
 
     private let detector = StallDetector(explicitTimeout: nil)
@@ -54,8 +58,9 @@ final class StallDetectorTests: XCTestCase {
         let waiting = view(1, .evaluation, in: .barrier, still: 200)
         XCTAssertNil(detector.check([view(0, .checkpoint, still: 200), waiting], at: 1000), "a 200 s checkpoint is within 5 minutes")
         XCTAssertEqual(detector.check([view(0, .checkpoint, still: 301), waiting], at: 1000)?.rank, 0)
-        XCTAssertNil(detector.check([view(0, .evaluation, still: 2), view(1, .evaluation, in: .allGather, still: 200)], at: 1000),
-                     "a rank still scoring batches while the other waits in the gather")
+        XCTAssertNil(
+            detector.check([view(0, .evaluation, still: 2), view(1, .evaluation, in: .allGather, still: 200)], at: 1000),
+            "a rank still scoring batches while the other waits in the gather")
     }
 
     func testTenSlowStepsRaiseTheTimeout() {
