@@ -30,6 +30,19 @@ final class SlurmTests: XCTestCase {
         ["-n", "2", "--output", runs.path + "/slurm-%j.out", "--chdir", ClusterFixture.root.path]
     }
 
+    /// Starts a requeued (pending) job at once instead of after Slurm's delay, once the node has
+    /// finished cleaning up after the killed instance (started earlier, slurmd refuses the job
+    /// as "already killed" and it fails).
+    private func startRequeuedJobNow(_ id: String, _ cluster: SlurmCluster) throws {
+        let idle = ClusterFixture.wait(timeout: 60) {
+            let state = (try? ClusterFixture.command(["sinfo", "-h", "-o", "%T"], environment: cluster.environment).output) ?? ""
+            return state.trimmingCharacters(in: .whitespacesAndNewlines) == "idle"
+        }
+        XCTAssertTrue(idle, "the node did not become idle after the requeue: \(cluster.job(id))")
+        sleep(2)
+        try ClusterFixture.mustRun(["scontrol", "update", "JobId=\(id)", "StartTime=now"], environment: cluster.environment)
+    }
+
     /// sbatch -n 2: the job reaches COMPLETED, mpirun took 2 ranks from the allocation (no -np),
     /// and the run directory named after the job holds the metrics of every epoch.
     func testBatchJobCompletesWithRanksOfItsAllocation() throws {
@@ -66,7 +79,7 @@ final class SlurmTests: XCTestCase {
         let requeued = Date()
         // A requeued job waits about two minutes before it may start again; let it start now.
         XCTAssertEqual(cluster.waitForState(id, in: ["PENDING"], timeout: 60), "PENDING", "\(cluster.job(id))")
-        try ClusterFixture.mustRun(["scontrol", "update", "JobId=\(id)", "StartTime=now"], environment: cluster.environment)
+        try startRequeuedJobNow(id, cluster)
         let state = cluster.waitForState(id, in: finished, timeout: 180)
         let output = jobOutput(runs, id)
         XCTAssertEqual(state, "COMPLETED", "\(cluster.job(id))\n\(output)\n\(cluster.logs)")
@@ -102,7 +115,7 @@ final class SlurmTests: XCTestCase {
         kill(victim, SIGSTOP)
         // The job requeues itself; a requeued job waits about two minutes before it may start again: let it start now.
         XCTAssertEqual(cluster.waitForState(id, in: ["PENDING"], timeout: 60), "PENDING", "\(cluster.job(id))\n\(jobOutput(runs, id))")
-        try ClusterFixture.mustRun(["scontrol", "update", "JobId=\(id)", "StartTime=now"], environment: cluster.environment)
+        try startRequeuedJobNow(id, cluster)
         let state = cluster.waitForState(id, in: finished, timeout: 180)
         let output = jobOutput(runs, id)
         XCTAssertEqual(state, "COMPLETED", "\(cluster.job(id))\n\(output)\n\(cluster.logs)")
