@@ -21,6 +21,18 @@ public struct Batch: Sendable {
     /// How CutMix mixed this batch, or `nil` if it did not.
     public let cutMix: CutMixInfo?
 
+    /// A batch of `inputs` (`[b, …]`) with one label, global sample index and padding flag per row.
+    public init(
+        epoch: Int, step: Int, inputs: Tensor, labels: [Int32], indices: [Int], isPadding: [Bool],
+        cutMix: CutMixInfo? = nil
+    ) {
+        precondition(
+            labels.count == inputs.shape[0] && indices.count == inputs.shape[0] && isPadding.count == inputs.shape[0],
+            "a batch needs one label, index and padding flag per row")
+        (self.epoch, self.step, self.inputs, self.labels) = (epoch, step, inputs, labels)
+        (self.indices, self.isPadding, self.cutMix) = (indices, isPadding, cutMix)
+    }
+
     /// Rows in the batch, `b`.
     public var count: Int { indices.count }
     /// Rows that are not padding.

@@ -58,15 +58,16 @@ public final class SoftmaxCrossEntropy {
         return Result(loss: total / Double(rows), probabilities: p, logitGradients: g)
     }
 
-    /// log Σ_c exp(z_c) of one row of `count` logits, in Double and shifted by the row's
+    /// log Σ_c exp(z_c/τ) of one row of `count` logits (τ = `temperature`, default 1), in Double and shifted by the row's
     /// maximum, so that log softmax(z)_k = z_k − logSumExp is exact even where softmax(z)_k
     /// underflows a float (a confidently wrong prediction's −log p is then its true size, not a cap).
-    public static func logSumExp(_ row: UnsafePointer<Float>, count: Int) -> Double {
+    public static func logSumExp(_ row: UnsafePointer<Float>, count: Int, temperature: Double = 1) -> Double {
         var maximum = -Float.infinity
         for c in 0..<count { maximum = max(maximum, row[c]) }
+        let shift = Double(maximum) / temperature
         var sum = 0.0
-        for c in 0..<count { sum += exp(Double(row[c]) - Double(maximum)) }
-        return Double(maximum) + log(sum)
+        for c in 0..<count { sum += exp(Double(row[c]) / temperature - shift) }
+        return shift + log(sum)
     }
 
     /// One-hot rows `[labels.count, classes]` for hard labels.
@@ -77,6 +78,68 @@ public final class SoftmaxCrossEntropy {
             t[row * classes + label] = 1
         }
         return t
+    }
+}
+
+/// The distillation term of knowledge distillation, for a student's logits `z` and a teacher's
+/// distribution `q` (each row a probability distribution): `weight · KL(q ‖ softmax(z/τ))` per
+/// row, averaged over the rows, with its gradient `weight/τ · (softmax(z/τ) − q)` per row.
+///
+/// Hinton et al.'s term `τ²·KL(softmax(t/τ) ‖ softmax(z/τ))` is `weight = τ²` with
+/// `q = softmax(t/τ)` (`softenedDistribution`); CS-KD and TF-KD differ only in the weight, the
+/// temperature and where `q` comes from.
+public final class DistillationDivergence {
+    private var softened = Workspace()
+
+    public init() {}
+
+    /// Adds the term's gradient, averaged over `gradientRows` rows (the whole batch when these
+    /// logits are one of its micro-batches), into `gradients` (`[N, C]`, like `logits`), and
+    /// returns the term's mean over the N rows given.
+    public func accumulate(
+        logits: Tensor, teacher q: Tensor, temperature: Float, weight: Float, gradientRows: Int,
+        into gradients: Tensor
+    ) -> Double {
+        precondition(
+            logits.shape == q.shape && logits.shape == gradients.shape, "logits, teacher and gradients must share one shape [N, C]")
+        let (rows, classes) = (logits.shape[0], logits.shape[1])
+        let student = softened.tensor(logits.shape)
+        Self.softenedDistribution(logits: logits, temperature: temperature, into: student)
+        let z = logits.pointer, s = student.pointer, t = q.pointer, g = gradients.pointer
+        let scale = weight / temperature / Float(gradientRows)
+        var total = 0.0
+        for r in 0..<rows {
+            let base = r * classes
+            let logSum = SoftmaxCrossEntropy.logSumExp(z + base, count: classes, temperature: Double(temperature))
+            var divergence = 0.0
+            for c in 0..<classes where t[base + c] > 0 {
+                let logStudent = Double(z[base + c]) / Double(temperature) - logSum
+                divergence += Double(t[base + c]) * (log(Double(t[base + c])) - logStudent)
+            }
+            total += Double(weight) * divergence
+            for c in 0..<classes { g[base + c] += scale * (s[base + c] - t[base + c]) }
+        }
+        return total / Double(rows)
+    }
+
+    /// softmax(z/τ) of each row of `logits` into `output` (same shape), stable for any τ > 0.
+    public static func softenedDistribution(logits: Tensor, temperature: Float, into output: Tensor) {
+        precondition(logits.shape == output.shape && logits.rank == 2, "softened distribution needs [N, C] in and out")
+        let (rows, classes) = (logits.shape[0], logits.shape[1])
+        let z = logits.pointer, p = output.pointer
+        for r in 0..<rows {
+            let base = r * classes
+            var maximum = -Float.infinity
+            for c in 0..<classes { maximum = max(maximum, z[base + c]) }
+            var sum: Float = 0
+            for c in 0..<classes {
+                let e = expf((z[base + c] - maximum) / temperature)
+                p[base + c] = e
+                sum += e
+            }
+            let inverse = 1 / sum
+            for c in 0..<classes { p[base + c] *= inverse }
+        }
     }
 }
 

@@ -235,12 +235,7 @@ public struct HTMLReport {
 
     /// The training target a policy uses.
     static func target(_ policy: String) -> String {
-        switch policy {
-        case "ce": "one-hot label"
-        case "ls": "(1 − ε)·one-hot + ε/K"
-        case "pskd": "(1 − α_t)·one-hot + α_t·P_{t−1}(x), α_t = α_T·t/T"
-        default: "?"
-        }
+        TrainingPolicies.named(policy)?.summary ?? "?"
     }
 
     static let css = """

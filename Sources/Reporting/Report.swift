@@ -200,16 +200,14 @@ public struct ExperimentReport: Sendable {
         try self.init(runs: paths.map { try RunDirectory(path: $0) })
     }
 
-    /// `ce`, `ls`, `pskd` first (the baselines before the method), anything else after.
-    static func policyRank(_ policy: String) -> Int { ["ce": 0, "ls": 1, "pskd": 2][policy] ?? 3 }
+    /// The policies in `TrainingPolicies.all`'s order (the baselines before the method), unknown ones after.
+    static func policyRank(_ policy: String) -> Int {
+        TrainingPolicies.names.firstIndex(of: policy) ?? TrainingPolicies.names.count
+    }
 
-    /// The policy and the parameter that changes it.
+    /// The policy and the settings that change it (`TrainingPolicy.label`).
     static func label(_ config: TrainConfig) -> String {
-        switch config.policy {
-        case "ls": "ls (ε = \(number(config.labelSmoothing)))"
-        case "pskd": "pskd (α_T = \(number(config.alphaT)))"
-        default: config.policy
-        }
+        TrainingPolicies.named(config.policy)?.label(config) ?? config.policy
     }
 
     /// The shared settings (in a reading order), each with the distinct values the runs have.
@@ -265,6 +263,7 @@ public struct ExperimentReport: Sendable {
             ("random crop padding", String(c.cropPadding ?? augmentation.cropPadding)),
             ("horizontal flip", (c.horizontalFlip ?? augmentation.horizontalFlip) ? "on" : "off"),
             ("CutMix probability", number(c.cutMixProbability)),
+            ("training label noise", c.labelNoise.map { $0 > 0 ? "\(number($0 * 100)) % symmetric" : "none" } ?? "none"),
             ("ECE bins", String(c.eceBins)),
         ]
         if !c.model.hasPrefix("preact-resnet18") && c.widthMultiplier != 1 {
@@ -274,12 +273,7 @@ public struct ExperimentReport: Sendable {
     }
 
     /// A compact decimal rendering: 0.1, 5e-04 → 0.0005, 200.
-    static func number(_ value: Double) -> String {
-        if value == value.rounded() && abs(value) < 1e9 { return String(Int(value)) }
-        var text = String(format: "%.6f", value)
-        while text.hasSuffix("0") { text.removeLast() }
-        return text
-    }
+    static func number(_ value: Double) -> String { PolicyLabel.number(value) }
 
     /// The final-epoch table as Markdown (mean ± std over seeds), for a README.
     public func markdownTable() -> String {

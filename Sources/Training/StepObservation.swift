@@ -8,15 +8,15 @@ public struct StepObservation {
     public let epoch: Int
     /// The step within the epoch, 0-based.
     public let step: Int
-    /// α_t of the epoch (0 for policies without a teacher).
+    /// The policy's weight of the epoch (PS-KD's α_t; 0 for other policies).
     public let alpha: Float
     /// The global sample index of each of this rank's rows.
     public let indices: [Int]
     /// The label of each row.
     public let labels: [Int]
-    /// The target rows the step trained against, `[b, C]` (after CutMix's mixing). A view of
-    /// the trainer's buffer: valid only during the call.
-    public let targets: Tensor
+    /// The target rows the step trained against, `[b, C]` (after CutMix's mixing), for
+    /// policies that train against targets; nil for the others. Valid only during the call.
+    public let targets: Tensor?
     /// The model's softmax rows from the step's forward pass, `[b, C]`; valid only during the call.
     public let probabilities: Tensor
     /// This rank's mean loss of the step.

@@ -63,8 +63,8 @@ public enum ThroughputBenchmark {
             model: model, batchSize: batchSize, communicator: communicator, beacon: beacon,
             shardedTeacher: shardedTeacher)
         for _ in 0..<warmupSteps {
-            try bench.step(policy: .crossEntropy)
-            try bench.step(policy: .progressiveSelfDistillation(finalAlpha: 0.8))
+            try bench.step(pskd: false)
+            try bench.step(pskd: true)
         }
         var crossEntropyTimes: [Double] = [], pskdTimes: [Double] = [], communicationTimes: [Double] = [], exchangeTimes: [Double] = []
         var flops = 0
@@ -74,13 +74,13 @@ public enum ThroughputBenchmark {
             for _ in 0..<count {
                 communicator.reset()
                 let before = BLAS.floatingPointOperations
-                crossEntropyTimes.append(try bench.timedStep(policy: .crossEntropy))
+                crossEntropyTimes.append(try bench.timedStep(pskd: false))
                 flops = BLAS.floatingPointOperations - before
                 communicationTimes.append(communicator.totalSeconds)
             }
             for _ in 0..<count {
                 communicator.reset()
-                pskdTimes.append(try bench.timedStep(policy: .progressiveSelfDistillation(finalAlpha: 0.8)))
+                pskdTimes.append(try bench.timedStep(pskd: true))
                 exchangeTimes.append(communicator.allGatherSeconds + communicator.allToAllSeconds)
             }
         }
@@ -114,17 +114,20 @@ public enum ThroughputBenchmark {
     static func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 }
 
-/// The trainer's per-step work on synthetic data: targets from the policy (and the teacher
-/// table), the data-parallel step, the teacher update, the loss all-reduce.
+/// The trainer's per-step work on synthetic data: `TrainingStep` with the cross-entropy or the
+/// PS-KD policy (its targets from the teacher table, the update, its teacher exchange), then
+/// the loss all-reduce.
 private final class BenchmarkSteps {
     let model: Model
     let step: TrainingStep
     let communicator: any Communicator
     let teacher: any Teacher
+    let crossEntropy: CrossEntropyPolicy
+    let pskd: ProgressiveSelfDistillationPolicy
     let sampler: ShardedSampler
-    let inputs: Tensor, targets: Tensor
-    let labels: [Int]
-    /// Told of every step and teacher exchange, as by `Trainer`, when the stall watchdog runs.
+    let inputs: Tensor
+    let labels: [Int32]
+    /// Told of every step, as by `Trainer`, when the stall watchdog runs.
     let beacon: ProgressBeacon?
     var position = 0
     /// PS-KD steps taken (the teacher's exchanges).
@@ -136,12 +139,11 @@ private final class BenchmarkSteps {
         self.beacon = beacon
         step = TrainingStep(
             model: model, optimizer: SGD(parameterCount: model.parameters.parameterCount),
-            communicator: communicator)
+            communicator: communicator, seed: 1, beacon: beacon)
         var generator = RandomGenerator(seed: 1).split(RandomStream.benchmark, UInt64(communicator.rank))
         inputs = Tensor(zeros: [batchSize] + model.sampleShape)
         for i in 0..<inputs.count { inputs[i] = generator.nextNormal() }
-        labels = (0..<batchSize).map { _ in generator.nextIndex(below: model.classCount) }
-        targets = Tensor(zeros: [batchSize, model.classCount])
+        labels = (0..<batchSize).map { _ in Int32(generator.nextIndex(below: model.classCount)) }
         let tableLabels = (0..<ThroughputBenchmark.tableRows).map { $0 % model.classCount }
         sampler = try ShardedSampler(
             sampleCount: ThroughputBenchmark.tableRows, globalBatchSize: batchSize * communicator.size,
@@ -150,43 +152,43 @@ private final class BenchmarkSteps {
             shardedTeacher
             ? ShardedTeacher(labels: tableLabels, classCount: model.classCount, sampler: sampler, communicator: communicator)
             : TeacherTable(labels: tableLabels, classCount: model.classCount, sampler: sampler, communicator: communicator)
-        try teacher.beginEpoch(1)
+        crossEntropy = CrossEntropyPolicy(classCount: model.classCount)
+        // α_t only weighs the rows; a long schedule keeps it below α_T however many epochs the bench runs.
+        pskd = ProgressiveSelfDistillationPolicy(finalAlpha: 0.8, totalEpochs: 1_000_000, teacher: teacher)
+        try pskd.beginEpoch(1)
     }
 
     /// One step; returns its wall-clock seconds.
-    func timedStep(policy: TargetPolicy) throws -> Double {
+    func timedStep(pskd usesTeacher: Bool) throws -> Double {
         let stopwatch = Stopwatch()
-        try step(policy: policy)
+        try step(pskd: usesTeacher)
         return stopwatch.elapsedSeconds
     }
 
-    /// One step at the next position of the data order: the teacher's steps go through the
-    /// epochs in order (cross-entropy steps only read positions), as in training.
-    func step(policy: TargetPolicy) throws {
-        let stepIndex = policy.usesTeacher ? teacherStep : position % sampler.stepsPerEpoch
+    /// One step at the next position of the data order: PS-KD's steps go through the epochs in
+    /// order (cross-entropy steps only take positions), as in training.
+    func step(pskd usesTeacher: Bool) throws {
+        let stepIndex = usesTeacher ? teacherStep : position % sampler.stepsPerEpoch
         let slots = sampler.slots(step: stepIndex, order: order)
         position += 1
         beacon?.startStep(epoch: teacherEpoch, step: position)
-        let teacherRows = policy.usesTeacher ? teacher.rows(step: stepIndex, indices: slots.indices, isPadding: slots.isPadding) : nil
-        policy.makeTargets(labels: labels, alpha: 0.5, teacherRows: teacherRows, into: targets)
-        let result = try step(
-            inputs: inputs, targets: targets,
-            samples: BatchSamples(seed: 1, epoch: teacherEpoch, indices: slots.indices), learningRate: 0.01)
-        beacon?.enter(.teacherExchange)
-        if policy.usesTeacher { try recordTeacher(step: stepIndex, slots: slots, probabilities: result.probabilities) }
+        let batch = Batch(
+            epoch: teacherEpoch, step: stepIndex, inputs: inputs, labels: labels, indices: slots.indices,
+            isPadding: slots.isPadding)
+        let result = try step(batch, policy: usesTeacher ? pskd : crossEntropy, learningRate: 0.01)
+        if usesTeacher { try advanceTeacher() }
         _ = try communicator.sum(result.loss)
     }
 
-    /// The PS-KD step's teacher exchange, ending the teacher's epoch after its last step.
-    private func recordTeacher(step: Int, slots: BatchSlots, probabilities: Tensor) throws {
-        try teacher.record(step: step, indices: slots.indices, probabilities: probabilities, isWritten: slots.isPadding.map { !$0 })
+    /// Counts a PS-KD step, ending the teacher's epoch after its last step.
+    private func advanceTeacher() throws {
         pskdSteps += 1
         teacherStep += 1
         guard teacherStep == sampler.stepsPerEpoch else { return }
-        try teacher.endEpoch(teacherEpoch)
+        try pskd.endEpoch(teacherEpoch)
         (teacherEpoch, teacherStep) = (teacherEpoch + 1, 0)
         order = sampler.order(epoch: teacherEpoch)
-        try teacher.beginEpoch(teacherEpoch)
+        try pskd.beginEpoch(teacherEpoch)
     }
 
     private var teacherEpoch = 1, teacherStep = 0

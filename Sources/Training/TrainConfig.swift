@@ -15,7 +15,7 @@ import SelfDistillation
 /// config.dataDirectory = "data/cifar-10-batches-bin"
 /// config.model = "preact-resnet18"
 /// try config.validate(ranks: 2)              // every range, and the batch splits over 2 ranks
-/// let policy = try config.targetPolicy()     // .progressiveSelfDistillation(finalAlpha: 0.8)
+/// config.policy = "cs-kd"                   // one of TrainingPolicies.names
 /// ```
 public struct TrainConfig: Sendable, Codable, Equatable {
     public var model = "cnn"
@@ -58,7 +58,7 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public var weightDecay = 5e-4
     /// `l2` or `decoupled`.
     public var weightDecayStyle = "l2"
-    /// `ce`, `ls` or `pskd`.
+    /// The training policy's name, one of `TrainingPolicies.names`.
     public var policy = "pskd"
     /// How PS-KD's teacher table is kept: `replicated` (whole on every rank) or `sharded`
     /// (each rank keeps the rows it reads next); nil = replicated. Both train the same, bit for bit.
@@ -153,16 +153,6 @@ public struct TrainConfig: Sendable, Codable, Equatable {
 
     /// Whether the teacher table is sharded across the ranks (`teacher: sharded`).
     public var shardsTeacher: Bool { teacher == "sharded" }
-
-    /// The target policy the configuration names.
-    public func targetPolicy() throws -> TargetPolicy {
-        switch policy {
-        case "ce": return .crossEntropy
-        case "ls": return .labelSmoothing(epsilon: Float(labelSmoothing))
-        case "pskd": return .progressiveSelfDistillation(finalAlpha: Float(alphaT))
-        default: throw ConfigurationError("policy '\(policy)' is unknown: use ce, ls or pskd")
-        }
-    }
 
     /// The learning-rate schedule the configuration names.
     public func schedule() throws -> any LearningRateSchedule {

@@ -211,7 +211,9 @@ extension TrainSetting {
         number("weight-decay", \.weightDecay, "Weight decay (default 5e-4).", range: "a finite number ≥ 0") { $0 >= 0 },
         text(
             "weight-decay-style", \.weightDecayStyle, "l2 (PyTorch SGD) or decoupled (AdamW) (default l2).", choices: ["l2", "decoupled"]),
-        text("policy", \.policy, "Target policy: cross-entropy, label smoothing or PS-KD (default pskd).", choices: ["ce", "ls", "pskd"]),
+        text(
+            "policy", \.policy, "What the model trains against (default pskd): " + TrainingPolicies.helpText + ".",
+            choices: TrainingPolicies.names),
         optionalText(
             "teacher", \.teacher,
             "How PS-KD's teacher table is kept: replicated (the whole N × C table on every rank) or sharded (each rank "

@@ -31,9 +31,10 @@ public final class Trainer {
     public let config: TrainConfig
     public let communicator: any Communicator
     public let model: Model
-    public let policy: TargetPolicy
-    /// PS-KD's teacher (replicated or sharded, `--teacher`), or nil for policies without one.
-    public let teacher: (any Teacher)?
+    /// What the model trains against (`--policy`).
+    public let policy: any TrainingPolicy
+    /// The policy's per-sample state (PS-KD's teacher table, replicated or sharded), or nil.
+    public var teacher: (any Teacher)? { policy.teacher }
     private let data: TrainingData
     private let step: TrainingStep
     private let schedule: any LearningRateSchedule
@@ -41,7 +42,6 @@ public final class Trainer {
     /// Rank 0's lock on the run directory, held while the trainer lives.
     private let ownership: RunOwnership?
     private let checkpoints: CheckpointStore
-    private let targets: Tensor, mixedTargets: Tensor  // (b, C)
     /// Where this rank is, for the stall watchdog.
     private let beacon = ProgressBeacon.shared
     /// Called after every training step with what it trained on (for tests and diagnostics).
@@ -63,18 +63,16 @@ public final class Trainer {
             config.model, input: data.modelInput, widthMultiplier: config.widthMultiplier,
             generator: RandomGenerator(seed: config.seed).split(RandomStream.initialisation))
         try ReplicaAgreement.checkShapes(model: model, data: data, communicator: communicator)
-        policy = try config.targetPolicy()
-        teacher =
-            policy.usesTeacher
-            ? Self.makeTeacher(config: config, data: data, classCount: model.classCount, communicator: communicator) : nil
+        policy = try TrainingPolicies.make(
+            PolicyContext(
+                config: config, model: model, train: data.train, sampler: data.sampler,
+                augmentation: data.augmentation, communicator: communicator))
         step = TrainingStep(
             model: model, optimizer: try config.makeOptimizer(parameterCount: model.parameters.parameterCount),
-            communicator: communicator, microBatches: config.microBatchesPerStep)
+            communicator: communicator, microBatches: config.microBatchesPerStep, seed: config.seed,
+            beacon: ProgressBeacon.shared)
         schedule = try config.schedule()
         log = RunLog(directory: config.outputDirectory, isWriter: communicator.isRoot)
-        let localBatch = config.batchSize / communicator.size
-        targets = Tensor(zeros: [localBatch, model.classCount])
-        mixedTargets = Tensor(zeros: [localBatch, model.classCount])
         checkpoints = CheckpointStore(runDirectory: config.outputDirectory, keep: config.keepCheckpoints)
         if config.resume { try resumeFromNewestCheckpoint() }
         if completedEpochs == 0 { try log.keepMetrics(throughEpoch: 0) }  // a fresh run starts a fresh metrics.jsonl
@@ -123,7 +121,7 @@ public final class Trainer {
     public func run() throws -> EpochRecord? {
         log.say(
             "pskd: training \(config.model) (\(model.parameters.parameterCount) parameters) on \(config.dataset), "
-                + "\(data.train.count) samples, policy \(policy.name), \(config.epochs) epochs, global batch \(config.batchSize) "
+                + "\(data.train.count) samples, policy \(type(of: policy).label(config)), \(config.epochs) epochs, global batch \(config.batchSize) "
                 + "over \(communicator.size) rank(s) × \(BLAS.threads) thread(s); run directory \(config.outputDirectory)")
         if let noise = data.labelNoiseSummary(rate: config.labelNoise) { log.say("pskd: " + noise) }
         var last: EpochRecord?
@@ -154,35 +152,24 @@ public final class Trainer {
         return last
     }
 
-    /// One epoch, as a recipe: soft targets from the teacher, a data-parallel step, the new
-    /// predictions into the teacher; then agreeing BatchNorm statistics and evaluating.
+    /// One epoch, as a recipe: for each batch, a data-parallel step with the policy (its
+    /// targets, the update, its write-back); then agreeing BatchNorm statistics and evaluating.
     private func trainEpoch(_ epoch: Int) throws -> EpochRecord {
-        let alpha = policy.alpha(epoch: epoch, totalEpochs: config.epochs)
         let progress = Progress(
             epoch: epoch, epochs: config.epochs, steps: data.loader.stepsPerEpoch,
             samplesPerStep: config.batchSize, log: log)
         var lossSum = 0.0, learningRate = 0.0
-        try teacher?.beginEpoch(epoch)
+        try policy.beginEpoch(epoch)
         for batch in data.loader.epoch(epoch) {
             beacon.startStep(epoch: epoch, step: batch.step + 1)
             FaultInjection.current.atStepStart(rank: communicator.rank, epoch: epoch, step: batch.step + 1)
             learningRate = schedule.learningRate(epoch: epoch - 1, step: batch.step, stepsPerEpoch: data.loader.stepsPerEpoch)
-            let labels = batch.labels.map(Int.init)
-            let teacherRows = teacher?.rows(step: batch.step, indices: batch.indices, isPadding: batch.isPadding)
-            policy.makeTargets(labels: labels, alpha: alpha, teacherRows: teacherRows, into: targets)
-            batch.mixTargets(targets, into: mixedTargets)
-            let result = try step(
-                inputs: batch.inputs, targets: mixedTargets,
-                samples: BatchSamples(seed: config.seed, epoch: epoch, indices: batch.indices),
-                learningRate: Float(learningRate))
+            let result = try step(batch, policy: policy, learningRate: Float(learningRate))
             stepObserver?(
                 StepObservation(
-                    epoch: epoch, step: batch.step, alpha: alpha, indices: batch.indices, labels: labels,
-                    targets: mixedTargets, probabilities: result.probabilities, loss: result.loss))
-            beacon.enter(.teacherExchange)
-            try teacher?.record(
-                step: batch.step, indices: batch.indices, probabilities: result.probabilities,
-                isWritten: batch.isPadding.map { !$0 && batch.cutMix == nil })
+                    epoch: epoch, step: batch.step, alpha: policy.epochWeight, indices: batch.indices,
+                    labels: batch.labels.map(Int.init), targets: result.targets, probabilities: result.probabilities,
+                    loss: result.loss))
             let (globalLoss, stopRequested) = try agreeAfterStep(loss: result.loss)
             guard !stopRequested else { throw TrainingInterrupted(signal: StopRequest.signal, epoch: epoch, step: batch.step + 1) }
             guard globalLoss.isFinite else {
@@ -192,13 +179,13 @@ public final class Trainer {
             progress.advance(step: batch.step + 1, loss: globalLoss)
             beacon.enter(.data)
         }
-        try teacher?.endEpoch(epoch)
+        try policy.endEpoch(epoch)
         let trainingThroughput = progress.samplesPerSecond
         beacon.enter(.evaluation)
         try ReplicaAgreement.averageBatchNormStatistics(model: model, communicator: communicator)
         let (metrics, _) = try Evaluator(model: model, loader: data.testLoader, communicator: communicator).run(eceBins: config.eceBins)
         let record = EpochRecord(
-            epoch: epoch, alpha: Double(alpha), learningRate: learningRate,
+            epoch: epoch, alpha: Double(policy.epochWeight), learningRate: learningRate,
             trainLoss: lossSum / Double(data.loader.stepsPerEpoch), metrics: metrics,
             seconds: progress.elapsed, samplesPerSecond: trainingThroughput,
             flippedLabels: (config.labelNoise ?? 0) > 0 ? data.flippedLabels : nil,
@@ -267,17 +254,6 @@ extension Trainer {
             config.shardsTeacher
                 ? "pskd: teacher table hash \(hash) (sharded over \(communicator.size) rank(s))"
                 : "pskd: teacher table hash \(hash) identical on all \(communicator.size) rank(s)")
-    }
-
-    /// The teacher `--teacher` names, holding the one-hot labels for epoch 1.
-    private static func makeTeacher(
-        config: TrainConfig, data: TrainingData, classCount: Int,
-        communicator: any Communicator
-    ) -> any Teacher {
-        let labels = data.train.labels.map(Int.init)
-        return config.shardsTeacher
-            ? ShardedTeacher(labels: labels, classCount: classCount, sampler: data.sampler, communicator: communicator)
-            : TeacherTable(labels: labels, classCount: classCount, sampler: data.sampler, communicator: communicator)
     }
 }
 

@@ -13,6 +13,8 @@ struct TrainingData {
     let sampler: ShardedSampler
     /// This rank's shard of every global training batch, augmented.
     let loader: BatchLoader
+    /// The augmentation of the training batches.
+    let augmentation: AugmentationConfig
     /// This rank's blocks of the test set (fixed by sample index, see `EvaluationSharder`).
     let testLoader: BatchLoader
 
@@ -34,6 +36,7 @@ struct TrainingData {
         if let padding = config.cropPadding { augmentation.cropPadding = padding }
         if let flip = config.horizontalFlip { augmentation.horizontalFlip = flip }
         augmentation.cutMixProbability = config.cutMixProbability
+        self.augmentation = augmentation
         loader = BatchLoader(
             dataset: train, schedule: sampler, augmentation: augmentation,
             seed: config.seed, prefetch: config.prefetch)

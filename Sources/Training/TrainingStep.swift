@@ -1,13 +1,15 @@
 import Collectives
+import DataPipeline
 import Layers
 import Models
 import Optimizers
 import Tensors
 
-/// One data-parallel optimisation step, the heart of every training loop:
-/// zero the flat gradient buffer → for each micro-batch: forward → softmax cross-entropy
-/// against soft targets → backward, adding into the buffer → average gradients across ranks
-/// (one all-reduce) → optimiser update on the flat parameter buffer.
+/// One data-parallel optimisation step, the heart of every training loop (`Trainer` and
+/// `pskd bench` both run it): the policy prepares the batch's targets → for each micro-batch:
+/// forward → the policy's loss and logit gradient → backward, adding into the flat gradient
+/// buffer → average gradients across ranks (one all-reduce) → optimiser update on the flat
+/// parameter buffer → the policy writes back what the step taught (PS-KD's teacher exchange).
 ///
 /// With K micro-batches (gradient accumulation) the rank's batch of b rows is cut into K runs
 /// of b/K rows; each run's loss gradient averages over all b rows, so the summed gradient is the
@@ -20,7 +22,10 @@ public final class TrainingStep {
     public let communicator: any Communicator
     /// Micro-batches per step, K ≥ 1.
     public let microBatches: Int
-    private let loss = SoftmaxCrossEntropy()
+    /// The run's seed, from which Dropout draws its masks.
+    public let seed: UInt64
+    /// Told when the step reaches the policy's write-back (for the stall watchdog), if given.
+    private let beacon: ProgressBeacon?
     /// The model's Dropout layers, told each micro-batch's samples.
     private let dropoutLayers: [Dropout]
     private var probabilities = Tensor(zeros: [0])  // (b, C), the whole batch's softmax rows
@@ -30,66 +35,67 @@ public final class TrainingStep {
         /// This rank's mean loss over its batch.
         public let loss: Double
         /// The model's softmax rows of the batch, `[b, C]` (owned by the step; valid until the
-        /// next call). PS-KD stores them as the next epoch's teacher.
+        /// next call).
         public let probabilities: Tensor
+        /// The target rows trained against, when the policy trains against targets (a view of
+        /// the policy's buffer, valid until its next step).
+        public let targets: Tensor?
     }
 
     /// A step over `model`'s parameters, its batches trained in `microBatches` micro-batches.
-    public init(model: Model, optimizer: any Optimizer, communicator: any Communicator, microBatches: Int = 1) {
+    public init(
+        model: Model, optimizer: any Optimizer, communicator: any Communicator, microBatches: Int = 1,
+        seed: UInt64, beacon: ProgressBeacon? = nil
+    ) {
         precondition(microBatches >= 1, "a step needs at least one micro-batch, got \(microBatches)")
         self.model = model
         self.optimizer = optimizer
         self.communicator = communicator
         self.microBatches = microBatches
+        self.seed = seed
+        self.beacon = beacon
         dropoutLayers = model.network.descendants().compactMap { $0 as? Dropout }
     }
 
-    /// Trains on one batch. `targets` holds one probability row per sample; the batch's rows
-    /// must divide into `microBatches` equal parts. `samples` names the rows' samples, from
-    /// which Dropout draws its masks (required when the model has Dropout).
-    public func callAsFunction(
-        inputs: Tensor, targets: Tensor, samples: BatchSamples? = nil,
-        learningRate: Float
-    ) throws -> Result {
-        let rows = inputs.shape[0]
+    /// Trains on one batch with `policy`; the batch's rows must divide into `microBatches`
+    /// equal parts.
+    public func callAsFunction(_ batch: Batch, policy: any TrainingPolicy, learningRate: Float) throws -> Result {
+        let rows = batch.count
         precondition(rows % microBatches == 0, "a batch of \(rows) rows does not divide into \(microBatches) micro-batches")
         let parameters = model.parameters
         parameters.zeroGradients()
-        let batchProbabilities = probabilityRows(like: targets)
+        try policy.beginStep(batch)
+        let batchProbabilities = probabilityRows(rows: rows)
         var lossSum = 0.0
         for part in 0..<microBatches {
             let range = (part * rows / microBatches)..<((part + 1) * rows / microBatches)
-            if let samples { tellDropout(samples, rows: range) }
-            lossSum += try accumulateGradients(
-                inputs: inputs.rows(range), targets: targets.rows(range),
-                batchRows: rows, probabilities: batchProbabilities.rows(range))
+            tellDropout(batch, rows: range)
+            try policy.beforeForward(rows: range)
+            let logits = try model.forward(batch.inputs.rows(range), mode: .training)
+            let loss = try policy.loss(logits: logits, rows: range, batchRows: rows)
+            model.backward(loss.logitGradients)
+            batchProbabilities.rows(range).assign(loss.probabilities)
+            lossSum += loss.loss
         }
         try communicator.allReduceMean(parameters.gradients.buffer)
         optimizer.step(parameters: parameters.values, gradients: parameters.gradients, learningRate: learningRate)
-        return Result(loss: lossSum / Double(microBatches), probabilities: batchProbabilities)
-    }
-
-    /// Forward and backward over one micro-batch, adding its share of the batch's gradient into
-    /// the flat buffer and copying its softmax rows into `probabilities`; returns its mean loss.
-    private func accumulateGradients(inputs: Tensor, targets: Tensor, batchRows: Int, probabilities: Tensor) throws -> Double {
-        let logits = try model.forward(inputs, mode: .training)
-        let result = try loss(logits: logits, targets: targets, gradientRows: batchRows)
-        model.backward(result.logitGradients)
-        probabilities.assign(result.probabilities)
-        return result.loss
+        beacon?.enter(.teacherExchange)
+        try policy.endStep(batch, probabilities: batchProbabilities)
+        return Result(loss: lossSum / Double(microBatches), probabilities: batchProbabilities, targets: policy.stepTargets)
     }
 
     /// Gives the model's Dropout layers the samples of the micro-batch `rows` (nothing to do,
     /// and nothing allocated, for a model without Dropout).
-    private func tellDropout(_ samples: BatchSamples, rows: Range<Int>) {
+    private func tellDropout(_ batch: Batch, rows: Range<Int>) {
         guard !dropoutLayers.isEmpty else { return }
-        let part = BatchSamples(seed: samples.seed, epoch: samples.epoch, indices: Array(samples.indices[rows]))
+        let part = BatchSamples(seed: seed, epoch: batch.epoch, indices: Array(batch.indices[rows]))
         for layer in dropoutLayers { layer.samples = part }
     }
 
     /// The step's `[b, C]` buffer of softmax rows, reallocated only when the shape changes.
-    private func probabilityRows(like targets: Tensor) -> Tensor {
-        if probabilities.shape != targets.shape { probabilities = Tensor(zeros: targets.shape) }
+    private func probabilityRows(rows: Int) -> Tensor {
+        let shape = [rows, model.classCount]
+        if probabilities.shape != shape { probabilities = Tensor(zeros: shape) }
         return probabilities
     }
 }
