@@ -86,6 +86,7 @@ public enum RandomStream {
     public static let benchmark: UInt64 = 5
     public static let labelNoise: UInt64 = 6
     public static let syntheticData: UInt64 = 7
+    public static let classWisePartners: UInt64 = 8
 }
 
 /// SplitMix64, used to expand seeds into xoshiro states.

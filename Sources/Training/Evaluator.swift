@@ -113,7 +113,9 @@ public enum CheckpointEvaluation {
         return Result(checkpoint: folder, epoch: snapshot.epoch, metrics: metrics)
     }
 
-    private static func locate(_ path: String) throws -> (String, TrainingSnapshot) {
+    /// The checkpoint `path` names (a checkpoint folder, or a run directory's newest complete
+    /// one) and its folder.
+    static func locate(_ path: String) throws -> (String, TrainingSnapshot) {
         let url = URL(fileURLWithPath: path)
         if FileManager.default.fileExists(atPath: url.appendingPathComponent("COMPLETE").path) {
             let store = CheckpointStore(runDirectory: url.deletingLastPathComponent().deletingLastPathComponent().path, keep: 1)

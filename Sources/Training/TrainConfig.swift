@@ -67,6 +67,18 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public var alphaT = 0.8
     /// ε of label smoothing.
     public var labelSmoothing = 0.1
+    /// The distillation temperature T of cs-kd, tf-kd-self and tf-kd-reg; nil = the policy's
+    /// default (4, 6 and 20, as their authors' code).
+    public var kdTemperature: Double? = nil
+    /// The weight of the distillation term: CS-KD's λ, TF-KD's α; nil = the policy's default
+    /// (1, 0.95 and 0.1).
+    public var kdWeight: Double? = nil
+    /// TF-KD's `multiplier` of the KL term (averaged over N·C elements, as PyTorch's
+    /// `KLDivLoss()`); nil = the authors' CIFAR-100 value scaled by C/100 (50·C/100 for
+    /// tf-kd-self, 100·C/100 for tf-kd-reg).
+    public var kdMultiplier: Double? = nil
+    /// tf-kd-self's teacher: a run directory (its newest complete checkpoint) or a checkpoint folder.
+    public var teacherCheckpoint: String? = nil
     public var seed: UInt64 = 1
     public var cropPadding: Int? = nil
     public var horizontalFlip: Bool? = nil
@@ -104,6 +116,8 @@ public struct TrainConfig: Sendable, Codable, Equatable {
         case learningRateSchedule = "lr-schedule", milestones, warmupEpochs = "warmup-epochs", optimizer, momentum
         case nesterov, weightDecay = "weight-decay", weightDecayStyle = "weight-decay-style", policy, teacher
         case alphaT = "alpha-t", labelSmoothing = "label-smoothing", seed, cropPadding = "crop-padding"
+        case kdTemperature = "kd-temperature", kdWeight = "kd-weight", kdMultiplier = "kd-multiplier"
+        case teacherCheckpoint = "teacher-checkpoint"
         case horizontalFlip = "flip", cutMixProbability = "cutmix", eceBins = "ece-bins", prefetch, threads
         case outputDirectory = "out", resume, stopAfterEpochs = "stop-after", keepCheckpoints = "keep-checkpoints"
         case overwrite, stallTimeout = "stall-timeout"

@@ -223,6 +223,27 @@ extension TrainSetting {
         number("label-smoothing", \.labelSmoothing, "Label smoothing ε for policy ls (default 0.1).", range: "in [0, 1)") {
             (0..<1).contains($0)
         },
+        optionalNumber(
+            "kd-temperature", \.kdTemperature,
+            "Distillation temperature T of cs-kd, tf-kd-self and tf-kd-reg (default 4, 6 and 20, their authors' defaults).",
+            range: "0.01...1000"
+        ) { (0.01...1000).contains($0) },
+        optionalNumber(
+            "kd-weight", \.kdWeight,
+            "Weight of the distillation term: CS-KD's λ (default 1), TF-KD's α mixing (1 − α)·cross-entropy with α·KL "
+                + "(default 0.95 for tf-kd-self, 0.1 for tf-kd-reg).",
+            range: "0...1000 (TF-KD: 0...1)"
+        ) { (0...1000).contains($0) },
+        optionalNumber(
+            "kd-multiplier", \.kdMultiplier,
+            "TF-KD's multiplier of its KL term, which is averaged over samples and classes as in the authors' code "
+                + "(default: the authors' CIFAR-100 values scaled by C/100, 50·C/100 for tf-kd-self and 100·C/100 for tf-kd-reg).",
+            range: "0...100000"
+        ) { (0...100_000).contains($0) },
+        optionalText(
+            "teacher-checkpoint", \.teacherCheckpoint,
+            "tf-kd-self's teacher, a model trained before (normally the same network with --policy ce): its run "
+                + "directory (newest complete checkpoint) or a checkpoint folder."),
         seedSetting,
         optionalInteger(
             "crop-padding", \.cropPadding, "Random-crop zero padding (default 4 for CIFAR, 0 otherwise).",

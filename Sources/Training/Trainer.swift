@@ -60,7 +60,7 @@ public final class Trainer {
         BLAS.threads = ProcessPlacement.blasThreads(requested: config.threads)
         data = try TrainingData(config: config, communicator: communicator)
         model = try ModelZoo.make(
-            config.model, input: data.modelInput, widthMultiplier: config.widthMultiplier,
+            config.model, input: data.train.modelInput, widthMultiplier: config.widthMultiplier,
             generator: RandomGenerator(seed: config.seed).split(RandomStream.initialisation))
         try ReplicaAgreement.checkShapes(model: model, data: data, communicator: communicator)
         policy = try TrainingPolicies.make(

@@ -53,13 +53,14 @@ struct TrainingData {
             + "training labels flipped (the test set stays clean)"
     }
 
-    /// What the model is built for.
-    var modelInput: ModelZoo.Input {
-        ModelZoo.Input(height: train.height, width: train.width, channels: train.channels, classes: train.classCount)
-    }
 }
 
 extension Dataset {
+    /// What a model for this data set is built for.
+    var modelInput: ModelZoo.Input {
+        ModelZoo.Input(height: height, width: width, channels: channels, classes: classCount)
+    }
+
     /// The first `limit` samples (all when `limit` is nil or not smaller).
     func prefix(_ limit: Int?) -> Dataset {
         guard let limit, limit < count else { return self }

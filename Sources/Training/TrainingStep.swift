@@ -69,8 +69,8 @@ public final class TrainingStep {
         var lossSum = 0.0
         for part in 0..<microBatches {
             let range = (part * rows / microBatches)..<((part + 1) * rows / microBatches)
-            tellDropout(batch, rows: range)
             try policy.beforeForward(rows: range)
+            tellDropout(batch, rows: range)
             let logits = try model.forward(batch.inputs.rows(range), mode: .training)
             let loss = try policy.loss(logits: logits, rows: range, batchRows: rows)
             model.backward(loss.logitGradients)

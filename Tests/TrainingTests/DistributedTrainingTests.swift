@@ -5,8 +5,10 @@ import XCTest
 /// Real multi-process runs of `pskd train` under mpirun.
 final class DistributedTrainingTests: XCTestCase {
     /// A quick MLP run: 250 samples (not divisible by 2 or 3 ranks × batch), 2 epochs.
-    private func train(ranks: Int, batchSize: Int = 48, extra: [String] = [], name: String) throws -> (String, [[String: Any]]) {
-        let out = temporaryPath(name)
+    private func train(
+        ranks: Int, batchSize: Int = 48, extra: [String] = [], name: String, out given: String? = nil
+    ) throws -> (String, [[String: Any]]) {
+        let out = given ?? temporaryPath(name)
         let outcome = try ExecutableRunner.mpirun(
             ranks: ranks,
             [
@@ -41,6 +43,31 @@ final class DistributedTrainingTests: XCTestCase {
                     XCTAssertEqual(x, y, accuracy: 1e-3 * max(1, abs(x)), "\(key) with \(ranks) ranks \(extra)")
                 }
             }
+        }
+    }
+
+    /// CS-KD's partners (drawn from seed, epoch and index, forwarded by the rank that trains the
+    /// sample) and TF-KD's teachers make every policy train alike on 1 and 2 ranks; tf-kd-self
+    /// distils the 1-rank cross-entropy run.
+    func testEveryPolicyTrainsAlikeOnOneAndTwoRanks() throws {
+        let teacherRun = temporaryPath("policy-ce")
+        let (_, ce) = try train(ranks: 1, extra: ["--policy", "ce"], name: "policy-ce", out: teacherRun)
+        XCTAssertEqual(ce.count, 2)
+        let teacher = ["--teacher-checkpoint", teacherRun]
+        for policy in ["cs-kd", "tf-kd-reg", "tf-kd-self"] {
+            let extra = ["--policy", policy] + (policy == "tf-kd-self" ? teacher : [])
+            let (oneOutput, one) = try train(ranks: 1, extra: extra, name: "policy-\(policy)-1")
+            let (output, two) = try train(ranks: 2, extra: extra, name: "policy-\(policy)-2")
+            XCTAssertTrue(output.contains("policy \(policy) ("), output)
+            XCTAssertEqual(one.count, 2, oneOutput)
+            XCTAssertEqual(two.count, 2, output)
+            for (a, b) in zip(one, two) {
+                for key in ["train_loss", "test_nll", "test_top1_error", "test_ece"] {
+                    let x = a[key] as? Double ?? .nan, y = b[key] as? Double ?? .nan
+                    XCTAssertEqual(x, y, accuracy: 1e-3 * max(1, abs(x)), "\(policy): \(key) on 1 and 2 ranks")
+                }
+            }
+            XCTAssertNotEqual(one.last?["train_loss"] as? Double, ce.last?["train_loss"] as? Double, "\(policy) is not cross-entropy")
         }
     }
 

@@ -118,12 +118,16 @@ public struct PolicyContext {
 
     /// Every training sample's label, by global index.
     public var labels: [Int] { train.labels.map(Int.init) }
+
+    /// What the run's models are built for.
+    public var modelInput: ModelZoo.Input { train.modelInput }
 }
 
 /// The policies `--policy` offers, in the order reports list them.
 public enum TrainingPolicies {
     public static let all: [any TrainingPolicy.Type] = [
-        CrossEntropyPolicy.self, LabelSmoothingPolicy.self, ProgressiveSelfDistillationPolicy.self,
+        CrossEntropyPolicy.self, LabelSmoothingPolicy.self, ClassWiseSelfDistillationPolicy.self,
+        TeacherFreeSelfTrainingPolicy.self, TeacherFreeRegularizationPolicy.self, ProgressiveSelfDistillationPolicy.self,
     ]
 
     /// The command-line names, in order.
