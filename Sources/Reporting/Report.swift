@@ -87,6 +87,18 @@ public struct PolicyGroup: Sendable {
     /// Mean ± std over the seeds of `metric` at each run's final epoch.
     public func final(_ metric: Metric) -> Summary { Summary(finalRecords.map(metric.value)) }
 
+    /// Every run's epoch of lowest test top-1 error (the earliest of equals): the checkpoint the
+    /// official PS-KD code keeps.
+    public var bestRecords: [EpochRecord] {
+        runs.compactMap { run in run.epochs.min { ($0.testTop1Error, $0.epoch) < ($1.testTop1Error, $1.epoch) } }
+    }
+
+    /// The records `choice` picks, one per run.
+    public func records(_ choice: EpochChoice) -> [EpochRecord] { choice == .final ? finalRecords : bestRecords }
+
+    /// Mean ± std over the seeds of `metric` at the epochs `choice` picks.
+    public func summary(_ metric: Metric, at choice: EpochChoice) -> Summary { Summary(records(choice).map(metric.value)) }
+
     /// The number of distinct seeds among the runs (runs sharing a seed count once).
     public var distinctSeeds: Int { Set(seeds).count }
 
@@ -133,6 +145,15 @@ public struct PolicyGroup: Sendable {
     }
 }
 
+/// Which epoch of each run a table reports.
+public enum EpochChoice: Sendable {
+    /// The last epoch trained.
+    case final
+    /// The epoch of lowest test top-1 error (chosen on the test set, as the official code does:
+    /// optimistic, shown alongside the final epoch).
+    case bestTop1
+}
+
 /// One setting of the runs: its value when every run agrees, or every distinct value.
 public struct Setting: Sendable, Equatable {
     public let name: String
@@ -150,7 +171,8 @@ public struct ExperimentReport: Sendable {
 
     /// Settings that legitimately differ between the runs of one experiment.
     static let perRunKeys: Set<String> = [
-        "policy", "seed", "alpha-t", "label-smoothing", "out", "resume", "stop-after",
+        "policy", "seed", "alpha-t", "label-smoothing", "kd-temperature", "kd-weight", "kd-multiplier",
+        "teacher-checkpoint", "out", "resume", "stop-after",
         "keep-checkpoints", "prefetch", "threads", "data-dir",
     ]
 
@@ -275,14 +297,15 @@ public struct ExperimentReport: Sendable {
     /// A compact decimal rendering: 0.1, 5e-04 → 0.0005, 200.
     static func number(_ value: Double) -> String { PolicyLabel.number(value) }
 
-    /// The final-epoch table as Markdown (mean ± std over seeds), for a README.
-    public func markdownTable() -> String {
+    /// The table of the epochs `choice` picks (default the final one) as Markdown (mean ± std
+    /// over seeds), for a README.
+    public func markdownTable(at choice: EpochChoice = .final) -> String {
         var lines = [
             "| policy | seeds | " + Metric.allCases.map(\.title).joined(separator: " | ") + " |",
             "|---|---|" + String(repeating: "---|", count: Metric.allCases.count),
         ]
         for group in groups {
-            let cells = Metric.allCases.map { Self.format(group.final($0), digits: $0.digits) }
+            let cells = Metric.allCases.map { Self.format(group.summary($0, at: choice), digits: $0.digits) }
             lines.append("| \(group.label) | \(group.distinctSeeds) | " + cells.joined(separator: " | ") + " |")
         }
         return lines.joined(separator: "\n")

@@ -36,8 +36,11 @@ struct ReportCommand: ParsableCommand {
         } catch {
             throw ReportError("cannot write \(output): \(error.localizedDescription)")
         }
-        print(report.markdownTable())
-        if let differences = report.markdownDifferences() { print("\n" + differences + "\n") }
+        print("Final epoch:\n\n" + report.markdownTable())
+        if let differences = report.markdownDifferences() { print("\n" + differences) }
+        print(
+            "\nBest top-1 epoch of each run (chosen on the test set, as the official code keeps it):\n\n"
+                + report.markdownTable(at: .bestTop1) + "\n")
         for warning in report.warnings { print("warning: \(warning)") }
         print("pskd report: \(report.runCount) runs, \(report.groups.count) policies → \(output)")
     }

@@ -75,6 +75,24 @@ final class ReportModelTests: XCTestCase {
         XCTAssertTrue(HTMLReport(report: report).render().contains("Training loss"))
     }
 
+    /// The best-epoch table takes each run's epoch of lowest top-1 error (the earliest of equals),
+    /// with all its metrics; the HTML report shows it beside the final epoch's.
+    func testBestTop1EpochOfEachRun() throws {
+        let fixture = try FixtureRuns(self)
+        func epoch(_ top1: Double, nll: Double) -> FixtureRuns.Epoch { .init(top1: top1, top5: 1, nll: nll, ece: 1, aurc: 1, eaurc: 1) }
+        let a = try fixture.run("a", policy: "ce", seed: 1, epochs: [epoch(50, nll: 5), epoch(20, nll: 2), epoch(30, nll: 3)])
+        let b = try fixture.run("b", policy: "ce", seed: 2, epochs: [epoch(40, nll: 4), epoch(10, nll: 1), epoch(10, nll: 9)])
+        let report = try ExperimentReport(paths: [a, b])
+        let group = report.groups[0]
+        XCTAssertEqual(group.bestRecords.map(\.epoch), [2, 2])
+        XCTAssertEqual(group.summary(.top1Error, at: .bestTop1).mean, 15)
+        XCTAssertEqual(group.summary(.nll, at: .bestTop1).mean, 1.5, accuracy: 1e-12)
+        XCTAssertEqual(group.summary(.top1Error, at: .final).mean, 20)
+        XCTAssertTrue(report.markdownTable(at: .bestTop1).contains("| ce | 2 | 15.00 ± 7.07 |"), report.markdownTable(at: .bestTop1))
+        let html = HTMLReport(report: report).render()
+        XCTAssertTrue(html.contains("best top-1 epoch"), "the HTML report has the best-epoch table")
+    }
+
     func testDifferencesToCrossEntropyAreMarkedWhenWithinTheSeedSpread() throws {
         let fixture = try FixtureRuns(self)
         func epoch(_ top1: Double, ece: Double) -> FixtureRuns.Epoch {
