@@ -23,7 +23,7 @@ public struct RunDirectory: Sendable {
             throw ReportError("\(configURL.path) is missing: \(path) is not a pskd run directory")
         }
         do {
-            configuration = try JSONDecoder().decode(TrainConfig.self, from: configData)
+            configuration = try JSONDecoder().decode(TrainConfig.self, from: Self.withInstanceSettings(configData, path: path))
         } catch {
             throw ReportError(
                 "\(configURL.path) is not a pskd configuration: \(Self.describe(error))"
@@ -45,6 +45,18 @@ public struct RunDirectory: Sendable {
         }
         let logURL = URL(fileURLWithPath: path).appendingPathComponent("train.log")
         ranks = (try? String(contentsOf: logURL, encoding: .utf8)).flatMap(RunDirectory.rankCount(inLog:))
+    }
+
+    /// config.json holds the training's settings only, not the job's own (`TrainConfig.instanceKeys`,
+    /// see `RunLog.saveConfiguration`); they are filled in (`out` is the run directory, the others
+    /// take their defaults) so that the whole `TrainConfig` decodes. Data that is not a JSON object
+    /// is returned as it is, for the decoder to describe.
+    static func withInstanceSettings(_ data: Data, path: String) -> Data {
+        guard var settings = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return data }
+        var defaults = TrainSetting.values(of: TrainConfig())
+        defaults["out"] = path
+        for key in TrainConfig.instanceKeys where settings[key] == nil { settings[key] = defaults[key] }
+        return (try? JSONSerialization.data(withJSONObject: settings)) ?? data
     }
 
     /// A decoding error in words: which key is missing or has the wrong type.

@@ -48,16 +48,16 @@ public enum ThroughputBenchmark {
     static let tableRows = 60_000
 
     /// Runs `warmupSteps` untimed steps, then `steps` timed steps of each policy, interleaved in
-    /// rounds so that both see the same machine conditions.
+    /// rounds so that both see the same machine conditions, on random samples of `input`'s shape.
     public static func run(
-        modelName: String, batchSize: Int, threads: Int, steps: Int, warmupSteps: Int = 3,
+        modelName: String, input: ModelZoo.Input = .fashionMNIST, batchSize: Int, threads: Int, steps: Int, warmupSteps: Int = 3,
         convolution: ConvolutionAlgorithm = .automatic, shardedTeacher: Bool = false,
         communicator base: any Communicator = LocalCommunicator(),
         beacon: ProgressBeacon? = nil
     ) throws -> Result {
         BLAS.threads = threads
         let communicator = TimedCommunicator(base)
-        let model = try ModelZoo.make(modelName, generator: RandomGenerator(seed: 1))
+        let model = try ModelZoo.make(modelName, input: input, generator: RandomGenerator(seed: 1))
         for case let conv as Conv2d in model.network.descendants() { conv.algorithm = convolution }
         let bench = try BenchmarkSteps(
             model: model, batchSize: batchSize, communicator: communicator, beacon: beacon,

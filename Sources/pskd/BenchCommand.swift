@@ -21,6 +21,8 @@ struct BenchCommand: ParsableCommand {
             """)
 
     @Option(help: "Model: \(ModelZoo.names.joined(separator: ", ")).") var model = "mlp"
+    @Option(help: "The data set whose image shape and class count the random samples have (no files are read).")
+    var dataset = DatasetSpec.fashionMNIST.name
     @Option(name: .customLong("batch-size"), help: "Samples per step on each rank.") var batchSize = 128
     @Option(help: "Threads per rank for products and elementwise passes (default: the CPUs the rank is bound to).") var threads: Int?
     @Option(help: "Timed steps per policy (default: 40 for mlp, 10 otherwise).") var steps: Int?
@@ -39,6 +41,9 @@ struct BenchCommand: ParsableCommand {
         guard ModelZoo.names.contains(model) else {
             throw ValidationError("unknown model '\(model)': choose one of \(ModelZoo.names.joined(separator: ", "))")
         }
+        guard DatasetSpec.names.contains(dataset.lowercased()) else {
+            throw ValidationError("unknown data set '\(dataset)': choose one of \(DatasetSpec.names.joined(separator: ", "))")
+        }
         guard batchSize > 1 else { throw ValidationError("--batch-size must be at least 2, got \(batchSize)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
         guard ["replicated", "sharded"].contains(teacher) else {
@@ -56,8 +61,11 @@ struct BenchCommand: ParsableCommand {
                     resumeCommand: "`pskd bench` again")
                 : nil
             defer { stallWatchdog?.stop() }
+            let spec = try DatasetSpec.named(dataset)
             let result = try ThroughputBenchmark.run(
-                modelName: model, batchSize: batchSize, threads: ProcessPlacement.blasThreads(requested: threads),
+                modelName: model,
+                input: ModelZoo.Input(height: spec.height, width: spec.width, channels: spec.channels, classes: spec.classCount),
+                batchSize: batchSize, threads: ProcessPlacement.blasThreads(requested: threads),
                 steps: steps ?? (model == "mlp" ? 40 : 10), warmupSteps: warmup, convolution: convolution,
                 shardedTeacher: teacher == "sharded",
                 communicator: stallWatchdog == nil ? communicator : MonitoredCommunicator(communicator),
@@ -93,7 +101,7 @@ struct BenchCommand: ParsableCommand {
     private func table(_ r: ThroughputBenchmark.Result) -> String {
         func fixed(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
         return """
-            model \(r.model) (\(r.parameters) parameters, \(r.convolution) convolutions), batch \(r.batchSize) per rank, \(r.ranks) rank(s) × \(r.threads) thread(s), \(r.steps) timed steps per policy
+            model \(r.model) on \(dataset)-shaped samples (\(r.parameters) parameters, \(r.convolution) convolutions), batch \(r.batchSize) per rank, \(r.ranks) rank(s) × \(r.threads) thread(s), \(r.steps) timed steps per policy
               cross-entropy  \(fixed(r.millisecondsPerStep, 2)) ms/step, \(fixed(r.samplesPerSecond, 0)) samples/s per rank, \(fixed(r.totalSamplesPerSecond, 0)) in total
               PS-KD          \(fixed(r.pskdMillisecondsPerStep, 2)) ms/step, \(fixed(r.pskdSamplesPerSecond, 0)) samples/s per rank: \(fixed(r.pskdOverheadPercent, 2)) % over cross-entropy
               communication  \(fixed(r.communicationPercent, 1)) % of a step

@@ -40,9 +40,10 @@ struct FixtureRuns {
         config.maxTrainSamples = 2000
         config.outputDirectory = directory.path
         configure(&config)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(config).write(to: directory.appendingPathComponent("config.json"))
+        // As `pskd train` writes it (RunLog.saveConfiguration): the settings without the job's own (out, resume…).
+        let settings = TrainSetting.values(of: config, excluding: TrainConfig.instanceKeys)
+        try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted, .sortedKeys])
+            .write(to: directory.appendingPathComponent("config.json"))
 
         var lines = ""
         for (index, epoch) in epochs.enumerated() {

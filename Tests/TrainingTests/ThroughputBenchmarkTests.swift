@@ -1,3 +1,4 @@
+import Models
 import Training
 import XCTest
 
@@ -14,5 +15,16 @@ final class ThroughputBenchmarkTests: XCTestCase {
         XCTAssertEqual(replicated.teacherBytesPerStep, Double(batch * (8 + 4 * classes)))
         XCTAssertEqual(sharded.teacher, "sharded")
         XCTAssertEqual(sharded.teacherBytesPerStep, Double(batch * 4 * classes))
+    }
+
+    /// `input` sets the samples' shape and class count (`pskd bench --dataset cifar100`): the
+    /// mlp on 32 × 32 × 3 images with 100 classes, whose teacher rows are 100 floats.
+    func testInputShapeAndClassesComeFromTheDataset() throws {
+        let batch = 16
+        let cifar100 = ModelZoo.Input(height: 32, width: 32, channels: 3, classes: 100)
+        let result = try ThroughputBenchmark.run(
+            modelName: "mlp", input: cifar100, batchSize: batch, threads: 1, steps: 1, warmupSteps: 1)
+        XCTAssertEqual(result.parameters, (3072 * 1024 + 1024) + (1024 * 1024 + 1024) + (1024 * 100 + 100))
+        XCTAssertEqual(result.teacherBytesPerStep, Double(batch * (8 + 4 * 100)))
     }
 }
