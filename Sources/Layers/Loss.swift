@@ -37,19 +37,10 @@ public final class SoftmaxCrossEntropy {
         var total = 0.0
         for r in 0..<rows {
             let base = r * classes
-            var maximum = -Float.infinity
-            for c in 0..<classes { maximum = max(maximum, z[base + c]) }
-            var sum: Float = 0
-            for c in 0..<classes {
-                let e = expf(z[base + c] - maximum)
-                prob[base + c] = e
-                sum += e
-            }
+            let (maximum, sum) = Self.softmaxRow(z + base, count: classes, into: prob + base)
             let logSum = logf(sum)
-            let inverse = 1 / sum
             var rowLoss: Float = 0
             for c in 0..<classes {
-                prob[base + c] *= inverse
                 rowLoss -= t[base + c] * (z[base + c] - maximum - logSum)
                 grad[base + c] = (prob[base + c] - t[base + c]) * scale
             }
@@ -68,6 +59,25 @@ public final class SoftmaxCrossEntropy {
         var sum = 0.0
         for c in 0..<count { sum += exp(Double(row[c]) / temperature - shift) }
         return shift + log(sum)
+    }
+
+    /// Writes softmax(z/τ) of one row of `count` logits at `output`; returns the row's maximum
+    /// and Σ_c exp((z_c − maximum)/τ), from which log-sum-exp follows.
+    @inline(__always)
+    public static func softmaxRow(
+        _ z: UnsafePointer<Float>, count: Int, temperature: Float = 1, into output: UnsafeMutablePointer<Float>
+    ) -> (maximum: Float, sum: Float) {
+        var maximum = -Float.infinity
+        for c in 0..<count { maximum = max(maximum, z[c]) }
+        var sum: Float = 0
+        for c in 0..<count {
+            let e = expf((z[c] - maximum) / temperature)
+            output[c] = e
+            sum += e
+        }
+        let inverse = 1 / sum
+        for c in 0..<count { output[c] *= inverse }
+        return (maximum, sum)
     }
 
     /// One-hot rows `[labels.count, classes]` for hard labels.
@@ -128,17 +138,7 @@ public final class DistillationDivergence {
         let (rows, classes) = (logits.shape[0], logits.shape[1])
         let z = logits.pointer, p = output.pointer
         for r in 0..<rows {
-            let base = r * classes
-            var maximum = -Float.infinity
-            for c in 0..<classes { maximum = max(maximum, z[base + c]) }
-            var sum: Float = 0
-            for c in 0..<classes {
-                let e = expf((z[base + c] - maximum) / temperature)
-                p[base + c] = e
-                sum += e
-            }
-            let inverse = 1 / sum
-            for c in 0..<classes { p[base + c] *= inverse }
+            _ = SoftmaxCrossEntropy.softmaxRow(z + r * classes, count: classes, temperature: temperature, into: p + r * classes)
         }
     }
 }
