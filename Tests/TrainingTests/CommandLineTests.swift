@@ -38,7 +38,7 @@ final class CommandLineTests: XCTestCase {
         let repeated = temporaryPath("config-repeated")
         let again = try pskd(["train", "--config", out + "/config.json", "--out", repeated])
         XCTAssertEqual(again.status, 0, again.output)
-        XCTAssertTrue(again.output.contains("policy ls, 1 epochs, global batch 64"), again.output)
+        XCTAssertTrue(again.output.contains("policy ls (ε = 0.1), 1 epochs, global batch 64"), again.output)
         XCTAssertTrue(again.output.contains("run directory \(repeated)"), again.output)
     }
 

@@ -40,6 +40,9 @@ final class ConfigurationValidationTests: XCTestCase {
         ("teacher", { $0.teacher = "mirrored" }, "mirrored"),
         ("alpha-t", { $0.alphaT = 1.5 }, "1.5"),
         ("label-smoothing", { $0.labelSmoothing = 1 }, "1.0"),
+        ("kd-temperature", { $0.kdTemperature = 0 }, "0.0"),
+        ("kd-weight", { $0.kdWeight = -1 }, "-1.0"),
+        ("kd-multiplier", { $0.kdMultiplier = -5 }, "-5.0"),
         ("crop-padding", { $0.cropPadding = -2 }, "-2"),
         ("cutmix", { $0.cutMixProbability = 2 }, "2.0"),
         ("ece-bins", { $0.eceBins = 0 }, "0"),
@@ -124,6 +127,7 @@ final class ConfigurationValidationTests: XCTestCase {
         (config.stallTimeout, config.accumulateSteps, config.labelNoise) = (30, 1, 0.2)
         (config.syntheticSamples, config.syntheticTestSamples, config.syntheticClasses, config.syntheticFeatures) = (1, 1, 2, 1)
         config.teacher = "sharded"
+        (config.kdTemperature, config.kdWeight, config.kdMultiplier, config.teacherCheckpoint) = (4, 1, 10, "runs/ce")
         let encoded = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any])
         XCTAssertEqual(Set(encoded.keys), Set(TrainSetting.all.map(\.name)))
         XCTAssertEqual(Set(TrainSetting.values(of: config).keys), Set(TrainSetting.all.map(\.name)))

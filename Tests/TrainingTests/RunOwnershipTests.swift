@@ -122,7 +122,7 @@ final class RunOwnershipTests: XCTestCase {
         let resumed = try pskd(["train", "--out", out, "--resume", "--epochs", "3", "--threads", "2"])
         XCTAssertEqual(resumed.status, 0, resumed.output)
         XCTAssertTrue(resumed.output.contains("training mlp"), resumed.output)
-        XCTAssertTrue(resumed.output.contains("policy ls, 3 epochs, global batch 48"), resumed.output)
+        XCTAssertTrue(resumed.output.contains("policy ls (ε = 0.1), 3 epochs, global batch 48"), resumed.output)
         XCTAssertTrue(resumed.output.contains("(epoch 1 of 3 done)"), resumed.output)
     }
 }

@@ -110,6 +110,31 @@ final class TrainerTests: XCTestCase {
             try XCTUnwrap(resumed.teacher as? TeacherTable).rows, try XCTUnwrap(straight.teacher as? TeacherTable).rows, "teacher table")
     }
 
+    /// CS-KD's partners and TF-KD's teacher hold no state of their own: a resumed run draws the
+    /// same partners and loads the same teacher, so it ends bit-identical to a straight one.
+    func testDistillationPoliciesResumeExactly() throws {
+        var teacherRun = smallRun("kd-teacher", epochs: 1)
+        teacherRun.policy = "ce"
+        _ = try train(teacherRun)
+        for policy in ["cs-kd", "tf-kd-self"] {
+            var straightRun = smallRun("\(policy)-straight")
+            straightRun.policy = policy
+            straightRun.teacherCheckpoint = teacherRun.outputDirectory
+            let straight = try train(straightRun).0
+            var firstHalf = straightRun
+            firstHalf.outputDirectory = temporaryPath("\(policy)-halves")
+            firstHalf.stopAfterEpochs = 1
+            _ = try train(firstHalf)
+            var secondHalf = firstHalf
+            secondHalf.stopAfterEpochs = nil
+            secondHalf.resume = true
+            let resumed = try train(secondHalf).0
+            XCTAssertEqual(resumed.completedEpochs, 2)
+            assertBitIdentical(resumed.model.parameters.values, straight.model.parameters.values, "\(policy) parameters")
+            assertBitIdentical(resumed.model.parameters.buffers, straight.model.parameters.buffers, "\(policy) buffers")
+        }
+    }
+
     // MARK: - PS-KD targets
 
     /// Every row the trainer trains on at epoch t is (1 − α_t)·onehot(y) + α_t·P_{t−1}(x), with
