@@ -28,12 +28,32 @@ public enum SVGChart {
 
     // MARK: - Line chart
 
+    /// Where each legend entry starts (x) and on which row, entries laid out left to right from
+    /// `start`, a new row whenever the next would pass `end` (estimated 7 px per character).
+    static func legendLayout(_ names: [String], from start: Double, to end: Double) -> [(x: Double, row: Int)] {
+        var places: [(x: Double, row: Int)] = []
+        var x = start, row = 0
+        for name in names {
+            let width = 34 + 7 * Double(name.count)
+            if x > start && x + width - 11 > end { (x, row) = (start, row + 1) }
+            places.append((x, row))
+            x += width
+        }
+        return places
+    }
+
     /// A line chart of `series` over a linear x and y axis; one legend entry per series.
     public static func lineChart(
         title: String, xLabel: String, yLabel: String, series: [ChartSeries],
         width: Double = 530, height: Double = 310
     ) -> String {
-        let left = 58.0, right = 14.0, top = 50.0, bottom = 44.0
+        let left = 58.0, right = 14.0, bottom = 44.0
+        // The legend under the title wraps onto more rows (16 px each) when the series do not fit
+        // on one; the chart grows by the extra rows, so the plot keeps its size.
+        let legend = legendLayout(series.map(\.name), from: left, to: width - right)
+        let extraRows = Double((legend.map(\.row).max() ?? 0))
+        let top = 50.0 + 16 * extraRows
+        let height = height + 16 * extraRows
         let plot = Rect(x: left, y: top, width: width - left - right, height: height - top - bottom)
         let xs = series.flatMap { $0.points.map(\.x) + $0.band.map(\.x) }
         let ys = series.flatMap { $0.points.map(\.y) + $0.band.flatMap { [$0.low, $0.high] } }.filter(\.isFinite)
@@ -52,13 +72,12 @@ public enum SVGChart {
             plot: plot, scale: scale, xTicks: xTicks, yTicks: yTicks, xLabel: xLabel, yLabel: yLabel,
             xFormat: { format($0, step: 1) }, yFormat: { format($0, step: step(of: yTicks)) })
 
-        // Legend, one row under the title.
-        var legendX = plot.x
-        for item in series {
+        // Legend, under the title.
+        for (item, place) in zip(series, legend) {
+            let y = 36 + 16 * Double(place.row)
             svg +=
-                "<line x1=\"\(f(legendX))\" y1=\"36\" x2=\"\(f(legendX + 18))\" y2=\"36\" stroke=\"\(escape(item.color))\" stroke-width=\"2.5\"/>"
-            svg += text(item.name, x: legendX + 23, y: 40, anchor: "start", size: 12)
-            legendX += 34 + 7 * Double(item.name.count)
+                "<line x1=\"\(f(place.x))\" y1=\"\(f(y))\" x2=\"\(f(place.x + 18))\" y2=\"\(f(y))\" stroke=\"\(escape(item.color))\" stroke-width=\"2.5\"/>"
+            svg += text(item.name, x: place.x + 23, y: y + 4, anchor: "start", size: 12)
         }
 
         svg += "<g class=\"data\">"

@@ -52,6 +52,26 @@ final class RenderingTests: XCTestCase {
         XCTAssertEqual(SVGChart.format(20, step: 5), "20")
     }
 
+    /// Six policies' names do not fit on one legend row of a 530-px chart: the legend wraps, every
+    /// entry stays inside the chart, and the chart grows by the extra rows.
+    func testLegendWrapsInsideTheChart() {
+        let names = [
+            "ce", "ls (ε = 0.1)", "cs-kd (T = 4, λ = 1)", "tf-kd-self (α = 0.95, T = 6, ×50·C/100)",
+            "tf-kd-reg (α = 0.1, T = 20, ×100·C/100)", "pskd (α_T = 0.8)",
+        ]
+        let places = SVGChart.legendLayout(names, from: 58, to: 516)
+        XCTAssertEqual(places.first?.row, 0)
+        XCTAssertGreaterThan(places.last!.row, 0, "six entries need more than one row")
+        for (name, place) in zip(names, places) {
+            XCTAssertLessThanOrEqual(place.x + 23 + 7 * Double(name.count), 516 + 1e-9, name)
+        }
+        let series = names.map { ChartSeries(name: $0, color: "#000", points: [(1, 1), (2, 2)]) }
+        let svg = SVGChart.lineChart(title: "t", xLabel: "x", yLabel: "y", series: series)
+        let root = elements(svg).first { $0.name == "svg" }
+        XCTAssertEqual(root?.attributes["height"], String(Int(310 + 16 * places.last!.row)))
+        for name in names { XCTAssertTrue(svg.contains(name.replacingOccurrences(of: "&", with: "&amp;")), name) }
+    }
+
     func testLineChartHasAxesTicksLabelsAndOnePolylinePerSeries() {
         let series = [
             ChartSeries(
