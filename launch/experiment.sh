@@ -40,7 +40,8 @@
 # machine (`pskd bench` with the recipe's model, data set shape and batch, the same ranks and threads); it needs
 # neither the data files nor the experiment folder and writes nothing.
 # Runs already complete are skipped and interrupted ones resume from their last checkpoint, so the same
-# command continues an interrupted experiment. Each run has a wall-clock limit (--time-limit, default 30 days;
+# command continues an interrupted experiment. A run that fails (a policy that diverges, say) does not stop
+# the others: the report covers the finished runs, the failed ones are named, and the exit status is 1. Each run has a wall-clock limit (--time-limit, default 30 days;
 # a hung job is ended sooner by pskd's stall watchdog, exit code 75).
 #
 # On a cluster: PSKD_LAUNCH names the launcher of each run (default launch/local.sh on this node; it gets
@@ -327,6 +328,7 @@ fi
 echo "$plan" > "$out/plan.txt"
 start=$(date +%s)
 done_runs=0
+failed=()
 for seed in "${seed_list[@]}"; do
     for policy in "${ordered[@]}"; do
         run="$out/$policy-seed$seed"
@@ -340,9 +342,12 @@ for seed in "${seed_list[@]}"; do
             run_command "$policy" "$seed"
             # --resume: an interrupted run continues from its newest checkpoint (a new one starts at epoch 1).
             if ! "${command_line[@]}" >> "$run/train.log" 2>&1; then
+                # One failed run (a policy that diverges, say) does not stop the others: the report
+                # covers the runs that finished and names the ones that did not.
                 echo "$me: the run $run failed; the end of its log:" >&2
                 tail -n 20 "$run/train.log" >&2
-                exit 1
+                failed+=("$run")
+                continue
             fi
             now=$(date +%s)
             grep '^epoch [0-9]*: ' "$run/train.log" | tail -n 1 | sed 's/^/    /'
@@ -364,16 +369,28 @@ for seed in "${seed_list[@]}"; do
     done
 done
 
-"$binary" report "$out" --output "$out/report.html" | tee "$out/report.md"
+finished=()
+for seed in "${seed_list[@]}"; do
+    for policy in "${ordered[@]}"; do
+        run="$out/$policy-seed$seed"
+        [[ " ${failed[*]:-} " == *" $run "* ]] || finished+=("$run")
+    done
+done
+if [ ${#finished[@]} -eq 0 ]; then
+    echo "$me: every run failed (${failed[*]}); no report" >&2
+    exit 1
+fi
+"$binary" report "${finished[@]}" --output "$out/report.html" | tee "$out/report.md"
 if [ -n "$also_ece_bins" ]; then
     # ECE with the other bin count, per policy (mean ± sample std over the seeds, as pskd report).
     rows=""
     for policy in "${ordered[@]}"; do
         values=""
         for seed in "${seed_list[@]}"; do
+            [ -f "$(ece_file "$out/$policy-seed$seed")" ] || continue
             values+=" $(grep -o '"test_ece":[-0-9.eE+]*' "$(ece_file "$out/$policy-seed$seed")" | cut -d: -f2)"
         done
-        rows+="$policy$values"$'\n'
+        [ -z "$values" ] || rows+="$policy$values"$'\n'
     done
     # policy mean std count, one line per policy
     stats="$(printf '%s' "$rows" | awk '{
@@ -402,5 +419,10 @@ if [ -n "$also_ece_bins" ]; then
     done
 fi
 echo "experiment: $(( ($(date +%s) - start) / 60 )) minutes; open $out/report.html"
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "$me: ${#failed[@]} of $run_count runs failed and are not in the report: ${failed[*]}" >&2
+    echo "  (their logs: RUN/train.log; the same command retries them and skips the finished ones)" >&2
+    exit 1
+fi
 exit 0
 }

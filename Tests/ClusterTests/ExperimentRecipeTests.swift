@@ -109,6 +109,29 @@ final class ExperimentRecipeTests: XCTestCase {
         XCTAssertFalse(second.output.contains("launch/local.sh:"), "something was launched:\n\(second.output)")
     }
 
+    /// A run that fails does not stop the experiment: the next policy still trains, the report
+    /// covers the finished runs only, the failed one is named, and the exit status is 1. (Here
+    /// tf-kd-reg refuses --kd-weight 2, TF-KD's α must be in [0, 1]; ce ignores the setting.)
+    func testAFailedRunDoesNotStopTheOthers() throws {
+        try ClusterFixture.requireTools(["mpirun"])
+        let scratch = try ClusterFixture.scratch(self, "recipe-failure")
+        let out = scratch.appendingPathComponent("experiment")
+        let outcome = try ClusterFixture.command(
+            [
+                script, "--recipe", "fashion-mnist-noisy", "--policies", "tf-kd-reg ls", "--seeds", "1", "--epochs", "1",
+                "--train-samples", "256", "--ranks", "2", "--out", out.path,
+                "--", "--kd-weight", "2", "--max-test-samples", "100", "--prefetch", "1",
+            ], timeout: 600)
+        XCTAssertEqual(outcome.status, 1, outcome.output)
+        XCTAssertTrue(outcome.output.contains("the run \(out.path)/tf-kd-reg-seed1 failed"), outcome.output)
+        XCTAssertTrue(outcome.output.contains("TF-KD's α"), outcome.output)
+        XCTAssertEqual(ClusterFixture.metricEpochs(out.appendingPathComponent("ls-seed1")), [1], outcome.output)
+        XCTAssertTrue(outcome.output.contains("1 of 2 runs failed and are not in the report: \(out.path)/tf-kd-reg-seed1"), outcome.output)
+        let markdown = try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8)
+        XCTAssertTrue(markdown.contains("| ls (ε = 0.1) | 1 |"), markdown)
+        XCTAssertFalse(markdown.contains("tf-kd-reg"), markdown)
+    }
+
     /// The dry run of the paper's recipe without its data: every run's command line in order
     /// (the paper's five columns, ce first, tf-kd-self reading the same seed's ce run), each
     /// followed by its 15-bin evaluation, and an estimate from a step measured with `pskd bench`
