@@ -84,6 +84,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+# The experiment folder as an absolute path: a run's settings name files in it (tf-kd-self's
+# --teacher-checkpoint), and --resume refuses a setting spelled otherwise than when the run began.
+out="$(realpath -m "$out")"
+
 # The recipes. Milestones are epochs, or percentages of the epochs ("50%,75%"). data_files: the
 # files --data-dir must hold (checked before anything starts; empty: pskd's default location).
 # train_total and test_total are the data set's sizes (for the estimate).
