@@ -173,7 +173,10 @@ final class DistillationPolicyTests: XCTestCase {
         try checkGradient(policy, logits: logits, rows: 0..<3, batchRows: 3)
 
         config.teacherCheckpoint = temporaryPath("no-such-run")
-        XCTAssertThrowsError(try Trainer(config: config, communicator: LocalCommunicator()))
+        config.outputDirectory = temporaryPath("tfkd-student-2")  // the student above still holds its directory
+        XCTAssertThrowsError(try Trainer(config: config, communicator: LocalCommunicator())) {
+            XCTAssertTrue("\($0)".hasPrefix("--teacher-checkpoint: "), "\($0)")
+        }
     }
 
     // MARK: - Helpers

@@ -130,7 +130,12 @@ public final class TeacherFreeSelfTrainingPolicy: TrainingPolicy {
     /// The model of the checkpoint at `path`, built as its run built it for `input`; refused,
     /// naming both, when it was trained on another data set.
     static func loadTeacher(_ path: String, input: ModelZoo.Input, dataset: String) throws -> Model {
-        let (folder, snapshot) = try CheckpointEvaluation.locate(path)
+        let folder: String, snapshot: TrainingSnapshot
+        do {
+            (folder, snapshot) = try CheckpointEvaluation.locate(path)
+        } catch {
+            throw ConfigurationError("--teacher-checkpoint: \(error)")
+        }
         let saved = try snapshot.configuration(source: folder)
         guard saved.dataset == dataset else {
             throw ConfigurationError(
