@@ -7,7 +7,7 @@
 //   Reporting         → Training, DataPipeline
 //   Training          → SelfDistillation, Collectives, DataPipeline, Models, Optimizers, Layers, Tensors, Platform
 //   SelfDistillation  → Collectives, DataPipeline (the sampler's placement), Tensors
-//   Watchdog          → Collectives, Platform
+//   Watchdog          → Collectives, Platform (+ Crypto: HMAC-SHA256 of heartbeats)
 //   Collectives       → Tensors, Platform, CMPI
 //   DataPipeline      → Tensors, Platform, CZlib
 //   Models            → Layers, Tensors
@@ -30,6 +30,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
     ],
     targets: [
         // C libraries: the only place C is seen.
@@ -57,7 +58,10 @@ let package = Package(
         .target(name: "Collectives", dependencies: ["Tensors", "Platform", "CMPI"], swiftSettings: optimized),
 
         // The stall watchdog: heartbeats over UDP beside MPI, a monitor that ends a stalled job.
-        .target(name: "Watchdog", dependencies: ["Collectives", "Platform"], swiftSettings: optimized),
+        // Heartbeats carry an HMAC-SHA256 (swift-crypto) keyed by a secret that only MPI carries.
+        .target(
+            name: "Watchdog", dependencies: ["Collectives", "Platform", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: optimized),
 
         // PS-KD: teacher table and target policies.
         .target(name: "SelfDistillation", dependencies: ["Tensors", "Collectives", "DataPipeline"], swiftSettings: optimized),

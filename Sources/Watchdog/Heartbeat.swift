@@ -1,89 +1,97 @@
 import Collectives
+import Crypto
 
 /// One rank's heartbeat: a fixed-size record sent over UDP a few times a second.
 ///
 /// Layout (little-endian, `Heartbeat.size` bytes): magic "PSKH", format version, phase,
-/// collective (0 = none), flags; the job's 16-byte token; rank; epoch; step; progress count;
-/// seconds since the last progress (float32); median step seconds (float32); sequence number; 4 reserved bytes.
-/// A datagram of any other size, magic, version or token is not a heartbeat and is dropped.
+/// collective (0 = none), flags (0); rank; epoch; step (UInt32 each); progress count (UInt64);
+/// median step seconds (Float32); sequence number (UInt64); then the HMAC-SHA256 of those
+/// `Heartbeat.bodySize` bytes under the job's key (`HeartbeatKey`), 32 bytes.
+///
+/// The record carries only what the sender observed of itself at the moment it sent: the
+/// monitor measures every duration (silence, time without progress) on its own clock, so a
+/// stale or forged number cannot shorten or lengthen a verdict. A datagram of any other size,
+/// magic or version, or whose code does not verify, is not a heartbeat and is dropped.
 struct Heartbeat: Equatable {
-    static let size = 64
+    static let bodySize = 40
+    static let size = bodySize + HeartbeatKey.codeSize
     static let magic: [UInt8] = Array("PSKH".utf8)
-    static let version: UInt8 = 1
+    static let version: UInt8 = 2
 
     var rank: Int
     var state: ProgressState
-    /// Seconds since the sender last made progress, by the sender's clock.
-    var secondsSinceProgress: Double
+    /// Strictly increasing per sender within a job: a record not newer than the last one
+    /// accepted from its rank is a replay.
     var sequence: UInt64
 
-    /// The record's bytes, carrying `token`.
-    func encoded(token: JobToken) -> [UInt8] {
+    /// The record's bytes, authenticated with `key`.
+    func encoded(key: HeartbeatKey) -> [UInt8] {
         var bytes = Heartbeat.magic
         bytes += [Heartbeat.version, state.phase.rawValue, state.collective?.rawValue ?? 0, 0]
-        bytes += token.bytes
         bytes.appendLittleEndian(UInt32(clamping: rank))
         bytes.appendLittleEndian(UInt32(clamping: state.epoch))
         bytes.appendLittleEndian(UInt32(clamping: state.step))
         bytes.appendLittleEndian(state.progress)
-        bytes.appendLittleEndian(Float(secondsSinceProgress).bitPattern)
         bytes.appendLittleEndian(Float(state.medianStepSeconds).bitPattern)
         bytes.appendLittleEndian(sequence)
-        bytes += [0, 0, 0, 0]  // reserved
-        return bytes
+        return bytes + key.code(for: bytes)
     }
 
-    /// The heartbeat in `bytes`, or nil unless they are exactly one well-formed record carrying
-    /// `token` from a rank below `ranks`.
-    init?(decoding bytes: ArraySlice<UInt8>, token: JobToken, ranks: Int) {
+    /// The heartbeat in `bytes`, or nil unless they are exactly one record authenticated with
+    /// `key`, well formed, from a rank below `ranks`.
+    init?(decoding bytes: ArraySlice<UInt8>, key: HeartbeatKey, ranks: Int) {
         guard bytes.count == Heartbeat.size else { return nil }
         let b = Array(bytes)
-        guard Array(b[0..<4]) == Heartbeat.magic, b[4] == Heartbeat.version, token.matches(b[8..<24]),
-            let phase = TrainingPhase(rawValue: b[5])
-        else { return nil }
+        guard key.verifies(b[Heartbeat.bodySize...], for: b[..<Heartbeat.bodySize]) else { return nil }
+        guard Array(b[0..<4]) == Heartbeat.magic, b[4] == Heartbeat.version, let phase = TrainingPhase(rawValue: b[5]) else {
+            return nil
+        }
         let collective = CollectiveKind(rawValue: b[6])
         guard b[6] == 0 || collective != nil else { return nil }
-        let rank = Int(b.littleEndian(UInt32.self, at: 24))
+        let rank = Int(b.littleEndian(UInt32.self, at: 8))
         guard rank < ranks else { return nil }
         var state = ProgressState()
         state.phase = phase
         state.collective = collective
-        state.epoch = Int(b.littleEndian(UInt32.self, at: 28))
-        state.step = Int(b.littleEndian(UInt32.self, at: 32))
-        state.progress = b.littleEndian(UInt64.self, at: 36)
-        let since = Double(Float(bitPattern: b.littleEndian(UInt32.self, at: 44)))
-        state.medianStepSeconds = Double(Float(bitPattern: b.littleEndian(UInt32.self, at: 48)))
-        guard since.isFinite, since >= 0, state.medianStepSeconds.isFinite, state.medianStepSeconds >= 0 else { return nil }
-        self.init(rank: rank, state: state, secondsSinceProgress: since, sequence: b.littleEndian(UInt64.self, at: 52))
+        state.epoch = Int(b.littleEndian(UInt32.self, at: 12))
+        state.step = Int(b.littleEndian(UInt32.self, at: 16))
+        state.progress = b.littleEndian(UInt64.self, at: 20)
+        state.medianStepSeconds = Double(Float(bitPattern: b.littleEndian(UInt32.self, at: 28)))
+        guard state.medianStepSeconds.isFinite, state.medianStepSeconds >= 0 else { return nil }
+        self.init(rank: rank, state: state, sequence: b.littleEndian(UInt64.self, at: 32))
     }
 
-    init(rank: Int, state: ProgressState, secondsSinceProgress: Double, sequence: UInt64) {
-        (self.rank, self.state, self.secondsSinceProgress, self.sequence) = (rank, state, secondsSinceProgress, sequence)
+    init(rank: Int, state: ProgressState, sequence: UInt64) {
+        (self.rank, self.state, self.sequence) = (rank, state, sequence)
     }
 }
 
-/// The job's secret: 16 random bytes drawn by rank 0 and given to the others through MPI.
-/// Only datagrams carrying it are read as heartbeats.
-struct JobToken: Equatable {
-    let bytes: [UInt8]
+/// The job's heartbeat key: 32 random bytes drawn by rank 0 and given to the others through
+/// MPI once, never sent on the heartbeats' network. Heartbeats carry an HMAC-SHA256 under it,
+/// so nobody without it can make a record the monitor accepts.
+struct HeartbeatKey {
+    static let size = 32, codeSize = 32
+    private let key: SymmetricKey
 
     init(bytes: [UInt8]) {
-        precondition(bytes.count == 16, "a job token is 16 bytes")
-        self.bytes = bytes
+        precondition(bytes.count == Self.size, "a heartbeat key is \(Self.size) bytes")
+        key = SymmetricKey(data: bytes)
     }
 
-    /// 16 bytes from the kernel's random source.
-    static func random() -> JobToken {
-        var bytes = [UInt8](repeating: 0, count: 16)
+    /// `size` bytes from the kernel's random source.
+    static func randomBytes() -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
-        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &generator) }
-        return JobToken(bytes: bytes)
+        return (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) }
     }
 
-    /// Compares in constant time (no early exit that would time out the token byte by byte).
-    func matches(_ other: ArraySlice<UInt8>) -> Bool {
-        guard other.count == bytes.count else { return false }
-        return zip(bytes, other).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    /// The HMAC-SHA256 of `message`.
+    func code(for message: [UInt8]) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: message, using: key))
+    }
+
+    /// Whether `code` is `message`'s HMAC-SHA256 (compared in constant time).
+    func verifies(_ code: ArraySlice<UInt8>, for message: ArraySlice<UInt8>) -> Bool {
+        code.count == Self.codeSize && HMAC<SHA256>.isValidAuthenticationCode(Array(code), authenticating: Array(message), using: key)
     }
 }
 

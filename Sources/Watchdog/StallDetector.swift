@@ -1,6 +1,6 @@
 import Collectives
 
-/// What an observing rank knows of one rank of the job.
+/// What an observing rank knows of one rank of the job, every time on the observer's own clock.
 struct RankView {
     let rank: Int
     let host: String
@@ -8,16 +8,36 @@ struct RankView {
     /// Where its heartbeats come from (a datagram from elsewhere is not its heartbeat).
     let endpoint: Endpoint
     /// Its last heartbeat, nil before the first.
-    var last: Heartbeat?
-    /// When the last heartbeat arrived (the watchdog's start before the first), observer's clock.
-    var heardAt: Double
+    private(set) var last: Heartbeat?
+    /// When its last heartbeat arrived (the watchdog's start, or the end of its suspension, before).
+    private(set) var heardAt: Double
+    /// When the observer last saw its progress count change (or the start, or the end of a suspension).
+    private(set) var progressSeenAt: Double
+
+    init(rank: Int, host: String, pid: Int32, endpoint: Endpoint, since start: Double) {
+        (self.rank, self.host, self.pid, self.endpoint) = (rank, host, pid, endpoint)
+        (heardAt, progressSeenAt) = (start, start)
+    }
+
+    /// Takes `beat`, received at `now`: a progress count other than the last one is progress seen now.
+    mutating func accept(_ beat: Heartbeat, at now: Double) {
+        if beat.state.progress != last?.state.progress { progressSeenAt = now }
+        last = beat
+        heardAt = now
+    }
+
+    /// Starts both clocks afresh at `now` (after the observer itself was suspended, when what
+    /// it last saw is stale): the rank has a whole timeout from `now` to be heard and to advance.
+    mutating func restartClocks(at now: Double) {
+        (heardAt, progressSeenAt) = (now, now)
+    }
 
     /// Seconds without a heartbeat at `now`.
     func silence(at now: Double) -> Double { now - heardAt }
 
-    /// Seconds without progress at `now`: the sender's own count when its heartbeat was sent,
-    /// plus the time since.
-    func stillness(at now: Double) -> Double { silence(at: now) + (last?.secondsSinceProgress ?? 0) }
+    /// Seconds without progress at `now`, as the observer saw it: since its heartbeats last
+    /// carried a new progress count. The sender's own durations are never used.
+    func stillness(at now: Double) -> Double { now - progressSeenAt }
 
     var isFinished: Bool { last?.state.phase == .finished }
     var isInCollective: Bool { last?.state.collective != nil }

@@ -14,27 +14,39 @@ import Synchronization
 /// 0) receive them all and run a `StallDetector`; the watcher acts only when rank 0 is the one
 /// stalled, or when rank 0 has failed to act well past the budget.
 ///
-/// The port is open on every node, so the channel is treated as untrusted: sockets are bound
-/// to the interface MPI uses (`HeartbeatAddress`), and only 64-byte records carrying the job's
-/// random token (exchanged through MPI at start-up) from the address and port registered for
-/// the rank they name are read; everything else is dropped. A datagram can do nothing but update
-/// that rank's last heartbeat.
+/// What it trusts: MPI's own channel, which carries the job's 32-byte heartbeat key once at
+/// start-up (rank 0 draws it; it never travels on the heartbeats' network). The heartbeat port
+/// is open on every node, so every datagram is treated as hostile: only records authenticated
+/// with the key (HMAC-SHA256), from the address and port registered for the rank they name, and
+/// newer than the last one accepted from that rank count (`HeartbeatInbox`); forgeries and
+/// replays are dropped and counted. An attacker on the network can still drop or delay
+/// heartbeats: then the job ends as stalled (exit 75), never hangs, and never runs on past a
+/// real stall.
+///
+/// Every duration is measured on the observer's own clock (`RankView`), and an observer that was
+/// itself suspended (`SuspensionClock`: SIGSTOP, a suspended job, a paused machine) starts its
+/// clocks afresh and judges nobody on what it saw before: a job suspended as a whole goes on
+/// when it is resumed, and a stopped rank that Open MPI wakes (SIGCONT) to end the job says
+/// nothing about the others.
 ///
 /// On a stall the acting rank prints one line naming the rank, writes `stall.json` (every rank's
-/// last heartbeat) into the run directory and ends the whole job with `MPI_Abort` and
-/// `StallWatchdog.exitCode`; Open MPI's runtime kills every rank, stopped ones included. The
-/// abort comes from the watchdog's thread while the main thread may be inside a collective:
-/// Open MPI's abort goes to its runtime, not through the communicator's state (checked with
-/// Open MPI 4.1, whose `MPI_THREAD_FUNNELED` allows no more formally).
+/// last heartbeat; only the first verdict of a job is written) into the run directory and ends
+/// the whole job with `MPI_Abort` and `StallWatchdog.exitCode`; Open MPI's runtime kills every
+/// rank, stopped ones included. The abort comes from the watchdog's thread while the main thread
+/// may be inside a collective: Open MPI's abort goes to its runtime, not through the
+/// communicator's state (checked with Open MPI 4.1, whose `MPI_THREAD_FUNNELED` allows no more
+/// formally).
 public final class StallWatchdog: @unchecked Sendable {
     /// The exit status of a job ended by the watchdog (`EX_TEMPFAIL`: try again), which
     /// `launch/slurm.sbatch` requeues.
     public static let exitCode: Int32 = 75
+    /// The file a verdict writes into the run directory.
+    public static let reportName = "stall.json"
 
     private let rank: Int
-    private let views: Mutex<[RankView]>
+    private let inbox: Mutex<HeartbeatInbox>
     private let socket: HeartbeatSocket
-    private let token: JobToken
+    private let key: HeartbeatKey
     private let destinations: [Endpoint]
     private let isObserver: Bool
     private let detector: StallDetector
@@ -44,11 +56,13 @@ public final class StallWatchdog: @unchecked Sendable {
     private let endJob: @Sendable (String) -> Never
     private let stopping = Atomic<Bool>(false)
     private let stopped = DispatchSemaphore(value: 0)
+    /// Seconds between heartbeats.
+    private let interval: Double
 
     /// Starts the watchdog on every rank (a collective: every rank must call it at the same
     /// point); nil for a one-rank job or `timeout` 0.
     /// - Parameters:
-    ///   - communicator: the job's communicator (the token and addresses travel through it once).
+    ///   - communicator: the job's communicator (the key and addresses travel through it once).
     ///   - timeout: `--stall-timeout` in seconds; nil derives it from the step times, 0 is off.
     ///   - runDirectory: where `stall.json` goes.
     ///   - resumeCommand: what to run to continue, for the closing message.
@@ -59,8 +73,8 @@ public final class StallWatchdog: @unchecked Sendable {
     ) throws -> StallWatchdog? {
         guard communicator.size > 1, timeout != 0 else { return nil }
         beacon.enter(.startup)
-        var token = JobToken.random().bytes
-        try token.withUnsafeMutableBytes { try communicator.broadcast($0, root: 0) }
+        var key = HeartbeatKey.randomBytes()
+        try key.withUnsafeMutableBytes { try communicator.broadcast($0, root: 0) }
         let hosts = try gatherHostNames(communicator)
         let socket = try HeartbeatSocket(bindingTo: HeartbeatAddress.choose(singleNode: Set(hosts).count == 1))
         var mine: [UInt8] = []
@@ -74,11 +88,11 @@ public final class StallWatchdog: @unchecked Sendable {
             return RankView(
                 rank: r, host: hosts[r], pid: Int32(bitPattern: record.littleEndian(UInt32.self, at: 6)),
                 endpoint: Endpoint(address: record.littleEndian(UInt32.self, at: 0), port: record.littleEndian(UInt16.self, at: 4)),
-                last: nil, heardAt: now)
+                since: now)
         }
         let abortBox = UncheckedBox(communicator)
         let watchdog = StallWatchdog(
-            rank: communicator.rank, views: views, socket: socket, token: JobToken(bytes: token),
+            rank: communicator.rank, views: views, socket: socket, key: HeartbeatKey(bytes: key),
             detector: StallDetector(explicitTimeout: timeout), beacon: beacon,
             runDirectory: runDirectory, resumeCommand: resumeCommand,
             endJob: { abortBox.value.abort($0, code: exitCode) })
@@ -87,13 +101,13 @@ public final class StallWatchdog: @unchecked Sendable {
     }
 
     private init(
-        rank: Int, views: [RankView], socket: HeartbeatSocket, token: JobToken, detector: StallDetector,
+        rank: Int, views: [RankView], socket: HeartbeatSocket, key: HeartbeatKey, detector: StallDetector,
         beacon: ProgressBeacon, runDirectory: String, resumeCommand: String, endJob: @escaping @Sendable (String) -> Never
     ) {
         self.rank = rank
-        self.views = Mutex(views)
+        self.inbox = Mutex(HeartbeatInbox(views: views, key: key))
         self.socket = socket
-        self.token = token
+        self.key = key
         let observers = [0, views.count - 1]
         destinations = observers.map { views[$0].endpoint }
         isObserver = observers.contains(rank)
@@ -102,6 +116,7 @@ public final class StallWatchdog: @unchecked Sendable {
         self.runDirectory = runDirectory
         self.resumeCommand = resumeCommand
         self.endJob = endJob
+        interval = min(0.5, (detector.explicitTimeout ?? 5) / 10)
     }
 
     /// What rank 0 prints at start: the timeout and where the heartbeats go.
@@ -110,15 +125,19 @@ public final class StallWatchdog: @unchecked Sendable {
             detector.explicitTimeout.map { "\(Self.format($0)) s" }
             ?? "max(\(Int(StallDetector.minimumTimeout)) s, \(Int(StallDetector.stepMultiple))× the median step)"
         return "pskd: stall watchdog on: a rank without progress for \(timeout) ends the job with exit code \(Self.exitCode); "
-            + "heartbeats over UDP to \(destinations.map(\.description).joined(separator: " and "))"
+            + "authenticated heartbeats over UDP to \(destinations.map(\.description).joined(separator: " and "))"
     }
 
     /// Tells the observers this rank has finished and stops the thread. Call on every rank when
     /// training is over, before MPI is finalised.
-    public func stop() {
+    /// - Returns: what this rank's monitor refused, for the closing lines (nil on a rank that
+    ///   does not observe).
+    @discardableResult
+    public func stop() -> RejectedDatagrams? {
         beacon.enter(.finished)
         stopping.store(true, ordering: .releasing)
         stopped.wait()
+        return isObserver ? inbox.withLock { $0.rejected } : nil
     }
 
     // MARK: - The thread
@@ -130,11 +149,12 @@ public final class StallWatchdog: @unchecked Sendable {
     /// Sends heartbeats; on an observer also receives them and checks for stalls.
     private func run() {
         Thread.current.name = "pskd-watchdog"  // as `top -H` and /proc/PID/task/*/comm show it
-        let interval = min(0.5, (detector.explicitTimeout ?? 5) / 10)
         var sequence: UInt64 = 0
         var nextBeat = Stopwatch.now, nextCheck = nextBeat + 1
+        var suspension = SuspensionReport(clock: SuspensionClock(period: interval, at: nextBeat))
         while !stopping.load(ordering: .acquiring) {
             let now = Stopwatch.now
+            if let gap = suspension.clock.tick(at: now) { resumeAfterSuspension(gap, at: now, &suspension) }
             if now >= nextBeat {
                 sendHeartbeat(sequence: &sequence)
                 nextBeat = now + interval
@@ -144,11 +164,15 @@ public final class StallWatchdog: @unchecked Sendable {
                 continue
             }
             if let (bytes, sender) = socket.receive(waitingAtMost: min(0.1, max(0, nextBeat - Stopwatch.now))) {
-                record(bytes, from: sender)
+                let received = Stopwatch.now
+                inbox.withLock { $0.receive(bytes, from: sender, at: received) }
             }
-            if Stopwatch.now >= nextCheck {
-                checkForStall()
-                nextCheck = Stopwatch.now + min(1, interval)
+            let checkTime = Stopwatch.now
+            if let gap = suspension.clock.tick(at: checkTime) {
+                resumeAfterSuspension(gap, at: checkTime, &suspension)
+            } else if checkTime >= nextCheck {
+                checkForStall(at: checkTime)
+                nextCheck = checkTime + min(1, interval)
             }
         }
         for _ in 0..<3 { sendHeartbeat(sequence: &sequence) }  // phase finished: UDP may drop one
@@ -156,53 +180,54 @@ public final class StallWatchdog: @unchecked Sendable {
     }
 
     private func sendHeartbeat(sequence: inout UInt64) {
-        let state = beacon.state
-        let beat = Heartbeat(rank: rank, state: state, secondsSinceProgress: max(0, Stopwatch.now - state.progressedAt), sequence: sequence)
         sequence += 1
-        let bytes = beat.encoded(token: token)
+        let bytes = Heartbeat(rank: rank, state: beacon.state, sequence: sequence).encoded(key: key)
         for destination in destinations { socket.send(bytes, to: destination) }
     }
 
-    /// Keeps `bytes` as a heartbeat if it is one from where its rank sends; drops it otherwise.
-    private func record(_ bytes: ArraySlice<UInt8>, from sender: Endpoint) {
-        let ranks = views.withLock { $0.count }
-        guard let beat = Heartbeat(decoding: bytes, token: token, ranks: ranks) else { return }
-        let now = Stopwatch.now
-        views.withLock { views in
-            guard views[beat.rank].endpoint == sender, beat.sequence >= (views[beat.rank].last?.sequence ?? 0) else { return }
-            views[beat.rank].last = beat
-            views[beat.rank].heardAt = now
-        }
+    /// This process stood still for `gap` seconds: what it saw of the others is stale, so every
+    /// rank gets a whole timeout from now. Says so (at most once a minute, with a count).
+    private func resumeAfterSuspension(_ gap: Double, at now: Double, _ report: inout SuspensionReport) {
+        if isObserver { inbox.withLock { $0.restartClocks(at: now) } }
+        if let line = report.record(gap, at: now) { printError("[rank \(rank)] pskd: \(line)") }
     }
 
-    private func checkForStall() {
-        let (snapshot, now) = (views.withLock { $0 }, Stopwatch.now)
-        guard let stall = detector.check(snapshot, at: now) else { return }
+    private func checkForStall(at now: Double) {
+        let snapshot = inbox.withLock { $0 }
+        guard let stall = detector.check(snapshot.views, at: now) else { return }
         // Rank 0 acts on any stall; the watcher on rank 0's, or when rank 0 has not acted in time.
         guard rank == 0 || stall.rank == 0 || stall.seconds > stall.budget + 15 else { return }
-        let line = detector.describe(stall, snapshot)
-        let report = writeReport(stall, line: line, views: snapshot, now: now)
+        let line = detector.describe(stall, snapshot.views)
+        let report = writeReport(stall, line: line, inbox: snapshot, now: now)
         endJob("pskd: \(line). \(report); ending the job with exit code \(Self.exitCode) (stall): continue with \(resumeCommand)")
     }
 
-    /// Writes `stall.json`; returns what to say about it.
-    private func writeReport(_ stall: Stall, line: String, views: [RankView], now: Double) -> String {
-        let path = URL(fileURLWithPath: runDirectory).appendingPathComponent("stall.json")
+    /// Writes `stall.json` unless a verdict of this job already did (the first verdict wins:
+    /// the file appears whole, by `link`, only where none exists); returns what to say about it.
+    private func writeReport(_ stall: Stall, line: String, inbox: HeartbeatInbox, now: Double) -> String {
+        let path = URL(fileURLWithPath: runDirectory).appendingPathComponent(Self.reportName).path
         let report: [String: Any] = [
             "message": line, "kind": stall.kind.rawValue, "rank": stall.rank as Any? ?? NSNull(),
             "seconds": Self.rounded(stall.seconds), "budget_seconds": Self.rounded(stall.budget),
-            "timeout_seconds": Self.rounded(detector.timeout(views)), "detected_by_rank": rank,
+            "timeout_seconds": Self.rounded(detector.timeout(inbox.views)), "detected_by_rank": rank,
             "detected_at": ISO8601DateFormatter().string(from: Date()), "exit_code": Int(Self.exitCode),
-            "ranks": views.map { Self.json($0, now: now) },
+            "rejected_datagrams": ["unauthenticated": inbox.rejected.unauthenticated, "replayed": inbox.rejected.replayed],
+            "ranks": inbox.views.map { Self.json($0, now: now) },
         ]
+        let temporary = path + ".rank\(rank).tmp"
+        defer { unlink(temporary) }
         do {
             try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
             let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
-            try data.write(to: path, options: .atomic)
-            return "Every rank's last heartbeat is in \(path.path)"
+            try data.write(to: URL(fileURLWithPath: temporary))
         } catch {
-            return "(could not write \(path.path): \(error.localizedDescription))"
+            return "(could not write \(path): \(error.localizedDescription))"
         }
+        guard link(temporary, path) == 0 else {
+            if errno == EEXIST { return "\(path) holds the first verdict of this job" }
+            return "(could not write \(path): \(String(cString: strerror(errno))))"
+        }
+        return "Every rank's last heartbeat is in \(path)"
     }
 
     private static func json(_ view: RankView, now: Double) -> [String: Any] {
@@ -234,6 +259,30 @@ public final class StallWatchdog: @unchecked Sendable {
         return (0..<communicator.size).map { r in
             String(decoding: all[(r * 64)..<(r * 64 + 64)].prefix { $0 != 0 }, as: UTF8.self)
         }
+    }
+}
+
+/// What a rank says about its own suspensions: the first at once, then at most one line a
+/// minute, counting those in between (a rank paused again and again would otherwise fill the log).
+struct SuspensionReport {
+    var clock: SuspensionClock
+    private var lastSaid = -Double.infinity
+    private var unsaid = 0, unsaidSeconds = 0.0
+
+    init(clock: SuspensionClock) { self.clock = clock }
+
+    /// Records a suspension of `gap` seconds ended at `now`; returns the line to print, if any.
+    mutating func record(_ gap: Double, at now: Double) -> String? {
+        unsaid += 1
+        unsaidSeconds += gap
+        guard now - lastSaid >= 60 else { return nil }
+        defer { (lastSaid, unsaid, unsaidSeconds) = (now, 0, 0) }
+        let what =
+            unsaid == 1
+            ? "this rank was suspended for \(Int(gap.rounded())) s"
+            : "this rank was suspended \(unsaid) times (\(Int(unsaidSeconds.rounded())) s in all) in the last minute"
+        return what + " (stopped by a signal or a scheduler, a paused machine, or starved of CPU); "
+            + "its stall watchdog restarts its timeouts and judges nobody on what it saw before"
     }
 }
 

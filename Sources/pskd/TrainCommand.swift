@@ -36,7 +36,12 @@ struct TrainCommand: ParsableCommand {
                 runDirectory: config.outputDirectory,
                 resumeCommand: "`pskd train --resume --out \(config.outputDirectory)`")
             if let watchdog, communicator.isRoot { print(watchdog.summary) }
-            defer { watchdog?.stop() }
+            defer {
+                // The count of forged and replayed heartbeats: rank 0's always, the watcher's when any.
+                if let rejected = watchdog?.stop(), communicator.isRoot || rejected.total > 0 {
+                    print("pskd: stall watchdog on rank \(communicator.rank): \(rejected)")
+                }
+            }
             do {
                 try Trainer(config: config, communicator: MonitoredCommunicator(communicator)).run()
             } catch let stopped as TrainingInterrupted {

@@ -5,17 +5,18 @@ import XCTest
 
 /// The stall decision: who is at fault, after how long, and no alarm for a slow but moving rank.
 final class StallDetectorTests: XCTestCase {
-    /// A view of `rank` last heard `silence` seconds before `now`, without progress for `still`
-    /// seconds at that time.
+    /// A view of `rank` last heard `silence` seconds before `now`, whose progress count the
+    /// observer last saw change `still` seconds before that.
     private func view(
         _ rank: Int, _ phase: TrainingPhase, in collective: CollectiveKind? = nil, silence: Double = 0.2,
         still: Double = 0, medianStep: Double = 0.05, now: Double = 1000
     ) -> RankView {
         var state = ProgressState()
         (state.phase, state.collective, state.epoch, state.step, state.medianStepSeconds) = (phase, collective, 3, 117, medianStep)
-        return RankView(
-            rank: rank, host: "node0\(rank + 1)", pid: Int32(4711 + rank), endpoint: .loopback,
-            last: Heartbeat(rank: rank, state: state, secondsSinceProgress: still, sequence: 1), heardAt: now - silence)
+        var view = RankView(rank: rank, host: "node0\(rank + 1)", pid: Int32(4711 + rank), endpoint: .loopback, since: 0)
+        view.accept(Heartbeat(rank: rank, state: state, sequence: 1), at: now - silence - still)
+        view.accept(Heartbeat(rank: rank, state: state, sequence: 2), at: now - silence)
+        return view
     }
 
     private let detector = StallDetector(explicitTimeout: nil)
@@ -82,6 +83,73 @@ final class StallDetectorTests: XCTestCase {
         XCTAssertNil(stall.rank)
         XCTAssertTrue(detector.describe(stall, views).contains("every rank has waited in all-reduce for 301 s"))
         XCTAssertNil(detector.check([view(0, .forwardBackward, in: .allReduce, still: 100), views[1]], at: 1000))
+    }
+
+    /// Time without progress is what the observer saw: heartbeats that keep arriving with the
+    /// same count add up; a new count starts it again, however late the sender says it is.
+    func testStillnessIsMeasuredOnTheObserversClock() {
+        var state = ProgressState()
+        state.progress = 5
+        var rank = RankView(rank: 1, host: "node02", pid: 1, endpoint: .loopback, since: 100)
+        XCTAssertEqual(rank.stillness(at: 103), 3, "from the watchdog's start before the first heartbeat")
+        rank.accept(Heartbeat(rank: 1, state: state, sequence: 1), at: 104)
+        rank.accept(Heartbeat(rank: 1, state: state, sequence: 2), at: 108)
+        XCTAssertEqual(rank.stillness(at: 110), 6)
+        XCTAssertEqual(rank.silence(at: 110), 2)
+        state.progress = 6
+        rank.accept(Heartbeat(rank: 1, state: state, sequence: 3), at: 111)
+        XCTAssertEqual(rank.stillness(at: 112), 1)
+        rank.restartClocks(at: 200)
+        XCTAssertEqual([rank.silence(at: 201), rank.stillness(at: 201)], [1, 1], "after the observer's own suspension")
+    }
+
+    /// A rank paused 3 s of every 3.3 s (each pause shorter than a 5 s timeout) that advances
+    /// whenever it runs is never stalled, while the other rank waits for it each time.
+    func testASlowRankThatAdvancesIsNeverStalled() {
+        let detector = StallDetector(explicitTimeout: 5)
+        var waiting = ProgressState(), slow = ProgressState()
+        (waiting.phase, waiting.collective, slow.phase) = (.forwardBackward, .allReduce, .forwardBackward)
+        var views = [0, 1].map { RankView(rank: $0, host: "node0\($0 + 1)", pid: Int32($0), endpoint: .loopback, since: 0) }
+        var sequence: UInt64 = 0
+        var now = 0.0
+        while now < 120 {
+            // 0.3 s running: heartbeats every 0.1 s, a step completed; then 3 s stopped, silent.
+            for _ in 0..<3 {
+                sequence += 1
+                views[0].accept(Heartbeat(rank: 0, state: waiting, sequence: sequence), at: now)
+                views[1].accept(Heartbeat(rank: 1, state: slow, sequence: sequence), at: now)
+                XCTAssertNil(detector.check(views, at: now), "at \(now) s")
+                now += 0.1
+            }
+            slow.progress += 1
+            for _ in 0..<30 {
+                views[0].accept(Heartbeat(rank: 0, state: waiting, sequence: sequence), at: now)
+                XCTAssertNil(detector.check(views, at: now), "at \(now) s")
+                now += 0.1
+            }
+        }
+    }
+
+    /// Pauses beyond the loop's period are suspensions; the threshold is at least 2 s.
+    func testSuspensionClockNoticesGaps() {
+        var clock = SuspensionClock(period: 0.5, at: 10)
+        XCTAssertEqual(clock.threshold, 2)
+        XCTAssertNil(clock.tick(at: 10.6))
+        XCTAssertNil(clock.tick(at: 12.5))
+        XCTAssertEqual(clock.tick(at: 82.5), 70)
+        XCTAssertNil(clock.tick(at: 82.6))
+        XCTAssertEqual(SuspensionClock(period: 1, at: 0).threshold, 4)
+    }
+
+    /// The first suspension is said at once; repeats within a minute are counted into the next line.
+    func testSuspensionsAreSaidAtMostOnceAMinute() throws {
+        var report = SuspensionReport(clock: SuspensionClock(period: 0.5, at: 0))
+        let first = try XCTUnwrap(report.record(70, at: 70))
+        XCTAssertTrue(first.hasPrefix("this rank was suspended for 70 s ("), first)
+        XCTAssertNil(report.record(3, at: 80))
+        XCTAssertNil(report.record(3, at: 90))
+        let later = try XCTUnwrap(report.record(3, at: 131))
+        XCTAssertTrue(later.hasPrefix("this rank was suspended 3 times (9 s in all) in the last minute"), later)
     }
 
     func testStepDurationsGiveTheirMedian() {
