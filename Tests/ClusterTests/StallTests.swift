@@ -57,9 +57,13 @@ final class StallTests: XCTestCase {
         return seconds
     }
 
-    private func assertStallReport(_ run: URL, names rank: Int) throws {
+    private func stallReport(_ run: URL) throws -> [String: Any] {
         let data = try Data(contentsOf: run.appendingPathComponent("stall.json"))
-        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    private func assertStallReport(_ run: URL, names rank: Int) throws {
+        let report = try stallReport(run)
         XCTAssertEqual(report["rank"] as? Int, rank)
         XCTAssertEqual(report["exit_code"] as? Int, Int(Self.stallExit))
         let ranks = try XCTUnwrap(report["ranks"] as? [[String: Any]])
@@ -101,6 +105,53 @@ final class StallTests: XCTestCase {
             0, of: job, run: run, bound: 15, waitFor: "epoch 1: ",
             leftOver: { ClusterFixture.processes(mentioning: run.path) })
         XCTAssertTrue(job.output.contains("[rank 2] pskd: rank 0 (host"), "the watcher, rank 2, acts:\n\(job.output)")
+        // Open MPI wakes the stopped rank (SIGCONT) while it ends the job: rank 0 knows it stood
+        // still and judges nobody, so no second verdict and stall.json is the watcher's.
+        XCTAssertFalse(job.output.contains("[rank 0] pskd: rank "), "the woken rank 0 judged from its stale view:\n\(job.output)")
+        XCTAssertFalse(job.output.contains("[rank 1] pskd: rank "), job.output)
+        XCTAssertEqual(try stallReport(run)["detected_by_rank"] as? Int, 2)
+    }
+
+    /// Every rank of the job stopped at once (Slurm's `scontrol suspend`, a preempting scheduler,
+    /// a paused machine) for twice the timeout, then continued: no alarm; each rank says it was
+    /// suspended, and the run finishes as if nothing happened.
+    func testWholeJobSuspendedAndResumedGoesOn() throws {
+        try ClusterFixture.requireRoot()
+        let scratch = try ClusterFixture.scratch(self, "stall-suspend-all")
+        let run = scratch.appendingPathComponent("run")
+        let job = try Launched(local(2, ClusterFixture.recipe(epochs: 4, trainSamples: 960) + ["--out", run.path, "--stall-timeout", "5"]))
+        XCTAssertTrue(job.waitForOutput("epoch 1: ", timeout: 120), job.output)
+        let ranks = try [0, 1].map { try rankProcess($0, of: run) }
+        ranks.forEach { kill($0, SIGSTOP) }
+        sleep(10)
+        ranks.forEach { kill($0, SIGCONT) }
+        XCTAssertEqual(job.waitForExit(timeout: 200), 0, job.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.appendingPathComponent("stall.json").path), job.output)
+        XCTAssertTrue(job.output.contains("this rank was suspended for 1"), "10 s, give or take a second:\n\(job.output)")
+        XCTAssertEqual(ClusterFixture.metricEpochs(run), Array(1...4))
+    }
+
+    /// A rank stopped 3 s of every 3.3 s — each pause shorter than the 5 s timeout — still
+    /// completes steps whenever it runs: it is slow, not stalled, and the job finishes.
+    func testSlowRankThatKeepsAdvancingIsNoStall() throws {
+        try ClusterFixture.requireRoot()
+        let scratch = try ClusterFixture.scratch(self, "stall-slow")
+        let run = scratch.appendingPathComponent("run")
+        let job = try Launched(
+            local(2, ClusterFixture.recipe(epochs: 30, trainSamples: 960) + ["--out", run.path, "--stall-timeout", "5"]))
+        XCTAssertTrue(job.waitForOutput("epoch 1: ", timeout: 120), job.output)
+        let victim = try rankProcess(1, of: run)
+        let epochsBefore = ClusterFixture.metricEpochs(run).count
+        for _ in 0..<10 where job.exitTime == nil {
+            kill(victim, SIGSTOP)
+            usleep(3_000_000)
+            kill(victim, SIGCONT)
+            usleep(300_000)
+        }
+        XCTAssertNil(job.exitTime, "the job must outlast the pauses to show anything:\n\(job.output)")
+        XCTAssertGreaterThan(ClusterFixture.metricEpochs(run).count, epochsBefore, "it advanced while paused 91 % of the time")
+        XCTAssertEqual(job.waitForExit(timeout: 300), 0, job.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.appendingPathComponent("stall.json").path), job.output)
     }
 
     /// A rank that busy-loops (test-only fault injection) keeps its heartbeat but never reaches
@@ -156,8 +207,8 @@ final class StallTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: run.appendingPathComponent("stall.json").path), job.output)
     }
 
-    /// Datagrams from strangers to the observers' ports — noise, wrong sizes, records with another
-    /// token claiming a rank is stuck — change nothing: the run ends normally with the same
+    /// Datagrams from strangers to the observers' ports — noise, wrong sizes, heartbeat-shaped
+    /// records without the job's key — change nothing: the run ends normally with the same
     /// parameters, bit for bit, as a run nobody disturbed.
     func testStrayAndForgedPacketsChangeNothing() throws {
         try ClusterFixture.requireRoot()
@@ -178,6 +229,8 @@ final class StallTests: XCTestCase {
         print("sent \(sent) stray and forged datagrams to ports \(ports)")
         XCTAssertEqual(job.waitForExit(timeout: 200), 0, job.output)
         XCTAssertGreaterThan(sent, 100)
+        XCTAssertTrue(job.output.contains("pskd: stall watchdog on rank 0: "), "rank 0 counts what it dropped:\n\(job.output)")
+        XCTAssertTrue(job.output.contains("failed authentication, 0 replayed)"), job.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: run.appendingPathComponent("stall.json").path), job.output)
         XCTAssertEqual(
             try Data(contentsOf: ClusterFixture.checkpointFile(run, epoch: 3)),
@@ -200,19 +253,20 @@ final class StallTests: XCTestCase {
         target.sin_port = port.bigEndian
         target.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         var generator = SystemRandomNumberGenerator()
-        // A heartbeat-shaped record: magic, version 1, phase forward/backward, no collective,
-        // a wrong token, rank 1, epoch 1, step 1, progress 0, 10 000 s without progress.
-        var forged: [UInt8] = Array("PSKH".utf8) + [1, 2, 0, 0] + [UInt8](repeating: 0xAB, count: 16)
+        // A heartbeat-shaped record: magic, version 2, phase forward/backward, no collective,
+        // rank 1, epoch 1, step 1, progress 0, median step 0.01 s, a high sequence number, and
+        // a code made without the job's key.
+        var forged: [UInt8] = Array("PSKH".utf8) + [2, 2, 0, 0]
         for value: UInt32 in [1, 1, 1] { forged += withUnsafeBytes(of: value.littleEndian, Array.init) }
         forged += withUnsafeBytes(of: UInt64(0).littleEndian, Array.init)
-        forged += withUnsafeBytes(of: Float(10_000).bitPattern.littleEndian, Array.init)
         forged += withUnsafeBytes(of: Float(0.01).bitPattern.littleEndian, Array.init)
-        forged += withUnsafeBytes(of: UInt64(1 << 40).littleEndian, Array.init) + [0, 0, 0, 0]
+        forged += withUnsafeBytes(of: UInt64(1 << 40).littleEndian, Array.init)
+        forged += (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
         let datagrams: [[UInt8]] = [
             forged,
-            (0..<64).map { _ in UInt8.random(in: 0...255, using: &generator) },
+            (0..<72).map { _ in UInt8.random(in: 0...255, using: &generator) },
             (0..<Int.random(in: 1...1400, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) },
-            Array(forged.prefix(63)), forged + [0], [],
+            Array(forged.prefix(71)), forged + [0], [],
         ]
         for datagram in datagrams {
             _ = datagram.withUnsafeBytes { bytes in
@@ -225,6 +279,63 @@ final class StallTests: XCTestCase {
         }
         usleep(2000)
         return datagrams.count
+    }
+
+    /// Root on rank 1's node sees its heartbeats and sends datagrams from its address and port
+    /// (raw sockets inside that namespace node). Forgeries — an authentic heartbeat with any one
+    /// byte changed — are refused while the job runs on. Once rank 1 is stopped, its authentic
+    /// heartbeats replayed every 0.2 s are refused too, so the stall is found within the timeout
+    /// + 10 s, not hidden; `stall.json` counts both kinds.
+    func testForgedAndReplayedHeartbeatsFromTheRanksNodeAreRefused() throws {
+        try ClusterFixture.requireRoot()
+        let scratch = try ClusterFixture.scratch(self, "stall-attack")
+        let cluster = try NamespaceNodes(count: 3, slots: 1, scratch: scratch, test: self)
+        let run = scratch.appendingPathComponent("run")
+        let job = try cluster.launchCluster(
+            ["--time-limit", "200"] + ClusterFixture.recipe(epochs: 50, trainSamples: 960)
+                + ["--out", run.path, "--stall-timeout", "5"])
+        XCTAssertTrue(job.waitForOutput("epoch 1: ", timeout: 120), job.output)
+        let monitor = (address: "10.98.0.1", port: try XCTUnwrap(heartbeatPorts(job.output).first))
+        let attacker = try NodeAttacker(inside: cluster.nodes[1])
+        var forgeries = Set<[UInt8]>()
+        let toMonitor = { (datagram: NodeAttacker.Datagram) in
+            datagram.source.address == "10.98.0.2" && datagram.destination.address == monitor.address
+                && datagram.destination.port == monitor.port && !forgeries.contains(datagram.payload)
+        }
+        let seen = attacker.capture(for: 2, where: toMonitor)
+        let authentic = try XCTUnwrap(seen.last, "no heartbeat of rank 1 seen on its node")
+        XCTAssertEqual(authentic.payload.count, 72)
+
+        for offset in authentic.payload.indices {
+            var forged = authentic.payload
+            forged[offset] ^= 0x5A
+            forgeries.insert(forged)
+            attacker.send(forged, from: authentic.source, to: monitor)
+            usleep(5000)
+        }
+        sleep(1)
+        XCTAssertNil(job.exitTime, "forged heartbeats ended a healthy job:\n\(job.output)")
+
+        kill(try rankProcess(1, of: run), SIGSTOP)
+        let stopped = Date()
+        let replays = (seen + attacker.capture(for: 0.3, where: toMonitor)).suffix(5).map(\.payload)
+        var sent = 0
+        while job.exitTime == nil && Date().timeIntervalSince(stopped) < 60 {
+            for payload in replays { attacker.send(payload, from: authentic.source, to: monitor) }
+            sent += replays.count
+            usleep(200_000)
+        }
+        let status = job.waitForExit(timeout: 30)
+        let seconds = (job.exitTime ?? Date()).timeIntervalSince(stopped)
+        print("replayed \(sent) heartbeats of stopped rank 1; the job ended with \(status.map(String.init) ?? "none") after \(seconds) s")
+        XCTAssertEqual(status, Self.stallExit, job.output)
+        XCTAssertLessThan(seconds, 15, job.output)
+        XCTAssertTrue(job.output.contains("[rank 0] pskd: rank 1 (host \(cluster.nodes[1])"), job.output)
+        let report = try stallReport(run)
+        XCTAssertEqual(report["rank"] as? Int, 1)
+        let rejected = try XCTUnwrap(report["rejected_datagrams"] as? [String: Int], "\(report)")
+        XCTAssertGreaterThanOrEqual(rejected["unauthenticated"] ?? 0, authentic.payload.count, "every forgery")
+        XCTAssertGreaterThanOrEqual(rejected["replayed"] ?? 0, 5, "the replays")
     }
 
     /// Three namespace nodes, one rank each: the rank on the second node is stopped; rank 0 on
