@@ -281,6 +281,17 @@ final class StallTests: XCTestCase {
         return datagrams.count
     }
 
+    /// A long job on three namespace nodes, one rank each, with `--stall-timeout 5`.
+    private func threeNodeJob(_ name: String) throws -> (NamespaceNodes, URL, Launched) {
+        let scratch = try ClusterFixture.scratch(self, name)
+        let cluster = try NamespaceNodes(count: 3, slots: 1, scratch: scratch, test: self)
+        let run = scratch.appendingPathComponent("run")
+        let job = try cluster.launchCluster(
+            ["--time-limit", "200"] + ClusterFixture.recipe(epochs: 50, trainSamples: 960)
+                + ["--out", run.path, "--stall-timeout", "5"])
+        return (cluster, run, job)
+    }
+
     /// Root on rank 1's node sees its heartbeats and sends datagrams from its address and port
     /// (raw sockets inside that namespace node). Forgeries — an authentic heartbeat with any one
     /// byte changed — are refused while the job runs on. Once rank 1 is stopped, its authentic
@@ -288,12 +299,7 @@ final class StallTests: XCTestCase {
     /// + 10 s, not hidden; `stall.json` counts both kinds.
     func testForgedAndReplayedHeartbeatsFromTheRanksNodeAreRefused() throws {
         try ClusterFixture.requireRoot()
-        let scratch = try ClusterFixture.scratch(self, "stall-attack")
-        let cluster = try NamespaceNodes(count: 3, slots: 1, scratch: scratch, test: self)
-        let run = scratch.appendingPathComponent("run")
-        let job = try cluster.launchCluster(
-            ["--time-limit", "200"] + ClusterFixture.recipe(epochs: 50, trainSamples: 960)
-                + ["--out", run.path, "--stall-timeout", "5"])
+        let (cluster, run, job) = try threeNodeJob("stall-attack")
         XCTAssertTrue(job.waitForOutput("epoch 1: ", timeout: 120), job.output)
         let monitor = (address: "10.98.0.1", port: try XCTUnwrap(heartbeatPorts(job.output).first))
         let attacker = try NodeAttacker(inside: cluster.nodes[1])
@@ -342,12 +348,7 @@ final class StallTests: XCTestCase {
     /// the first node hears its silence over the nodes' network and ends the job.
     func testStoppedRankOnAnotherNodeEndsTheJob() throws {
         try ClusterFixture.requireRoot()
-        let scratch = try ClusterFixture.scratch(self, "stall-nodes")
-        let cluster = try NamespaceNodes(count: 3, slots: 1, scratch: scratch, test: self)
-        let run = scratch.appendingPathComponent("run")
-        let job = try cluster.launchCluster(
-            ["--time-limit", "200"] + ClusterFixture.recipe(epochs: 50, trainSamples: 960)
-                + ["--out", run.path, "--stall-timeout", "5"])
+        let (cluster, run, job) = try threeNodeJob("stall-nodes")
         let seconds = try stopRank(
             1, of: job, run: run, bound: 15, waitFor: "epoch 1: ",
             leftOver: { cluster.processesInside().filter { ClusterFixture.commandLine(of: $0)?.contains("pskd") ?? false } })
