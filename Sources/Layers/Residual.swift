@@ -59,9 +59,9 @@ public final class PreActBlock: Layer {
 
     public func forward(_ input: Tensor, mode: Mode) throws(ShapeError) -> Tensor {
         let shape = try outputShape(for: input.shape)
-        let a = try bn1.forward(input, mode: mode)
-        let side = try shortcut?.forward(a, mode: mode) ?? (identity == .input ? input : a)
-        let main = try conv2.forward(bn2.forward(conv1.forward(a, mode: mode), mode: mode), mode: mode)
+        let a = try bn1.timedForward(input, mode: mode)
+        let side = try shortcut?.timedForward(a, mode: mode) ?? (identity == .input ? input : a)
+        let main = try conv2.timedForward(bn2.timedForward(conv1.timedForward(a, mode: mode), mode: mode), mode: mode)
         let y = output.tensor(shape)
         let out = y.pointer, m = main.pointer, s = side.pointer
         for i in 0..<y.count { out[i] = m[i] + s[i] }
@@ -72,14 +72,14 @@ public final class PreActBlock: Layer {
     /// that starts from `a` (the projection, or PS-KD's identity) adds its gradient to the main
     /// branch's before `bn1`; He et al.'s identity adds `outputGradient` to `bn1`'s input gradient.
     public func backward(_ outputGradient: Tensor) -> Tensor {
-        let da = conv1.backward(bn2.backward(conv2.backward(outputGradient)))
+        let da = conv1.timedBackward(bn2.timedBackward(conv2.timedBackward(outputGradient)))
         if let shortcut {
-            add(shortcut.backward(outputGradient), into: da)
+            add(shortcut.timedBackward(outputGradient), into: da)
         } else if identity == .preActivation {
             add(outputGradient, into: da)
         }
         bn1.computesInputGradient = computesInputGradient
-        let dx = bn1.backward(da)
+        let dx = bn1.timedBackward(da)
         guard computesInputGradient else { return .noInputGradient }
         if shortcut == nil && identity == .input { add(outputGradient, into: dx) }
         return dx

@@ -25,13 +25,13 @@ public final class Sequential: Layer {
 
     public func forward(_ input: Tensor, mode: Mode) throws(ShapeError) -> Tensor {
         var x = input
-        for child in children { x = try child.layer.forward(x, mode: mode) }
+        for child in children { x = try child.layer.timedForward(x, mode: mode) }
         return x
     }
 
     public func backward(_ outputGradient: Tensor) -> Tensor {
         var gradient = outputGradient
-        for child in children.reversed() { gradient = child.layer.backward(gradient) }
+        for child in children.reversed() { gradient = child.layer.timedBackward(gradient) }
         return gradient
     }
 }

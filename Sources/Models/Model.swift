@@ -64,7 +64,7 @@ public final class Model {
         guard let batch = input.shape.first, input.count == batch * Tensor.elementCount(sampleShape) else {
             throw ShapeError("model \(name) expects a batch of \(sampleShape), got \(input.shape)")
         }
-        return try network.forward(input.reshaped([batch] + sampleShape), mode: mode)
+        return try network.timedForward(input.reshaped([batch] + sampleShape), mode: mode)
     }
 
     /// Adds every parameter gradient for the last training `forward` into
@@ -72,7 +72,7 @@ public final class Model {
     ///
     /// - Parameter logitGradients: ∂loss/∂logits, `[N, classCount]`.
     public func backward(_ logitGradients: Tensor) {
-        _ = network.backward(logitGradients)
+        _ = network.timedBackward(logitGradients)
     }
 
     /// Every BatchNorm layer, whose running statistics ranks must agree on.

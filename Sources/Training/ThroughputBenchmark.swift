@@ -42,6 +42,55 @@ public enum ThroughputBenchmark {
         public var teacher: String
         public var teacherBytesPerStep: Double
         public var teacherExchangePercent: Double
+        /// Where a PS-KD step's time goes, when asked for (`profileSteps` > 0).
+        public var profile: Profile?
+    }
+
+    /// Where a PS-KD step's time goes: each layer's own forward and backward time, then the
+    /// step's parts outside the layers; means over the profiled steps, shares of the mean step.
+    public struct Profile: Sendable, Codable {
+        /// One layer's own time (a residual block's is its add; containers have no row).
+        public struct Layer: Sendable, Codable {
+            public var name: String
+            public var type: String
+            public var forwardMilliseconds: Double
+            public var backwardMilliseconds: Double
+            public var percent: Double
+        }
+        /// A part of the step outside the layers.
+        public struct Part: Sendable, Codable {
+            public var name: String
+            public var milliseconds: Double
+            public var percent: Double
+        }
+        public var steps: Int
+        public var millisecondsPerStep: Double
+        public var layers: [Layer]
+        public var outsideLayers: [Part]
+
+        /// The profile of `steps` steps that took `seconds` in all, from their layer and phase times.
+        init(steps: Int, seconds: Double, layers rows: [LayerProfile.Row], phases: StepPhaseTimes) {
+            let perStep = 1000 / Double(steps), share = 100 / seconds
+            self.steps = steps
+            millisecondsPerStep = seconds * perStep
+            layers = rows.map {
+                Layer(
+                    name: $0.name, type: $0.type, forwardMilliseconds: $0.forwardSeconds * perStep,
+                    backwardMilliseconds: $0.backwardSeconds * perStep, percent: ($0.forwardSeconds + $0.backwardSeconds) * share)
+            }
+            let inLayers = rows.reduce(0) { $0 + $1.forwardSeconds + $1.backwardSeconds }
+            let parts: [(String, Double)] = [
+                ("targets (teacher rows)", phases.targets),
+                ("loss, softmax and logit gradient", phases.loss),
+                ("model outside its layers", phases.forward + phases.backward - inLayers),
+                ("waiting for the other ranks", phases.waiting),
+                ("gradient all-reduce", phases.allReduce),
+                ("optimiser update", phases.optimizer),
+                ("teacher exchange", phases.writeBack),
+                ("rest of the step (loss all-reduce, bookkeeping)", seconds - phases.total),
+            ]
+            outsideLayers = parts.map { Part(name: $0.0, milliseconds: $0.1 * perStep, percent: $0.1 * share) }
+        }
     }
 
     /// The size of the teacher table the PS-KD steps use (Fashion-MNIST's training set).
@@ -53,7 +102,7 @@ public enum ThroughputBenchmark {
         modelName: String, input: ModelZoo.Input = .fashionMNIST, batchSize: Int, threads: Int, steps: Int, warmupSteps: Int = 3,
         convolution: ConvolutionAlgorithm = .automatic, shardedTeacher: Bool = false,
         communicator base: any Communicator = LocalCommunicator(),
-        beacon: ProgressBeacon? = nil
+        beacon: ProgressBeacon? = nil, profileSteps: Int = 0
     ) throws -> Result {
         BLAS.threads = threads
         let communicator = TimedCommunicator(base)
@@ -84,6 +133,7 @@ public enum ThroughputBenchmark {
                 exchangeTimes.append(communicator.allGatherSeconds + communicator.allToAllSeconds)
             }
         }
+        let profile = profileSteps > 0 ? try bench.profile(steps: profileSteps) : nil
         let ce = median(crossEntropyTimes), pskd = median(pskdTimes)
         let teacherBytes = Double(bench.teacher.receivedBytes) / Double(max(bench.pskdSteps, 1))
         return Result(
@@ -94,7 +144,7 @@ public enum ThroughputBenchmark {
             pskdMillisecondsPerStep: pskd * 1000, pskdSamplesPerSecond: Double(batchSize) / pskd,
             pskdOverheadPercent: 100 * (pskd - ce) / ce, communicationPercent: 100 * median(communicationTimes) / ce,
             teacher: shardedTeacher ? "sharded" : "replicated", teacherBytesPerStep: teacherBytes,
-            teacherExchangePercent: 100 * median(exchangeTimes) / pskd)
+            teacherExchangePercent: 100 * median(exchangeTimes) / pskd, profile: profile)
     }
 
     /// The best of several square `cblas_sgemm` calls (n = 1024), in GFLOP/s.
@@ -163,6 +213,17 @@ private final class BenchmarkSteps {
         let stopwatch = Stopwatch()
         try step(pskd: usesTeacher)
         return stopwatch.elapsedSeconds
+    }
+
+    /// `steps` PS-KD steps with every layer and part of the step timed.
+    func profile(steps: Int) throws -> ThroughputBenchmark.Profile {
+        let layers = LayerProfile()
+        (LayerProfile.recording, step.phaseTimes) = (layers, StepPhaseTimes())
+        defer { (LayerProfile.recording, step.phaseTimes) = (nil, nil) }
+        var seconds = 0.0
+        for _ in 0..<steps { seconds += try timedStep(pskd: true) }
+        return ThroughputBenchmark.Profile(
+            steps: steps, seconds: seconds, layers: layers.rows(of: model.network), phases: step.phaseTimes ?? StepPhaseTimes())
     }
 
     /// One step at the next position of the data order: PS-KD's steps go through the epochs in

@@ -3,6 +3,7 @@ import DataPipeline
 import Layers
 import Models
 import Optimizers
+import Platform
 import Tensors
 
 /// One data-parallel optimisation step, the heart of every training loop (`Trainer` and
@@ -29,6 +30,10 @@ public final class TrainingStep {
     /// The model's Dropout layers, told each micro-batch's samples.
     private let dropoutLayers: [Dropout]
     private var probabilities = Tensor(zeros: [0])  // (b, C), the whole batch's softmax rows
+    /// When set, each step adds where its time went, and waits for the other ranks at a
+    /// barrier before the all-reduce so that waiting and transfer are told apart
+    /// (`pskd bench --profile`; nil, the default, costs nothing and adds no barrier).
+    public var phaseTimes: StepPhaseTimes?
 
     /// What a step returns.
     public struct Result {
@@ -64,24 +69,33 @@ public final class TrainingStep {
         precondition(rows % microBatches == 0, "a batch of \(rows) rows does not divide into \(microBatches) micro-batches")
         let parameters = model.parameters
         parameters.zeroGradients()
-        try policy.beginStep(batch)
+        try timed(\.targets) { try policy.beginStep(batch) }
         let batchProbabilities = probabilityRows(rows: rows)
         var lossSum = 0.0
         for part in 0..<microBatches {
             let range = (part * rows / microBatches)..<((part + 1) * rows / microBatches)
-            try policy.beforeForward(rows: range)
+            try timed(\.targets) { try policy.beforeForward(rows: range) }
             tellDropout(batch, rows: range)
-            let logits = try model.forward(batch.inputs.rows(range), mode: .training)
-            let loss = try policy.loss(logits: logits, rows: range, batchRows: rows)
-            model.backward(loss.logitGradients)
+            let logits = try timed(\.forward) { try model.forward(batch.inputs.rows(range), mode: .training) }
+            let loss = try timed(\.loss) { try policy.loss(logits: logits, rows: range, batchRows: rows) }
+            timed(\.backward) { model.backward(loss.logitGradients) }
             batchProbabilities.rows(range).assign(loss.probabilities)
             lossSum += loss.loss
         }
-        try communicator.allReduceMean(parameters.gradients.buffer)
-        optimizer.step(parameters: parameters.values, gradients: parameters.gradients, learningRate: learningRate)
+        if phaseTimes != nil { try timed(\.waiting) { try communicator.barrier() } }
+        try timed(\.allReduce) { try communicator.allReduceMean(parameters.gradients.buffer) }
+        timed(\.optimizer) { optimizer.step(parameters: parameters.values, gradients: parameters.gradients, learningRate: learningRate) }
         beacon?.enter(.teacherExchange)
-        try policy.endStep(batch, probabilities: batchProbabilities)
+        try timed(\.writeBack) { try policy.endStep(batch, probabilities: batchProbabilities) }
         return Result(loss: lossSum / Double(microBatches), probabilities: batchProbabilities, targets: policy.stepTargets)
+    }
+
+    /// Runs `body`, adding its duration to `phase` when `phaseTimes` is set.
+    private func timed<Value>(_ phase: WritableKeyPath<StepPhaseTimes, Double>, _ body: () throws -> Value) rethrows -> Value {
+        guard phaseTimes != nil else { return try body() }
+        let start = Stopwatch.now
+        defer { phaseTimes?[keyPath: phase] += Stopwatch.now - start }
+        return try body()
     }
 
     /// Gives the model's Dropout layers the samples of the micro-batch `rows` (nothing to do,
@@ -98,4 +112,27 @@ public final class TrainingStep {
         if probabilities.shape != shape { probabilities = Tensor(zeros: shape) }
         return probabilities
     }
+}
+
+/// Where training steps spent their time, summed over the steps (`TrainingStep.phaseTimes`).
+public struct StepPhaseTimes: Sendable, Equatable {
+    /// The policy's targets for the batch (`beginStep`, `beforeForward`: PS-KD's teacher rows).
+    public var targets = 0.0
+    /// The model's forward and backward passes (each layer's share is in `LayerProfile`).
+    public var forward = 0.0, backward = 0.0
+    /// The policy's loss, softmax and logit gradient.
+    public var loss = 0.0
+    /// Waiting at a barrier for the other ranks to finish their backward pass.
+    public var waiting = 0.0
+    /// The gradient all-reduce once every rank is there.
+    public var allReduce = 0.0
+    /// The optimiser's update of the flat parameter buffer.
+    public var optimizer = 0.0
+    /// The policy's write-back (PS-KD: the teacher exchange).
+    public var writeBack = 0.0
+
+    public init() {}
+
+    /// All of it.
+    public var total: Double { targets + forward + backward + loss + waiting + allReduce + optimizer + writeBack }
 }

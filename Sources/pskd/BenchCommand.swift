@@ -36,6 +36,11 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Run the stall watchdog as `pskd train` does (heartbeats, collectives marked), to measure its cost.")
     var watchdog = false
+    @Flag(
+        help:
+            "Then profile as many PS-KD steps: each layer's forward and backward time and share, and the step's parts outside the layers (loss, optimiser, all-reduce, waiting, teacher exchange)."
+    )
+    var profile = false
 
     func validate() throws {
         guard ModelZoo.names.contains(model) else {
@@ -69,9 +74,10 @@ struct BenchCommand: ParsableCommand {
                 steps: steps ?? (model == "mlp" ? 40 : 10), warmupSteps: warmup, convolution: convolution,
                 shardedTeacher: teacher == "sharded",
                 communicator: stallWatchdog == nil ? communicator : MonitoredCommunicator(communicator),
-                beacon: stallWatchdog == nil ? nil : .shared)
+                beacon: stallWatchdog == nil ? nil : .shared, profileSteps: profile ? steps ?? (model == "mlp" ? 40 : 10) : 0)
             guard communicator.isRoot else { return }
             print(json ? try jsonLine(result) : table(result))
+            if !json, let profile = result.profile { print(profileTable(profile)) }
         }
     }
 
@@ -108,6 +114,29 @@ struct BenchCommand: ParsableCommand {
               teacher        \(r.teacher): \(fixed(r.teacherBytesPerStep / 1000)) kB received per rank per PS-KD step, \(fixed(r.teacherExchangePercent, 1)) % of the step
               GEMM           \(fixed(r.achievedGFLOPS)) GFLOP/s in products (Winograd needs 2.25× fewer), sgemm peak \(fixed(r.sgemmPeakGFLOPS)) GFLOP/s (\(fixed(100 * r.achievedGFLOPS / r.sgemmPeakGFLOPS, 0)) %)
             """
+    }
+
+    private func profileTable(_ profile: ThroughputBenchmark.Profile) -> String {
+        func fixed(_ value: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", value) }
+        func column(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+        func right(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+        let width = max(40, (profile.layers.map(\.name.count) + profile.outsideLayers.map(\.name.count)).max() ?? 0) + 2
+        var lines = [
+            "profile of \(profile.steps) PS-KD steps on rank 0: \(fixed(profile.millisecondsPerStep)) ms per step (mean)",
+            "  " + column("layer", width) + column("type", 16) + right("forward ms", 12) + right("backward ms", 13) + right("share", 9),
+        ]
+        for layer in profile.layers {
+            lines.append(
+                "  " + column(layer.name, width) + column(layer.type, 16) + right(fixed(layer.forwardMilliseconds, 3), 12)
+                    + right(fixed(layer.backwardMilliseconds, 3), 13) + right(fixed(layer.percent, 1) + " %", 9))
+        }
+        lines.append("  outside the layers")
+        for part in profile.outsideLayers {
+            lines.append(
+                "  " + column(part.name, width + 16) + right(fixed(part.milliseconds, 3), 12) + right("", 13)
+                    + right(fixed(part.percent, 1) + " %", 9))
+        }
+        return lines.joined(separator: "\n")
     }
 }
 
