@@ -220,7 +220,7 @@ extension Trainer {
         }
         log.say(
             "pskd: results in \(config.outputDirectory)/metrics.jsonl, checkpoints in \(checkpoints.directory.path); "
-                + "`pskd evaluate --checkpoint \(config.outputDirectory)` reports the newest again")
+                + "`pskd evaluate --checkpoint \(shellQuoted(config.outputDirectory))` reports the newest again")
     }
 
     /// Every rank's peak resident memory so far (`PeakMemory`), in rank order, on every rank.
@@ -238,7 +238,7 @@ extension Trainer {
 
     /// Says where training stopped and how to continue.
     private func sayInterrupted(_ interruption: TrainingInterrupted) {
-        let resume = "`pskd train --resume --out \(config.outputDirectory)`"
+        let resume = "`pskd train --resume --out \(shellQuoted(config.outputDirectory))`"
         log.say(
             "pskd: \(interruption); "
                 + (completedEpochs > 0
