@@ -32,8 +32,12 @@ struct TrainingSnapshot {
     static let stateFile = "training-state.safetensors"
     static let formatVersion = "1"
 
-    /// The snapshot of a trainer's replica after `epoch` epochs.
-    init(epoch: Int, model: Model, optimizer: any Optimizer, config: TrainConfig) throws {
+    /// The metadata key of the epoch's `metrics.jsonl` line, kept so that `--resume` can restore
+    /// it when the line was lost (cut off when a job ended while writing it).
+    static let recordKey = "epoch_record"
+
+    /// The snapshot of a trainer's replica after `epoch` epochs, with that epoch's record.
+    init(epoch: Int, model: Model, optimizer: any Optimizer, config: TrainConfig, record: EpochRecord? = nil) throws {
         self.epoch = epoch
         let store = model.parameters
         self.model =
@@ -50,6 +54,7 @@ struct TrainingSnapshot {
             "optimizer_steps": String(optimizer.stepCount),
             "config": String(decoding: try encoder.encode(config), as: UTF8.self),
         ]
+        if let record { metadata[Self.recordKey] = String(decoding: try RunLog.line(record), as: UTF8.self) }
     }
 
     init(

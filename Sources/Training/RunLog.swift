@@ -21,13 +21,18 @@ final class RunLog {
         try write(try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted, .sortedKeys]), to: "config.json")
     }
 
-    /// Appends one line to `metrics.jsonl`.
-    func append(_ record: EpochRecord) throws {
-        guard isWriter else { return }
+    /// A record as its line of `metrics.jsonl` (without the newline).
+    static func line(_ record: EpochRecord) throws -> Data {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys]
-        let line = try encoder.encode(record) + Data("\n".utf8)
+        return try encoder.encode(record)
+    }
+
+    /// Appends one line to `metrics.jsonl`.
+    func append(_ record: EpochRecord) throws {
+        guard isWriter else { return }
+        let line = try Self.line(record) + Data("\n".utf8)
         let url = directory.appendingPathComponent("metrics.jsonl")
         if !FileManager.default.fileExists(atPath: url.path) {
             _ = FileManager.default.createFile(atPath: url.path, contents: nil)
@@ -42,14 +47,45 @@ final class RunLog {
         }
     }
 
-    /// Drops the lines of epochs after `epoch` from `metrics.jsonl` (a resumed run redoes them).
-    func keepMetrics(throughEpoch epoch: Int) throws {
+    /// Keeps the lines of epochs 1...`epoch` in `metrics.jsonl` (a resumed run redoes the later
+    /// ones; a fresh run, `epoch` 0, starts an empty file). Nothing is lost silently on resume: a
+    /// line that is not a whole record (cut off when a job ended while writing it) is dropped and
+    /// named; the record of `epoch` itself, when missing, is restored from the checkpoint's copy
+    /// (`checkpointRecord`, the `epoch_record` of `checkpoint`'s metadata); epochs still without a
+    /// record are named.
+    func keepMetrics(throughEpoch epoch: Int, checkpointRecord: String? = nil, checkpoint: String = "") throws {
         guard isWriter else { return }
         let url = directory.appendingPathComponent("metrics.jsonl")
-        guard let text = try? String(contentsOf: url, encoding: .utf8) else { return }
-        let kept = text.split(separator: "\n").filter { line in
-            let record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-            return (record?["epoch"] as? Int).map { $0 <= epoch } ?? false
+        let text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+        var kept: [String] = [], present = Set<Int>()
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            guard !line.allSatisfy(\.isWhitespace) else { continue }
+            guard let record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let recorded = record["epoch"] as? Int
+            else {
+                if epoch > 0 {
+                    say(
+                        "pskd: warning: --resume: line \(number + 1) of \(url.path) is not a whole epoch record "
+                            + "(cut off when a job ended while writing it?): dropped: \(line.prefix(60))\(line.count > 60 ? "…" : "")")
+                }
+                continue
+            }
+            if recorded <= epoch {
+                kept.append(String(line))
+                present.insert(recorded)
+            }
+        }
+        if epoch > 0, !present.contains(epoch), let checkpointRecord {
+            kept.append(checkpointRecord)
+            present.insert(epoch)
+            say("pskd: --resume: \(url.path) had no whole record of epoch \(epoch): restored it from \(checkpoint)")
+        }
+        let missing = epoch > 0 ? (1...epoch).filter { !present.contains($0) } : []
+        if !missing.isEmpty {
+            say(
+                "pskd: warning: --resume: \(url.path) has no record of epoch(s) \(missing.map(String.init).joined(separator: ", ")) "
+                    + "and no checkpoint holds one (lost lines, or a checkpoint of an older pskd): "
+                    + "they are missing from the run's results (pskd report)")
         }
         try write(Data(kept.map { $0 + "\n" }.joined().utf8), to: "metrics.jsonl")
     }

@@ -109,7 +109,8 @@ public final class Trainer {
             )
         }
         completedEpochs = snapshot.epoch
-        try log.keepMetrics(throughEpoch: completedEpochs)
+        try log.keepMetrics(
+            throughEpoch: completedEpochs, checkpointRecord: snapshot.metadata[TrainingSnapshot.recordKey], checkpoint: folder.path)
         let hash = try teacher?.tableHash()
         log.say(
             "pskd: resumed from \(folder.path) (epoch \(completedEpochs) of \(config.epochs) done)"
@@ -138,7 +139,7 @@ public final class Trainer {
                 last = try trainEpoch(epoch)
                 beacon.enter(.checkpoint)
                 try checkpoints.save(
-                    TrainingSnapshot(epoch: epoch, model: model, optimizer: step.optimizer, config: config),
+                    TrainingSnapshot(epoch: epoch, model: model, optimizer: step.optimizer, config: config, record: last),
                     teacher: teacher, communicator: communicator)
                 completedEpochs = epoch
             }
