@@ -88,9 +88,10 @@ public struct PolicyGroup: Sendable {
     public func final(_ metric: Metric) -> Summary { Summary(finalRecords.map(metric.value)) }
 
     /// Every run's epoch of lowest test top-1 error (the earliest of equals): the checkpoint the
-    /// official PS-KD code keeps.
+    /// official PS-KD code keeps. Only epochs evaluated on as many test samples as the run's
+    /// final one compete (`EpochRecord.bestTop1`; the report warns when others were left out).
     public var bestRecords: [EpochRecord] {
-        runs.compactMap { run in run.epochs.min { ($0.testTop1Error, $0.epoch) < ($1.testTop1Error, $1.epoch) } }
+        runs.compactMap { EpochRecord.bestTop1(of: $0.epochs)?.best }
     }
 
     /// The records `choice` picks, one per run.
@@ -209,6 +210,11 @@ public struct ExperimentReport: Sendable {
                 warnings.append(
                     "\(run.path) has \(run.epochs.count) of \(run.configuration.epochs) epochs: "
                         + "its last recorded epoch counts as final.")
+            }
+            for run in group.runs {
+                if let final = run.epochs.last, let leftOut = EpochRecord.bestTop1(of: run.epochs)?.leftOut, !leftOut.isEmpty {
+                    warnings.append("\(run.path): " + EpochRecord.describeLeftOut(leftOut, final: final) + ".")
+                }
             }
             if !group.finalRecords.isEmpty && group.pooledReliability.isEmpty {
                 warnings.append("\(group.label): the runs' reliability bins differ, so no pooled diagram.")

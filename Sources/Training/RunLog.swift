@@ -130,6 +130,10 @@ public struct EpochRecord: Codable, Sendable {
     public var testAurc: Double
     public var testEaurc: Double
     public var eceBins: Int
+    /// The number of test samples evaluated (`test_samples`): `--max-test-samples` may change
+    /// when a run resumes, and errors on different test sets are not comparable. Nil in runs
+    /// logged before it was recorded.
+    public var testSamples: Int?
     /// The reliability diagram of the test set: per confidence bin, count, accuracy, mean confidence.
     public var testReliability: [ReliabilityBin]
     public var seconds: Double
@@ -156,10 +160,31 @@ public struct EpochRecord: Codable, Sendable {
         testAurc = metrics.aurc
         testEaurc = metrics.excessAURC
         eceBins = metrics.eceBins
+        testSamples = metrics.count
         testReliability = metrics.reliability
         self.seconds = seconds
         self.samplesPerSecond = samplesPerSecond
         self.peakMemoryBytes = peakMemoryBytes
+    }
+
+    /// The epoch of lowest test top-1 error (the earliest of equals) among the `records`
+    /// evaluated on as many test samples as the last one (`testSamples`; a row that does not
+    /// record its count is compared only with others that do not), and the epochs left out
+    /// because they were evaluated on another count. Nil for no records.
+    public static func bestTop1(of records: [EpochRecord]) -> (best: EpochRecord, leftOut: [EpochRecord])? {
+        guard let last = records.last else { return nil }
+        let comparable = records.filter { $0.testSamples == last.testSamples }
+        guard let best = comparable.min(by: { ($0.testTop1Error, $0.epoch) < ($1.testTop1Error, $1.epoch) }) else { return nil }
+        return (best, records.filter { $0.testSamples != last.testSamples })
+    }
+
+    /// Why `leftOut` epochs (of `bestTop1`) were not compared with the final one, in words.
+    public static func describeLeftOut(_ leftOut: [EpochRecord], final: EpochRecord) -> String {
+        let counts = Set(leftOut.map { $0.testSamples.map(String.init) ?? "an unrecorded number of" }).sorted()
+        return "epoch(s) \(leftOut.map { String($0.epoch) }.joined(separator: ", ")) were evaluated on "
+            + "\(counts.joined(separator: " or ")) test samples, the final epoch on "
+            + "\(final.testSamples.map(String.init) ?? "an unrecorded number of") (--max-test-samples changed on resume): "
+            + "the best epoch is chosen among the epochs evaluated like the final one"
     }
 
     /// The epoch and its test metrics, for closing lines.

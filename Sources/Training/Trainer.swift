@@ -210,7 +210,8 @@ extension Trainer {
     /// included) with their test metrics, the time, and where everything is.
     private func sayFinished(startedAt stopwatch: Stopwatch) {
         let records = log.records()
-        if let final = records.last, let best = records.min(by: { $0.testTop1Error < $1.testTop1Error }) {
+        if let final = records.last, let found = EpochRecord.bestTop1(of: records) {
+            let (best, leftOut) = found
             let total = records.reduce(0) { $0 + $1.seconds }
             log.say(
                 String(
@@ -218,6 +219,7 @@ extension Trainer {
                     total, stopwatch.elapsedSeconds))
             log.say("pskd: final epoch " + final.testSummary)
             log.say("pskd: best top-1 epoch " + best.testSummary)
+            if !leftOut.isEmpty { log.say("pskd: note: " + EpochRecord.describeLeftOut(leftOut, final: final)) }
         }
         log.say(
             "pskd: results in \(config.outputDirectory)/metrics.jsonl, checkpoints in \(checkpoints.directory.path); "

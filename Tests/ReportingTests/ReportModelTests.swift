@@ -93,6 +93,30 @@ final class ReportModelTests: XCTestCase {
         XCTAssertTrue(html.contains("best top-1 epoch"), "the HTML report has the best-epoch table")
     }
 
+    /// A run resumed on fewer test samples (`test_samples` per row): its best epoch is chosen
+    /// among the rows evaluated on the final row's count, and the report says which it left out.
+    func testBestEpochComparesOnlyRowsOfTheFinalTestSampleCount() throws {
+        let fixture = try FixtureRuns(self)
+        func epoch(_ top1: Double, samples: Int?) -> FixtureRuns.Epoch {
+            var epoch = FixtureRuns.Epoch(top1: top1, top5: 1, nll: 1, ece: 1, aurc: 1, eaurc: 1)
+            epoch.testSamples = samples
+            return epoch
+        }
+        let mixed = try fixture.run(
+            "mixed", policy: "ce", seed: 1,
+            epochs: [epoch(5, samples: 10000), epoch(30, samples: 500), epoch(20, samples: 500), epoch(25, samples: 500)])
+        let same = try fixture.run("same", policy: "ce", seed: 2, epochs: [epoch(40, samples: 500), epoch(10, samples: 500)])
+        let old = try fixture.run("old", policy: "ls", seed: 1, epochs: [epoch(40, samples: nil), epoch(35, samples: nil)])
+        let report = try ExperimentReport(paths: [mixed, same, old])
+        XCTAssertEqual(report.groups[0].bestRecords.map(\.epoch), [3, 2], "epoch 1 of 'mixed' (5 % on 10000 samples) does not compete")
+        XCTAssertEqual(report.groups[1].bestRecords.map(\.epoch), [2], "rows without a count compare among themselves")
+        XCTAssertTrue(
+            report.warnings.contains {
+                $0.hasPrefix("\(mixed): epoch(s) 1 were evaluated on 10000 test samples, the final epoch on 500")
+            }, "\(report.warnings)")
+        XCTAssertFalse(report.warnings.contains { $0.hasPrefix(same) || $0.hasPrefix(old) }, "\(report.warnings)")
+    }
+
     func testDifferencesToCrossEntropyAreMarkedWhenWithinTheSeedSpread() throws {
         let fixture = try FixtureRuns(self)
         func epoch(_ top1: Double, ece: Double) -> FixtureRuns.Epoch {

@@ -122,4 +122,20 @@ final class CheckpointResumeTests: XCTestCase {
         }
         XCTAssertEqual(epochs, [2, 3])
     }
+
+    /// Each metrics.jsonl row records its test sample count; after a resume on fewer test
+    /// samples the best epoch is chosen among the rows evaluated like the final one, and pskd
+    /// says which epochs it left out.
+    func testRowsRecordTheirTestSampleCountAndTheBestEpochComparesLikeWithLike() throws {
+        let out = temporaryPath("test-samples")
+        try train(ranks: 1, out: out, ["--stop-after", "2"])
+        let output = try train(ranks: 1, out: out, ["--resume", "--max-test-samples", "40"])
+        let rows = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        XCTAssertEqual(rows.map { $0["test_samples"] as? Int }, [100, 100, 40])
+        XCTAssertTrue(output.contains("pskd: best top-1 epoch 3: "), output)
+        XCTAssertTrue(
+            output.contains("epoch(s) 1, 2 were evaluated on 100 test samples, the final epoch on 40"), output)
+    }
 }
