@@ -117,6 +117,33 @@ final class ReportModelTests: XCTestCase {
         XCTAssertFalse(report.warnings.contains { $0.hasPrefix(same) || $0.hasPrefix(old) }, "\(report.warnings)")
     }
 
+    /// One unreadable run (or one without an epoch) does not stop the report: the others are
+    /// reported and it is named with the reason among the warnings (on the page as well); only
+    /// when no run can be read is it an error, naming every one.
+    func testUnreadableRunsAreListedAndTheOthersReported() throws {
+        let fixture = try FixtureRuns(self)
+        let paths = try fixture.experiment(seeds: [1, 2], epochs: 2)
+        let broken = fixture.root.appendingPathComponent("broken")
+        try FileManager.default.createDirectory(at: broken, withIntermediateDirectories: true)
+        try Data("{\"epochs\": \"many\"}".utf8).write(to: broken.appendingPathComponent("config.json"))
+        let empty = try fixture.run("empty", policy: "ce", seed: 3, epochs: [])
+        let report = try ExperimentReport(paths: paths + [broken.path, empty])
+        XCTAssertEqual(report.runCount, 6)
+        XCTAssertEqual(report.unreadable.map(\.path), [broken.path, empty])
+        XCTAssertTrue(
+            report.warnings.contains {
+                $0.hasPrefix("\(broken.path) is not in the report: ") && $0.contains("is not a pskd configuration")
+            },
+            "\(report.warnings)")
+        XCTAssertTrue(report.warnings.contains { $0.hasPrefix("\(empty) is not in the report: ") && $0.contains("has no epoch yet") })
+        XCTAssertTrue(HTMLReport(report: report).render().contains("is not in the report"))
+
+        XCTAssertThrowsError(try ExperimentReport(paths: [broken.path, empty])) { error in
+            XCTAssertTrue("\(error)".hasPrefix("none of the 2 runs can be reported: "), "\(error)")
+            XCTAssertTrue("\(error)".contains("is not a pskd configuration") && "\(error)".contains("has no epoch yet"), "\(error)")
+        }
+    }
+
     func testDifferencesToCrossEntropyAreMarkedWhenWithinTheSeedSpread() throws {
         let fixture = try FixtureRuns(self)
         func epoch(_ top1: Double, ece: Double) -> FixtureRuns.Epoch {
