@@ -12,7 +12,8 @@ import Glibc
 ///
 /// The suggestions: launch/local.sh's and launch/cluster.sh's after a stall (their own command
 /// line with --resume, without --overwrite), pskd's own after a stall and after SIGTERM
-/// (`continue with pskd train --resume --out DIR`), the refusal of a run directory that holds a
+/// (`continue with pskd train --resume --out DIR`, or, before any checkpoint, `… starts again
+/// from epoch 1`), the refusal of a run directory that holds a
 /// run (`give --resume …, --overwrite …`), `--epochs` when resuming with too few, and the
 /// closing `pskd evaluate --checkpoint DIR`.
 final class RecoveryAdviceTests: XCTestCase {
@@ -127,6 +128,10 @@ final class RecoveryAdviceTests: XCTestCase {
         XCTAssertTrue(resumed.output.contains("over 1 rank(s)"), resumed.output)
         XCTAssertEqual(ClusterFixture.metricEpochs(run), [1, 2, 3])
         XCTAssertEqual(movedStallReports(run).count, 1)
+        // launch/local.sh's own advice of the same job runs too (the run is complete by now).
+        let launcher = try runAsPrinted(try launcherAdvice(output))
+        XCTAssertEqual(launcher.status, 0, launcher.output)
+        XCTAssertTrue(launcher.output.contains("3 of 3 epochs are already complete: nothing to train"), launcher.output)
 
         let refused = try ClusterFixture.command(command, timeout: 120)
         XCTAssertNotEqual(refused.status, 0, refused.output)
@@ -179,5 +184,26 @@ final class RecoveryAdviceTests: XCTestCase {
         let evaluated = try runAsPrinted(evaluate, timeout: 120)
         XCTAssertEqual(evaluated.status, 0, evaluated.output)
         XCTAssertTrue(evaluated.output.contains("checkpoint \(run.path)/checkpoints/epoch-0003 (epoch 3)"), evaluated.output)
+    }
+
+    /// SIGTERM before the first epoch is complete: the advice (`pskd train --resume --out DIR`
+    /// starts again from epoch 1) runs as printed and trains the whole run.
+    func testInterruptionBeforeAnyCheckpointAdviceRunsAsPrinted() throws {
+        try ClusterFixture.requireRoot()
+        try ClusterFixture.requireTools(["mpirun", "timeout"])
+        let scratch = try ClusterFixture.scratch(self, "advice-early")
+        let run = scratch.appendingPathComponent("run dir")
+        let job = try Launched(
+            [ClusterFixture.script("local.sh"), "-n", "2", "--time-limit", "300"]
+                + ClusterFixture.recipe(epochs: 2, trainSamples: 4800) + ["--out", run.path])
+        XCTAssertTrue(job.waitForOutput("epoch 1/2 step", timeout: 120), job.output)
+        job.signal(SIGTERM)
+        XCTAssertNotEqual(job.waitForExit(timeout: 60) ?? 0, 0, job.output)
+        let advice = try quotedAdvice(after: "no epoch was complete, so there is no checkpoint: ", in: job.output)
+        XCTAssertEqual(advice, "pskd train --resume --out '\(run.path)'")
+        let resumed = try runAsPrinted(advice)
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssertTrue(resumed.output.contains("starting from epoch 1"), resumed.output)
+        XCTAssertEqual(ClusterFixture.metricEpochs(run), [1, 2])
     }
 }
