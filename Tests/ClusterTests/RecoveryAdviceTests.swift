@@ -24,10 +24,7 @@ final class RecoveryAdviceTests: XCTestCase {
         let binaries = URL(fileURLWithPath: ClusterFixture.pskd).deletingLastPathComponent().path
         let path = binaries + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         print("running as printed: \(line)")
-        // A process started directly (not by mpirun) as root needs Open MPI's consent, as mpirun does.
-        return try ClusterFixture.command(
-            ["bash", "-c", line], timeout: timeout,
-            environment: ["PATH": path, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
+        return try ClusterFixture.command(["bash", "-c", line], timeout: timeout, environment: ["PATH": path])
     }
 
     /// The command a launch script prints after "Continue from the newest complete checkpoint with:".
