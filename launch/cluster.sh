@@ -18,6 +18,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/launch/job-exit.sh"
+source "$root/launch/options.sh"
+me=launch/cluster.sh
 resume="$(resume_command "$0" "$@")"
 
 hostfile="$root/hosts"
@@ -33,22 +35,23 @@ time_limit=86400
 subcommand=train
 while [ $# -gt 0 ]; do
     case "$1" in
-        --hostfile) hostfile="$2"; shift 2 ;;
-        -n|--ranks) ranks="$2"; shift 2 ;;
-        --ranks-per-node) ranks_per_node="$2"; shift 2 ;;
-        --threads) threads="$2"; shift 2 ;;
-        --cores-per-node) cores_per_node="$2"; shift 2 ;;
-        --interface) interface="$2"; shift 2 ;;
-        --transport) transport="$2"; shift 2 ;;
-        --launch-agent) agent="$2"; shift 2 ;;
+        --hostfile) need_value "$@"; hostfile="$2"; shift 2 ;;
+        -n|--ranks) need_value "$@"; positive_integer "$1" "$2" ranks; ranks="$(( 10#$2 ))"; shift 2 ;;
+        --ranks-per-node) need_value "$@"; positive_integer "$1" "$2" "ranks per node"; ranks_per_node="$(( 10#$2 ))"; shift 2 ;;
+        --threads) need_value "$@"; positive_integer "$1" "$2" "OpenBLAS threads per rank"; threads="$(( 10#$2 ))"; shift 2 ;;
+        --cores-per-node) need_value "$@"; positive_integer "$1" "$2" cores; cores_per_node="$(( 10#$2 ))"; shift 2 ;;
+        --interface) need_value "$@"; interface="$2"; shift 2 ;;
+        --transport) need_value "$@"; transport="$2"; shift 2 ;;
+        --launch-agent) need_value "$@"; agent="$2"; shift 2 ;;
         --oversubscribe) oversubscribe=true; shift ;;
-        --time-limit) time_limit="$2"; shift 2 ;;
-        --command) subcommand="$2"; shift 2 ;;
+        --time-limit) need_value "$@"; positive_integer "$1" "$2" seconds; time_limit="$(( 10#$2 ))"; shift 2 ;;
+        --command) need_value "$@"; subcommand_name "$1" "$2"; subcommand="$2"; shift 2 ;;
         *) break ;;
     esac
 done
 
 fail() { echo "launch/cluster.sh: $*" >&2; exit 2; }
+case "$transport" in tcp|auto) ;; *) fail "--transport must be tcp or auto, not $transport" ;; esac
 
 binary="${PSKD_BIN:-$root/.build/release/pskd}"
 [ -x "$binary" ] || fail "$binary not found: run launch/setup.sh first (or set PSKD_BIN)"
@@ -65,6 +68,7 @@ read -r nodes slots max_slots < <(awk -v cores="$cores" '
       total += s; if (s > most) most = s }
     END { print n + 0, total + 0, most + 0 }' "$hostfile")
 [ "$nodes" -gt 0 ] || fail "$hostfile lists no node"
+[ "$max_slots" -gt 0 ] || fail "$hostfile gives no node a slot (slots=0): give each node slots=RANKS of at least 1"
 
 # Ranks: every slot by default, or N per node, or RANKS in all.
 if [ -z "$ranks" ]; then

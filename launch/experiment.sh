@@ -55,6 +55,7 @@ set -euo pipefail
 {
 root="$(cd "$(dirname "$0")/.." && pwd)"
 me="launch/experiment.sh"
+source "$root/launch/options.sh"
 
 recipe=fashion-mnist
 out="$root/runs/experiment"
@@ -66,17 +67,28 @@ data_dir=""
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        --recipe) recipe="$2"; shift 2 ;;
+        --recipe) need_value "$@"; recipe="$2"; shift 2 ;;
         --full) recipe=fashion-mnist-full; shift ;;
-        --policies) policies_given="$2"; shift 2 ;;
-        --out) out="$2"; shift 2 ;;
-        --seeds) seeds="$2"; shift 2 ;;
-        --epochs) epochs_given="$2"; shift 2 ;;
-        --train-samples) samples_given="$2"; shift 2 ;;
-        --model) model_given="$2"; shift 2 ;;
-        --data-dir) data_dir="$2"; shift 2 ;;
-        --ranks|-n) ranks="$2"; shift 2 ;;
-        --time-limit) time_limit="$2"; shift 2 ;;
+        --policies)
+            # An empty list is refused below, with its own message.
+            [ $# -ge 2 ] || need_value "$1"
+            policies_given="$2"; shift 2 ;;
+        --out) need_value "$@"; out="$2"; shift 2 ;;
+        --seeds)
+            need_value "$@"
+            [[ "$2" =~ ^[[:space:]]*[0-9]+([[:space:]]+[0-9]+)*[[:space:]]*$ ]] ||
+                { echo "$me: --seeds takes whole numbers separated by spaces (\"1 2 3\"), not '$2'" >&2; exit 2; }
+            seeds="$2"; shift 2 ;;
+        --epochs) need_value "$@"; positive_integer "$1" "$2" epochs; epochs_given="$(( 10#$2 ))"; shift 2 ;;
+        --train-samples)
+            need_value "$@"
+            samples_given=all
+            [ "$2" = all ] || { positive_integer "$1" "$2" "training images (or all)"; samples_given="$(( 10#$2 ))"; }
+            shift 2 ;;
+        --model) need_value "$@"; model_given="$2"; shift 2 ;;
+        --data-dir) need_value "$@"; data_dir="$2"; shift 2 ;;
+        --ranks|-n) need_value "$@"; positive_integer "$1" "$2" ranks; ranks="$(( 10#$2 ))"; shift 2 ;;
+        --time-limit) need_value "$@"; positive_integer "$1" "$2" seconds; time_limit="$(( 10#$2 ))"; shift 2 ;;
         --dry-run) dry_run=true; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         --) shift; extra+=("$@"); break ;;

@@ -9,11 +9,19 @@
 # progress and ended the job), it says where the diagnosis is and what to run to continue:
 # the launcher's own command line with --resume. Returns the job's exit status.
 
-# The command line given, quoted for a shell, with --resume added unless it is there.
+# The command line given, quoted for a shell, with --resume added unless it is there, and
+# without --overwrite (or --overwrite=…): pskd refuses --resume with --overwrite, and replacing
+# the run is not what continuing it means.
 resume_command() {
-    local quoted
-    quoted="$(printf '%q ' "$@")"
-    case " $* " in *" --resume "*) echo "${quoted% }" ;; *) echo "${quoted}--resume" ;; esac
+    local word quoted="" resumes=false
+    for word in "$@"; do
+        case "$word" in
+            --overwrite|--overwrite=*) continue ;;
+            --resume) resumes=true ;;
+        esac
+        quoted+="$(printf '%q' "$word") "
+    done
+    if $resumes; then echo "${quoted% }"; else echo "${quoted}--resume"; fi
 }
 
 # The exit status of a job ended by pskd's stall watchdog (Watchdog/StallWatchdog.swift).

@@ -8,6 +8,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/launch/job-exit.sh"
+source "$root/launch/options.sh"
+me=launch/local.sh
 resume="$(resume_command "$0" "$@")"
 
 ranks=2
@@ -16,10 +18,10 @@ time_limit=86400
 subcommand=train
 while [ $# -gt 0 ]; do
     case "$1" in
-        -n|--ranks) ranks="$2"; shift 2 ;;
-        --threads) threads="$2"; shift 2 ;;
-        --time-limit) time_limit="$2"; shift 2 ;;
-        --command) subcommand="$2"; shift 2 ;;
+        -n|--ranks) need_value "$@"; positive_integer "$1" "$2" ranks; ranks="$(( 10#$2 ))"; shift 2 ;;
+        --threads) need_value "$@"; positive_integer "$1" "$2" "OpenBLAS threads per rank"; threads="$(( 10#$2 ))"; shift 2 ;;
+        --time-limit) need_value "$@"; positive_integer "$1" "$2" seconds; time_limit="$(( 10#$2 ))"; shift 2 ;;
+        --command) need_value "$@"; subcommand_name "$1" "$2"; subcommand="$2"; shift 2 ;;
         *) break ;;
     esac
 done

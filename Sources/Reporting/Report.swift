@@ -88,9 +88,10 @@ public struct PolicyGroup: Sendable {
     public func final(_ metric: Metric) -> Summary { Summary(finalRecords.map(metric.value)) }
 
     /// Every run's epoch of lowest test top-1 error (the earliest of equals): the checkpoint the
-    /// official PS-KD code keeps.
+    /// official PS-KD code keeps. Only epochs evaluated on as many test samples as the run's
+    /// final one compete (`EpochRecord.bestTop1`; the report warns when others were left out).
     public var bestRecords: [EpochRecord] {
-        runs.compactMap { run in run.epochs.min { ($0.testTop1Error, $0.epoch) < ($1.testTop1Error, $1.epoch) } }
+        runs.compactMap { EpochRecord.bestTop1(of: $0.epochs)?.best }
     }
 
     /// The records `choice` picks, one per run.
@@ -145,6 +146,12 @@ public struct PolicyGroup: Sendable {
     }
 }
 
+/// A run directory the report leaves out, and why (its error names the file and the problem).
+public struct UnreadableRun: Sendable, Equatable {
+    public let path: String
+    public let reason: String
+}
+
 /// Which epoch of each run a table reports.
 public enum EpochChoice: Sendable {
     /// The last epoch trained.
@@ -167,6 +174,9 @@ public struct ExperimentReport: Sendable {
     public let groups: [PolicyGroup]
     public let settings: [Setting]
     public let warnings: [String]
+    /// Runs left out of the report because they could not be read or have no epoch yet, each
+    /// with the reason.
+    public let unreadable: [UnreadableRun]
     public var runCount: Int { groups.reduce(0) { $0 + $1.runs.count } }
 
     /// Settings that legitimately differ between the runs of one experiment.
@@ -176,12 +186,22 @@ public struct ExperimentReport: Sendable {
         "keep-checkpoints", "prefetch", "threads", "data-dir",
     ]
 
-    /// Groups `runs` by policy (and its parameter); a run without any epoch is an error.
-    public init(runs: [RunDirectory]) throws {
-        guard !runs.isEmpty else { throw ReportError("no run directories given") }
-        for run in runs where run.epochs.isEmpty {
-            throw ReportError("\(run.path)/metrics.jsonl has no epoch yet: the run has not finished an epoch")
+    /// Groups `runs` by policy (and its parameter). A run without any epoch joins `unreadable`
+    /// (the runs that could not be read); it is an error only when no run is left to report.
+    public init(runs given: [RunDirectory], unreadable: [UnreadableRun] = []) throws {
+        let runs = given.filter { !$0.epochs.isEmpty }
+        let unreadable =
+            unreadable
+            + given.filter(\.epochs.isEmpty).map {
+                UnreadableRun(path: $0.path, reason: "\($0.path)/metrics.jsonl has no epoch yet: the run has not finished an epoch")
+            }
+        guard !runs.isEmpty else {
+            guard !unreadable.isEmpty else { throw ReportError("no run directories given") }
+            throw ReportError(
+                (unreadable.count == 1 ? "" : "none of the \(unreadable.count) runs can be reported: ")
+                    + unreadable.map(\.reason).joined(separator: "; "))
         }
+        self.unreadable = unreadable
         var byLabel: [String: [RunDirectory]] = [:]
         for run in runs { byLabel[Self.label(run.configuration), default: []].append(run) }
         groups = byLabel.map { label, runs in
@@ -191,7 +211,7 @@ public struct ExperimentReport: Sendable {
         }.sorted { (Self.policyRank($0.policy), $0.label) < (Self.policyRank($1.policy), $1.label) }
         settings = Self.settings(of: runs)
 
-        var warnings: [String] = []
+        var warnings = unreadable.map { "\($0.path) is not in the report: \($0.reason)" }
         for setting in settings where setting.varies && setting.name != "ranks" {
             warnings.append(
                 "Runs differ in \(setting.name) (\(setting.values.joined(separator: ", "))): "
@@ -210,6 +230,11 @@ public struct ExperimentReport: Sendable {
                     "\(run.path) has \(run.epochs.count) of \(run.configuration.epochs) epochs: "
                         + "its last recorded epoch counts as final.")
             }
+            for run in group.runs {
+                if let final = run.epochs.last, let leftOut = EpochRecord.bestTop1(of: run.epochs)?.leftOut, !leftOut.isEmpty {
+                    warnings.append("\(run.path): " + EpochRecord.describeLeftOut(leftOut, final: final) + ".")
+                }
+            }
             if !group.finalRecords.isEmpty && group.pooledReliability.isEmpty {
                 warnings.append("\(group.label): the runs' reliability bins differ, so no pooled diagram.")
             }
@@ -217,9 +242,18 @@ public struct ExperimentReport: Sendable {
         self.warnings = warnings
     }
 
-    /// Reads every run directory, then groups them.
+    /// Reads every run directory, then groups those that could be read; the others are listed
+    /// in `unreadable` with the reason. Throws only when no run can be reported.
     public init(paths: [String]) throws {
-        try self.init(runs: paths.map { try RunDirectory(path: $0) })
+        var runs: [RunDirectory] = [], unreadable: [UnreadableRun] = []
+        for path in paths {
+            do {
+                runs.append(try RunDirectory(path: path))
+            } catch {
+                unreadable.append(UnreadableRun(path: path, reason: "\(error)"))
+            }
+        }
+        try self.init(runs: runs, unreadable: unreadable)
     }
 
     /// The policies in `TrainingPolicies.all`'s order (the baselines before the method), unknown ones after.

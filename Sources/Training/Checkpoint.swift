@@ -32,8 +32,12 @@ struct TrainingSnapshot {
     static let stateFile = "training-state.safetensors"
     static let formatVersion = "1"
 
-    /// The snapshot of a trainer's replica after `epoch` epochs.
-    init(epoch: Int, model: Model, optimizer: any Optimizer, config: TrainConfig) throws {
+    /// The metadata key of the epoch's `metrics.jsonl` line, kept so that `--resume` can restore
+    /// it when the line was lost (cut off when a job ended while writing it).
+    static let recordKey = "epoch_record"
+
+    /// The snapshot of a trainer's replica after `epoch` epochs, with that epoch's record.
+    init(epoch: Int, model: Model, optimizer: any Optimizer, config: TrainConfig, record: EpochRecord? = nil) throws {
         self.epoch = epoch
         let store = model.parameters
         self.model =
@@ -50,6 +54,7 @@ struct TrainingSnapshot {
             "optimizer_steps": String(optimizer.stepCount),
             "config": String(decoding: try encoder.encode(config), as: UTF8.self),
         ]
+        if let record { metadata[Self.recordKey] = String(decoding: try RunLog.line(record), as: UTF8.self) }
     }
 
     init(
@@ -256,6 +261,32 @@ struct CheckpointStore {
     /// warning naming each newer checkpoint folder that was skipped and why: no `COMPLETE`
     /// marker (the job stopped while writing it) or files that do not verify.
     func newestValid() -> (found: (snapshot: TrainingSnapshot, source: String)?, warnings: [String]) {
+        let scan = newestValidScan()
+        return (scan.found, scan.warnings)
+    }
+
+    /// `newestValid` for a reader racing a training job that rotates its checkpoints
+    /// (`pskd evaluate` on a run directory being trained): a checkpoint removed while it was read
+    /// is no fault of the checkpoint, so the folder is scanned again (a newer one has taken its
+    /// place), up to `attempts` times; `notes` says each time it happened.
+    func newestValidWhileRotating(attempts: Int = 5) -> (
+        found: (snapshot: TrainingSnapshot, source: String)?, warnings: [String], notes: [String]
+    ) {
+        var notes: [String] = []
+        for attempt in 1...attempts {
+            let scan = newestValidScan()
+            guard let vanished = scan.vanished else { return (scan.found, scan.warnings, notes) }
+            notes.append(
+                "checkpoint \(vanished) was removed while it was read (a training job keeping only its newest "
+                    + "--keep-checkpoints rotated it away?): "
+                    + (attempt < attempts ? "looking for the newest complete checkpoint again" : "giving up after \(attempts) tries"))
+        }
+        return (nil, [], notes)
+    }
+
+    /// The scan of `newestValid`; `vanished` names the checkpoint folder that was removed while it
+    /// was read, if one was (the scan stops there: a newer one may have appeared).
+    private func newestValidScan() -> (found: (snapshot: TrainingSnapshot, source: String)?, warnings: [String], vanished: String?) {
         var warnings: [String] = []
         let complete = completeEpochs()
         for name in checkpointFolderNames() where !complete.contains(where: { folder(epoch: $0).lastPathComponent == name }) {
@@ -265,12 +296,15 @@ struct CheckpointStore {
         }
         for epoch in complete.reversed() {
             do {
-                return ((try load(folder(epoch: epoch)), folder(epoch: epoch).path), warnings)
+                return ((try load(folder(epoch: epoch)), folder(epoch: epoch).path), warnings, nil)
             } catch {
+                guard FileManager.default.fileExists(atPath: folder(epoch: epoch).path) else {
+                    return (nil, warnings, folder(epoch: epoch).path)
+                }
                 warnings.append("skipping checkpoint \(folder(epoch: epoch).path): \(error)")
             }
         }
-        return (nil, warnings)
+        return (nil, warnings, nil)
     }
 
     /// The names of the folders in `checkpoints/` that look like checkpoints, complete or not.
@@ -278,7 +312,8 @@ struct CheckpointStore {
         ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasPrefix("epoch-") }.sorted()
     }
 
-    /// Reads and verifies the checkpoint in `folder`.
+    /// Reads and verifies the checkpoint in `folder`. A file that cannot be read is a
+    /// `CheckpointError` naming it and the system's reason.
     func load(_ folder: URL) throws -> TrainingSnapshot {
         let markerURL = folder.appendingPathComponent("COMPLETE")
         guard let marker = try? JSONSerialization.jsonObject(with: Data(contentsOf: markerURL)) as? [String: Any],
@@ -286,6 +321,17 @@ struct CheckpointStore {
         else {
             throw CheckpointError("\(markerURL.path) is missing or unreadable: the checkpoint is incomplete")
         }
+        FaultInjection.current.afterCheckpointMarker(folder: folder, epoch: epoch)
+        do {
+            return try loadVerified(folder, epoch: epoch, checksums: checksums)
+        } catch let error as CheckpointError {
+            throw error
+        } catch {
+            throw CheckpointError("cannot read the checkpoint \(folder.path): \(RunOwnership.reason(error))")
+        }
+    }
+
+    private func loadVerified(_ folder: URL, epoch: Int, checksums: [String: String]) throws -> TrainingSnapshot {
         for name in [TrainingSnapshot.modelFile, TrainingSnapshot.stateFile] {
             let url = folder.appendingPathComponent(name)
             guard let checksum = try? FileHandle.checksum(of: url) else { throw CheckpointError("\(url.path) is missing") }

@@ -95,7 +95,20 @@ public enum CheckpointEvaluation {
         predictionsPath: String?, threads: Int?, communicator: any Communicator
     ) throws -> Result {
         BLAS.threads = ProcessPlacement.blasThreads(requested: threads)
-        let (folder, snapshot) = try locate(path)
+        var (folder, snapshot) = try locate(path)
+        // Every rank locates the newest checkpoint itself; a training job rotating them can make
+        // the ranks find different ones: then all look again.
+        for attempt in 1...5 {
+            let epochs = try communicator.allGatherV([Int64(snapshot.epoch)])
+            if Set(epochs).count == 1 { break }
+            guard attempt < 5 else {
+                throw CheckpointError(
+                    "the ranks found different newest checkpoints in \(path) (epochs \(epochs.map(String.init).joined(separator: ", "))) "
+                        + "five times: a training job is writing checkpoints there; evaluate one checkpoint folder, or wait for the job to end"
+                )
+            }
+            (folder, snapshot) = try locate(path)
+        }
         var config = try snapshot.configuration(source: folder)
         if let dataDirectory { config.dataDirectory = dataDirectory }
         if let maxTestSamples { config.maxTestSamples = maxTestSamples }
@@ -115,19 +128,37 @@ public enum CheckpointEvaluation {
 
     /// The checkpoint `path` names (a checkpoint folder, or a run directory's newest complete
     /// one) and its folder.
+    /// A run directory being trained may rotate its checkpoints while they are read: a
+    /// checkpoint removed while it was read is looked for again (`newestValidWhileRotating`); a
+    /// checkpoint folder given by name that is removed while it is read is an error saying so.
     static func locate(_ path: String) throws -> (String, TrainingSnapshot) {
         let url = URL(fileURLWithPath: path)
         if FileManager.default.fileExists(atPath: url.appendingPathComponent("COMPLETE").path) {
-            let store = CheckpointStore(runDirectory: url.deletingLastPathComponent().deletingLastPathComponent().path, keep: 1)
-            return (path, try store.load(url))
+            let runDirectory = url.deletingLastPathComponent().deletingLastPathComponent().path
+            let store = CheckpointStore(runDirectory: runDirectory, keep: 1)
+            do {
+                return (path, try store.load(url))
+            } catch {
+                guard FileManager.default.fileExists(atPath: url.path) else {
+                    throw CheckpointError(
+                        "the checkpoint \(path) was removed while it was read (a training job keeping only its newest "
+                            + "--keep-checkpoints rotated it away?): give the run directory, --checkpoint \(runDirectory), "
+                            + "to evaluate its newest complete checkpoint")
+                }
+                throw error
+            }
         }
         let store = CheckpointStore(runDirectory: path, keep: 1)
-        let (found, warnings) = store.newestValid()
+        let (found, warnings, notes) = store.newestValidWhileRotating()
+        notes.forEach { printError("pskd: note: \($0)") }
         warnings.forEach { printError("pskd: warning: \($0)") }
         guard let found else {
             throw CheckpointError(
-                "\(path) is neither a checkpoint folder (with a COMPLETE marker) nor a run directory with a usable checkpoint under checkpoints/"
-                    + (warnings.isEmpty ? "" : " (\(warnings.count) skipped, see the warnings above)"))
+                notes.count >= 5
+                    ? "every checkpoint of \(path) found was removed while it was read, five times: a training job is rotating "
+                        + "them faster than they can be read; evaluate after the job, or run it with a larger --keep-checkpoints"
+                    : "\(path) is neither a checkpoint folder (with a COMPLETE marker) nor a run directory with a usable checkpoint under checkpoints/"
+                        + (warnings.isEmpty ? "" : " (\(warnings.count) skipped, see the warnings above)"))
         }
         return (found.source, found.snapshot)
     }

@@ -7,10 +7,13 @@ import Foundation
 ///   epoch E, without reaching the next collective: a rank that runs but makes no progress.
 /// - `slow-evaluation rank=R seconds=X`: rank R sleeps X seconds before each evaluation batch,
 ///   a slow but progressing evaluation while the other ranks wait for its results.
+/// - `vanish-checkpoint epoch=E`: reading checkpoint E removes its folder right after its
+///   `COMPLETE` marker is read, as a training job rotating its checkpoints does to a reader.
 struct FaultInjection {
     enum Fault: Equatable {
         case spin(rank: Int, epoch: Int, step: Int)
         case slowEvaluation(rank: Int, seconds: Double)
+        case vanishCheckpoint(epoch: Int)
     }
 
     let fault: Fault?
@@ -28,6 +31,7 @@ struct FaultInjection {
         switch (kind, values["rank"], values["epoch"], values["step"], values["seconds"]) {
         case ("spin", let rank?, let epoch?, let step?, _): fault = .spin(rank: Int(rank), epoch: Int(epoch), step: Int(step))
         case ("slow-evaluation", let rank?, _, _, let seconds?): fault = .slowEvaluation(rank: Int(rank), seconds: seconds)
+        case ("vanish-checkpoint", _, let epoch?, _, _): fault = .vanishCheckpoint(epoch: Int(epoch))
         default: fault = nil
         }
     }
@@ -37,6 +41,12 @@ struct FaultInjection {
         guard case .spin(rank, epoch, step) = fault else { return }
         var spins: UInt64 = 0
         while true { spins &+= 1 }
+    }
+
+    /// Removes `folder` if it is the checkpoint to vanish.
+    func afterCheckpointMarker(folder: URL, epoch: Int) {
+        guard case .vanishCheckpoint(epoch) = fault else { return }
+        try? FileManager.default.removeItem(at: folder)
     }
 
     /// Sleeps before an evaluation batch if this rank is to be slow.

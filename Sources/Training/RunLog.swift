@@ -21,13 +21,18 @@ final class RunLog {
         try write(try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted, .sortedKeys]), to: "config.json")
     }
 
-    /// Appends one line to `metrics.jsonl`.
-    func append(_ record: EpochRecord) throws {
-        guard isWriter else { return }
+    /// A record as its line of `metrics.jsonl` (without the newline).
+    static func line(_ record: EpochRecord) throws -> Data {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys]
-        let line = try encoder.encode(record) + Data("\n".utf8)
+        return try encoder.encode(record)
+    }
+
+    /// Appends one line to `metrics.jsonl`.
+    func append(_ record: EpochRecord) throws {
+        guard isWriter else { return }
+        let line = try Self.line(record) + Data("\n".utf8)
         let url = directory.appendingPathComponent("metrics.jsonl")
         if !FileManager.default.fileExists(atPath: url.path) {
             _ = FileManager.default.createFile(atPath: url.path, contents: nil)
@@ -42,14 +47,45 @@ final class RunLog {
         }
     }
 
-    /// Drops the lines of epochs after `epoch` from `metrics.jsonl` (a resumed run redoes them).
-    func keepMetrics(throughEpoch epoch: Int) throws {
+    /// Keeps the lines of epochs 1...`epoch` in `metrics.jsonl` (a resumed run redoes the later
+    /// ones; a fresh run, `epoch` 0, starts an empty file). Nothing is lost silently on resume: a
+    /// line that is not a whole record (cut off when a job ended while writing it) is dropped and
+    /// named; the record of `epoch` itself, when missing, is restored from the checkpoint's copy
+    /// (`checkpointRecord`, the `epoch_record` of `checkpoint`'s metadata); epochs still without a
+    /// record are named.
+    func keepMetrics(throughEpoch epoch: Int, checkpointRecord: String? = nil, checkpoint: String = "") throws {
         guard isWriter else { return }
         let url = directory.appendingPathComponent("metrics.jsonl")
-        guard let text = try? String(contentsOf: url, encoding: .utf8) else { return }
-        let kept = text.split(separator: "\n").filter { line in
-            let record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-            return (record?["epoch"] as? Int).map { $0 <= epoch } ?? false
+        let text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+        var kept: [String] = [], present = Set<Int>()
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            guard !line.allSatisfy(\.isWhitespace) else { continue }
+            guard let record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let recorded = record["epoch"] as? Int
+            else {
+                if epoch > 0 {
+                    say(
+                        "pskd: warning: --resume: line \(number + 1) of \(url.path) is not a whole epoch record "
+                            + "(cut off when a job ended while writing it?): dropped: \(line.prefix(60))\(line.count > 60 ? "…" : "")")
+                }
+                continue
+            }
+            if recorded <= epoch {
+                kept.append(String(line))
+                present.insert(recorded)
+            }
+        }
+        if epoch > 0, !present.contains(epoch), let checkpointRecord {
+            kept.append(checkpointRecord)
+            present.insert(epoch)
+            say("pskd: --resume: \(url.path) had no whole record of epoch \(epoch): restored it from \(checkpoint)")
+        }
+        let missing = epoch > 0 ? (1...epoch).filter { !present.contains($0) } : []
+        if !missing.isEmpty {
+            say(
+                "pskd: warning: --resume: \(url.path) has no record of epoch(s) \(missing.map(String.init).joined(separator: ", ")) "
+                    + "and no checkpoint holds one (lost lines, or a checkpoint of an older pskd): "
+                    + "they are missing from the run's results (pskd report)")
         }
         try write(Data(kept.map { $0 + "\n" }.joined().utf8), to: "metrics.jsonl")
     }
@@ -94,6 +130,10 @@ public struct EpochRecord: Codable, Sendable {
     public var testAurc: Double
     public var testEaurc: Double
     public var eceBins: Int
+    /// The number of test samples evaluated (`test_samples`): `--max-test-samples` may change
+    /// when a run resumes, and errors on different test sets are not comparable. Nil in runs
+    /// logged before it was recorded.
+    public var testSamples: Int?
     /// The reliability diagram of the test set: per confidence bin, count, accuracy, mean confidence.
     public var testReliability: [ReliabilityBin]
     public var seconds: Double
@@ -120,10 +160,31 @@ public struct EpochRecord: Codable, Sendable {
         testAurc = metrics.aurc
         testEaurc = metrics.excessAURC
         eceBins = metrics.eceBins
+        testSamples = metrics.count
         testReliability = metrics.reliability
         self.seconds = seconds
         self.samplesPerSecond = samplesPerSecond
         self.peakMemoryBytes = peakMemoryBytes
+    }
+
+    /// The epoch of lowest test top-1 error (the earliest of equals) among the `records`
+    /// evaluated on as many test samples as the last one (`testSamples`; a row that does not
+    /// record its count is compared only with others that do not), and the epochs left out
+    /// because they were evaluated on another count. Nil for no records.
+    public static func bestTop1(of records: [EpochRecord]) -> (best: EpochRecord, leftOut: [EpochRecord])? {
+        guard let last = records.last else { return nil }
+        let comparable = records.filter { $0.testSamples == last.testSamples }
+        guard let best = comparable.min(by: { ($0.testTop1Error, $0.epoch) < ($1.testTop1Error, $1.epoch) }) else { return nil }
+        return (best, records.filter { $0.testSamples != last.testSamples })
+    }
+
+    /// Why `leftOut` epochs (of `bestTop1`) were not compared with the final one, in words.
+    public static func describeLeftOut(_ leftOut: [EpochRecord], final: EpochRecord) -> String {
+        let counts = Set(leftOut.map { $0.testSamples.map(String.init) ?? "an unrecorded number of" }).sorted()
+        return "epoch(s) \(leftOut.map { String($0.epoch) }.joined(separator: ", ")) were evaluated on "
+            + "\(counts.joined(separator: " or ")) test samples, the final epoch on "
+            + "\(final.testSamples.map(String.init) ?? "an unrecorded number of") (--max-test-samples changed on resume): "
+            + "the best epoch is chosen among the epochs evaluated like the final one"
     }
 
     /// The epoch and its test metrics, for closing lines.

@@ -16,9 +16,21 @@ import Darwin
 /// memory, a lost node) releases it with its file descriptor, so no stale lock outlives its
 /// holder. The file's text (host, pid, start time) names the holder in the refusal.
 final class RunOwnership {
-    /// The names pskd writes in a run directory; `--overwrite` removes these and nothing else.
-    static let ownNames: Set<String> = ["config.json", "metrics.jsonl", "checkpoints", lockName]
+    /// The names pskd writes in a run directory; `--overwrite` removes these and nothing else
+    /// (and the stall reports a resumed run moved aside, `isStallReportName`).
+    static let ownNames: Set<String> = ["config.json", "metrics.jsonl", "checkpoints", lockName, stallReportName]
     static let lockName = ".pskd-lock"
+    /// Written by the stall watchdog (`Watchdog/StallWatchdog.swift`) when it ends a job.
+    static let stallReportName = "stall.json"
+
+    /// Whether pskd wrote `name`: one of `ownNames`, or a stall report a resumed run moved
+    /// aside (`stall-20261202T103126Z.json`, `stall-20261202T103126Z-2.json`).
+    static func isOwnName(_ name: String) -> Bool {
+        if ownNames.contains(name) { return true }
+        guard name.hasPrefix("stall-"), name.hasSuffix(".json") else { return false }
+        let stem = name.dropFirst(6).dropLast(5)
+        return !stem.isEmpty && stem.allSatisfy { $0.isASCII && ($0.isNumber || $0 == "T" || $0 == "Z" || $0 == "-") }
+    }
 
     private let descriptor: Int32
 
@@ -39,6 +51,8 @@ final class RunOwnership {
                 throw ConfigurationError(
                     "\(path) already holds a run (\(held.sorted().joined(separator: ", "))): "
                         + "give --resume to continue it, --overwrite to replace it, or another --out")
+            } else if resume, held.contains(Self.stallReportName) {
+                try Self.moveStallReportAside(in: directory)
             }
         } catch {
             close(descriptor)
@@ -93,6 +107,38 @@ final class RunOwnership {
         return fd
     }
 
+    /// Renames the stall report of an earlier job, `stall.json`, to `stall-<UTC time it was
+    /// written>.json` (the watchdog writes `stall.json` only where none exists, so a resumed run
+    /// that stalls again gets a report of its own, and the history is kept), and says so.
+    private static func moveStallReportAside(in directory: URL) throws {
+        let report = directory.appendingPathComponent(stallReportName)
+        guard !isSymbolicLink(report) else {
+            throw ConfigurationError(
+                "--resume: \(report.path) is a symbolic link, not the stall report pskd writes: remove it, then resume")
+        }
+        let written = (try? FileManager.default.attributesOfItem(atPath: report.path)[.modificationDate] as? Date) ?? Date()
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        let stem = "stall-" + formatter.string(from: written)
+        var name = stem + ".json", suffix = 1
+        while FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path) {
+            suffix += 1
+            name = "\(stem)-\(suffix).json"
+        }
+        let target = directory.appendingPathComponent(name)
+        do {
+            try FileManager.default.moveItem(at: report, to: target)
+        } catch {
+            throw ConfigurationError(
+                "--resume: cannot move the previous stall report \(report.path) aside to \(name): \(reason(error)); "
+                    + "move or remove it yourself, then resume")
+        }
+        print("pskd: --resume: moved the previous job's stall report aside: \(report.path) → \(name)")
+        fflush(nil)
+    }
+
     /// The names in `directory`, not following links.
     private static func contents(of directory: URL) throws -> Set<String> {
         do {
@@ -105,7 +151,7 @@ final class RunOwnership {
     /// Removes pskd's own files from `directory`, after checking that it holds nothing else and
     /// that none of them is a symbolic link (whose target is never touched).
     private static func clear(_ directory: URL, held: Set<String>) throws {
-        let foreign = held.subtracting(ownNames)
+        let foreign = held.filter { !isOwnName($0) }
         guard foreign.isEmpty else {
             throw ConfigurationError(
                 "--overwrite: \(directory.path) holds files pskd did not write (\(foreign.sorted().prefix(5).joined(separator: ", "))): "

@@ -109,7 +109,8 @@ public final class Trainer {
             )
         }
         completedEpochs = snapshot.epoch
-        try log.keepMetrics(throughEpoch: completedEpochs)
+        try log.keepMetrics(
+            throughEpoch: completedEpochs, checkpointRecord: snapshot.metadata[TrainingSnapshot.recordKey], checkpoint: folder.path)
         let hash = try teacher?.tableHash()
         log.say(
             "pskd: resumed from \(folder.path) (epoch \(completedEpochs) of \(config.epochs) done)"
@@ -138,7 +139,7 @@ public final class Trainer {
                 last = try trainEpoch(epoch)
                 beacon.enter(.checkpoint)
                 try checkpoints.save(
-                    TrainingSnapshot(epoch: epoch, model: model, optimizer: step.optimizer, config: config),
+                    TrainingSnapshot(epoch: epoch, model: model, optimizer: step.optimizer, config: config, record: last),
                     teacher: teacher, communicator: communicator)
                 completedEpochs = epoch
             }
@@ -209,7 +210,8 @@ extension Trainer {
     /// included) with their test metrics, the time, and where everything is.
     private func sayFinished(startedAt stopwatch: Stopwatch) {
         let records = log.records()
-        if let final = records.last, let best = records.min(by: { $0.testTop1Error < $1.testTop1Error }) {
+        if let final = records.last, let found = EpochRecord.bestTop1(of: records) {
+            let (best, leftOut) = found
             let total = records.reduce(0) { $0 + $1.seconds }
             log.say(
                 String(
@@ -217,10 +219,11 @@ extension Trainer {
                     total, stopwatch.elapsedSeconds))
             log.say("pskd: final epoch " + final.testSummary)
             log.say("pskd: best top-1 epoch " + best.testSummary)
+            if !leftOut.isEmpty { log.say("pskd: note: " + EpochRecord.describeLeftOut(leftOut, final: final)) }
         }
         log.say(
             "pskd: results in \(config.outputDirectory)/metrics.jsonl, checkpoints in \(checkpoints.directory.path); "
-                + "`pskd evaluate --checkpoint \(config.outputDirectory)` reports the newest again")
+                + "`pskd evaluate --checkpoint \(shellQuoted(config.outputDirectory))` reports the newest again")
     }
 
     /// Every rank's peak resident memory so far (`PeakMemory`), in rank order, on every rank.
@@ -238,7 +241,7 @@ extension Trainer {
 
     /// Says where training stopped and how to continue.
     private func sayInterrupted(_ interruption: TrainingInterrupted) {
-        let resume = "`pskd train --resume --out \(config.outputDirectory)`"
+        let resume = "`pskd train --resume --out \(shellQuoted(config.outputDirectory))`"
         log.say(
             "pskd: \(interruption); "
                 + (completedEpochs > 0

@@ -11,7 +11,9 @@ struct ReportCommand: ParsableCommand {
             Runs are grouped by policy (with its ε or α_T); the table shows the final epoch's test metrics \
             as mean ± std over seeds. A directory without config.json that holds run directories \
             (an experiment folder) stands for all of them. The page is self-contained: inline CSS and \
-            SVG, no script, no network. The Markdown table is printed as well.
+            SVG, no script, no network. The Markdown table is printed as well. A run that cannot be \
+            read (or has no epoch yet) is left out and named with the reason, among the warnings and \
+            on the page; the exit status is non-zero only when no run can be reported.
             """)
 
     @Argument(help: "Run directories (each with config.json and metrics.jsonl), or folders of them.")
@@ -42,7 +44,12 @@ struct ReportCommand: ParsableCommand {
             "\nBest top-1 epoch of each run (chosen on the test set, as the official code keeps it):\n\n"
                 + report.markdownTable(at: .bestTop1) + "\n")
         for warning in report.warnings { print("warning: \(warning)") }
-        print("pskd report: \(report.runCount) runs, \(report.groups.count) policies → \(output)")
+        print(
+            "pskd report: \(report.runCount) runs, \(report.groups.count) policies → \(output)"
+                + (report.unreadable.isEmpty
+                    ? ""
+                    : "; \(report.unreadable.count) run(s) left out, unreadable: "
+                        + report.unreadable.map(\.path).joined(separator: ", ") + " (the reasons are above)"))
     }
 
     /// A run directory stands for itself; a folder without config.json for the run directories in it.

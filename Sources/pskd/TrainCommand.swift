@@ -2,6 +2,7 @@ import ArgumentParser
 import Collectives
 import Foundation
 import Models
+import Platform
 import Training
 import Watchdog
 
@@ -34,7 +35,7 @@ struct TrainCommand: ParsableCommand {
             let watchdog = try StallWatchdog.start(
                 communicator: communicator, timeout: config.stallTimeout,
                 runDirectory: config.outputDirectory,
-                resumeCommand: "`pskd train --resume --out \(config.outputDirectory)`")
+                resumeCommand: "`pskd train --resume --out \(shellQuoted(config.outputDirectory))`")
             if let watchdog, communicator.isRoot { print(watchdog.summary) }
             defer {
                 // The count of forged and replayed heartbeats: rank 0's always, the watcher's when any.

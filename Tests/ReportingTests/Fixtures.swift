@@ -23,6 +23,8 @@ struct FixtureRuns {
         var top1: Double, top5: Double, nll: Double, ece: Double, aurc: Double, eaurc: Double
         var bins: [(count: Int, accuracy: Double, confidence: Double)] = []
         var seconds = 10.0, samplesPerSecond = 500.0
+        /// `test_samples`, absent when nil (rows of an older pskd).
+        var testSamples: Int? = nil
     }
 
     /// Writes a run directory named `name` and returns its path.
@@ -55,12 +57,13 @@ struct FixtureRuns {
                     "count": bin.count, "accuracy": bin.accuracy, "confidence": bin.confidence,
                 ]
             }
-            let record: [String: Any] = [
+            var record: [String: Any] = [
                 "epoch": index + 1, "alpha": 0.0, "lr": 0.1, "train_loss": 1.0,
                 "test_top1_error": epoch.top1, "test_top5_error": epoch.top5, "test_nll": epoch.nll,
                 "test_ece": epoch.ece, "test_aurc": epoch.aurc, "test_eaurc": epoch.eaurc, "ece_bins": binCount,
                 "test_reliability": bins, "seconds": epoch.seconds, "samples_per_second": epoch.samplesPerSecond,
             ]
+            if let samples = epoch.testSamples { record["test_samples"] = samples }
             lines += String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self) + "\n"
         }
         try Data(lines.utf8).write(to: directory.appendingPathComponent("metrics.jsonl"))

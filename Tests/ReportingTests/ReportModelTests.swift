@@ -93,6 +93,57 @@ final class ReportModelTests: XCTestCase {
         XCTAssertTrue(html.contains("best top-1 epoch"), "the HTML report has the best-epoch table")
     }
 
+    /// A run resumed on fewer test samples (`test_samples` per row): its best epoch is chosen
+    /// among the rows evaluated on the final row's count, and the report says which it left out.
+    func testBestEpochComparesOnlyRowsOfTheFinalTestSampleCount() throws {
+        let fixture = try FixtureRuns(self)
+        func epoch(_ top1: Double, samples: Int?) -> FixtureRuns.Epoch {
+            var epoch = FixtureRuns.Epoch(top1: top1, top5: 1, nll: 1, ece: 1, aurc: 1, eaurc: 1)
+            epoch.testSamples = samples
+            return epoch
+        }
+        let mixed = try fixture.run(
+            "mixed", policy: "ce", seed: 1,
+            epochs: [epoch(5, samples: 10000), epoch(30, samples: 500), epoch(20, samples: 500), epoch(25, samples: 500)])
+        let same = try fixture.run("same", policy: "ce", seed: 2, epochs: [epoch(40, samples: 500), epoch(10, samples: 500)])
+        let old = try fixture.run("old", policy: "ls", seed: 1, epochs: [epoch(40, samples: nil), epoch(35, samples: nil)])
+        let report = try ExperimentReport(paths: [mixed, same, old])
+        XCTAssertEqual(report.groups[0].bestRecords.map(\.epoch), [3, 2], "epoch 1 of 'mixed' (5 % on 10000 samples) does not compete")
+        XCTAssertEqual(report.groups[1].bestRecords.map(\.epoch), [2], "rows without a count compare among themselves")
+        XCTAssertTrue(
+            report.warnings.contains {
+                $0.hasPrefix("\(mixed): epoch(s) 1 were evaluated on 10000 test samples, the final epoch on 500")
+            }, "\(report.warnings)")
+        XCTAssertFalse(report.warnings.contains { $0.hasPrefix(same) || $0.hasPrefix(old) }, "\(report.warnings)")
+    }
+
+    /// One unreadable run (or one without an epoch) does not stop the report: the others are
+    /// reported and it is named with the reason among the warnings (on the page as well); only
+    /// when no run can be read is it an error, naming every one.
+    func testUnreadableRunsAreListedAndTheOthersReported() throws {
+        let fixture = try FixtureRuns(self)
+        let paths = try fixture.experiment(seeds: [1, 2], epochs: 2)
+        let broken = fixture.root.appendingPathComponent("broken")
+        try FileManager.default.createDirectory(at: broken, withIntermediateDirectories: true)
+        try Data("{\"epochs\": \"many\"}".utf8).write(to: broken.appendingPathComponent("config.json"))
+        let empty = try fixture.run("empty", policy: "ce", seed: 3, epochs: [])
+        let report = try ExperimentReport(paths: paths + [broken.path, empty])
+        XCTAssertEqual(report.runCount, 6)
+        XCTAssertEqual(report.unreadable.map(\.path), [broken.path, empty])
+        XCTAssertTrue(
+            report.warnings.contains {
+                $0.hasPrefix("\(broken.path) is not in the report: ") && $0.contains("is not a pskd configuration")
+            },
+            "\(report.warnings)")
+        XCTAssertTrue(report.warnings.contains { $0.hasPrefix("\(empty) is not in the report: ") && $0.contains("has no epoch yet") })
+        XCTAssertTrue(HTMLReport(report: report).render().contains("is not in the report"))
+
+        XCTAssertThrowsError(try ExperimentReport(paths: [broken.path, empty])) { error in
+            XCTAssertTrue("\(error)".hasPrefix("none of the 2 runs can be reported: "), "\(error)")
+            XCTAssertTrue("\(error)".contains("is not a pskd configuration") && "\(error)".contains("has no epoch yet"), "\(error)")
+        }
+    }
+
     func testDifferencesToCrossEntropyAreMarkedWhenWithinTheSeedSpread() throws {
         let fixture = try FixtureRuns(self)
         func epoch(_ top1: Double, ece: Double) -> FixtureRuns.Epoch {

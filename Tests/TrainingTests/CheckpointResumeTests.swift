@@ -95,4 +95,47 @@ final class CheckpointResumeTests: XCTestCase {
             output.contains("none of the 2 checkpoint(s) in \(out)/checkpoints is usable (see the warnings above): starting from epoch 1"),
             output)
     }
+
+    /// A last line of metrics.jsonl cut off (a job that ended while writing it) is not dropped
+    /// silently: the line is named, and the record of the checkpoint's epoch is restored from the
+    /// checkpoint's copy, byte for byte; an epoch that no checkpoint holds is named as missing.
+    func testResumeOverACutOffMetricsLineRestoresTheRecordFromTheCheckpoint() throws {
+        let out = temporaryPath("cut-metrics")
+        try train(ranks: 1, out: out, ["--stop-after", "2", "--keep-checkpoints", "1"])
+        let url = URL(fileURLWithPath: out + "/metrics.jsonl")
+        let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 2)
+        try Data((lines[0] + "\n" + lines[1].prefix(lines[1].count / 2)).utf8).write(to: url)
+
+        var output = try train(ranks: 1, out: out, ["--resume", "--stop-after", "2"])
+        XCTAssertTrue(output.contains("line 2 of \(url.path) is not a whole epoch record"), output)
+        XCTAssertTrue(output.contains("had no whole record of epoch 2: restored it from \(out)/checkpoints/epoch-0002"), output)
+        XCTAssertEqual(try String(contentsOf: url, encoding: .utf8), lines.joined(separator: "\n") + "\n")
+
+        // Epoch 1's line lost as well: no checkpoint holds it any more (--keep-checkpoints 1).
+        try Data(("{\"epoch\": 1, \"alph" + "\n" + lines[1] + "\n").utf8).write(to: url)
+        output = try train(ranks: 1, out: out, ["--resume"])
+        XCTAssertTrue(output.contains("line 1 of \(url.path) is not a whole epoch record"), output)
+        XCTAssertTrue(output.contains("has no record of epoch(s) 1 and no checkpoint holds one"), output)
+        let epochs = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map {
+            (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["epoch"] as? Int
+        }
+        XCTAssertEqual(epochs, [2, 3])
+    }
+
+    /// Each metrics.jsonl row records its test sample count; after a resume on fewer test
+    /// samples the best epoch is chosen among the rows evaluated like the final one, and pskd
+    /// says which epochs it left out.
+    func testRowsRecordTheirTestSampleCountAndTheBestEpochComparesLikeWithLike() throws {
+        let out = temporaryPath("test-samples")
+        try train(ranks: 1, out: out, ["--stop-after", "2"])
+        let output = try train(ranks: 1, out: out, ["--resume", "--max-test-samples", "40"])
+        let rows = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        XCTAssertEqual(rows.map { $0["test_samples"] as? Int }, [100, 100, 40])
+        XCTAssertTrue(output.contains("pskd: best top-1 epoch 3: "), output)
+        XCTAssertTrue(
+            output.contains("epoch(s) 1, 2 were evaluated on 100 test samples, the final epoch on 40"), output)
+    }
 }

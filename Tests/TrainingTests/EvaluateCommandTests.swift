@@ -6,6 +6,44 @@ import XCTest
 /// blocks are fixed by sample index), the same metrics as the training logged for that epoch,
 /// and the metrics of an independent single-process computation from the predictions.
 final class EvaluateCommandTests: XCTestCase {
+    /// A checkpoint removed while `pskd evaluate` reads it (a training job rotating its
+    /// checkpoints; test-only fault injection removes it right after its COMPLETE marker is read):
+    /// given the run directory, evaluate looks again and takes the newest complete checkpoint left,
+    /// saying so; given the checkpoint folder, the error says what happened and what to give
+    /// instead. No raw Foundation error either way.
+    func testACheckpointRemovedWhileReadIsLookedForAgainOrNamed() throws {
+        let run = temporaryPath("evaluate-rotated")
+        let trained = try ExecutableRunner.mpirun(
+            ranks: 1,
+            [
+                "train", "--model", "mlp", "--epochs", "2", "--batch-size", "48", "--max-train-samples", "96",
+                "--max-test-samples", "50", "--keep-checkpoints", "2", "--out", run,
+            ])
+        XCTAssertEqual(trained.status, 0, trained.output)
+        func evaluate(_ path: String, vanishing epoch: Int) throws -> ExecutableRunner.Outcome {
+            try ExecutableRunner.run(
+                "/usr/bin/env",
+                ["PSKD_TEST_FAULT=vanish-checkpoint epoch=\(epoch)", ExecutableRunner.executable.path, "evaluate", "--checkpoint", path],
+                timeout: 120)
+        }
+        let retried = try evaluate(run, vanishing: 2)
+        XCTAssertEqual(retried.status, 0, retried.output)
+        XCTAssertTrue(
+            retried.output.contains("pskd: note: checkpoint \(run)/checkpoints/epoch-0002 was removed while it was read"), retried.output)
+        XCTAssertTrue(retried.output.contains("checkpoint \(run)/checkpoints/epoch-0001 (epoch 1)"), retried.output)
+        XCTAssertFalse(retried.output.contains("NSCocoaErrorDomain"), retried.output)
+
+        let folder = run + "/checkpoints/epoch-0001"
+        let named = try evaluate(folder, vanishing: 1)
+        XCTAssertNotEqual(named.status, 0, named.output)
+        XCTAssertTrue(
+            named.output.contains(
+                "the checkpoint \(folder) was removed while it was read (a training job keeping only its newest "
+                    + "--keep-checkpoints rotated it away?): give the run directory, --checkpoint \(run), "),
+            named.output)
+        XCTAssertFalse(named.output.contains("NSCocoaErrorDomain"), named.output)
+    }
+
     func testPredictionsAndMetricsAreExactForAnyRankCountAndMatchAReference() throws {
         let run = temporaryPath("evaluate-run")
         // 211 test samples: one whole block of 128 and one padded block.

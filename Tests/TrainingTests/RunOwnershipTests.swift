@@ -82,6 +82,35 @@ final class RunOwnershipTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: "/etc/hostname"))
     }
 
+    /// stall.json is pskd's own file: --resume moves it aside as stall-<UTC time it was
+    /// written>.json (a second one of the same second gets -2), and --overwrite removes it and the
+    /// moved ones; a file only named like them (stall-notes.json) is the user's.
+    func testStallReportsAreMovedAsideOnResumeAndRemovedByOverwrite() throws {
+        let out = try trained("stalled", ["--epochs", "1"])
+        let written = Date(timeIntervalSince1970: 1_790_000_000)  // 2026-09-21T14:13:20Z
+        for round in 1...2 {
+            let report = out + "/stall.json"
+            try Data("{\"rank\": \(round)}".utf8).write(to: URL(fileURLWithPath: report))
+            try FileManager.default.setAttributes([.modificationDate: written], ofItemAtPath: report)
+            let resumed = try pskd(recipe + ["--out", out, "--resume", "--epochs", "1"])
+            XCTAssertEqual(resumed.status, 0, resumed.output)
+            let name = round == 1 ? "stall-20260921T141320Z.json" : "stall-20260921T141320Z-2.json"
+            XCTAssertTrue(resumed.output.contains("moved the previous job's stall report aside: \(report) → \(name)"), resumed.output)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: report))
+            XCTAssertEqual(try String(contentsOfFile: out + "/" + name, encoding: .utf8), "{\"rank\": \(round)}")
+        }
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: out + "/stall.json"))
+        let replaced = try pskd(recipe + ["--out", out, "--epochs", "1", "--overwrite"])
+        XCTAssertEqual(replaced.status, 0, replaced.output)
+        let left = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasPrefix("stall") }
+        XCTAssertEqual(left, [], "--overwrite removes stall.json and the moved reports")
+
+        try Data("mine".utf8).write(to: URL(fileURLWithPath: out + "/stall-notes.json"))
+        let refused = try pskd(recipe + ["--out", out, "--epochs", "1", "--overwrite"])
+        XCTAssertNotEqual(refused.status, 0, refused.output)
+        XCTAssertTrue(refused.output.contains("holds files pskd did not write (stall-notes.json)"), refused.output)
+    }
+
     /// While a job trains, a second one on the same directory (spelled differently) is refused,
     /// naming the first; once the first is killed, its lock is gone with it.
     func testASecondJobOnTheSameDirectoryIsRefused() throws {
