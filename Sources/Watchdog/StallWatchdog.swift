@@ -58,6 +58,8 @@ public final class StallWatchdog: @unchecked Sendable {
     private let stopped = DispatchSemaphore(value: 0)
     /// Seconds between heartbeats.
     private let interval: Double
+    /// When the watchdog started, by the calendar (to tell an earlier job's `stall.json`).
+    private let startedAt = Date()
 
     /// Starts the watchdog on every rank (a collective: every rank must call it at the same
     /// point); nil for a one-rank job or `timeout` 0.
@@ -224,10 +226,18 @@ public final class StallWatchdog: @unchecked Sendable {
             return "(could not write \(path): \(error.localizedDescription))"
         }
         guard link(temporary, path) == 0 else {
-            if errno == EEXIST { return "\(path) holds the first verdict of this job" }
-            return "(could not write \(path): \(String(cString: strerror(errno))))"
+            guard errno == EEXIST else { return "(could not write \(path): \(String(cString: strerror(errno))))" }
+            guard isFromAnEarlierJob(path), rename(temporary, path) == 0 else { return "\(path) holds the first verdict of this job" }
+            return "Every rank's last heartbeat is in \(path) (it replaced an earlier job's report, not yet moved aside)"
         }
         return "Every rank's last heartbeat is in \(path)"
+    }
+
+    /// Whether the file at `path` was written before this job started (a resumed run moves an
+    /// earlier `stall.json` aside once it owns the run directory, shortly after the watchdog starts).
+    private func isFromAnEarlierJob(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && Double(info.st_mtim.tv_sec) < startedAt.timeIntervalSince1970 - 1
     }
 
     private static func json(_ view: RankView, now: Double) -> [String: Any] {
