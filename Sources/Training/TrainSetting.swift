@@ -55,6 +55,24 @@ public struct TrainSetting: Sendable {
             }()
     }
 
+    /// The longest text value a setting takes, from any source (4096 characters: Linux's
+    /// `PATH_MAX`, so any path fits).
+    public static let maxValueCharacters = 4096
+
+    /// `text` for messages: whole and quoted when it is at most `limit` characters, otherwise its
+    /// first `limit` characters and its length (`'aaaa…' (50000000 characters)`), so a long value
+    /// never floods a message.
+    public static func excerpt(_ text: String, limit: Int = 60) -> String {
+        var count = 0
+        var end = text.startIndex
+        while end < text.endIndex, count <= limit {
+            end = text.index(after: end)
+            count += 1
+        }
+        guard count > limit else { return "'\(text)'" }
+        return "'\(text.prefix(limit))…' (\(text.count) characters)"
+    }
+
     /// The setting named `name` (with `_` read as `-`), or nil.
     public static func named(_ name: String) -> TrainSetting? {
         let key = name.replacingOccurrences(of: "_", with: "-")
@@ -93,10 +111,16 @@ public struct TrainSetting: Sendable {
     public static func apply(_ values: [(key: String, value: Any)], to config: inout TrainConfig, source: String) throws {
         for (key, value) in values {
             guard let setting = named(key) else {
-                throw ConfigurationError("\(source): unknown setting '\(key)'; known settings: \(all.map(\.name).joined(separator: ", "))")
+                throw ConfigurationError(
+                    "\(source): unknown setting \(excerpt(key)); known settings: \(all.map(\.name).joined(separator: ", "))")
+            }
+            if let text = value as? String, text.count > maxValueCharacters {
+                throw ConfigurationError(
+                    "\(source): setting '\(setting.name)' is \(excerpt(text)), longer than the limit of \(maxValueCharacters) characters: "
+                        + "give a shorter value")
             }
             guard setting.write(&config, value) else {
-                throw ConfigurationError("\(source): setting '\(key)' must be \(setting.expected), found '\(value)'")
+                throw ConfigurationError("\(source): setting '\(key)' must be \(setting.expected), found \(excerpt("\(value)"))")
             }
         }
     }
@@ -108,14 +132,15 @@ public struct TrainSetting: Sendable {
         var remaining = arguments[...]
         while let argument = remaining.popFirst() {
             guard argument.hasPrefix("--"), argument.count > 2 else {
-                throw ConfigurationError("unexpected argument '\(argument)': settings are written --name value (see --help)")
+                throw ConfigurationError("unexpected argument \(excerpt(argument)): settings are written --name value (see --help)")
             }
             let body = argument.dropFirst(2)
             let (name, inline) =
                 body.firstIndex(of: "=").map { (String(body[..<$0]), Optional(String(body[body.index(after: $0)...]))) }
                 ?? (String(body), nil)
             guard let setting = named(name) else {
-                throw ConfigurationError("unknown option '--\(name)'; settings: \(all.map { "--" + $0.name }.joined(separator: ", "))")
+                throw ConfigurationError(
+                    "unknown option \(excerpt("--" + name)); settings: \(all.map { "--" + $0.name }.joined(separator: ", "))")
             }
             if let inline {
                 pairs.append((setting.name, inline))
@@ -346,7 +371,7 @@ extension TrainSetting {
             name: name, kind: .text, help: help, range: choices.map { "one of " + $0.joined(separator: ", ") },
             write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
             isValid: { config in choices.map { $0.contains(config[keyPath: path]) } ?? true },
-            read: { "'\($0[keyPath: path])'" }, json: { $0[keyPath: path] })
+            read: { excerpt($0[keyPath: path]) }, json: { $0[keyPath: path] })
     }
 
     private static func optionalText(
@@ -357,7 +382,7 @@ extension TrainSetting {
             name: name, kind: .text, help: help, range: choices.map { "one of " + $0.joined(separator: ", ") },
             write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
             isValid: { config in config[keyPath: path].map { value in choices?.contains(value) ?? true } ?? true },
-            read: { $0[keyPath: path].map { "'\($0)'" } ?? "unset" }, json: { $0[keyPath: path] })
+            read: { $0[keyPath: path].map { excerpt($0) } ?? "unset" }, json: { $0[keyPath: path] })
     }
 
     private static func boolean(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool> & Sendable, _ help: String) -> TrainSetting {

@@ -62,6 +62,65 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(outcome.output.contains("\(binary): not a text file"), outcome.output)
     }
 
+    /// Issue 24 item 5: a config file cannot exhaust memory or time. A 400-byte alias bomb (ten
+    /// levels of nine aliases, 9^10 values expanded) used to allocate until the process died;
+    /// as a mapping key it hashed for minutes. Anchors, aliases, files over 1 MiB and values over
+    /// 4096 characters are refused at once, naming the limit, and a long value is cut in the message.
+    func testConfigFilesCannotExhaustMemoryAndLongValuesAreCut() throws {
+        let names = "abcdefghij".map(String.init)
+        var levels = ["a: &a [" + Array(repeating: "\"lol\"", count: 9).joined(separator: ",") + "]"]
+        for level in 1..<10 {
+            levels.append(
+                "\(names[level]): &\(names[level]) [" + Array(repeating: "*" + names[level - 1], count: 9).joined(separator: ",") + "]")
+        }
+        let bomb = levels.joined(separator: "\n") + "\n"
+        XCTAssertLessThan(bomb.utf8.count, 500)
+        let long = String(repeating: "d", count: 5000)
+        let cases: [(name: String, contents: String, expected: [String])] = [
+            ("alias-bomb", bomb, ["line 2, column 8: '*' begins a YAML alias", "aliases (*name) and anchors (&name) are not accepted"]),
+            ("alias-key-bomb", bomb + "? *j\n: 1\n", ["'*' begins a YAML alias"]),
+            ("flow-alias", "{\"epochs\":*e}\n", ["line 1, column 11: '*' begins a YAML alias"]),
+            ("anchor", "epochs: &e 3\n", ["line 1: the anchor &e: YAML anchors (&name) and aliases (*name, << merges) are not accepted"]),
+            (
+                "huge-file", "epochs: 3\n" + String(repeating: "# padding\n", count: 110_000),
+                ["the config file is larger than the limit of 1048576 bytes (1 MiB)"]
+            ),
+            (
+                "long-value", "data-dir: \(long)\n",
+                ["line 1: the value '\(long.prefix(60))…' (5000 characters) is longer than the limit of 4096 characters"]
+            ),
+        ]
+        for (name, contents, expected) in cases {
+            let file = try temporaryFile(name + ".yaml", contents)
+            let outcome = try pskd(["train", "--config", file, "--out", temporaryPath(name)])
+            XCTAssertNotEqual(outcome.status, 0, "\(name): \(outcome.output)")
+            for text in expected {
+                XCTAssertTrue(
+                    outcome.output.contains("\(file): " + text) || outcome.output.contains(text),
+                    "\(name): expected “\(text)” in \(outcome.output)")
+            }
+            XCTAssertTrue(outcome.output.contains(file), "\(name): the message names the file: \(outcome.output)")
+            XCTAssertLessThan(outcome.output.utf8.count, 2_000, "\(name): no value is echoed whole: \(outcome.output.prefix(2_000))")
+            XCTAssertLessThan(outcome.seconds, 20, "\(name) refused at once")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: temporaryPath(name)), "\(name): nothing was created")
+        }
+        // Quoted text and comments with a '*' inside a word still read.
+        let starred = try temporaryFile("starred.yaml", "epochs: 0 # 2*3\nout: \"\(temporaryPath("starred"))/a*b\"\n")
+        let refused = try pskd(["train", "--config", starred])
+        XCTAssertTrue(refused.output.contains("epochs must be 1...100000, got 0"), refused.output)
+        // The same limit on the command line, and a long unknown value is cut too.
+        let flag = try pskd(["train", "--data-dir", long])
+        XCTAssertTrue(
+            flag.output.contains(
+                "command line: setting 'data-dir' is '\(long.prefix(60))…' (5000 characters), longer than the limit of 4096 characters"),
+            flag.output)
+        XCTAssertLessThan(flag.output.utf8.count, 1_000, flag.output)
+        let wrongKind = try pskd(["train", "--epochs", String(repeating: "9x", count: 2000)])
+        XCTAssertTrue(wrongKind.output.contains("setting 'epochs' must be a whole number, found '9x9x"), wrongKind.output)
+        XCTAssertTrue(wrongKind.output.contains("…' (4000 characters)"), wrongKind.output)
+        XCTAssertLessThan(wrongKind.output.utf8.count, 1_000, wrongKind.output)
+    }
+
     func testMissingDataDirectoryNamesTheFileAndTheFix() throws {
         let outcome = try pskd(["train", "--data-dir", "/nonexistent-data", "--epochs", "1", "--out", temporaryPath("no-data")])
         XCTAssertNotEqual(outcome.status, 0)
