@@ -193,7 +193,8 @@ extension TrainSetting {
             "Features D per sample of --dataset synthetic, stored as one byte each (default 64).",
             range: "1...65536"
         ) { (1...65_536).contains($0) },
-        optionalText("data-dir", \.dataDirectory, "Directory of the data set's files (default: Debian's for Fashion-MNIST)."),
+        optionalText(
+            "data-dir", \.dataDirectory, "Directory of the data set's files (default: Debian's for Fashion-MNIST).", isPath: true),
         optionalInteger(
             "max-train-samples", \.maxTrainSamples, "Train on the first K samples only (default all).",
             range: "at least 1 (and one global batch)"
@@ -268,7 +269,7 @@ extension TrainSetting {
         optionalText(
             "teacher-checkpoint", \.teacherCheckpoint,
             "tf-kd-self's teacher, a model trained before (normally the same network with --policy ce): its run "
-                + "directory (newest complete checkpoint) or a checkpoint folder."),
+                + "directory (newest complete checkpoint) or a checkpoint folder.", isPath: true),
         seedSetting,
         optionalInteger(
             "crop-padding", \.cropPadding, "Random-crop zero padding (default 4 for CIFAR, 0 otherwise).",
@@ -287,7 +288,9 @@ extension TrainSetting {
             "threads", \.threads, "Threads per rank for products and elementwise passes (default: the CPUs the rank is bound to).",
             range: "1...1024"
         ) { (1...1024).contains($0) },
-        text("out", \.outputDirectory, "Run directory for config.json, metrics.jsonl and checkpoints/ (default runs/latest)."),
+        text(
+            "out", \.outputDirectory, "Run directory for config.json, metrics.jsonl and checkpoints/ (default runs/latest).",
+            isPath: true),
         toggle(
             "resume", \.resume,
             "Continue the run in the run directory from its newest complete checkpoint, with its config.json's settings."),
@@ -363,25 +366,33 @@ extension TrainSetting {
             read: { $0[keyPath: path].map { String($0) } ?? "unset" }, json: { $0[keyPath: path] })
     }
 
+    /// What a path setting's range says: an empty path names no file (`--out ""` read as the
+    /// current directory, and its messages as "Error:  already holds a run").
+    private static let pathRange = "a non-empty path"
+
     private static func text(
         _ name: String, _ path: WritableKeyPath<TrainConfig, String> & Sendable, _ help: String,
-        choices: [String]? = nil
+        choices: [String]? = nil, isPath: Bool = false
     ) -> TrainSetting {
         TrainSetting(
-            name: name, kind: .text, help: help, range: choices.map { "one of " + $0.joined(separator: ", ") },
+            name: name, kind: .text, help: help, range: isPath ? pathRange : choices.map { "one of " + $0.joined(separator: ", ") },
             write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
-            isValid: { config in choices.map { $0.contains(config[keyPath: path]) } ?? true },
+            isValid: { config in
+                isPath ? !config[keyPath: path].isEmpty : choices.map { $0.contains(config[keyPath: path]) } ?? true
+            },
             read: { excerpt($0[keyPath: path]) }, json: { $0[keyPath: path] })
     }
 
     private static func optionalText(
         _ name: String, _ path: WritableKeyPath<TrainConfig, String?> & Sendable, _ help: String,
-        choices: [String]? = nil
+        choices: [String]? = nil, isPath: Bool = false
     ) -> TrainSetting {
         TrainSetting(
-            name: name, kind: .text, help: help, range: choices.map { "one of " + $0.joined(separator: ", ") },
+            name: name, kind: .text, help: help, range: isPath ? pathRange : choices.map { "one of " + $0.joined(separator: ", ") },
             write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
-            isValid: { config in config[keyPath: path].map { value in choices?.contains(value) ?? true } ?? true },
+            isValid: { config in
+                config[keyPath: path].map { value in isPath ? !value.isEmpty : choices?.contains(value) ?? true } ?? true
+            },
             read: { $0[keyPath: path].map { excerpt($0) } ?? "unset" }, json: { $0[keyPath: path] })
     }
 

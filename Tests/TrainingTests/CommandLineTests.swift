@@ -135,6 +135,8 @@ final class CommandLineTests: XCTestCase {
             (["train", "--batch-size", "-4"], "batch-size must be at least 2"),
             (["train", "--prefetch", "-1"], "prefetch must be 0...64, got -1"),
             (["train", "--threads", "0"], "threads must be 1...1024, got 0"),
+            (["train", "--out", ""], "out must be a non-empty path, got ''"),
+            (["train", "--data-dir=", "--out", temporaryPath("empty-data-dir")], "data-dir must be a non-empty path, got ''"),
             (["train", "--lr", "inf"], "lr must be a positive finite number, got inf"),
             (["train", "--ece-bins", "100000000"], "ece-bins must be 1...1000, got 100000000"),
             (["train", "--milestones", "5,0,-3"], "milestones must be increasing epochs ≥ 1"),

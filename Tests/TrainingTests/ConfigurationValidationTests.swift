@@ -56,6 +56,9 @@ final class ConfigurationValidationTests: XCTestCase {
         ("stall-timeout", { $0.stallTimeout = 0.5 }, "0.5"),
         ("stall-timeout", { $0.stallTimeout = -3 }, "-3.0"),
         ("stall-timeout", { $0.stallTimeout = .infinity }, "inf"),
+        ("out", { $0.outputDirectory = "" }, "got ''"),
+        ("data-dir", { $0.dataDirectory = "" }, "got ''"),
+        ("teacher-checkpoint", { $0.teacherCheckpoint = "" }, "got ''"),
     ]
 
     func testEverySettingOutsideItsRangeIsRefusedByName() {
