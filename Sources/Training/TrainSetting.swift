@@ -106,6 +106,45 @@ public struct TrainSetting: Sendable {
         }
     }
 
+    /// Settings that only the command line may give: whether this job continues or replaces the
+    /// run in `--out` is decided each time a job is started, never by a file that may be reused
+    /// for other runs (an `overwrite: true` in a shared file replaced runs silently).
+    public static let commandLineOnly: Set<String> = ["resume", "overwrite"]
+
+    /// Throws, naming the first of `keys` (a config file's, read from `source`) that is in
+    /// `commandLineOnly`.
+    public static func refuseCommandLineOnly(_ keys: [String], source: String) throws {
+        for key in keys.sorted() {
+            guard let setting = named(key), commandLineOnly.contains(setting.name) else { continue }
+            throw ConfigurationError(
+                "\(source): setting '\(key)' is a command-line switch only (whether a job continues or replaces a run "
+                    + "is decided each time, not by a file): remove it from the file and give --\(setting.name) on the command line")
+        }
+    }
+
+    /// The settings that some policy reads (the union of `TrainingPolicy.settingNames`): each
+    /// of them is given only with a policy that reads it.
+    public static var policySettings: Set<String> { Set(TrainingPolicies.all.flatMap { $0.settingNames }) }
+
+    /// Throws when one of `given` (setting name → where it was given: a file, "command line")
+    /// is a policy's setting that `config.policy` does not read, and its value differs from the
+    /// default (a default, such as a saved config.json's `alpha-t: 0.8`, changes nothing),
+    /// naming the setting, the policy and the policies that read it.
+    public static func refuseUnread(_ given: [String: String], by config: TrainConfig) throws {
+        guard let policy = TrainingPolicies.named(config.policy) else { return }  // the range check names it
+        let (values, defaults) = (values(of: config), values(of: TrainConfig()))
+        for (key, source) in given.sorted(by: { $0.key < $1.key }) {
+            guard let name = named(key)?.name, policySettings.contains(name), !policy.settingNames.contains(name) else { continue }
+            let value = values[name].map { "\($0)" }, standard = defaults[name].map { "\($0)" }
+            guard value != standard else { continue }
+            let readers = TrainingPolicies.all.filter { $0.settingNames.contains(name) }.map { $0.name }
+            throw ConfigurationError(
+                "\(source): setting '\(name)' is not read by policy \(config.policy), so it would be ignored; "
+                    + "\(readers.joined(separator: ", ")) \(readers.count == 1 ? "reads" : "read") it: drop '\(name)', "
+                    + "or choose \(readers.count == 1 ? "that policy" : "one of those policies")")
+        }
+    }
+
     /// Applies `values` (setting name → a value of its kind) in order; `source` names where they
     /// came from.
     public static func apply(_ values: [(key: String, value: Any)], to config: inout TrainConfig, source: String) throws {

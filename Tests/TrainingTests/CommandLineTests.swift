@@ -121,6 +121,56 @@ final class CommandLineTests: XCTestCase {
         XCTAssertLessThan(wrongKind.output.utf8.count, 1_000, wrongKind.output)
     }
 
+    /// Issue 24: `overwrite: true` in a config file replaced an existing run; `overwrite` and
+    /// `resume` are command-line switches only, and a file giving one is refused by name.
+    func testResumeAndOverwriteAreCommandLineSwitchesOnly() throws {
+        for key in ["overwrite", "resume"] {
+            let out = temporaryPath("file-\(key)")
+            let file = try temporaryFile("\(key).yaml", "epochs: 1\n\(key): true\nout: \(out)\n")
+            let outcome = try pskd(["train", "--config", file])
+            XCTAssertNotEqual(outcome.status, 0, outcome.output)
+            XCTAssertTrue(
+                outcome.output.contains(
+                    "\(file): setting '\(key)' is a command-line switch only (whether a job continues or replaces a run is decided "
+                        + "each time, not by a file): remove it from the file and give --\(key) on the command line"), outcome.output)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "nothing was created")
+        }
+    }
+
+    /// Issue 24: `--policy ce --teacher-checkpoint X` ignored the flag silently. A setting the
+    /// chosen policy does not read is refused, from the command line or a file, naming the
+    /// policy and which policies read it; its default value is accepted.
+    func testSettingsThePolicyDoesNotReadAreRefused() throws {
+        let cases: [([String], String)] = [
+            (
+                ["train", "--policy", "ce", "--teacher-checkpoint", "runs/ce"],
+                "command line: setting 'teacher-checkpoint' is not read by policy ce, so it would be ignored; tf-kd-self reads it: "
+                    + "drop 'teacher-checkpoint', or choose that policy"
+            ),
+            (
+                ["train", "--policy", "ls", "--alpha-t", "0.5"],
+                "setting 'alpha-t' is not read by policy ls, so it would be ignored; pskd reads it"
+            ),
+            (
+                ["train", "--policy", "ce", "--kd-weight", "2"],
+                "setting 'kd-weight' is not read by policy ce, so it would be ignored; cs-kd, tf-kd-self, tf-kd-reg read it: "
+                    + "drop 'kd-weight', or choose one of those policies"
+            ),
+            (["train", "--teacher", "sharded", "--policy", "tf-kd-reg"], "setting 'teacher' is not read by policy tf-kd-reg"),
+        ]
+        for (arguments, expected) in cases {
+            let outcome = try pskd(arguments + ["--out", temporaryPath("unread")])
+            XCTAssertNotEqual(outcome.status, 0, "\(arguments): \(outcome.output)")
+            XCTAssertTrue(outcome.output.contains(expected), "\(arguments): expected “\(expected)” in \(outcome.output)")
+        }
+        let file = try temporaryFile("unread.yaml", "label_smoothing: 0.2\n")
+        let fromFile = try pskd(["train", "--config", file, "--out", temporaryPath("unread")])
+        XCTAssertTrue(fromFile.output.contains("\(file): setting 'label-smoothing' is not read by policy pskd"), fromFile.output)
+        // The defaults (as experiment.sh gives every policy) pass on to the next check.
+        let defaults = try pskd(["train", "--policy", "ce", "--alpha-t", "0.8", "--label-smoothing", "0.1", "--epochs", "0"])
+        XCTAssertTrue(defaults.output.contains("epochs must be 1...100000, got 0"), defaults.output)
+    }
+
     func testMissingDataDirectoryNamesTheFileAndTheFix() throws {
         let outcome = try pskd(["train", "--data-dir", "/nonexistent-data", "--epochs", "1", "--out", temporaryPath("no-data")])
         XCTAssertNotEqual(outcome.status, 0)
