@@ -62,15 +62,17 @@ public struct TrainSetting: Sendable {
     /// `text` for messages: whole and quoted when it is at most `limit` characters, otherwise its
     /// first `limit` characters and its length (`'aaaa…' (50000000 characters)`), so a long value
     /// never floods a message.
-    public static func excerpt(_ text: String, limit: Int = 60) -> String {
+    /// (`quoted: false` leaves out the quotes, for JSON text that has its own.)
+    public static func excerpt(_ text: String, limit: Int = 60, quoted: Bool = true) -> String {
         var count = 0
         var end = text.startIndex
         while end < text.endIndex, count <= limit {
             end = text.index(after: end)
             count += 1
         }
-        guard count > limit else { return "'\(text)'" }
-        return "'\(text.prefix(limit))…' (\(text.count) characters)"
+        let quote = quoted ? "'" : ""
+        guard count > limit else { return quote + text + quote }
+        return "\(quote)\(text.prefix(limit))…\(quote) (\(text.count) characters)"
     }
 
     /// The setting named `name` (with `_` read as `-`), or nil.
