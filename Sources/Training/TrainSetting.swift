@@ -98,6 +98,20 @@ public struct TrainSetting: Sendable {
         }
     }
 
+    /// Checks one value of the setting `name` against the table's range, for the other commands
+    /// that take the same setting (`pskd info --threads`, `pskd bench --threads`): throws
+    /// "--threads must be 1...1024, got 0" when it is out of range.
+    public static func check(_ name: String, _ value: Any) throws {
+        guard let setting = named(name) else { preconditionFailure("\(name) is not a setting of TrainSetting.all") }
+        var config = TrainConfig()
+        guard setting.write(&config, value) else {
+            throw ConfigurationError("--\(name) must be \(setting.expected), got \(excerpt("\(value)"))")
+        }
+        guard setting.isValid(config) else {
+            throw ConfigurationError("--\(name) must be \(setting.range ?? setting.expected), got \(setting.read(config))")
+        }
+    }
+
     /// Throws if a file names a setting twice (`batch_size` and `batch-size`). (On a command
     /// line a later flag overrides an earlier one, as scripts expect.)
     public static func refuseRepeats(_ keys: [String], source: String) throws {
