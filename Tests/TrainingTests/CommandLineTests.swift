@@ -92,7 +92,8 @@ final class CommandLineTests: XCTestCase {
         ]
         for (name, contents, expected) in cases {
             let file = try temporaryFile(name + ".yaml", contents)
-            let outcome = try pskd(["train", "--config", file, "--out", temporaryPath(name)])
+            let out = temporaryPath(name)
+            let outcome = try pskd(["train", "--config", file, "--out", out])
             XCTAssertNotEqual(outcome.status, 0, "\(name): \(outcome.output)")
             for text in expected {
                 XCTAssertTrue(
@@ -102,7 +103,7 @@ final class CommandLineTests: XCTestCase {
             XCTAssertTrue(outcome.output.contains(file), "\(name): the message names the file: \(outcome.output)")
             XCTAssertLessThan(outcome.output.utf8.count, 2_000, "\(name): no value is echoed whole: \(outcome.output.prefix(2_000))")
             XCTAssertLessThan(outcome.seconds, 20, "\(name) refused at once")
-            XCTAssertFalse(FileManager.default.fileExists(atPath: temporaryPath(name)), "\(name): nothing was created")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(name): nothing was created")
         }
         // Quoted text and comments with a '*' inside a word still read.
         let starred = try temporaryFile("starred.yaml", "epochs: 0 # 2*3\nout: \"\(temporaryPath("starred"))/a*b\"\n")
