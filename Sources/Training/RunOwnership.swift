@@ -35,54 +35,91 @@ final class RunOwnership {
     private let descriptor: Int32
 
     /// Creates `directory` if needed, takes its lock, and checks (or, with `overwrite`, clears)
-    /// what it holds. Throws a `ConfigurationError` naming the problem and the fix.
+    /// what it holds. Throws a `ConfigurationError` naming the problem and the fix; a refused
+    /// directory is left as it was (the lock file and any directory created here are removed).
     init(directory path: String, resume: Bool, overwrite: Bool) throws {
         let directory = URL(fileURLWithPath: path, isDirectory: true)
+        guard !path.isEmpty else {
+            throw ConfigurationError("--out is empty: give the run directory's path (default runs/latest)")
+        }
         guard !(resume && overwrite) else {
             throw ConfigurationError("--resume continues the run in \(path), --overwrite replaces it: give one of them")
         }
-        try Self.makeDirectories(path)
-        descriptor = try Self.lock(directory.appendingPathComponent(Self.lockName).path, runDirectory: path)
+        if resume, !FileManager.default.fileExists(atPath: path) {
+            throw ConfigurationError(
+                "--resume: the run directory \(path) does not exist, so there is no run to continue (a mistyped --out?): "
+                    + "give the directory of the run to continue, or drop --resume to start a new run there")
+        }
+        let created = try Self.makeDirectories(path)
+        let lockPath = directory.appendingPathComponent(Self.lockName).path
+        let (fd, createdLock): (Int32, Bool)
+        do {
+            (fd, createdLock) = try Self.lock(lockPath, runDirectory: path)
+        } catch {
+            Self.remove(directories: created)
+            throw error
+        }
         do {
             let held = try Self.contents(of: directory).subtracting([Self.lockName])
             if overwrite {
                 try Self.clear(directory, held: held)
             } else if !resume, !held.isEmpty {
                 throw ConfigurationError(
-                    "\(path) already holds a run (\(held.sorted().joined(separator: ", "))): "
+                    "\(path) already holds a run (\(held.sorted().prefix(5).joined(separator: ", "))\(held.count > 5 ? ", …" : "")): "
                         + "give --resume to continue it, --overwrite to replace it, or another --out")
             } else if resume, held.contains(Self.stallReportName) {
                 try Self.moveStallReportAside(in: directory)
             }
         } catch {
-            close(descriptor)
+            if createdLock { unlink(lockPath) }
+            close(fd)
+            Self.remove(directories: created)
             throw error
         }
+        descriptor = fd
     }
 
     deinit { close(descriptor) }
 
-    /// `mkdir -p path`, naming the component that fails and the system's reason.
-    private static func makeDirectories(_ path: String) throws {
+    /// `mkdir -p path`, naming the component that fails and the system's reason; returns the
+    /// directories it created, outermost first (and removes them again when it fails).
+    private static func makeDirectories(_ path: String) throws -> [String] {
         var current = path.hasPrefix("/") ? "" : "."
+        var created: [String] = []
         for component in path.split(separator: "/") {
             current += "/" + component
             var status = stat()
             if stat(current, &status) == 0 {
                 guard status.st_mode & S_IFMT == S_IFDIR else {
+                    remove(directories: created)
                     throw ConfigurationError(
                         "cannot create the run directory \(path): \(current) is a file, not a directory; choose another --out")
                 }
-            } else if mkdir(current, 0o755) != 0 && errno != EEXIST {
-                throw ConfigurationError(
-                    "cannot create the run directory \(path): \(current): \(String(cString: strerror(errno))); choose another --out")
+            } else if mkdir(current, 0o755) == 0 {
+                created.append(current)
+            } else if errno != EEXIST {
+                let reason = String(cString: strerror(errno))
+                remove(directories: created)
+                throw ConfigurationError("cannot create the run directory \(path): \(current): \(reason); choose another --out")
             }
         }
+        return created
     }
 
-    /// Opens and locks `lockPath` without waiting, then writes this process's identity into it.
-    private static func lock(_ lockPath: String, runDirectory: String) throws -> Int32 {
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+    /// Removes `directories` (made by `makeDirectories`), innermost first, if they are still empty.
+    private static func remove(directories: [String]) {
+        for directory in directories.reversed() { rmdir(directory) }
+    }
+
+    /// Opens (creating it if needed) and locks `lockPath` without waiting, then writes this
+    /// process's identity into it; returns the descriptor and whether it created the file.
+    private static func lock(_ lockPath: String, runDirectory: String) throws -> (Int32, created: Bool) {
+        var created = true
+        var fd = open(lockPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        if fd < 0, errno == EEXIST {
+            created = false
+            fd = open(lockPath, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
+        }
         guard fd >= 0 else {
             throw ConfigurationError("cannot open the lock \(lockPath): \(String(cString: strerror(errno))); choose another --out")
         }
@@ -104,7 +141,7 @@ final class RunOwnership {
         let identity = "host \(hostName()), pid \(getpid()), since \(ISO8601DateFormatter().string(from: Date()))\n"
         _ = ftruncate(fd, 0)
         _ = identity.withCString { pwrite(fd, $0, strlen($0), 0) }
-        return fd
+        return (fd, created)
     }
 
     /// Renames the stall report of an earlier job, `stall.json`, to `stall-<UTC time it was

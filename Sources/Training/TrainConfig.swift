@@ -149,6 +149,27 @@ public struct TrainConfig: Sendable, Codable, Equatable {
         }
     }
 
+    /// Throws, naming them with both values, if settings that `--resume` may not change differ
+    /// from those the checkpoint `folder` stored when it was written (`trained`): the run's
+    /// `config.json` was edited between jobs, and resuming would silently train on with other
+    /// settings than the ones that made the checkpoint.
+    public func checkMatches(checkpoint trained: TrainConfig, folder: String, runDirectory: String) throws {
+        let (mine, theirs) = (try canonicalSettings(), try trained.canonicalSettings())
+        let fixed = Set(mine.keys).union(theirs.keys).subtracting(Self.instanceKeys).subtracting(Self.changeableOnResume)
+        let changed = fixed.sorted().filter { mine[$0] != theirs[$0] }
+        guard changed.isEmpty else {
+            let listed = changed.map {
+                "\($0) (the checkpoint: \(TrainSetting.excerpt(theirs[$0] ?? "unset", quoted: false)), "
+                    + "now: \(TrainSetting.excerpt(mine[$0] ?? "unset", quoted: false)))"
+            }
+            throw ConfigurationError(
+                "--resume: the checkpoint \(folder) was trained with other settings than \(runDirectory)/config.json and this "
+                    + "command give: \(listed.joined(separator: ", ")); config.json was changed after the run began. Put the "
+                    + "checkpoint's values back in config.json (or give them as flags) to continue the run, or train a new run with another --out"
+            )
+        }
+    }
+
     /// The shape of `--dataset synthetic`: the `synthetic-*` settings, `SyntheticShape.standard`'s
     /// where unset.
     public var syntheticShape: SyntheticShape {

@@ -55,6 +55,26 @@ public struct TrainSetting: Sendable {
             }()
     }
 
+    /// The longest text value a setting takes, from any source (4096 characters: Linux's
+    /// `PATH_MAX`, so any path fits).
+    public static let maxValueCharacters = 4096
+
+    /// `text` for messages: whole and quoted when it is at most `limit` characters, otherwise its
+    /// first `limit` characters and its length (`'aaaa…' (50000000 characters)`), so a long value
+    /// never floods a message.
+    /// (`quoted: false` leaves out the quotes, for JSON text that has its own.)
+    public static func excerpt(_ text: String, limit: Int = 60, quoted: Bool = true) -> String {
+        var count = 0
+        var end = text.startIndex
+        while end < text.endIndex, count <= limit {
+            end = text.index(after: end)
+            count += 1
+        }
+        let quote = quoted ? "'" : ""
+        guard count > limit else { return quote + text + quote }
+        return "\(quote)\(text.prefix(limit))…\(quote) (\(text.count) characters)"
+    }
+
     /// The setting named `name` (with `_` read as `-`), or nil.
     public static func named(_ name: String) -> TrainSetting? {
         let key = name.replacingOccurrences(of: "_", with: "-")
@@ -78,6 +98,20 @@ public struct TrainSetting: Sendable {
         }
     }
 
+    /// Checks one value of the setting `name` against the table's range, for the other commands
+    /// that take the same setting (`pskd info --threads`, `pskd bench --threads`): throws
+    /// "--threads must be 1...1024, got 0" when it is out of range.
+    public static func check(_ name: String, _ value: Any) throws {
+        guard let setting = named(name) else { preconditionFailure("\(name) is not a setting of TrainSetting.all") }
+        var config = TrainConfig()
+        guard setting.write(&config, value) else {
+            throw ConfigurationError("--\(name) must be \(setting.expected), got \(excerpt("\(value)"))")
+        }
+        guard setting.isValid(config) else {
+            throw ConfigurationError("--\(name) must be \(setting.range ?? setting.expected), got \(setting.read(config))")
+        }
+    }
+
     /// Throws if a file names a setting twice (`batch_size` and `batch-size`). (On a command
     /// line a later flag overrides an earlier one, as scripts expect.)
     public static func refuseRepeats(_ keys: [String], source: String) throws {
@@ -88,15 +122,60 @@ public struct TrainSetting: Sendable {
         }
     }
 
+    /// Settings that only the command line may give: whether this job continues or replaces the
+    /// run in `--out` is decided each time a job is started, never by a file that may be reused
+    /// for other runs (an `overwrite: true` in a shared file replaced runs silently).
+    public static let commandLineOnly: Set<String> = ["resume", "overwrite"]
+
+    /// Throws, naming the first of `keys` (a config file's, read from `source`) that is in
+    /// `commandLineOnly`.
+    public static func refuseCommandLineOnly(_ keys: [String], source: String) throws {
+        for key in keys.sorted() {
+            guard let setting = named(key), commandLineOnly.contains(setting.name) else { continue }
+            throw ConfigurationError(
+                "\(source): setting '\(key)' is a command-line switch only (whether a job continues or replaces a run "
+                    + "is decided each time, not by a file): remove it from the file and give --\(setting.name) on the command line")
+        }
+    }
+
+    /// The settings that some policy reads (the union of `TrainingPolicy.settingNames`): each
+    /// of them is given only with a policy that reads it.
+    public static var policySettings: Set<String> { Set(TrainingPolicies.all.flatMap { $0.settingNames }) }
+
+    /// Throws when one of `given` (setting name → where it was given: a file, "command line")
+    /// is a policy's setting that `config.policy` does not read, and its value differs from the
+    /// default (a default, such as a saved config.json's `alpha-t: 0.8`, changes nothing),
+    /// naming the setting, the policy and the policies that read it.
+    public static func refuseUnread(_ given: [String: String], by config: TrainConfig) throws {
+        guard let policy = TrainingPolicies.named(config.policy) else { return }  // the range check names it
+        let (values, defaults) = (values(of: config), values(of: TrainConfig()))
+        for (key, source) in given.sorted(by: { $0.key < $1.key }) {
+            guard let name = named(key)?.name, policySettings.contains(name), !policy.settingNames.contains(name) else { continue }
+            let value = values[name].map { "\($0)" }, standard = defaults[name].map { "\($0)" }
+            guard value != standard else { continue }
+            let readers = TrainingPolicies.all.filter { $0.settingNames.contains(name) }.map { $0.name }
+            throw ConfigurationError(
+                "\(source): setting '\(name)' is not read by policy \(config.policy), so it would be ignored; "
+                    + "\(readers.joined(separator: ", ")) \(readers.count == 1 ? "reads" : "read") it: drop '\(name)', "
+                    + "or choose \(readers.count == 1 ? "that policy" : "one of those policies")")
+        }
+    }
+
     /// Applies `values` (setting name → a value of its kind) in order; `source` names where they
     /// came from.
     public static func apply(_ values: [(key: String, value: Any)], to config: inout TrainConfig, source: String) throws {
         for (key, value) in values {
             guard let setting = named(key) else {
-                throw ConfigurationError("\(source): unknown setting '\(key)'; known settings: \(all.map(\.name).joined(separator: ", "))")
+                throw ConfigurationError(
+                    "\(source): unknown setting \(excerpt(key)); known settings: \(all.map(\.name).joined(separator: ", "))")
+            }
+            if let text = value as? String, text.count > maxValueCharacters {
+                throw ConfigurationError(
+                    "\(source): setting '\(setting.name)' is \(excerpt(text)), longer than the limit of \(maxValueCharacters) characters: "
+                        + "give a shorter value")
             }
             guard setting.write(&config, value) else {
-                throw ConfigurationError("\(source): setting '\(key)' must be \(setting.expected), found '\(value)'")
+                throw ConfigurationError("\(source): setting '\(key)' must be \(setting.expected), found \(excerpt("\(value)"))")
             }
         }
     }
@@ -108,14 +187,15 @@ public struct TrainSetting: Sendable {
         var remaining = arguments[...]
         while let argument = remaining.popFirst() {
             guard argument.hasPrefix("--"), argument.count > 2 else {
-                throw ConfigurationError("unexpected argument '\(argument)': settings are written --name value (see --help)")
+                throw ConfigurationError("unexpected argument \(excerpt(argument)): settings are written --name value (see --help)")
             }
             let body = argument.dropFirst(2)
             let (name, inline) =
                 body.firstIndex(of: "=").map { (String(body[..<$0]), Optional(String(body[body.index(after: $0)...]))) }
                 ?? (String(body), nil)
             guard let setting = named(name) else {
-                throw ConfigurationError("unknown option '--\(name)'; settings: \(all.map { "--" + $0.name }.joined(separator: ", "))")
+                throw ConfigurationError(
+                    "unknown option \(excerpt("--" + name)); settings: \(all.map { "--" + $0.name }.joined(separator: ", "))")
             }
             if let inline {
                 pairs.append((setting.name, inline))
@@ -168,7 +248,8 @@ extension TrainSetting {
             "Features D per sample of --dataset synthetic, stored as one byte each (default 64).",
             range: "1...65536"
         ) { (1...65_536).contains($0) },
-        optionalText("data-dir", \.dataDirectory, "Directory of the data set's files (default: Debian's for Fashion-MNIST)."),
+        optionalText(
+            "data-dir", \.dataDirectory, "Directory of the data set's files (default: Debian's for Fashion-MNIST).", isPath: true),
         optionalInteger(
             "max-train-samples", \.maxTrainSamples, "Train on the first K samples only (default all).",
             range: "at least 1 (and one global batch)"
@@ -243,7 +324,7 @@ extension TrainSetting {
         optionalText(
             "teacher-checkpoint", \.teacherCheckpoint,
             "tf-kd-self's teacher, a model trained before (normally the same network with --policy ce): its run "
-                + "directory (newest complete checkpoint) or a checkpoint folder."),
+                + "directory (newest complete checkpoint) or a checkpoint folder.", isPath: true),
         seedSetting,
         optionalInteger(
             "crop-padding", \.cropPadding, "Random-crop zero padding (default 4 for CIFAR, 0 otherwise).",
@@ -262,7 +343,9 @@ extension TrainSetting {
             "threads", \.threads, "Threads per rank for products and elementwise passes (default: the CPUs the rank is bound to).",
             range: "1...1024"
         ) { (1...1024).contains($0) },
-        text("out", \.outputDirectory, "Run directory for config.json, metrics.jsonl and checkpoints/ (default runs/latest)."),
+        text(
+            "out", \.outputDirectory, "Run directory for config.json, metrics.jsonl and checkpoints/ (default runs/latest).",
+            isPath: true),
         toggle(
             "resume", \.resume,
             "Continue the run in the run directory from its newest complete checkpoint, with its config.json's settings."),
@@ -338,26 +421,34 @@ extension TrainSetting {
             read: { $0[keyPath: path].map { String($0) } ?? "unset" }, json: { $0[keyPath: path] })
     }
 
+    /// What a path setting's range says: an empty path names no file (`--out ""` read as the
+    /// current directory, and its messages as "Error:  already holds a run").
+    private static let pathRange = "a non-empty path"
+
     private static func text(
         _ name: String, _ path: WritableKeyPath<TrainConfig, String> & Sendable, _ help: String,
-        choices: [String]? = nil
+        choices: [String]? = nil, isPath: Bool = false
     ) -> TrainSetting {
         TrainSetting(
-            name: name, kind: .text, help: help, range: choices.map { "one of " + $0.joined(separator: ", ") },
+            name: name, kind: .text, help: help, range: isPath ? pathRange : choices.map { "one of " + $0.joined(separator: ", ") },
             write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
-            isValid: { config in choices.map { $0.contains(config[keyPath: path]) } ?? true },
-            read: { "'\($0[keyPath: path])'" }, json: { $0[keyPath: path] })
+            isValid: { config in
+                isPath ? !config[keyPath: path].isEmpty : choices.map { $0.contains(config[keyPath: path]) } ?? true
+            },
+            read: { excerpt($0[keyPath: path]) }, json: { $0[keyPath: path] })
     }
 
     private static func optionalText(
         _ name: String, _ path: WritableKeyPath<TrainConfig, String?> & Sendable, _ help: String,
-        choices: [String]? = nil
+        choices: [String]? = nil, isPath: Bool = false
     ) -> TrainSetting {
         TrainSetting(
-            name: name, kind: .text, help: help, range: choices.map { "one of " + $0.joined(separator: ", ") },
+            name: name, kind: .text, help: help, range: isPath ? pathRange : choices.map { "one of " + $0.joined(separator: ", ") },
             write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
-            isValid: { config in config[keyPath: path].map { value in choices?.contains(value) ?? true } ?? true },
-            read: { $0[keyPath: path].map { "'\($0)'" } ?? "unset" }, json: { $0[keyPath: path] })
+            isValid: { config in
+                config[keyPath: path].map { value in isPath ? !value.isEmpty : choices?.contains(value) ?? true } ?? true
+            },
+            read: { $0[keyPath: path].map { excerpt($0) } ?? "unset" }, json: { $0[keyPath: path] })
     }
 
     private static func boolean(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool> & Sendable, _ help: String) -> TrainSetting {

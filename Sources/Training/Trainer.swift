@@ -101,6 +101,8 @@ public final class Trainer {
         }
         let folder = checkpoints.folder(epoch: Int(chosen))
         let snapshot = try checkpoints.load(folder)
+        try config.checkMatches(
+            checkpoint: try snapshot.configuration(source: folder.path), folder: folder.path, runDirectory: config.outputDirectory)
         try snapshot.restore(into: model, optimizer: step.optimizer, teacher: teacher, source: folder.path)
         guard snapshot.epoch <= config.epochs else {
             throw ConfigurationError(

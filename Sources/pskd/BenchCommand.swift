@@ -23,10 +23,13 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Model: \(ModelZoo.names.joined(separator: ", ")).") var model = "mlp"
     @Option(help: "The data set whose image shape and class count the random samples have (no files are read).")
     var dataset = DatasetSpec.fashionMNIST.name
-    @Option(name: .customLong("batch-size"), help: "Samples per step on each rank.") var batchSize = 128
-    @Option(help: "Threads per rank for products and elementwise passes (default: the CPUs the rank is bound to).") var threads: Int?
-    @Option(help: "Timed steps per policy (default: 40 for mlp, 10 otherwise).") var steps: Int?
-    @Option(help: "Untimed warm-up steps.") var warmup = 3
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Samples per step on each rank.") var batchSize = 128
+    @Option(
+        parsing: .unconditional,
+        help: "Threads per rank for products and elementwise passes, 1...1024 (default: the CPUs the rank is bound to).")
+    var threads: Int?
+    @Option(parsing: .unconditional, help: "Timed steps per policy, 1...100000 (default: 40 for mlp, 10 otherwise).") var steps: Int?
+    @Option(parsing: .unconditional, help: "Untimed warm-up steps, 0...100000.") var warmup = 3
     @Option(help: "Convolution algorithm: automatic (Winograd for 3×3 stride-1 layers with ≥ 8 channels, else im2col), im2col, winograd.")
     var convolution = ConvolutionAlgorithm.automatic
     @Option(help: "PS-KD's teacher table: replicated (all-gathered every step) or sharded (routed to its next reader).")
@@ -50,7 +53,9 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("unknown data set '\(dataset)': choose one of \(DatasetSpec.names.joined(separator: ", "))")
         }
         guard batchSize > 1 else { throw ValidationError("--batch-size must be at least 2, got \(batchSize)") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        if let threads { try TrainSetting.check("threads", threads) }  // as pskd train's
+        if let steps, !(1...100_000).contains(steps) { throw ValidationError("--steps must be 1...100000, got \(steps)") }
+        guard (0...100_000).contains(warmup) else { throw ValidationError("--warmup must be 0...100000, got \(warmup)") }
         guard ["replicated", "sharded"].contains(teacher) else {
             throw ValidationError("--teacher must be replicated or sharded, got '\(teacher)'")
         }

@@ -4,27 +4,164 @@ import Yams
 
 /// A `--config` file: YAML or JSON (JSON is YAML) mapping setting names to values, read into
 /// (name, value) pairs for `TrainSetting.apply`.
+///
+/// A config file cannot make pskd exhaust memory or time: the file is at most `maxBytes`, YAML
+/// anchors and aliases (`&name`, `*name`, and so `<<` merges) are refused altogether (a flat
+/// mapping of settings has no use for them, and ten levels of nine aliases in 500 bytes expand
+/// to 3.5 billion values; `refuseAliases` says how), the document is composed into a `Node` tree (which shares what an
+/// alias repeats, so composing costs what the file's events cost) and walked with a budget of
+/// `maxNodes` before anything converts it, and each value is at most
+/// `TrainSetting.maxValueCharacters`. `checkedDocument(_:source:)` is that check alone, so a
+/// later move to Yams' `YAMLDecoder` decodes its `Node` (`YAMLDecoder().decode(_:from: node)`).
 enum ConfigurationFile {
+    /// The largest config file read (1 MiB; a file of every setting is under 4 KiB).
+    static let maxBytes = 1 << 20
+    /// The most nodes (scalars, lists, mappings) a config file may hold.
+    static let maxNodes = 10_000
+
     /// The settings of a YAML or JSON file (JSON is YAML), as a flat mapping.
     static func load(_ path: String) throws -> [(key: String, value: Any)] {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        let text = try readText(path)
+        let root = try checkedDocument(text, source: path)
+        guard case .mapping(let mapping)? = root else {
+            throw ConfigurationError(
+                "\(path): expected a mapping of settings such as 'epochs: 10', found \(root.map(describe) ?? "an empty file")")
+        }
+        var pairs: [(key: String, value: Any)] = []
+        for (key, value) in mapping {
+            guard let name = key.string, key.scalar != nil else {
+                throw ConfigurationError("\(path): a setting's name must be text such as 'epochs', found \(describe(key))")
+            }
+            pairs.append((name, value.any))
+        }
+        try TrainSetting.refuseRepeats(pairs.map(\.key), source: path)
+        return pairs.sorted { $0.key < $1.key }
+    }
+
+    /// The file's text, refused when it cannot be read, is larger than `maxBytes` (checked before
+    /// it is read whole) or is not text.
+    private static func readText(_ path: String) throws -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
             throw ConfigurationError("\(path): cannot read the config file; check the path given to --config")
+        }
+        defer { try? handle.close() }
+        let data: Data
+        do {
+            data = try handle.read(upToCount: maxBytes + 1) ?? Data()
+        } catch {
+            throw ConfigurationError(
+                "\(path): cannot read the config file (\(error.localizedDescription)); check the path given to --config")
+        }
+        guard data.count <= maxBytes else {
+            throw ConfigurationError(
+                "\(path): the config file is larger than the limit of \(maxBytes) bytes (1 MiB); "
+                    + "a config file holds settings such as 'epochs: 10': give a smaller file")
         }
         guard let text = String(data: data, encoding: .utf8), !text.contains("\0") else {
             throw ConfigurationError("\(path): not a text file; --config takes a YAML or JSON file of settings such as 'epochs: 10'")
         }
-        let document: Any?
-        do {
-            document = try Yams.load(yaml: text)
-        } catch {
-            throw ConfigurationError("\(path): not valid YAML or JSON: \(error)")
-        }
-        guard let mapping = document as? [String: Any] else {
+        return text
+    }
+
+    /// The single document of `text` as a `Node` tree, refused (naming `source`, the limit and
+    /// where) when it uses an anchor or alias, holds more than `maxNodes` nodes, or a text value
+    /// longer than `TrainSetting.maxValueCharacters`; nil for an empty document.
+    static func checkedDocument(_ text: String, source: String) throws -> Node? {
+        guard text.utf8.count <= maxBytes else {
             throw ConfigurationError(
-                "\(path): expected a mapping of settings such as 'epochs: 10', found \(document.map { "\(type(of: $0))" } ?? "an empty file")"
-            )
+                "\(source): the config file is larger than the limit of \(maxBytes) bytes (1 MiB): give a smaller file")
         }
-        try TrainSetting.refuseRepeats(Array(mapping.keys), source: path)
-        return mapping.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        try refuseAliases(text, source: source)
+        let parser: Parser
+        let root: Node?
+        do {
+            parser = try Parser(yaml: text)
+            root = try parser.singleRoot()
+        } catch {
+            throw ConfigurationError("\(source): not valid YAML or JSON: \(TrainSetting.excerpt("\(error)", limit: 600))")
+        }
+        // The parser owns the anchors its nodes name (weakly): keep it alive while walking.
+        return try withExtendedLifetime(parser) {
+            guard let root else { return nil }
+            var pending = [root]
+            var visited = 0
+            while let node = pending.popLast() {
+                visited += 1
+                guard visited <= maxNodes else {
+                    throw ConfigurationError(
+                        "\(source): the config file holds more than the limit of \(maxNodes) values; "
+                            + "a config file holds settings such as 'epochs: 10': give a smaller file")
+                }
+                if let anchor = node.anchor {
+                    throw ConfigurationError(
+                        "\(source): line \(node.mark?.line ?? 0): the anchor &\(anchor.rawValue.prefix(60)): YAML anchors (&name) and aliases "
+                            + "(*name, << merges) are not accepted in config files: write each value out")
+                }
+                switch node {
+                case .scalar(let scalar):
+                    let length = scalar.string.count
+                    guard length <= TrainSetting.maxValueCharacters else {
+                        throw ConfigurationError(
+                            "\(source): line \(node.mark?.line ?? 0): the value \(TrainSetting.excerpt(scalar.string)) is longer than the limit of "
+                                + "\(TrainSetting.maxValueCharacters) characters: give a shorter value")
+                    }
+                case .mapping(let mapping):
+                    for (key, value) in mapping { pending += [key, value] }
+                case .sequence(let sequence):
+                    pending += sequence.map { $0 }
+                case .alias:
+                    throw ConfigurationError(
+                        "\(source): line \(node.mark?.line ?? 0): YAML aliases (*name) are not accepted in config files: write each value out"
+                    )
+                }
+            }
+            return root
+        }
+    }
+
+    /// Refuses, before any parsing, every `*` where YAML could read an alias: at the start of
+    /// the file or of a line, or after white space, a non-ASCII character, `[`, `{`, `,` or `:`.
+    /// Composing an alias costs nothing, but Yams hashes each mapping key to find repeats, and a
+    /// key that is an alias of an alias bomb takes minutes to hash; so aliases are refused here,
+    /// before Yams sees them. Quoted text and comments are not told apart (that needs a YAML
+    /// scanner, and a mistake would let an alias through): a `*` that begins a word there is
+    /// refused too.
+    static func refuseAliases(_ text: String, source: String) throws {
+        var line = 1
+        var column = 0
+        var previous: UInt8? = nil
+        for byte in text.utf8 {
+            column += 1
+            if byte == UInt8(ascii: "*") {
+                let startsNode =
+                    previous.map {
+                        $0 >= 0x80
+                            || [UInt8(ascii: " "), 9, 10, 13, UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: ","), UInt8(ascii: ":")]
+                                .contains($0)
+                    }
+                    ?? true
+                if startsNode {
+                    throw ConfigurationError(
+                        "\(source): line \(line), column \(column): '*' begins a YAML alias; aliases (*name) and anchors (&name) "
+                            + "are not accepted in config files: write each value out (a '*' that begins a word is refused "
+                            + "anywhere in the file, in quoted text and comments too)")
+                }
+            }
+            if byte == 10 {
+                line += 1
+                column = 0
+            }
+            previous = byte
+        }
+    }
+
+    /// A node as an error names it: its kind and, for text, an excerpt.
+    private static func describe(_ node: Node) -> String {
+        switch node {
+        case .scalar(let scalar): "the value \(TrainSetting.excerpt(scalar.string))"
+        case .sequence: "a list"
+        case .mapping: "a mapping"
+        case .alias: "an alias"
+        }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Collectives
 import Platform
 import Tensors
+import Training
 
 #if canImport(Glibc)
 import Glibc
@@ -13,8 +14,15 @@ struct InfoCommand: ParsableCommand {
         commandName: "info",
         abstract: "Print the Open MPI and OpenBLAS versions, BLAS threads, each rank's CPU binding and the build.")
 
-    @Option(help: "Threads per rank for products and elementwise passes (default: the CPUs the rank is bound to).")
+    @Option(
+        parsing: .unconditional,
+        help: "Threads per rank for products and elementwise passes, 1...1024 (default: the CPUs the rank is bound to).")
     var threads: Int?
+
+    /// The range of `pskd train --threads` (`TrainSetting.all`): 0 used to become 1 silently.
+    func validate() throws {
+        if let threads { try TrainSetting.check("threads", threads) }
+    }
 
     func run() throws {
         try withCommunicator("info") { communicator in

@@ -55,23 +55,44 @@ struct TrainCommand: ParsableCommand {
     /// Defaults, then the config file, then the flags. With `--resume`, the run's own
     /// `config.json` comes first (instead of the defaults), and the result may differ from it
     /// only in `TrainConfig.changeableOnResume`.
+    /// A setting of the config file or the flags that the chosen policy does not read is
+    /// refused (`TrainSetting.refuseUnread`).
     func resolvedConfiguration() throws -> TrainConfig {
         let resolved = try configuration(over: TrainConfig())
         let savedPath = URL(fileURLWithPath: resolved.outputDirectory).appendingPathComponent("config.json").path
-        guard resolved.resume, FileManager.default.fileExists(atPath: savedPath) else { return resolved }
+        guard resolved.resume, FileManager.default.fileExists(atPath: savedPath) else {
+            try TrainSetting.refuseUnread(try givenSettings(), by: resolved)
+            return resolved
+        }
         var saved = TrainConfig()
         let savedSettings = try ConfigurationFile.load(savedPath).filter { !TrainConfig.instanceKeys.contains($0.key) }
         try TrainSetting.apply(savedSettings, to: &saved, source: savedPath)
         let resuming = try configuration(over: saved)
+        try TrainSetting.refuseUnread(try givenSettings(), by: resuming)
         try resuming.checkResumable(from: saved, runDirectory: resolved.outputDirectory)
         return resuming
     }
 
-    /// `base`, then the config file, then the flags.
+    /// `base`, then the config file (which may not set `resume` or `overwrite`), then the flags.
     private func configuration(over base: TrainConfig) throws -> TrainConfig {
         var resolved = base
-        if let config { try TrainSetting.apply(try ConfigurationFile.load(config), to: &resolved, source: config) }
+        if let config {
+            let fromFile = try ConfigurationFile.load(config)
+            try TrainSetting.refuseCommandLineOnly(fromFile.map(\.key), source: config)
+            try TrainSetting.apply(fromFile, to: &resolved, source: config)
+        }
         try TrainSetting.apply(try TrainSetting.parse(commandLine: settings), to: &resolved, source: "command line")
         return resolved
+    }
+
+    /// The settings this command gives (the config file's and the flags'), each with where it
+    /// was given last: "command line" or the file.
+    private func givenSettings() throws -> [String: String] {
+        var given: [String: String] = [:]
+        if let config {
+            for (key, _) in try ConfigurationFile.load(config) { given[key.replacingOccurrences(of: "_", with: "-")] = config }
+        }
+        for (key, _) in try TrainSetting.parse(commandLine: settings) { given[key] = "command line" }
+        return given
     }
 }

@@ -111,24 +111,25 @@ final class ExperimentRecipeTests: XCTestCase {
 
     /// A run that fails does not stop the experiment: the next policy still trains, the report
     /// covers the finished runs only, the failed one is named, and the exit status is 1. (Here
-    /// tf-kd-reg refuses --kd-weight 2, TF-KD's α must be in [0, 1]; ce ignores the setting.)
+    /// tf-kd-reg refuses --kd-weight 2, TF-KD's α must be in [0, 1]; cs-kd takes it as its λ. A policy
+    /// that does not read --kd-weight would refuse it too.)
     func testAFailedRunDoesNotStopTheOthers() throws {
         try ClusterFixture.requireTools(["mpirun"])
         let scratch = try ClusterFixture.scratch(self, "recipe-failure")
         let out = scratch.appendingPathComponent("experiment")
         let outcome = try ClusterFixture.command(
             [
-                script, "--recipe", "fashion-mnist-noisy", "--policies", "tf-kd-reg ls", "--seeds", "1", "--epochs", "1",
+                script, "--recipe", "fashion-mnist-noisy", "--policies", "tf-kd-reg cs-kd", "--seeds", "1", "--epochs", "1",
                 "--train-samples", "256", "--ranks", "2", "--out", out.path,
                 "--", "--kd-weight", "2", "--max-test-samples", "100", "--prefetch", "1",
             ], timeout: 600)
         XCTAssertEqual(outcome.status, 1, outcome.output)
         XCTAssertTrue(outcome.output.contains("the run \(out.path)/tf-kd-reg-seed1 failed"), outcome.output)
         XCTAssertTrue(outcome.output.contains("TF-KD's α"), outcome.output)
-        XCTAssertEqual(ClusterFixture.metricEpochs(out.appendingPathComponent("ls-seed1")), [1], outcome.output)
+        XCTAssertEqual(ClusterFixture.metricEpochs(out.appendingPathComponent("cs-kd-seed1")), [1], outcome.output)
         XCTAssertTrue(outcome.output.contains("1 of 2 runs failed and are not in the report: \(out.path)/tf-kd-reg-seed1"), outcome.output)
         let markdown = try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8)
-        XCTAssertTrue(markdown.contains("| ls (ε = 0.1) | 1 |"), markdown)
+        XCTAssertTrue(markdown.contains("| cs-kd (T = 4, λ = 2) | 1 |"), markdown)
         XCTAssertFalse(markdown.contains("tf-kd-reg"), markdown)
     }
 

@@ -78,6 +78,29 @@ final class CheckpointResumeTests: XCTestCase {
         XCTAssertTrue(done.output.contains("2 of 2 epochs are already complete: nothing to train"), done.output)
     }
 
+    /// Issue 24: a config.json edited between jobs (policy pskd → ls) resumed silently as ls. The
+    /// checkpoint's own settings are compared with config.json's and the command line's: a
+    /// difference is refused, naming the setting and both values, and nothing trains.
+    func testACheckpointTrainedWithOtherSettingsThanConfigJSONIsRefused() throws {
+        let out = temporaryPath("edited-config")
+        try train(ranks: 1, out: out, ["--stop-after", "1"])
+        let path = out + "/config.json"
+        var saved = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        XCTAssertEqual(saved["policy"] as? String, "pskd")
+        (saved["policy"], saved["lr"]) = ("ls", 0.2)
+        try JSONSerialization.data(withJSONObject: saved, options: [.sortedKeys]).write(to: URL(fileURLWithPath: path))
+        let refused = try ExecutableRunner.mpirun(ranks: 1, ["train", "--out", out, "--resume"], timeout: 120)
+        XCTAssertNotEqual(refused.status, 0, refused.output)
+        XCTAssertTrue(
+            refused.output.contains(
+                "--resume: the checkpoint \(out)/checkpoints/epoch-0001 was trained with other settings than \(out)/config.json and this "
+                    + #"command give: lr (the checkpoint: 0.05, now: 0.2), policy (the checkpoint: "pskd", now: "ls")"#), refused.output)
+        XCTAssertTrue(refused.output.contains("Put the checkpoint's values back in config.json"), refused.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/checkpoints/epoch-0002"), "nothing trained")
+        let edited = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        XCTAssertEqual(edited["policy"] as? String, "ls", "the refused job did not rewrite config.json")
+    }
+
     /// A checkpoint without its COMPLETE marker is skipped with a warning that says so; when no
     /// checkpoint is usable, the restart from epoch 1 says that too.
     func testSkippedCheckpointsAreNamedWithTheReason() throws {

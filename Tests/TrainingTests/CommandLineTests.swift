@@ -62,6 +62,116 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(outcome.output.contains("\(binary): not a text file"), outcome.output)
     }
 
+    /// Issue 24 item 5: a config file cannot exhaust memory or time. A 400-byte alias bomb (ten
+    /// levels of nine aliases, 9^10 values expanded) used to allocate until the process died;
+    /// as a mapping key it hashed for minutes. Anchors, aliases, files over 1 MiB and values over
+    /// 4096 characters are refused at once, naming the limit, and a long value is cut in the message.
+    func testConfigFilesCannotExhaustMemoryAndLongValuesAreCut() throws {
+        let names = "abcdefghij".map(String.init)
+        var levels = ["a: &a [" + Array(repeating: "\"lol\"", count: 9).joined(separator: ",") + "]"]
+        for level in 1..<10 {
+            levels.append(
+                "\(names[level]): &\(names[level]) [" + Array(repeating: "*" + names[level - 1], count: 9).joined(separator: ",") + "]")
+        }
+        let bomb = levels.joined(separator: "\n") + "\n"
+        XCTAssertLessThan(bomb.utf8.count, 500)
+        let long = String(repeating: "d", count: 5000)
+        let cases: [(name: String, contents: String, expected: [String])] = [
+            ("alias-bomb", bomb, ["line 2, column 8: '*' begins a YAML alias", "aliases (*name) and anchors (&name) are not accepted"]),
+            ("alias-key-bomb", bomb + "? *j\n: 1\n", ["'*' begins a YAML alias"]),
+            ("flow-alias", "{\"epochs\":*e}\n", ["line 1, column 11: '*' begins a YAML alias"]),
+            ("anchor", "epochs: &e 3\n", ["line 1: the anchor &e: YAML anchors (&name) and aliases (*name, << merges) are not accepted"]),
+            (
+                "huge-file", "epochs: 3\n" + String(repeating: "# padding\n", count: 110_000),
+                ["the config file is larger than the limit of 1048576 bytes (1 MiB)"]
+            ),
+            (
+                "long-value", "data-dir: \(long)\n",
+                ["line 1: the value '\(long.prefix(60))…' (5000 characters) is longer than the limit of 4096 characters"]
+            ),
+        ]
+        for (name, contents, expected) in cases {
+            let file = try temporaryFile(name + ".yaml", contents)
+            let out = temporaryPath(name)
+            let outcome = try pskd(["train", "--config", file, "--out", out])
+            XCTAssertNotEqual(outcome.status, 0, "\(name): \(outcome.output)")
+            for text in expected {
+                XCTAssertTrue(
+                    outcome.output.contains("\(file): " + text) || outcome.output.contains(text),
+                    "\(name): expected “\(text)” in \(outcome.output)")
+            }
+            XCTAssertTrue(outcome.output.contains(file), "\(name): the message names the file: \(outcome.output)")
+            XCTAssertLessThan(outcome.output.utf8.count, 2_000, "\(name): no value is echoed whole: \(outcome.output.prefix(2_000))")
+            XCTAssertLessThan(outcome.seconds, 20, "\(name) refused at once")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(name): nothing was created")
+        }
+        // Quoted text and comments with a '*' inside a word still read.
+        let starred = try temporaryFile("starred.yaml", "epochs: 0 # 2*3\nout: \"\(temporaryPath("starred"))/a*b\"\n")
+        let refused = try pskd(["train", "--config", starred])
+        XCTAssertTrue(refused.output.contains("epochs must be 1...100000, got 0"), refused.output)
+        // The same limit on the command line, and a long unknown value is cut too.
+        let flag = try pskd(["train", "--data-dir", long])
+        XCTAssertTrue(
+            flag.output.contains(
+                "command line: setting 'data-dir' is '\(long.prefix(60))…' (5000 characters), longer than the limit of 4096 characters"),
+            flag.output)
+        XCTAssertLessThan(flag.output.utf8.count, 1_000, flag.output)
+        let wrongKind = try pskd(["train", "--epochs", String(repeating: "9x", count: 2000)])
+        XCTAssertTrue(wrongKind.output.contains("setting 'epochs' must be a whole number, found '9x9x"), wrongKind.output)
+        XCTAssertTrue(wrongKind.output.contains("…' (4000 characters)"), wrongKind.output)
+        XCTAssertLessThan(wrongKind.output.utf8.count, 1_000, wrongKind.output)
+    }
+
+    /// Issue 24: `overwrite: true` in a config file replaced an existing run; `overwrite` and
+    /// `resume` are command-line switches only, and a file giving one is refused by name.
+    func testResumeAndOverwriteAreCommandLineSwitchesOnly() throws {
+        for key in ["overwrite", "resume"] {
+            let out = temporaryPath("file-\(key)")
+            let file = try temporaryFile("\(key).yaml", "epochs: 1\n\(key): true\nout: \(out)\n")
+            let outcome = try pskd(["train", "--config", file])
+            XCTAssertNotEqual(outcome.status, 0, outcome.output)
+            XCTAssertTrue(
+                outcome.output.contains(
+                    "\(file): setting '\(key)' is a command-line switch only (whether a job continues or replaces a run is decided "
+                        + "each time, not by a file): remove it from the file and give --\(key) on the command line"), outcome.output)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "nothing was created")
+        }
+    }
+
+    /// Issue 24: `--policy ce --teacher-checkpoint X` ignored the flag silently. A setting the
+    /// chosen policy does not read is refused, from the command line or a file, naming the
+    /// policy and which policies read it; its default value is accepted.
+    func testSettingsThePolicyDoesNotReadAreRefused() throws {
+        let cases: [([String], String)] = [
+            (
+                ["train", "--policy", "ce", "--teacher-checkpoint", "runs/ce"],
+                "command line: setting 'teacher-checkpoint' is not read by policy ce, so it would be ignored; tf-kd-self reads it: "
+                    + "drop 'teacher-checkpoint', or choose that policy"
+            ),
+            (
+                ["train", "--policy", "ls", "--alpha-t", "0.5"],
+                "setting 'alpha-t' is not read by policy ls, so it would be ignored; pskd reads it"
+            ),
+            (
+                ["train", "--policy", "ce", "--kd-weight", "2"],
+                "setting 'kd-weight' is not read by policy ce, so it would be ignored; cs-kd, tf-kd-self, tf-kd-reg read it: "
+                    + "drop 'kd-weight', or choose one of those policies"
+            ),
+            (["train", "--teacher", "sharded", "--policy", "tf-kd-reg"], "setting 'teacher' is not read by policy tf-kd-reg"),
+        ]
+        for (arguments, expected) in cases {
+            let outcome = try pskd(arguments + ["--out", temporaryPath("unread")])
+            XCTAssertNotEqual(outcome.status, 0, "\(arguments): \(outcome.output)")
+            XCTAssertTrue(outcome.output.contains(expected), "\(arguments): expected “\(expected)” in \(outcome.output)")
+        }
+        let file = try temporaryFile("unread.yaml", "label_smoothing: 0.2\n")
+        let fromFile = try pskd(["train", "--config", file, "--out", temporaryPath("unread")])
+        XCTAssertTrue(fromFile.output.contains("\(file): setting 'label-smoothing' is not read by policy pskd"), fromFile.output)
+        // The defaults (as experiment.sh gives every policy) pass on to the next check.
+        let defaults = try pskd(["train", "--policy", "ce", "--alpha-t", "0.8", "--label-smoothing", "0.1", "--epochs", "0"])
+        XCTAssertTrue(defaults.output.contains("epochs must be 1...100000, got 0"), defaults.output)
+    }
+
     func testMissingDataDirectoryNamesTheFileAndTheFix() throws {
         let outcome = try pskd(["train", "--data-dir", "/nonexistent-data", "--epochs", "1", "--out", temporaryPath("no-data")])
         XCTAssertNotEqual(outcome.status, 0)
@@ -76,6 +186,15 @@ final class CommandLineTests: XCTestCase {
             (["train", "--batch-size", "-4"], "batch-size must be at least 2"),
             (["train", "--prefetch", "-1"], "prefetch must be 0...64, got -1"),
             (["train", "--threads", "0"], "threads must be 1...1024, got 0"),
+            (["train", "--out", ""], "out must be a non-empty path, got ''"),
+            (["info", "--threads", "0"], "--threads must be 1...1024, got 0"),
+            (["info", "--threads", "-3"], "--threads must be 1...1024, got -3"),
+            (["bench", "--threads", "0"], "--threads must be 1...1024, got 0"),
+            (["bench", "--threads", "2000"], "--threads must be 1...1024, got 2000"),
+            (["bench", "--steps", "0"], "--steps must be 1...100000, got 0"),
+            (["bench", "--warmup", "-1"], "--warmup must be 0...100000, got -1"),
+            (["bench", "--batch-size", "-4"], "--batch-size must be at least 2, got -4"),
+            (["train", "--data-dir=", "--out", temporaryPath("empty-data-dir")], "data-dir must be a non-empty path, got ''"),
             (["train", "--lr", "inf"], "lr must be a positive finite number, got inf"),
             (["train", "--ece-bins", "100000000"], "ece-bins must be 1...1000, got 100000000"),
             (["train", "--milestones", "5,0,-3"], "milestones must be increasing epochs ≥ 1"),

@@ -56,6 +56,9 @@ final class ConfigurationValidationTests: XCTestCase {
         ("stall-timeout", { $0.stallTimeout = 0.5 }, "0.5"),
         ("stall-timeout", { $0.stallTimeout = -3 }, "-3.0"),
         ("stall-timeout", { $0.stallTimeout = .infinity }, "inf"),
+        ("out", { $0.outputDirectory = "" }, "got ''"),
+        ("data-dir", { $0.dataDirectory = "" }, "got ''"),
+        ("teacher-checkpoint", { $0.teacherCheckpoint = "" }, "got ''"),
     ]
 
     func testEverySettingOutsideItsRangeIsRefusedByName() {
@@ -117,6 +120,45 @@ final class ConfigurationValidationTests: XCTestCase {
         XCTAssertThrowsError(try TrainSetting.apply([("seed", "-7")], to: &seeded, source: "x")) {
             XCTAssertTrue("\($0)".contains("setting 'seed' must be a whole number ≥ 0, found '-7'"), "\($0)")
         }
+    }
+
+    /// Issue 24: `--policy ce --teacher-checkpoint X` ignored the flag. Every setting some policy
+    /// reads (`TrainingPolicy.settingNames`), given with a value other than its default to a
+    /// policy that does not read it, is refused, naming the policy and the policies that read
+    /// it; a policy that reads it, or the default value, is accepted.
+    func testEveryPolicySettingIsRefusedForAPolicyThatDoesNotReadIt() throws {
+        let nonDefault: [String: String] = [
+            "alpha-t": "0.5", "teacher": "sharded", "label-smoothing": "0.2", "kd-temperature": "3", "kd-weight": "0.5",
+            "kd-multiplier": "7", "teacher-checkpoint": "runs/ce",
+        ]
+        XCTAssertEqual(Set(nonDefault.keys), TrainSetting.policySettings, "a value for every policy's setting")
+        var refusals = 0
+        for policy in TrainingPolicies.all {
+            for (name, value) in nonDefault {
+                var config = TrainConfig()
+                config.policy = policy.name
+                try TrainSetting.apply([(name, value)], to: &config, source: "x")
+                let readers = TrainingPolicies.all.filter { $0.settingNames.contains(name) }.map { $0.name }
+                if policy.settingNames.contains(name) {
+                    XCTAssertNoThrow(try TrainSetting.refuseUnread([name: "command line"], by: config), "\(policy.name) reads \(name)")
+                    continue
+                }
+                refusals += 1
+                XCTAssertThrowsError(try TrainSetting.refuseUnread([name: "run.yaml"], by: config), "\(policy.name), \(name)") {
+                    let message = "\($0)"
+                    XCTAssertTrue(
+                        message.contains(
+                            "run.yaml: setting '\(name)' is not read by policy \(policy.name), so it would be ignored; "
+                                + readers.joined(separator: ", ")), message)
+                    XCTAssertTrue(message.contains("drop '\(name)'"), message)
+                }
+                var standard = TrainConfig()
+                standard.policy = policy.name
+                XCTAssertNoThrow(try TrainSetting.refuseUnread([name: "run.yaml"], by: standard), "the default \(name) changes nothing")
+            }
+        }
+        XCTAssertGreaterThan(refusals, 20)
+        XCTAssertNoThrow(try TrainSetting.refuseUnread(["epochs": "command line", "lr": "command line"], by: TrainConfig()))
     }
 
     /// The checkpoints encode `TrainConfig` with its own coding keys: they are the table's names.

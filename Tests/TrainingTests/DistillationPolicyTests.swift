@@ -179,6 +179,49 @@ final class DistillationPolicyTests: XCTestCase {
         }
     }
 
+    /// Issue 24: tf-kd-self accepted a cnn teacher for an mlp student. A teacher of another
+    /// network, or trained on samples of another shape or class count, is refused naming both.
+    func testTFKDSelfRefusesATeacherOfAnotherNetworkOrDataShape() throws {
+        var teacherRun = TrainConfig()
+        (teacherRun.model, teacherRun.policy, teacherRun.dataset) = ("mlp", "ce", "synthetic")
+        (teacherRun.syntheticSamples, teacherRun.syntheticTestSamples, teacherRun.syntheticFeatures) = (128, 32, 16)
+        (teacherRun.epochs, teacherRun.batchSize, teacherRun.threads) = (1, 64, 1)
+        teacherRun.outputDirectory = temporaryPath("tfkd-shape-teacher")
+        try Trainer(config: teacherRun, communicator: LocalCommunicator()).run()
+
+        var config = teacherRun
+        (config.policy, config.teacherCheckpoint) = ("tf-kd-self", teacherRun.outputDirectory)
+        config.outputDirectory = temporaryPath("tfkd-shape-student")
+        config.syntheticClasses = 5
+        XCTAssertThrowsError(try Trainer(config: config, communicator: LocalCommunicator())) {
+            XCTAssertTrue(
+                "\($0)".contains(
+                    "--teacher-checkpoint \(teacherRun.outputDirectory) was trained on 1 × 16 × 1 samples of 10 classes, "
+                        + "this run trains on 1 × 16 × 1 samples of 5 classes"), "\($0)")
+        }
+        config.syntheticClasses = nil
+        config.syntheticFeatures = 20
+        config.outputDirectory = temporaryPath("tfkd-shape-student-2")
+        XCTAssertThrowsError(try Trainer(config: config, communicator: LocalCommunicator())) {
+            XCTAssertTrue("\($0)".contains("samples of 10 classes, this run trains on 1 × 20 × 1 samples of 10 classes"), "\($0)")
+        }
+
+        var cnnTeacher = TrainConfig()
+        (cnnTeacher.model, cnnTeacher.policy, cnnTeacher.maxTrainSamples, cnnTeacher.maxTestSamples) = ("cnn", "ce", 64, 32)
+        (cnnTeacher.epochs, cnnTeacher.batchSize, cnnTeacher.threads) = (1, 32, 1)
+        cnnTeacher.outputDirectory = temporaryPath("tfkd-cnn-teacher")
+        try Trainer(config: cnnTeacher, communicator: LocalCommunicator()).run()
+        var mlpStudent = cnnTeacher
+        (mlpStudent.model, mlpStudent.policy, mlpStudent.teacherCheckpoint) = ("mlp", "tf-kd-self", cnnTeacher.outputDirectory)
+        mlpStudent.outputDirectory = temporaryPath("tfkd-mlp-student")
+        XCTAssertThrowsError(try Trainer(config: mlpStudent, communicator: LocalCommunicator())) {
+            XCTAssertTrue(
+                "\($0)".contains(
+                    "--teacher-checkpoint \(cnnTeacher.outputDirectory) holds a cnn model, this run trains a mlp one: "
+                        + "tf-kd-self distils the student's own network; give a run trained with --model mlp --policy ce"), "\($0)")
+        }
+    }
+
     // MARK: - Helpers
 
     private func softmax(_ z: [Double]) -> [Double] {

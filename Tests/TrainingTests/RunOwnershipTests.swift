@@ -137,6 +137,47 @@ final class RunOwnershipTests: XCTestCase {
         XCTAssertEqual(after.status, 0, "a killed job leaves no lock behind: \(after.output)")
     }
 
+    /// Issue 24: a refused run directory is left as it was. A refused `--out /` used to leave
+    /// `/.pskd-lock` behind, and a refused path left the directories made for it.
+    func testARefusedRunDirectoryIsLeftAsItWas() throws {
+        let foreign = temporaryPath("refused-foreign")
+        try FileManager.default.createDirectory(atPath: foreign, withIntermediateDirectories: true)
+        try Data("the user's".utf8).write(to: URL(fileURLWithPath: foreign + "/notes.txt"))
+        var outcome = try pskd(recipe + ["--out", foreign])
+        XCTAssertNotEqual(outcome.status, 0, outcome.output)
+        XCTAssertTrue(outcome.output.contains("\(foreign) already holds a run (notes.txt)"), outcome.output)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: foreign), ["notes.txt"], "no .pskd-lock left behind")
+
+        if !FileManager.default.fileExists(atPath: "/.pskd-lock") {
+            outcome = try pskd(recipe + ["--out", "/"])
+            XCTAssertNotEqual(outcome.status, 0, outcome.output)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "/.pskd-lock"), "a refused --out / leaves no lock: \(outcome.output)")
+        }
+
+        // The parent is made, the next name is too long for the file system: both are refused and gone.
+        let parent = temporaryPath("refused-parent")
+        let tooLong = parent + "/" + String(repeating: "n", count: 300)
+        outcome = try pskd(recipe + ["--out", tooLong])
+        XCTAssertNotEqual(outcome.status, 0, outcome.output)
+        XCTAssertTrue(outcome.output.contains("cannot create the run directory"), outcome.output)
+        XCTAssertTrue(outcome.output.contains("File name too long; choose another --out"), outcome.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: parent), "the directory made for the refused path is removed")
+    }
+
+    /// Issue 24: `--resume` on a mistyped, missing directory used to start a new run with the
+    /// default settings; it is refused, naming the directory and how to start a new run.
+    func testResumingADirectoryThatDoesNotExistIsRefused() throws {
+        let missing = temporaryPath("resume-missing")
+        let outcome = try pskd(["train", "--out", missing, "--resume"])
+        XCTAssertNotEqual(outcome.status, 0, outcome.output)
+        XCTAssertTrue(
+            outcome.output.contains(
+                "--resume: the run directory \(missing) does not exist, so there is no run to continue (a mistyped --out?): "
+                    + "give the directory of the run to continue, or drop --resume to start a new run there"), outcome.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: missing), "nothing was created")
+        XCTAssertLessThan(outcome.seconds, 20, "refused before any training")
+    }
+
     /// `--resume --out DIR` takes DIR's settings; changing one that shapes the training is refused.
     func testResumeUsesTheRunsSettingsAndRefusesChangingThem() throws {
         let out = try trained("resume-settings", ["--stop-after", "1", "--policy", "ls", "--seed", "4"])

@@ -115,7 +115,7 @@ public final class TeacherFreeSelfTrainingPolicy: TrainingPolicy {
         }
         let alpha = config.kdWeight ?? defaultAlpha
         try TeacherFreeLoss.checkAlpha(alpha, policy: name)
-        let teacher = try loadTeacher(path, input: context.modelInput, dataset: config.dataset)
+        let teacher = try loadTeacher(path, input: context.modelInput, dataset: config.dataset, model: config.model)
         return TeacherFreeSelfTrainingPolicy(
             teacherModel: teacher, alpha: Float(alpha), temperature: Float(config.kdTemperature ?? defaultTemperature),
             multiplier: TeacherFreeLoss.multiplier(config, authors: authorsMultiplier, classCount: teacher.classCount))
@@ -128,8 +128,10 @@ public final class TeacherFreeSelfTrainingPolicy: TrainingPolicy {
     }
 
     /// The model of the checkpoint at `path`, built as its run built it for `input`; refused,
-    /// naming both, when it was trained on another data set.
-    static func loadTeacher(_ path: String, input: ModelZoo.Input, dataset: String) throws -> Model {
+    /// naming both, when it was trained on another data set, samples of another shape or class
+    /// count (`--dataset synthetic`'s settings), or is another network than `model` (TF-KD's
+    /// self-training distils the student's own network).
+    static func loadTeacher(_ path: String, input: ModelZoo.Input, dataset: String, model: String) throws -> Model {
         let folder: String, snapshot: TrainingSnapshot
         do {
             (folder, snapshot) = try CheckpointEvaluation.locate(path)
@@ -142,10 +144,27 @@ public final class TeacherFreeSelfTrainingPolicy: TrainingPolicy {
                 "--teacher-checkpoint \(path) was trained on \(saved.dataset), this run trains on \(dataset): give a teacher of the same data set"
             )
         }
+        guard saved.model == model else {
+            throw ConfigurationError(
+                "--teacher-checkpoint \(path) holds a \(saved.model) model, this run trains a \(model) one: tf-kd-self distils "
+                    + "the student's own network; give a run trained with --model \(model) --policy ce")
+        }
+        let spec = try saved.datasetSpec()
+        let trained = ModelZoo.Input(height: spec.height, width: spec.width, channels: spec.channels, classes: spec.classCount)
+        guard trained == input else {
+            throw ConfigurationError(
+                "--teacher-checkpoint \(path) was trained on \(describe(trained)), this run trains on \(describe(input)): "
+                    + "give a teacher trained on the same data (the same --synthetic-* settings)")
+        }
         let teacher = try ModelZoo.make(
             saved.model, input: input, widthMultiplier: saved.widthMultiplier, generator: RandomGenerator(seed: saved.seed))
         try snapshot.restoreModel(into: teacher, source: folder)
         return teacher
+    }
+
+    /// "28 × 28 × 1 samples of 10 classes".
+    private static func describe(_ input: ModelZoo.Input) -> String {
+        "\(input.height) × \(input.width) × \(input.channels) samples of \(input.classes) classes"
     }
 
     public var stepTargets: Tensor? { loss.stepTargets }
