@@ -27,4 +27,23 @@ final class ThroughputBenchmarkTests: XCTestCase {
         XCTAssertEqual(result.parameters, (3072 * 1024 + 1024) + (1024 * 1024 + 1024) + (1024 * 100 + 100))
         XCTAssertEqual(result.teacherBytesPerStep, Double(batch * (8 + 4 * 100)))
     }
+
+    /// `pskd bench --profile`: a row per layer of the model, the parts outside the layers, and
+    /// shares that add up to the whole step.
+    func testProfileCoversTheWholeStep() throws {
+        let result = try ThroughputBenchmark.run(modelName: "cnn", batchSize: 8, threads: 1, steps: 1, warmupSteps: 1, profileSteps: 2)
+        let profile = try XCTUnwrap(result.profile)
+        XCTAssertEqual(profile.steps, 2)
+        XCTAssertEqual(Array(profile.layers.map(\.name).prefix(3)), ["conv1", "bn1", "conv2"])
+        XCTAssertEqual(profile.layers.first?.type, "Conv2d")
+        XCTAssertEqual(
+            profile.outsideLayers.map(\.name),
+            [
+                "targets (teacher rows)", "loss, softmax and logit gradient", "model outside its layers", "waiting for the other ranks",
+                "gradient all-reduce", "optimiser update", "teacher exchange", "rest of the step (loss all-reduce, bookkeeping)",
+            ])
+        let shares = profile.layers.reduce(0) { $0 + $1.percent } + profile.outsideLayers.reduce(0) { $0 + $1.percent }
+        XCTAssertEqual(shares, 100, accuracy: 1e-6)
+        XCTAssertNil(try ThroughputBenchmark.run(modelName: "mlp", batchSize: 8, threads: 1, steps: 1, warmupSteps: 0).profile)
+    }
 }
