@@ -20,16 +20,25 @@ import Tensors
 /// would need send and receive buffers as large as the table). Parked rows travel at the
 /// epoch's end. Every row of the next epoch has exactly one source, so the rows are bit for bit
 /// those of the replicated table.
+///
+/// Besides the rows, a rank keeps four arrays of N entries (this epoch's and next epoch's
+/// orders and inverses), as 32-bit integers: 16 bytes per sample in all, for at most
+/// `maximumSampleCount` samples.
 public final class ShardedTeacher: Teacher {
+    /// The most samples a sharded teacher keeps: 2^32, whose indices and primary positions fit
+    /// the 32-bit orders and inverses.
+    public static let maximumSampleCount = ShardedSampler.maximumCompactSampleCount
+
     public let sampleCount: Int
     public let classCount: Int
     private let sampler: ShardedSampler
     private let communicator: any Communicator
-    /// The epoch whose slots `current` holds, its order and its inverse (sample → primary position).
+    /// The epoch whose slots `current` holds, its order (primary position → sample) and its
+    /// inverse (sample → primary position), 32-bit (N ≤ `maximumSampleCount`).
     private var epoch: Int
-    private var order: [Int], inverse: [Int]
+    private var order: [UInt32], inverse: [UInt32]
     /// The next epoch's order and inverse.
-    private var nextOrder: [Int], nextInverse: [Int]
+    private var nextOrder: [UInt32], nextInverse: [UInt32]
     /// `[heldSlotCount, C]`: this rank's slots in `epoch`, and in `epoch + 1`.
     private var current: Tensor, next: Tensor
     /// Reused exchange buffers and plans.
@@ -39,18 +48,20 @@ public final class ShardedTeacher: Teacher {
     public private(set) var receivedBytes = 0
 
     /// A teacher holding the one-hot `labels` for `epoch`'s slots of this rank (`sampler` is
-    /// this rank's training sampler).
+    /// this rank's training sampler); at most `maximumSampleCount` labels (callers check first:
+    /// `--teacher sharded` refuses more).
     public init(labels: [Int], classCount: Int, sampler: ShardedSampler, communicator: any Communicator, epoch: Int = 1) {
         precondition(labels.count == sampler.sampleCount, "\(labels.count) labels for \(sampler.sampleCount) samples")
+        precondition(
+            labels.count <= Self.maximumSampleCount,
+            "\(labels.count) samples: a sharded teacher keeps at most \(Self.maximumSampleCount)")
         (sampleCount, self.classCount, self.sampler, self.communicator) = (labels.count, classCount, sampler, communicator)
         self.epoch = epoch
         (order, inverse) = Self.orderAndInverse(sampler, epoch: epoch)
         (nextOrder, nextInverse) = Self.orderAndInverse(sampler, epoch: epoch + 1)
         current = Tensor(zeros: [sampler.heldSlotCount, classCount])
         next = Tensor(zeros: [sampler.heldSlotCount, classCount])
-        for (slot, sample) in heldSamples() {
-            current[slot * classCount + labels[sample]] = 1
-        }
+        forEachHeldSample { slot, sample in current[slot * classCount + labels[sample]] = 1 }
     }
 
     public func beginEpoch(_ epoch: Int) throws {
@@ -101,7 +112,7 @@ public final class ShardedTeacher: Teacher {
         for rank in 0..<size {
             for position in positions(rank) where position < sampleCount {
                 let sourceSlot = rank == me ? sampler.holder(ofPosition: position).slot : -1
-                forEachNextPosition(of: order[position]) { destination in
+                forEachNextPosition(of: Int(order[position])) { destination in
                     let (holder, slot) = sampler.holder(ofPosition: destination)
                     if rank == me { outgoing[holder].append(sourceSlot) }
                     if holder == me {
@@ -138,17 +149,17 @@ public final class ShardedTeacher: Teacher {
 
     /// `sample`'s primary position in the epoch of `inverse`, then its padding position if any.
     private static func forEachPosition(
-        of sample: Int, inverse: [Int], sampleCount: Int, sampler: ShardedSampler,
+        of sample: Int, inverse: [UInt32], sampleCount: Int, sampler: ShardedSampler,
         _ body: (Int) -> Void
     ) {
-        let primary = inverse[sample]
+        let primary = Int(inverse[sample])
         body(primary)
         if primary + sampleCount < sampler.trainedPositionCount { body(primary + sampleCount) }
     }
 
     public func tableHash() throws -> UInt64 {
         var partial: UInt64 = 0
-        for (slot, sample) in heldSamples(primaryOnly: true) {
+        forEachHeldSample(primaryOnly: true) { slot, sample in
             partial &+= TeacherHash.row(sample, current.pointer + slot * classCount, classCount: classCount)
         }
         return try TeacherHash.total(partial, communicator: communicator)
@@ -158,7 +169,7 @@ public final class ShardedTeacher: Teacher {
     /// knowing which rank holds each sample.
     public func collectRows(_ samples: Range<Int>, _ consume: (UnsafeBufferPointer<Float>) throws -> Void) throws {
         let (size, c) = (communicator.size, classCount)
-        let holders = samples.map { sampler.holder(ofPosition: inverse[$0]) }
+        let holders = samples.map { sampler.holder(ofPosition: Int(inverse[$0])) }
         var send: [Float] = []
         var receiveCounts = [Int](repeating: 0, count: size)
         for holder in holders {
@@ -207,20 +218,23 @@ public final class ShardedTeacher: Teacher {
         }
     }
 
-    /// (slot, sample) of every position this rank holds in the current epoch; with
-    /// `primaryOnly`, without padding positions (so each sample appears once over all ranks).
-    private func heldSamples(primaryOnly: Bool = false) -> [(slot: Int, sample: Int)] {
+    /// Calls `body(slot, sample)` for every position this rank holds in the current epoch; with
+    /// `primaryOnly`, without padding positions (so each sample comes once over all ranks).
+    /// (A walk, not a list: a list would cost 16 bytes per held slot.)
+    private func forEachHeldSample(primaryOnly: Bool = false, _ body: (_ slot: Int, _ sample: Int) -> Void) {
         let end = primaryOnly ? sampleCount : sampler.positionCount
-        return (0..<end).compactMap { position in
+        for position in 0..<end {
             let (rank, slot) = sampler.holder(ofPosition: position)
-            return rank == communicator.rank ? (slot, order[position % sampleCount]) : nil
+            if rank == communicator.rank { body(slot, Int(order[position % sampleCount])) }
         }
     }
 
-    private static func orderAndInverse(_ sampler: ShardedSampler, epoch: Int) -> ([Int], [Int]) {
-        let order = sampler.order(epoch: epoch)
-        var inverse = [Int](repeating: 0, count: order.count)
-        for (position, sample) in order.enumerated() { inverse[sample] = position }
+    /// `epoch`'s order and its inverse, 32-bit: sample indices and primary positions are below
+    /// N ≤ `maximumSampleCount`.
+    private static func orderAndInverse(_ sampler: ShardedSampler, epoch: Int) -> ([UInt32], [UInt32]) {
+        let order = sampler.compactOrder(epoch: epoch)
+        var inverse = [UInt32](repeating: 0, count: order.count)
+        for (position, sample) in order.enumerated() { inverse[Int(sample)] = UInt32(truncatingIfNeeded: position) }
         return (order, inverse)
     }
 }

@@ -25,6 +25,11 @@ public final class ProgressiveSelfDistillationPolicy: TrainingPolicy {
 
     public static func make(_ context: PolicyContext) throws -> ProgressiveSelfDistillationPolicy {
         let (labels, classCount) = (context.labels, context.model.classCount)
+        if context.config.shardsTeacher && labels.count > ShardedTeacher.maximumSampleCount {
+            throw ConfigurationError(
+                "--teacher sharded keeps sample indices in 32 bits: at most \(ShardedTeacher.maximumSampleCount) training samples, "
+                    + "this run has \(labels.count); use --teacher replicated")
+        }
         let teacher: any Teacher =
             context.config.shardsTeacher
             ? ShardedTeacher(labels: labels, classCount: classCount, sampler: context.sampler, communicator: context.communicator)
