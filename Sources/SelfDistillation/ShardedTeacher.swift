@@ -165,40 +165,66 @@ public final class ShardedTeacher: Teacher {
         return try TeacherHash.total(partial, communicator: communicator)
     }
 
-    /// Sends rank 0 this rank's rows of `samples` in index order; rank 0 merges them by
-    /// knowing which rank holds each sample.
+    /// Sends rank 0 this rank's rows of `samples` in index order; rank 0 receives the other
+    /// ranks' rows, adds its own, and puts them in index order in place, knowing which rank
+    /// holds each sample: one buffer of the piece's rows on rank 0, and on the other ranks
+    /// only the rows they send.
     public func collectRows(_ samples: Range<Int>, _ consume: (UnsafeBufferPointer<Float>) throws -> Void) throws {
-        let (size, c) = (communicator.size, classCount)
+        let (size, me, c) = (communicator.size, communicator.rank, classCount)
         let holders = samples.map { sampler.holder(ofPosition: Int(inverse[$0])) }
         var send: [Float] = []
         var receiveCounts = [Int](repeating: 0, count: size)
-        for holder in holders {
-            if holder.rank == communicator.rank {
+        if communicator.isRoot {
+            for holder in holders where holder.rank != me { receiveCounts[holder.rank] += c * 4 }
+        } else {
+            send.reserveCapacity(holders.reduce(0) { $0 + ($1.rank == me ? c : 0) })
+            for holder in holders where holder.rank == me {
                 send.append(contentsOf: UnsafeBufferPointer(start: current.pointer + holder.slot * c, count: c))
             }
-            if communicator.isRoot { receiveCounts[holder.rank] += c * 4 }
         }
         var sendCounts = [Int](repeating: 0, count: size)
         sendCounts[0] = send.count * 4
-        var received = [Float](repeating: 0, count: communicator.isRoot ? samples.count * c : 0)
+        var rows = [Float](repeating: 0, count: communicator.isRoot ? samples.count * c : 0)
         try send.withUnsafeBytes { sendBytes in
-            try received.withUnsafeMutableBytes { receiveBytes in
+            try rows.withUnsafeMutableBytes { receiveBytes in
                 try communicator.allToAllV(sendBytes, sendCounts: sendCounts, into: receiveBytes, receiveCounts: receiveCounts)
             }
         }
         guard communicator.isRoot else { return }
-        // Each rank's rows arrive in index order: take the next one of the sample's holder.
-        var next = receiveCounts.indices.map { receiveCounts[..<$0].reduce(0, +) / 4 }
-        var merged = [Float](repeating: 0, count: samples.count * c)
-        merged.withUnsafeMutableBufferPointer { merged in
-            received.withUnsafeBufferPointer { received in
-                for (row, holder) in holders.enumerated() {
-                    (merged.baseAddress! + row * c).update(from: received.baseAddress! + next[holder.rank], count: c)
-                    next[holder.rank] += c
+        rows.withUnsafeMutableBufferPointer { rows in
+            let base = rows.baseAddress!
+            // `rows` holds the rows of ranks 1, 2, …, then rank 0's own go after them, each
+            // rank's in index order: row i of the piece is at `source[i]`.
+            var next = [Int](repeating: 0, count: size), start = 0
+            for rank in Array(1..<size) + [0] {
+                next[rank] = start
+                start += rank == 0 ? holders.count - receiveCounts.reduce(0, +) / (c * 4) : receiveCounts[rank] / (c * 4)
+            }
+            var source = [Int](repeating: 0, count: holders.count)
+            for (row, holder) in holders.enumerated() {
+                source[row] = next[holder.rank]
+                next[holder.rank] += 1
+                if holder.rank == me { (base + source[row] * c).update(from: current.pointer + holder.slot * c, count: c) }
+            }
+            // Row i takes the row at source[i]: follow each cycle of the permutation, the
+            // cycle's first row set aside.
+            var placed = [Bool](repeating: false, count: holders.count)
+            let aside = UnsafeMutablePointer<Float>.allocate(capacity: c)
+            defer { aside.deallocate() }
+            for first in source.indices where !placed[first] {
+                placed[first] = true
+                guard source[first] != first else { continue }
+                aside.update(from: base + first * c, count: c)
+                var target = first
+                while source[target] != first {
+                    (base + target * c).update(from: base + source[target] * c, count: c)
+                    target = source[target]
+                    placed[target] = true
                 }
+                (base + target * c).update(from: aside, count: c)
             }
         }
-        try merged.withUnsafeBufferPointer { try consume($0) }
+        try rows.withUnsafeBufferPointer { try consume($0) }
     }
 
     public func restoreRows(_ samples: Range<Int>, from rows: UnsafeBufferPointer<Float>, nextEpoch: Int) {
