@@ -104,10 +104,26 @@ public struct ShardedSampler: BatchSchedule {
     }
 
     /// The epoch's permutation of `0..<sampleCount`, the same on every rank.
-    public func order(epoch: Int) -> [Int] {
+    public func order(epoch: Int) -> [Int] { permutation(epoch: epoch, as: Int.self) }
+
+    /// Sample counts whose indices fit the 32-bit orders of `compactOrder(epoch:)`: 2^32.
+    public static let maximumCompactSampleCount = Int(UInt32.max) + 1
+
+    /// `order(epoch:)` as 32-bit sample indices, element for element (the same draws), at half
+    /// the memory: for state kept per sample at scale (the sharded teacher's orders and
+    /// inverses). Requires `sampleCount <= maximumCompactSampleCount`.
+    public func compactOrder(epoch: Int) -> [UInt32] {
+        precondition(
+            sampleCount <= Self.maximumCompactSampleCount,
+            "\(sampleCount) samples do not fit 32-bit orders (at most \(Self.maximumCompactSampleCount))")
+        return permutation(epoch: epoch, as: UInt32.self)
+    }
+
+    /// The Fisher–Yates permutation of `0..<sampleCount` drawn for `epoch`, stored as `Index`.
+    private func permutation<Index: FixedWidthInteger>(epoch: Int, as _: Index.Type) -> [Index] {
         precondition(epoch >= 0, "epoch must be non-negative, got \(epoch)")
         var random = RandomGenerator(seed: seed).split(RandomStream.dataOrder, UInt64(epoch))
-        var permutation = Array(0..<sampleCount)
+        var permutation = (0..<sampleCount).map { Index(truncatingIfNeeded: $0) }
         permutation.withUnsafeMutableBufferPointer { FisherYates.shuffle($0, using: &random) }
         return permutation
     }
@@ -215,9 +231,10 @@ public struct EvaluationSharder: BatchSchedule {
     }
 }
 
-/// The Fisher–Yates shuffle used for data order and CutMix partners, so both draw identically.
+/// The Fisher–Yates shuffle used for data order and CutMix partners, so both draw identically
+/// (the draws depend only on the count, not on the element type).
 enum FisherYates {
-    static func shuffle(_ values: UnsafeMutableBufferPointer<Int>, using random: inout RandomGenerator) {
+    static func shuffle<Element>(_ values: UnsafeMutableBufferPointer<Element>, using random: inout RandomGenerator) {
         guard values.count > 1 else { return }
         for i in stride(from: values.count - 1, to: 0, by: -1) {
             values.swapAt(i, random.nextIndex(below: i + 1))

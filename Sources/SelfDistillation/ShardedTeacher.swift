@@ -20,16 +20,25 @@ import Tensors
 /// would need send and receive buffers as large as the table). Parked rows travel at the
 /// epoch's end. Every row of the next epoch has exactly one source, so the rows are bit for bit
 /// those of the replicated table.
+///
+/// Besides the rows, a rank keeps four arrays of N entries (this epoch's and next epoch's
+/// orders and inverses), as 32-bit integers: 16 bytes per sample in all, for at most
+/// `maximumSampleCount` samples.
 public final class ShardedTeacher: Teacher {
+    /// The most samples a sharded teacher keeps: 2^32, whose indices and primary positions fit
+    /// the 32-bit orders and inverses.
+    public static let maximumSampleCount = ShardedSampler.maximumCompactSampleCount
+
     public let sampleCount: Int
     public let classCount: Int
     private let sampler: ShardedSampler
     private let communicator: any Communicator
-    /// The epoch whose slots `current` holds, its order and its inverse (sample → primary position).
+    /// The epoch whose slots `current` holds, its order (primary position → sample) and its
+    /// inverse (sample → primary position), 32-bit (N ≤ `maximumSampleCount`).
     private var epoch: Int
-    private var order: [Int], inverse: [Int]
+    private var order: [UInt32], inverse: [UInt32]
     /// The next epoch's order and inverse.
-    private var nextOrder: [Int], nextInverse: [Int]
+    private var nextOrder: [UInt32], nextInverse: [UInt32]
     /// `[heldSlotCount, C]`: this rank's slots in `epoch`, and in `epoch + 1`.
     private var current: Tensor, next: Tensor
     /// Reused exchange buffers and plans.
@@ -39,18 +48,20 @@ public final class ShardedTeacher: Teacher {
     public private(set) var receivedBytes = 0
 
     /// A teacher holding the one-hot `labels` for `epoch`'s slots of this rank (`sampler` is
-    /// this rank's training sampler).
+    /// this rank's training sampler); at most `maximumSampleCount` labels (callers check first:
+    /// `--teacher sharded` refuses more).
     public init(labels: [Int], classCount: Int, sampler: ShardedSampler, communicator: any Communicator, epoch: Int = 1) {
         precondition(labels.count == sampler.sampleCount, "\(labels.count) labels for \(sampler.sampleCount) samples")
+        precondition(
+            labels.count <= Self.maximumSampleCount,
+            "\(labels.count) samples: a sharded teacher keeps at most \(Self.maximumSampleCount)")
         (sampleCount, self.classCount, self.sampler, self.communicator) = (labels.count, classCount, sampler, communicator)
         self.epoch = epoch
         (order, inverse) = Self.orderAndInverse(sampler, epoch: epoch)
         (nextOrder, nextInverse) = Self.orderAndInverse(sampler, epoch: epoch + 1)
         current = Tensor(zeros: [sampler.heldSlotCount, classCount])
         next = Tensor(zeros: [sampler.heldSlotCount, classCount])
-        for (slot, sample) in heldSamples() {
-            current[slot * classCount + labels[sample]] = 1
-        }
+        forEachHeldSample { slot, sample in current[slot * classCount + labels[sample]] = 1 }
     }
 
     public func beginEpoch(_ epoch: Int) throws {
@@ -101,7 +112,7 @@ public final class ShardedTeacher: Teacher {
         for rank in 0..<size {
             for position in positions(rank) where position < sampleCount {
                 let sourceSlot = rank == me ? sampler.holder(ofPosition: position).slot : -1
-                forEachNextPosition(of: order[position]) { destination in
+                forEachNextPosition(of: Int(order[position])) { destination in
                     let (holder, slot) = sampler.holder(ofPosition: destination)
                     if rank == me { outgoing[holder].append(sourceSlot) }
                     if holder == me {
@@ -138,56 +149,82 @@ public final class ShardedTeacher: Teacher {
 
     /// `sample`'s primary position in the epoch of `inverse`, then its padding position if any.
     private static func forEachPosition(
-        of sample: Int, inverse: [Int], sampleCount: Int, sampler: ShardedSampler,
+        of sample: Int, inverse: [UInt32], sampleCount: Int, sampler: ShardedSampler,
         _ body: (Int) -> Void
     ) {
-        let primary = inverse[sample]
+        let primary = Int(inverse[sample])
         body(primary)
         if primary + sampleCount < sampler.trainedPositionCount { body(primary + sampleCount) }
     }
 
     public func tableHash() throws -> UInt64 {
         var partial: UInt64 = 0
-        for (slot, sample) in heldSamples(primaryOnly: true) {
+        forEachHeldSample(primaryOnly: true) { slot, sample in
             partial &+= TeacherHash.row(sample, current.pointer + slot * classCount, classCount: classCount)
         }
         return try TeacherHash.total(partial, communicator: communicator)
     }
 
-    /// Sends rank 0 this rank's rows of `samples` in index order; rank 0 merges them by
-    /// knowing which rank holds each sample.
+    /// Sends rank 0 this rank's rows of `samples` in index order; rank 0 receives the other
+    /// ranks' rows, adds its own, and puts them in index order in place, knowing which rank
+    /// holds each sample: one buffer of the piece's rows on rank 0, and on the other ranks
+    /// only the rows they send.
     public func collectRows(_ samples: Range<Int>, _ consume: (UnsafeBufferPointer<Float>) throws -> Void) throws {
-        let (size, c) = (communicator.size, classCount)
-        let holders = samples.map { sampler.holder(ofPosition: inverse[$0]) }
+        let (size, me, c) = (communicator.size, communicator.rank, classCount)
+        let holders = samples.map { sampler.holder(ofPosition: Int(inverse[$0])) }
         var send: [Float] = []
         var receiveCounts = [Int](repeating: 0, count: size)
-        for holder in holders {
-            if holder.rank == communicator.rank {
+        if communicator.isRoot {
+            for holder in holders where holder.rank != me { receiveCounts[holder.rank] += c * 4 }
+        } else {
+            send.reserveCapacity(holders.reduce(0) { $0 + ($1.rank == me ? c : 0) })
+            for holder in holders where holder.rank == me {
                 send.append(contentsOf: UnsafeBufferPointer(start: current.pointer + holder.slot * c, count: c))
             }
-            if communicator.isRoot { receiveCounts[holder.rank] += c * 4 }
         }
         var sendCounts = [Int](repeating: 0, count: size)
         sendCounts[0] = send.count * 4
-        var received = [Float](repeating: 0, count: communicator.isRoot ? samples.count * c : 0)
+        var rows = [Float](repeating: 0, count: communicator.isRoot ? samples.count * c : 0)
         try send.withUnsafeBytes { sendBytes in
-            try received.withUnsafeMutableBytes { receiveBytes in
+            try rows.withUnsafeMutableBytes { receiveBytes in
                 try communicator.allToAllV(sendBytes, sendCounts: sendCounts, into: receiveBytes, receiveCounts: receiveCounts)
             }
         }
         guard communicator.isRoot else { return }
-        // Each rank's rows arrive in index order: take the next one of the sample's holder.
-        var next = receiveCounts.indices.map { receiveCounts[..<$0].reduce(0, +) / 4 }
-        var merged = [Float](repeating: 0, count: samples.count * c)
-        merged.withUnsafeMutableBufferPointer { merged in
-            received.withUnsafeBufferPointer { received in
-                for (row, holder) in holders.enumerated() {
-                    (merged.baseAddress! + row * c).update(from: received.baseAddress! + next[holder.rank], count: c)
-                    next[holder.rank] += c
+        rows.withUnsafeMutableBufferPointer { rows in
+            let base = rows.baseAddress!
+            // `rows` holds the rows of ranks 1, 2, …, then rank 0's own go after them, each
+            // rank's in index order: row i of the piece is at `source[i]`.
+            var next = [Int](repeating: 0, count: size), start = 0
+            for rank in Array(1..<size) + [0] {
+                next[rank] = start
+                start += rank == 0 ? holders.count - receiveCounts.reduce(0, +) / (c * 4) : receiveCounts[rank] / (c * 4)
+            }
+            var source = [Int](repeating: 0, count: holders.count)
+            for (row, holder) in holders.enumerated() {
+                source[row] = next[holder.rank]
+                next[holder.rank] += 1
+                if holder.rank == me { (base + source[row] * c).update(from: current.pointer + holder.slot * c, count: c) }
+            }
+            // Row i takes the row at source[i]: follow each cycle of the permutation, the
+            // cycle's first row set aside.
+            var placed = [Bool](repeating: false, count: holders.count)
+            let aside = UnsafeMutablePointer<Float>.allocate(capacity: c)
+            defer { aside.deallocate() }
+            for first in source.indices where !placed[first] {
+                placed[first] = true
+                guard source[first] != first else { continue }
+                aside.update(from: base + first * c, count: c)
+                var target = first
+                while source[target] != first {
+                    (base + target * c).update(from: base + source[target] * c, count: c)
+                    target = source[target]
+                    placed[target] = true
                 }
+                (base + target * c).update(from: aside, count: c)
             }
         }
-        try merged.withUnsafeBufferPointer { try consume($0) }
+        try rows.withUnsafeBufferPointer { try consume($0) }
     }
 
     public func restoreRows(_ samples: Range<Int>, from rows: UnsafeBufferPointer<Float>, nextEpoch: Int) {
@@ -207,20 +244,23 @@ public final class ShardedTeacher: Teacher {
         }
     }
 
-    /// (slot, sample) of every position this rank holds in the current epoch; with
-    /// `primaryOnly`, without padding positions (so each sample appears once over all ranks).
-    private func heldSamples(primaryOnly: Bool = false) -> [(slot: Int, sample: Int)] {
+    /// Calls `body(slot, sample)` for every position this rank holds in the current epoch; with
+    /// `primaryOnly`, without padding positions (so each sample comes once over all ranks).
+    /// (A walk, not a list: a list would cost 16 bytes per held slot.)
+    private func forEachHeldSample(primaryOnly: Bool = false, _ body: (_ slot: Int, _ sample: Int) -> Void) {
         let end = primaryOnly ? sampleCount : sampler.positionCount
-        return (0..<end).compactMap { position in
+        for position in 0..<end {
             let (rank, slot) = sampler.holder(ofPosition: position)
-            return rank == communicator.rank ? (slot, order[position % sampleCount]) : nil
+            if rank == communicator.rank { body(slot, Int(order[position % sampleCount])) }
         }
     }
 
-    private static func orderAndInverse(_ sampler: ShardedSampler, epoch: Int) -> ([Int], [Int]) {
-        let order = sampler.order(epoch: epoch)
-        var inverse = [Int](repeating: 0, count: order.count)
-        for (position, sample) in order.enumerated() { inverse[sample] = position }
+    /// `epoch`'s order and its inverse, 32-bit: sample indices and primary positions are below
+    /// N ≤ `maximumSampleCount`.
+    private static func orderAndInverse(_ sampler: ShardedSampler, epoch: Int) -> ([UInt32], [UInt32]) {
+        let order = sampler.compactOrder(epoch: epoch)
+        var inverse = [UInt32](repeating: 0, count: order.count)
+        for (position, sample) in order.enumerated() { inverse[Int(sample)] = UInt32(truncatingIfNeeded: position) }
         return (order, inverse)
     }
 }

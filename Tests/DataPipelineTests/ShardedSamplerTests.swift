@@ -81,6 +81,15 @@ final class ShardedSamplerTests: XCTestCase {
         XCTAssertNotEqual(sampler.order(epoch: 4), Array(0..<500))
     }
 
+    /// The 32-bit order (the sharded teacher's) is the same permutation, element for element.
+    func testCompactOrderIsTheOrderIn32Bits() throws {
+        for (count, epoch) in [(1, 1), (500, 4), (1_003, 7)] {
+            let sampler = try ShardedSampler(sampleCount: count, globalBatchSize: 10, rank: 0, worldSize: 1, seed: 5)
+            XCTAssertEqual(sampler.compactOrder(epoch: epoch).map(Int.init), sampler.order(epoch: epoch), "N = \(count)")
+        }
+        XCTAssertEqual(ShardedSampler.maximumCompactSampleCount, 1 << 32)
+    }
+
     /// Every position of an epoch has one holder and slot, distinct, within the rank's held
     /// slots; the trained ones are exactly the slots `fillSlots` hands out, step by step.
     func testEveryPositionHasOneHolderAndTrainedOnesMatchTheSlots() throws {

@@ -25,6 +25,18 @@ final class TargetPolicyTests: XCTestCase {
         XCTAssertEqual(CrossEntropyPolicy(classCount: 2).epochWeight, 0)
     }
 
+    /// `--teacher sharded` refuses more samples than its 32-bit orders index, with the
+    /// setting and the limit in the message.
+    func testShardedTeacherRefusesMoreSamplesThan32BitsIndex() throws {
+        let limit = ShardedTeacher.maximumSampleCount
+        XCTAssertEqual(limit, 1 << 32)
+        XCTAssertNoThrow(try ProgressiveSelfDistillationPolicy.checkShardedTeacherFits(sampleCount: limit))
+        XCTAssertThrowsError(try ProgressiveSelfDistillationPolicy.checkShardedTeacherFits(sampleCount: limit + 1)) { error in
+            let message = String(describing: error)
+            XCTAssertTrue(message.contains("--teacher sharded") && message.contains("at most 4294967296"), message)
+        }
+    }
+
     func testPSKDTargetsMixLabelAndTeacher() throws {
         let teacher = TeacherTable(labels: [0, 2], classCount: 3)
         teacher.row(1).update(from: [0.1, 0.6, 0.3] as [Float], count: 3)

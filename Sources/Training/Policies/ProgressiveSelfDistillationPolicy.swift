@@ -25,12 +25,22 @@ public final class ProgressiveSelfDistillationPolicy: TrainingPolicy {
 
     public static func make(_ context: PolicyContext) throws -> ProgressiveSelfDistillationPolicy {
         let (labels, classCount) = (context.labels, context.model.classCount)
+        if context.config.shardsTeacher { try checkShardedTeacherFits(sampleCount: labels.count) }
         let teacher: any Teacher =
             context.config.shardsTeacher
             ? ShardedTeacher(labels: labels, classCount: classCount, sampler: context.sampler, communicator: context.communicator)
             : TeacherTable(labels: labels, classCount: classCount, sampler: context.sampler, communicator: context.communicator)
         return ProgressiveSelfDistillationPolicy(
             finalAlpha: Float(context.config.alphaT), totalEpochs: context.config.epochs, teacher: teacher)
+    }
+
+    /// Refuses `--teacher sharded` for more training samples than its 32-bit orders index
+    /// (`ShardedTeacher.maximumSampleCount`, 2^32), naming the setting and the limit.
+    public static func checkShardedTeacherFits(sampleCount: Int) throws {
+        guard sampleCount > ShardedTeacher.maximumSampleCount else { return }
+        throw ConfigurationError(
+            "--teacher sharded keeps sample indices in 32 bits: at most \(ShardedTeacher.maximumSampleCount) training samples, "
+                + "this run has \(sampleCount); use --teacher replicated")
     }
 
     public static func label(_ config: TrainConfig) -> String { "pskd (α_T = \(PolicyLabel.number(config.alphaT)))" }
