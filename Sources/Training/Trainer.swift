@@ -166,6 +166,8 @@ public final class Trainer {
         for batch in data.loader.epoch(epoch) {
             beacon.startStep(epoch: epoch, step: batch.step + 1)
             FaultInjection.current.atStepStart(rank: communicator.rank, epoch: epoch, step: batch.step + 1)
+            FaultInjection.current.atStepStart(
+                rank: communicator.rank, epoch: epoch, step: batch.step + 1, parameters: model.parameters.values)
             learningRate = schedule.learningRate(epoch: epoch - 1, step: batch.step, stepsPerEpoch: data.loader.stepsPerEpoch)
             let result = try step(batch, policy: policy, learningRate: Float(learningRate))
             stepObserver?(

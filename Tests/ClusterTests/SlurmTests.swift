@@ -125,7 +125,10 @@ final class SlurmTests: XCTestCase {
         let second = output.components(separatedBy: "(attempt 2)").last ?? ""
         XCTAssertTrue(second.contains("pskd: resumed from \(run.path)/checkpoints/epoch-000"), output)
         XCTAssertEqual(ClusterFixture.metricEpochs(run), [1, 2, 3])
-        XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("stall.json").path))
+        // The resumed attempt moved the first attempt's stall report aside (stall-<UTC time>.json).
+        let files = try FileManager.default.contentsOfDirectory(atPath: run.path)
+        XCTAssertEqual(files.filter { $0.hasPrefix("stall-") && $0.hasSuffix(".json") }.count, 1, "\(files)")
+        XCTAssertFalse(files.contains("stall.json"), "the second attempt did not stall: \(files)")
     }
 
     /// `scancel` on a running job: it ends CANCELLED and none of its processes is left.
