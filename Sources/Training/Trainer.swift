@@ -160,7 +160,7 @@ public final class Trainer {
     private func trainEpoch(_ epoch: Int) throws -> EpochRecord {
         let progress = Progress(
             epoch: epoch, epochs: config.epochs, steps: data.loader.stepsPerEpoch,
-            samplesPerStep: config.batchSize, log: log)
+            samplesPerStep: config.batchSize, log: log, isLaunchedRank: communicator.isLaunchedRank)
         var lossSum = 0.0, learningRate = 0.0
         try policy.beginEpoch(epoch)
         for batch in data.loader.epoch(epoch) {
