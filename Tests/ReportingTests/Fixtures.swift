@@ -31,7 +31,7 @@ struct FixtureRuns {
     @discardableResult
     func run(
         _ name: String, policy: String, seed: UInt64, epochs: [Epoch], configure: (inout TrainConfig) -> Void = { _ in },
-        log: String? = nil
+        ranks: [Int?] = [], log: String? = nil
     ) throws -> String {
         let directory = root.appendingPathComponent(name, isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -64,6 +64,10 @@ struct FixtureRuns {
                 "test_reliability": bins, "seconds": epoch.seconds, "samples_per_second": epoch.samplesPerSecond,
             ]
             if let samples = epoch.testSamples { record["test_samples"] = samples }
+            // The job's layout, as `pskd train` records it (`WorldLayout`): `ranks[e]` ranks of one thread on one node.
+            if index < ranks.count, let count = ranks[index] {
+                record.merge(["ranks": count, "nodes": 1, "ranks_per_node": count, "threads_per_rank": 1]) { $1 }
+            }
             lines += String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self) + "\n"
         }
         try Data(lines.utf8).write(to: directory.appendingPathComponent("metrics.jsonl"))
@@ -92,7 +96,7 @@ struct FixtureRuns {
                 paths.append(
                     try run(
                         "\(policy)-seed\(seed)", policy: policy, seed: seed, epochs: records,
-                        log: "pskd: training cnn … global batch 128 over 2 rank(s) × 1 thread(s); run directory x\n"))
+                        ranks: Array(repeating: 2, count: epochs)))
             }
         }
         return paths
