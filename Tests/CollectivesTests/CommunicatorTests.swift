@@ -1,5 +1,4 @@
 import Collectives
-import TestSupport
 import XCTest
 
 final class CommunicatorTests: XCTestCase {
@@ -44,15 +43,5 @@ final class CommunicatorTests: XCTestCase {
             }
         }
         XCTAssertEqual(received, sent)
-    }
-
-    /// `pskd info` under mpirun: every rank initialises MPI, reports, and the job exits cleanly.
-    func testInfoRunsOnEveryRank() throws {
-        let outcome = try ExecutableRunner.mpirun(ranks: 2, ["info"], timeout: 120)
-        XCTAssertEqual(outcome.status, 0, outcome.output)
-        XCTAssertTrue(outcome.output.contains("Open MPI:   Open MPI v"), outcome.output)
-        XCTAssertTrue(outcome.output.contains("OpenBLAS:   OpenBLAS"), outcome.output)
-        XCTAssertTrue(outcome.output.contains("rank 0/2"), outcome.output)
-        XCTAssertTrue(outcome.output.contains("rank 1/2"), outcome.output)
     }
 }
