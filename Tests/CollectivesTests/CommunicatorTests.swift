@@ -32,6 +32,15 @@ final class CommunicatorTests: XCTestCase {
         XCTAssertEqual(bytes, [9, 8, 7])
     }
 
+    /// Only a rank of a launched job says so (Progress draws its bar only outside one); the
+    /// wrappers answer for the communicator they wrap; MPI is a registered launch backend.
+    func testOnlyRanksOfALaunchedJobSayTheyAreLaunched() {
+        XCTAssertFalse(LocalCommunicator().isLaunchedRank)
+        XCTAssertFalse(MonitoredCommunicator(LocalCommunicator()).isLaunchedRank)
+        XCTAssertFalse(TimedCommunicator(LocalCommunicator()).isLaunchedRank)
+        XCTAssertTrue(CollectiveBackends.all.contains { ObjectIdentifier($0) == ObjectIdentifier(MPICommunicator.self) })
+    }
+
     /// One process sends itself its whole buffer; a count that does not match is a programming
     /// error, not a silent truncation.
     func testLocalAllToAllCopiesTheBufferToItself() throws {
