@@ -15,6 +15,9 @@
 //   Optimizers        → Tensors
 //   Tensors           → CBLAS
 //   Platform          (the monotonic Stopwatch, printError, ProcessPlacement, hostName; Glibc only)
+//
+// Tests: one unit-test target per module, run in-process; ExecutableTests and ClusterTests launch
+// the built executable and so depend on the pskd target (building them builds pskd).
 import PackageDescription
 
 let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))]
@@ -90,19 +93,26 @@ let package = Package(
 
         // Tests.
         .target(name: "TestSupport", dependencies: ["Tensors", "Layers"], path: "Sources/TestSupport"),
+        // Run directories written by hand, for the report's tests.
+        .target(name: "RunFixtures", dependencies: ["Training", "TestSupport"], path: "Sources/RunFixtures"),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Models", "Optimizers", "TestSupport"]),
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "TestSupport"]),
         .testTarget(name: "DataPipelineTests", dependencies: ["DataPipeline", "CZlib", "TestSupport"]),
-        .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "TestSupport"]),
+        .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
         .testTarget(name: "WatchdogTests", dependencies: ["Watchdog", "Collectives", "TestSupport"]),
         .testTarget(
             name: "SelfDistillationTests", dependencies: ["SelfDistillation", "Collectives", "DataPipeline", "Tensors", "TestSupport"]),
         .testTarget(
             name: "TrainingTests",
             dependencies: ["Training", "Collectives", "DataPipeline", "Layers", "Models", "SelfDistillation", "Tensors", "TestSupport"]),
-        .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Training", "TestSupport"]),
-        .testTarget(name: "ClusterTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Training", "RunFixtures", "TestSupport"]),
+        // Tests that launch the built `pskd` executable (ExecutableRunner: alone or under mpirun;
+        // ClusterTests across network-namespace nodes and in a Slurm cluster): they declare the
+        // dependency on the executable target, so building them builds pskd. The unit-test
+        // targets above run without it.
+        .testTarget(name: "ExecutableTests", dependencies: ["pskd", "Training", "RunFixtures", "TestSupport"]),
+        .testTarget(name: "ClusterTests", dependencies: ["pskd", "TestSupport"]),
     ]
 )

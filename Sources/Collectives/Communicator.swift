@@ -12,19 +12,25 @@ public enum ReduceOperation: Sendable {
 /// (`MPICommunicator`) and in a test or a single process (`LocalCommunicator`):
 ///
 /// ```swift
-/// let communicator: any Communicator = MPICommunicator.isLaunchedByMPI ? try MPICommunicator() : LocalCommunicator()
+/// let communicator: any Communicator = try CollectiveBackends.launched?.init() ?? LocalCommunicator()
 /// try gradients.withUnsafeMutableBufferPointer { try communicator.allReduceMean($0) }
 /// let correct = try communicator.sum(Double(localCorrect))
 /// if communicator.isRoot { print("accuracy \(correct / Double(testCount))") }
 /// ```
 ///
-/// Methods throw the transport's error (`MPIError` for MPI); a rank that cannot go on calls
-/// `abort(_:code:)` so that no other rank is left waiting in a collective.
+/// Methods throw the transport's error, a `CollectiveError` (`MPIError` for MPI); a rank that
+/// cannot go on calls `abort(_:code:)` so that no other rank is left waiting in a collective.
+/// Code above Collectives names no transport: it sees this protocol, `CollectiveError` and
+/// `CollectiveBackends` (the registered launch backends) only.
 public protocol Communicator: AnyObject {
     /// This process's rank, 0 ..< size.
     var rank: Int { get }
     /// The number of ranks.
     var size: Int { get }
+    /// Whether this process is one rank of a job a launcher started (mpirun, srun), even a
+    /// one-rank job: its standard output is then the launcher's forwarding (under mpirun a
+    /// pseudo-terminal even when mpirun's own output is a file). False for a process on its own.
+    var isLaunchedRank: Bool { get }
     /// Reduces `buffer` elementwise across ranks, in place; every rank gets the result.
     func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation) throws
     /// Reduces `buffer` elementwise across ranks, in place; every rank gets the result.
@@ -81,12 +87,38 @@ extension Communicator {
     }
 }
 
+/// The error a collective throws when its transport fails (`MPIError` for MPI). Callers that
+/// wrap their own failures in an error of their own let these through unchanged: the transport's
+/// message names the failed call, and every rank must see the same kind of failure.
+public protocol CollectiveError: Error, CustomStringConvertible {}
+
+/// A transport that a launcher starts several ranks of: one `Communicator` class that can tell
+/// whether this process was launched that way. Registered in `CollectiveBackends.all`.
+public protocol LaunchedCommunicator: Communicator {
+    /// Whether this process was started by this transport's launcher (so it should be initialised).
+    static var isLaunched: Bool { get }
+    /// Joins the job: the world communicator of the launched ranks.
+    init() throws
+    /// Leaves the job cleanly; call once, after the last collective.
+    func finalize() throws
+}
+
+/// The launch backends pskd knows, in the order they are tried.
+public enum CollectiveBackends {
+    public static let all: [any LaunchedCommunicator.Type] = [MPICommunicator.self]
+
+    /// The backend whose launcher started this process, or nil for a process on its own
+    /// (which then runs as a one-rank job on a `LocalCommunicator`).
+    public static var launched: (any LaunchedCommunicator.Type)? { all.first { $0.isLaunched } }
+}
+
 /// The communicator of a single process: every collective is the identity.
 /// Used by unit tests and by runs started without `mpirun`.
 public final class LocalCommunicator: Communicator {
     public init() {}
     public var rank: Int { 0 }
     public var size: Int { 1 }
+    public var isLaunchedRank: Bool { false }
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation) throws {}
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation) throws {}
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {

@@ -2,7 +2,7 @@ import CMPI
 import Platform
 
 /// A failed MPI call: names the function and gives MPI's own explanation.
-public struct MPIError: Error, CustomStringConvertible {
+public struct MPIError: CollectiveError {
     /// The MPI function that failed.
     public let function: String
     /// Its return code.
@@ -28,7 +28,7 @@ func check(_ code: Int32, _ function: @autoclosure () -> String) throws(MPIError
 /// The world communicator of an MPI job. Create one per process (it calls `MPI_Init_thread`
 /// and sets `MPI_ERRORS_RETURN`, so failures come back as errors instead of silent aborts)
 /// and call `finalize()` before exiting.
-public final class MPICommunicator: Communicator {
+public final class MPICommunicator: LaunchedCommunicator {
     public let rank: Int
     public let size: Int
     private let world: MPI_Comm
@@ -47,9 +47,12 @@ public final class MPICommunicator: Communicator {
     }
 
     /// Whether this process was started by an MPI launcher (so MPI should be initialised).
-    public static var isLaunchedByMPI: Bool {
+    public static var isLaunched: Bool {
         ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"].contains { (name: String) in getenv(name) != nil }
     }
+
+    /// Every rank of an MPI job was started by its launcher.
+    public var isLaunchedRank: Bool { true }
 
     /// Open MPI's library version string.
     public static var libraryVersion: String {

@@ -10,6 +10,7 @@ public final class MonitoredCommunicator: Communicator {
 
     public var rank: Int { base.rank }
     public var size: Int { base.size }
+    public var isLaunchedRank: Bool { base.isLaunchedRank }
 
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation) throws {
         try beacon.during(.allReduce) { try base.allReduce(buffer, operation) }

@@ -11,6 +11,7 @@ public final class TimedCommunicator: Communicator {
 
     public var rank: Int { base.rank }
     public var size: Int { base.size }
+    public var isLaunchedRank: Bool { base.isLaunchedRank }
     /// All seconds spent communicating.
     public var totalSeconds: Double { allReduceSeconds + allGatherSeconds + allToAllSeconds + otherSeconds }
 

@@ -281,7 +281,8 @@ public struct ExperimentReport: Sendable {
             }
             return Setting(name: name, values: values)
         }
-        let rankCounts = runs.map { $0.ranks.map(String.init) ?? "not recorded" }
+        // A run resumed on another rank count shows each ("2, then 4"); rows from before pskd recorded it say so.
+        let rankCounts = runs.map { $0.rankCounts.map { $0.map(String.init) ?? "not recorded" }.joined(separator: ", then ") }
         settings.append(Setting(name: "ranks", values: rankCounts.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }))
         return settings
     }

@@ -2,8 +2,8 @@ import Foundation
 import Training
 
 /// A finished (or running) training run as its directory holds it: the resolved configuration
-/// (`config.json`), the per-epoch records (`metrics.jsonl`) and, when the run's output was kept as
-/// `train.log` (launch/experiment.sh does), the number of ranks it ran on.
+/// (`config.json`) and the per-epoch records (`metrics.jsonl`), which say the rank count and
+/// layout each epoch ran on. Log text (`train.log`) is never read.
 public struct RunDirectory: Sendable {
     /// Where the run lives.
     public let path: String
@@ -11,8 +11,19 @@ public struct RunDirectory: Sendable {
     public let configuration: TrainConfig
     /// One record per completed epoch, in order.
     public let epochs: [EpochRecord]
-    /// The rank count from `train.log` ("over N rank(s)"), nil when the log is not there.
-    public let ranks: Int?
+    /// The rank counts the epochs were trained on (`ranks` in `metrics.jsonl`), each once, in
+    /// epoch order: one unless the run was resumed on another count; nil stands for epochs
+    /// logged by a pskd that did not record it (then the count is unknown: `train.log` text is
+    /// not read).
+    public var rankCounts: [Int?] {
+        epochs.map(\.ranks).reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
+    }
+
+    /// The rank count when every epoch records the same one, nil otherwise.
+    public var ranks: Int? {
+        let counts = rankCounts
+        return counts.count == 1 ? counts[0] : nil
+    }
 
     /// Reads `path`; a missing or malformed file is an error naming it.
     public init(path: String) throws {
@@ -43,8 +54,6 @@ public struct RunDirectory: Sendable {
                         + (Self.isMissingKey(error) ? " (written by an older pskd? train the run again)" : ""))
             }
         }
-        let logURL = URL(fileURLWithPath: path).appendingPathComponent("train.log")
-        ranks = (try? String(contentsOf: logURL, encoding: .utf8)).flatMap(RunDirectory.rankCount(inLog:))
     }
 
     /// config.json holds the training's settings only, not the job's own (`TrainConfig.instanceKeys`,
@@ -88,13 +97,6 @@ public struct RunDirectory: Sendable {
             if character.isUppercase { result += "_" + character.lowercased() } else { result.append(character) }
         }
         return result
-    }
-
-    /// The rank count a `pskd train` log states ("… over 2 rank(s) × 1 thread(s) …"), if any.
-    static func rankCount(inLog text: String) -> Int? {
-        guard let range = text.range(of: " rank(s) × ") else { return nil }
-        let digits = text[..<range.lowerBound].reversed().prefix { $0.isNumber }
-        return Int(String(digits.reversed()))
     }
 }
 

@@ -217,7 +217,7 @@ struct CheckpointStore {
                 }
             }
             try writer?.finish()
-        } catch let error as MPIError {
+        } catch let error as any CollectiveError {
             throw error
         } catch {
             throw CheckpointError(

@@ -7,12 +7,14 @@ final class Progress {
     let epoch: Int, epochs: Int, steps: Int, samplesPerStep: Int
     private let log: RunLog
     private let stopwatch = Stopwatch()
-    // Under mpirun a rank's stdout is a pseudo-terminal even when mpirun's is a file: plain lines there.
-    private let isTerminal = isatty(1) == 1 && getenv("OMPI_COMM_WORLD_SIZE") == nil
+    private let isTerminal: Bool
     private var lastStep = 0
 
-    init(epoch: Int, epochs: Int, steps: Int, samplesPerStep: Int, log: RunLog) {
+    /// `isLaunchedRank`: whether this process is one rank of a launched job (`Communicator.isLaunchedRank`).
+    /// Under mpirun a rank's stdout is a pseudo-terminal even when mpirun's is a file: plain lines there.
+    init(epoch: Int, epochs: Int, steps: Int, samplesPerStep: Int, log: RunLog, isLaunchedRank: Bool) {
         (self.epoch, self.epochs, self.steps, self.samplesPerStep, self.log) = (epoch, epochs, steps, samplesPerStep, log)
+        isTerminal = isatty(1) == 1 && !isLaunchedRank
     }
 
     var elapsed: Double { stopwatch.elapsedSeconds }

@@ -143,11 +143,27 @@ public struct EpochRecord: Codable, Sendable {
     /// The largest peak resident memory of any rank so far, in bytes (`VmHWM`); nil in runs
     /// logged before it was recorded.
     public var peakMemoryBytes: UInt64?
+    /// The layout of the job that trained this epoch (`WorldLayout`): `ranks`, `nodes`,
+    /// `ranks_per_node`, `threads_per_rank`. Nil in runs logged before it was recorded.
+    public var ranks: Int?
+    public var nodes: Int?
+    public var ranksPerNode: Int?
+    public var threadsPerRank: Int?
+
+    /// The job's layout, when this row records it.
+    public var world: WorldLayout? {
+        guard let ranks, let nodes, let ranksPerNode, let threadsPerRank else { return nil }
+        return WorldLayout(ranks: ranks, nodes: nodes, ranksPerNode: ranksPerNode, threadsPerRank: threadsPerRank)
+    }
 
     init(
         epoch: Int, alpha: Double, learningRate: Double, trainLoss: Double, metrics: ClassificationMetrics,
-        seconds: Double, samplesPerSecond: Double, flippedLabels: Int? = nil, peakMemoryBytes: UInt64?
+        seconds: Double, samplesPerSecond: Double, flippedLabels: Int? = nil, peakMemoryBytes: UInt64?, world: WorldLayout? = nil
     ) {
+        ranks = world?.ranks
+        nodes = world?.nodes
+        ranksPerNode = world?.ranksPerNode
+        threadsPerRank = world?.threadsPerRank
         self.flippedLabels = flippedLabels
         self.epoch = epoch
         self.alpha = alpha

@@ -46,6 +46,8 @@ public final class Trainer {
     private let beacon = ProgressBeacon.shared
     /// Called after every training step with what it trained on (for tests and diagnostics).
     public var stepObserver: ((StepObservation) -> Void)?
+    /// The job's ranks, nodes and threads, recorded in every row of `metrics.jsonl`.
+    public let world: WorldLayout
     /// Epochs already completed (by a resumed checkpoint), 0 for a fresh run.
     public private(set) var completedEpochs = 0
 
@@ -58,6 +60,7 @@ public final class Trainer {
             communicator.isRoot
             ? try RunOwnership(directory: config.outputDirectory, resume: config.resume, overwrite: config.overwrite) : nil
         BLAS.threads = ProcessPlacement.blasThreads(requested: config.threads)
+        world = try WorldLayout.gather(threads: BLAS.threads, communicator: communicator)
         data = try TrainingData(config: config, communicator: communicator)
         model = try ModelZoo.make(
             config.model, input: data.train.modelInput, widthMultiplier: config.widthMultiplier,
@@ -160,7 +163,7 @@ public final class Trainer {
     private func trainEpoch(_ epoch: Int) throws -> EpochRecord {
         let progress = Progress(
             epoch: epoch, epochs: config.epochs, steps: data.loader.stepsPerEpoch,
-            samplesPerStep: config.batchSize, log: log)
+            samplesPerStep: config.batchSize, log: log, isLaunchedRank: communicator.isLaunchedRank)
         var lossSum = 0.0, learningRate = 0.0
         try policy.beginEpoch(epoch)
         for batch in data.loader.epoch(epoch) {
@@ -194,7 +197,7 @@ public final class Trainer {
             trainLoss: lossSum / Double(data.loader.stepsPerEpoch), metrics: metrics,
             seconds: progress.elapsed, samplesPerSecond: trainingThroughput,
             flippedLabels: (config.labelNoise ?? 0) > 0 ? data.flippedLabels : nil,
-            peakMemoryBytes: try peakMemoryPerRank().max())
+            peakMemoryBytes: try peakMemoryPerRank().max(), world: world)
         try log.append(record)
         log.say(record.summary)
         return record

@@ -30,8 +30,8 @@ enum BuildInfo {
     }
 }
 
-/// Runs `body` with the MPI world communicator when launched by mpirun (a single-process
-/// communicator otherwise), after the start-up handshake: every rank must run `subcommand` with
+/// Runs `body` with the world communicator of the backend that launched this process (MPI's
+/// under mpirun: `CollectiveBackends`), a single-process communicator otherwise,, after the start-up handshake: every rank must run `subcommand` with
 /// the same pskd build and the same `settings` (by default the command line after the
 /// subcommand). An error on any rank is printed with the rank and aborts the whole job, so no
 /// rank is left waiting in a collective.
@@ -39,11 +39,11 @@ func withCommunicator(
     _ subcommand: String, settings: [String: String]? = nil,
     _ body: (any Communicator) throws -> Void
 ) throws {
-    guard MPICommunicator.isLaunchedByMPI else {
+    guard let backend = CollectiveBackends.launched else {
         try body(LocalCommunicator())
         return
     }
-    let communicator = try MPICommunicator()
+    let communicator = try backend.init()
     do {
         let arguments = ["arguments": CommandLine.arguments.dropFirst(2).joined(separator: " ")]
         try StartupHandshake(subcommand: subcommand, build: BuildInfo.identity, settings: settings ?? arguments)

@@ -1,5 +1,6 @@
 import CZlib
 import Foundation
+import RunFixtures
 import XCTest
 
 @testable import Reporting

@@ -1,4 +1,5 @@
 import Foundation
+import RunFixtures
 import Training
 import XCTest
 
@@ -253,14 +254,27 @@ final class ReportModelTests: XCTestCase {
             })
         let stepSettings = ExperimentReport.displayValues(try RunDirectory(path: step))
         XCTAssertEqual(stepSettings.first { $0.0 == "lr schedule" }?.1, "step (×0.1 after epochs 100, 150), 2 warm-up epochs")
-        XCTAssertNil(try RunDirectory(path: step).ranks, "no train.log, no rank count")
+        XCTAssertNil(try RunDirectory(path: step).ranks, "rows without `ranks`: no rank count")
     }
 
-    func testRankCountIsReadFromTheTrainingLog() {
-        XCTAssertEqual(
-            RunDirectory.rankCount(
-                inLog: "pskd: training cnn (8 parameters) on fashion-mnist, global batch 128 over 12 rank(s) × 1 thread(s); run"), 12)
-        XCTAssertNil(RunDirectory.rankCount(inLog: "nothing here"))
+    /// The rank count comes from `metrics.jsonl`'s rows, never from `train.log` text: a run resumed
+    /// on another count shows both, in epoch order; rows from before pskd recorded it say so.
+    func testRankCountIsReadFromTheMetricsRowsNotTheLog() throws {
+        let fixture = try FixtureRuns(self)
+        let epoch = FixtureRuns.Epoch(top1: 1, top5: 1, nll: 1, ece: 1, aurc: 1, eaurc: 1)
+        let log = "pskd: training cnn (8 parameters) on fashion-mnist, global batch 128 over 12 rank(s) × 1 thread(s); run\n"
+        let resumed = try fixture.run("resumed", policy: "ce", seed: 1, epochs: [epoch, epoch, epoch], ranks: [2, 2, 4], log: log)
+        let run = try RunDirectory(path: resumed)
+        XCTAssertEqual(run.rankCounts, [2, 4])
+        XCTAssertNil(run.ranks, "two rank counts: no single one")
+        XCTAssertEqual(run.epochs.last?.world, WorldLayout(ranks: 4, nodes: 1, ranksPerNode: 4, threadsPerRank: 1))
+
+        let old = try fixture.run("old", policy: "ce", seed: 2, epochs: [epoch], log: log)
+        XCTAssertEqual(try RunDirectory(path: old).rankCounts, [nil], "the log's 12 ranks are not read")
+        XCTAssertNil(try RunDirectory(path: old).epochs[0].world)
+
+        let settings = ExperimentReport.settings(of: [run, try RunDirectory(path: old)])
+        XCTAssertEqual(settings.first { $0.name == "ranks" }?.values, ["2, then 4", "not recorded"])
     }
 
     func testMissingOrInvalidRunDirectoriesAreErrorsNamingTheFile() throws {

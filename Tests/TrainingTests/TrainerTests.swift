@@ -218,8 +218,21 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(record.flippedLabels, flipped)
         let metrics = try String(contentsOfFile: config.outputDirectory + "/metrics.jsonl", encoding: .utf8)
         XCTAssertTrue(metrics.contains("\"flipped_labels\":\(flipped)"), metrics)
+        // The job's layout, in every row (a one-process job of one thread on this host).
+        XCTAssertEqual(trainer.world, WorldLayout(ranks: 1, nodes: 1, ranksPerNode: 1, threadsPerRank: 1))
+        XCTAssertEqual(record.world, trainer.world)
+        for key in ["\"ranks\":1", "\"nodes\":1", "\"ranks_per_node\":1", "\"threads_per_rank\":1"] {
+            XCTAssertTrue(metrics.contains(key), "\(key) in \(metrics)")
+        }
         let expected = try evaluateByHand(trainer.model, testSamples: config.maxTestSamples!, eceBins: config.eceBins)
         XCTAssertEqual(record.testTop1Error, expected.top1Error, accuracy: 1e-9, "evaluated against the clean test labels")
+    }
+
+    /// The layout counts distinct host names, the most ranks on one and the most threads of a rank.
+    func testWorldLayoutOfRanksAndHosts() {
+        XCTAssertEqual(
+            WorldLayout(hosts: ["a", "b", "a"], threads: [1, 1, 2]), WorldLayout(ranks: 3, nodes: 2, ranksPerNode: 2, threadsPerRank: 2))
+        XCTAssertEqual(WorldLayout(hosts: ["n1"], threads: [4]), WorldLayout(ranks: 1, nodes: 1, ranksPerNode: 1, threadsPerRank: 4))
     }
 
     /// --label-noise 0 trains exactly as a run without the flag: the same model file, byte for byte.

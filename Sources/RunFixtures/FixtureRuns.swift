@@ -3,15 +3,14 @@ import TestSupport
 import Training
 import XCTest
 
-@testable import Reporting
-
 /// Run directories written by hand (config.json and metrics.jsonl as `pskd train` writes them),
-/// in a temporary folder that the test case removes.
-struct FixtureRuns {
-    let root: URL
+/// in a temporary folder that the test case removes. For the report's tests: `ReportingTests`
+/// in-process, `ExecutableTests` through `pskd report`.
+public struct FixtureRuns {
+    public let root: URL
 
     /// A fresh folder under the temporary directory, removed at the end of `testCase`.
-    init(_ testCase: XCTestCase, name: String = #function) throws {
+    public init(_ testCase: XCTestCase, name: String = #function) throws {
         root = URL(
             fileURLWithPath: testCase.temporaryPath("report-\(name.filter { $0.isLetter || $0.isNumber })-\(UUID().uuidString.prefix(8))"),
             isDirectory: true)
@@ -19,19 +18,28 @@ struct FixtureRuns {
     }
 
     /// One epoch's metrics; the reliability bins are given as (count, accuracy, confidence) per bin.
-    struct Epoch {
-        var top1: Double, top5: Double, nll: Double, ece: Double, aurc: Double, eaurc: Double
-        var bins: [(count: Int, accuracy: Double, confidence: Double)] = []
-        var seconds = 10.0, samplesPerSecond = 500.0
+    public struct Epoch {
+        public var top1: Double, top5: Double, nll: Double, ece: Double, aurc: Double, eaurc: Double
+        public var bins: [(count: Int, accuracy: Double, confidence: Double)] = []
+        public var seconds = 10.0, samplesPerSecond = 500.0
         /// `test_samples`, absent when nil (rows of an older pskd).
-        var testSamples: Int? = nil
+        public var testSamples: Int? = nil
+
+        public init(
+            top1: Double, top5: Double, nll: Double, ece: Double, aurc: Double, eaurc: Double,
+            bins: [(count: Int, accuracy: Double, confidence: Double)] = [], seconds: Double = 10.0, samplesPerSecond: Double = 500.0,
+            testSamples: Int? = nil
+        ) {
+            (self.top1, self.top5, self.nll, self.ece, self.aurc, self.eaurc) = (top1, top5, nll, ece, aurc, eaurc)
+            (self.bins, self.seconds, self.samplesPerSecond, self.testSamples) = (bins, seconds, samplesPerSecond, testSamples)
+        }
     }
 
     /// Writes a run directory named `name` and returns its path.
     @discardableResult
-    func run(
+    public func run(
         _ name: String, policy: String, seed: UInt64, epochs: [Epoch], configure: (inout TrainConfig) -> Void = { _ in },
-        log: String? = nil
+        ranks: [Int?] = [], log: String? = nil
     ) throws -> String {
         let directory = root.appendingPathComponent(name, isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -64,6 +72,10 @@ struct FixtureRuns {
                 "test_reliability": bins, "seconds": epoch.seconds, "samples_per_second": epoch.samplesPerSecond,
             ]
             if let samples = epoch.testSamples { record["test_samples"] = samples }
+            // The job's layout, as `pskd train` records it (`WorldLayout`): `ranks[e]` ranks of one thread on one node.
+            if index < ranks.count, let count = ranks[index] {
+                record.merge(["ranks": count, "nodes": 1, "ranks_per_node": count, "threads_per_rank": 1]) { $1 }
+            }
             lines += String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self) + "\n"
         }
         try Data(lines.utf8).write(to: directory.appendingPathComponent("metrics.jsonl"))
@@ -74,7 +86,7 @@ struct FixtureRuns {
     /// A plausible experiment: ce, ls and pskd × `seeds`, `epochs` epochs, 15 bins, errors that
     /// fall with the epochs and differ by policy and seed.
     @discardableResult
-    func experiment(seeds: [UInt64] = [1, 2], epochs: Int = 4) throws -> [String] {
+    public func experiment(seeds: [UInt64] = [1, 2], epochs: Int = 4) throws -> [String] {
         var paths: [String] = []
         for seed in seeds {
             for (p, policy) in ["ce", "ls", "pskd"].enumerated() {
@@ -92,7 +104,7 @@ struct FixtureRuns {
                 paths.append(
                     try run(
                         "\(policy)-seed\(seed)", policy: policy, seed: seed, epochs: records,
-                        log: "pskd: training cnn … global batch 128 over 2 rank(s) × 1 thread(s); run directory x\n"))
+                        ranks: Array(repeating: 2, count: epochs)))
             }
         }
         return paths

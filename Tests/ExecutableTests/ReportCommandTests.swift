@@ -1,4 +1,5 @@
 import Foundation
+import RunFixtures
 import TestSupport
 import XCTest
 

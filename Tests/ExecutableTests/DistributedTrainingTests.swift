@@ -109,8 +109,16 @@ final class DistributedTrainingTests: XCTestCase {
         let fields = [
             "epoch", "alpha", "lr", "train_loss", "test_top1_error", "test_top5_error", "test_nll",
             "test_ece", "test_aurc", "test_eaurc", "seconds", "samples_per_second", "peak_memory_bytes",
+            "ranks", "nodes", "ranks_per_node", "threads_per_rank",
         ]
         for field in fields { XCTAssertNotNil(records.first?[field], "\(field) missing: \(output)") }
+        // The job's layout: 2 ranks on this one host, one BLAS thread each (mpirun -x OPENBLAS_NUM_THREADS=1).
+        for record in records {
+            XCTAssertEqual(record["ranks"] as? Int, 2)
+            XCTAssertEqual(record["nodes"] as? Int, 1)
+            XCTAssertEqual(record["ranks_per_node"] as? Int, 2)
+            XCTAssertGreaterThanOrEqual(record["threads_per_rank"] as? Int ?? 0, 1)
+        }
         XCTAssertGreaterThan(records.last?["peak_memory_bytes"] as? Int ?? 0, 10_000_000, "a rank takes more than 10 MB")
         XCTAssertTrue(output.contains("peak resident memory per rank: 0: "), output)
         XCTAssertTrue(output.contains(" MB, 1: "), "rank 0 prints every rank's: \(output)")
