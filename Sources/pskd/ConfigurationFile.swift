@@ -40,7 +40,7 @@ enum ConfigurationFile {
 
     /// The file's text, refused when it cannot be read, is larger than `maxBytes` (checked before
     /// it is read whole) or is not text.
-    private static func readText(_ path: String) throws -> String {
+    static func readText(_ path: String) throws -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw ConfigurationError("\(path): cannot read the config file; check the path given to --config")
         }

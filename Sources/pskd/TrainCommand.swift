@@ -63,9 +63,7 @@ struct TrainCommand: ParsableCommand {
             try TrainSetting.refuseUnread(try givenSettings(), by: resolved)
             return resolved
         }
-        var saved = TrainConfig()
-        let savedSettings = try ConfigurationFile.load(savedPath).filter { !TrainConfig.instanceKeys.contains($0.key) }
-        try TrainSetting.apply(savedSettings, to: &saved, source: savedPath)
+        let saved = try TrainConfig.decode(settingsJSON: Data(try ConfigurationFile.readText(savedPath).utf8), source: savedPath)
         let resuming = try configuration(over: saved)
         try TrainSetting.refuseUnread(try givenSettings(), by: resuming)
         try resuming.checkResumable(from: saved, runDirectory: resolved.outputDirectory)
