@@ -56,13 +56,13 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public var momentum = 0.9
     public var nesterov = true
     public var weightDecay = 5e-4
-    /// `l2` or `decoupled`.
-    public var weightDecayStyle = "l2"
+    /// `l2` (PyTorch SGD) or `decoupled` (AdamW).
+    public var weightDecayStyle = WeightDecayStyle.l2
     /// The training policy's name, one of `TrainingPolicies.names`.
     public var policy = "pskd"
     /// How PS-KD's teacher table is kept: `replicated` (whole on every rank) or `sharded`
     /// (each rank keeps the rows it reads next); nil = replicated. Both train the same, bit for bit.
-    public var teacher: String? = nil
+    public var teacher: TeacherLayout? = nil
     /// α_T, PS-KD's final weight of the teacher.
     public var alphaT = 0.8
     /// ε of label smoothing.
@@ -211,7 +211,9 @@ public struct TrainConfig: Sendable, Codable, Equatable {
             decoded = try JSONDecoder().decode(TrainConfig.self, from: data)
         } catch let error as ConfigurationError {
             throw ConfigurationError("\(source): \(error)")
-        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
+            let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty
+        {
             let key = context.codingPath.first?.stringValue ?? "?"
             throw ConfigurationError(
                 "\(source): setting '\(key)' must be \(TrainSetting.named(key)?.expected ?? "another value") (\(context.debugDescription))")
@@ -289,7 +291,7 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     }
 
     /// Whether the teacher table is sharded across the ranks (`teacher: sharded`).
-    public var shardsTeacher: Bool { teacher == "sharded" }
+    public var shardsTeacher: Bool { teacher == .sharded }
 
     /// The learning-rate schedule the configuration names.
     public func schedule() throws -> any LearningRateSchedule {
@@ -305,9 +307,7 @@ public struct TrainConfig: Sendable, Codable, Equatable {
 
     /// The optimiser the configuration names, for `parameterCount` parameters.
     public func makeOptimizer(parameterCount: Int) throws -> any Optimizer {
-        guard let style = WeightDecayStyle(rawValue: weightDecayStyle) else {
-            throw ConfigurationError("weight-decay-style '\(weightDecayStyle)' is unknown: use l2 or decoupled")
-        }
+        let style = weightDecayStyle
         switch optimizer {
         case "sgd":
             return SGD(
@@ -367,6 +367,14 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     private func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
         if !condition { throw ConfigurationError(message()) }
     }
+}
+
+/// How PS-KD's teacher table is kept across the ranks (`--teacher`); both train the same, bit for bit.
+public enum TeacherLayout: String, Sendable, CaseIterable, Codable {
+    /// The whole N × C table on every rank, each step's rows all-gathered.
+    case replicated
+    /// Each rank keeps the rows it reads this epoch and next, routed to them by all-to-all.
+    case sharded
 }
 
 /// A configuration that cannot be trained, with what to change.

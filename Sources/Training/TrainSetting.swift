@@ -300,16 +300,14 @@ extension TrainSetting {
         number("momentum", \.momentum, "SGD momentum (default 0.9).", range: "in [0, 1)") { (0..<1).contains($0) },
         boolean("nesterov", \.nesterov, "Nesterov momentum (default true)."),
         number("weight-decay", \.weightDecay, "Weight decay (default 5e-4).", range: "a finite number ≥ 0") { $0 >= 0 },
-        text(
-            "weight-decay-style", \.weightDecayStyle, "l2 (PyTorch SGD) or decoupled (AdamW) (default l2).", choices: ["l2", "decoupled"]),
+        choice("weight-decay-style", \.weightDecayStyle, "l2 (PyTorch SGD) or decoupled (AdamW) (default l2)."),
         text(
             "policy", \.policy, "What the model trains against (default pskd): " + TrainingPolicies.helpText + ".",
             choices: TrainingPolicies.names),
-        optionalText(
+        optionalChoice(
             "teacher", \.teacher,
             "How PS-KD's teacher table is kept: replicated (the whole N × C table on every rank) or sharded (each rank "
-                + "keeps the rows it reads next, at most 2·N·C·4/R bytes); both train the same, bit for bit (default replicated).",
-            choices: ["replicated", "sharded"]),
+                + "keeps the rows it reads next, at most 2·N·C·4/R bytes); both train the same, bit for bit (default replicated)."),
         number("alpha-t", \.alphaT, "PS-KD's final teacher weight α_T (default 0.8).", range: "in [0, 1]") { (0...1).contains($0) },
         number("label-smoothing", \.labelSmoothing, "Label smoothing ε for policy ls (default 0.1).", range: "in [0, 1)") {
             (0..<1).contains($0)
@@ -463,6 +461,31 @@ extension TrainSetting {
                 config[keyPath: path].map { value in isPath ? !value.isEmpty : choices?.contains(value) ?? true } ?? true
             },
             read: { $0[keyPath: path].map { excerpt($0) } ?? "unset" }, json: { $0[keyPath: path] })
+    }
+
+    /// A setting whose values are an enumeration's cases, written as their raw text; a value that
+    /// names no case is refused when written ("must be one of l2, decoupled").
+    private static func choice<Value: RawRepresentable & CaseIterable & Sendable>(
+        _ name: String, _ path: WritableKeyPath<TrainConfig, Value> & Sendable, _ help: String
+    ) -> TrainSetting where Value.RawValue == String {
+        let choices = Value.allCases.map(\.rawValue)
+        return TrainSetting(
+            name: name, kind: .text, help: help, range: "one of " + choices.joined(separator: ", "),
+            expected: "one of " + choices.joined(separator: ", "), choices: choices,
+            write: { config, value in (value as? String).flatMap(Value.init(rawValue:)).map { config[keyPath: path] = $0 } != nil },
+            isValid: { _ in true }, read: { excerpt($0[keyPath: path].rawValue) }, json: { $0[keyPath: path].rawValue })
+    }
+
+    private static func optionalChoice<Value: RawRepresentable & CaseIterable & Sendable>(
+        _ name: String, _ path: WritableKeyPath<TrainConfig, Value?> & Sendable, _ help: String
+    ) -> TrainSetting where Value.RawValue == String {
+        let choices = Value.allCases.map(\.rawValue)
+        return TrainSetting(
+            name: name, kind: .text, help: help, range: "one of " + choices.joined(separator: ", "),
+            expected: "one of " + choices.joined(separator: ", "), choices: choices,
+            write: { config, value in (value as? String).flatMap(Value.init(rawValue:)).map { config[keyPath: path] = $0 } != nil },
+            isValid: { _ in true }, read: { $0[keyPath: path].map { excerpt($0.rawValue) } ?? "unset" },
+            json: { $0[keyPath: path]?.rawValue })
     }
 
     private static func boolean(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool> & Sendable, _ help: String) -> TrainSetting {

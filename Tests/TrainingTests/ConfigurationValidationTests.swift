@@ -35,9 +35,7 @@ final class ConfigurationValidationTests: XCTestCase {
         ("momentum", { $0.momentum = 5 }, "5.0"),
         ("momentum", { $0.momentum = -0.5 }, "-0.5"),
         ("weight-decay", { $0.weightDecay = -1 }, "-1.0"),
-        ("weight-decay-style", { $0.weightDecayStyle = "l1" }, "l1"),
         ("policy", { $0.policy = "kd" }, "kd"),
-        ("teacher", { $0.teacher = "mirrored" }, "mirrored"),
         ("alpha-t", { $0.alphaT = 1.5 }, "1.5"),
         ("label-smoothing", { $0.labelSmoothing = 1 }, "1.0"),
         ("kd-temperature", { $0.kdTemperature = 0 }, "0.0"),
@@ -61,6 +59,28 @@ final class ConfigurationValidationTests: XCTestCase {
         ("teacher-checkpoint", { $0.teacherCheckpoint = "" }, "got ''"),
     ]
 
+    /// (setting, a value outside its range as a file or the command line gives it): the choices
+    /// held as enumerations (`TrainConfig` cannot hold a value outside them) are refused when read.
+    private let outOfRangeText: [(setting: String, text: String)] = [
+        ("weight-decay-style", "l1"), ("teacher", "mirrored"),
+    ]
+
+    func testEveryChoiceOutsideItsValuesIsRefusedWhenRead() {
+        for (name, text) in outOfRangeText {
+            var config = TrainConfig()
+            let choices = TrainSetting.named(name)?.choices ?? []
+            XCTAssertThrowsError(try TrainSetting.apply([(name, text)], to: &config, source: "run.yaml")) {
+                XCTAssertEqual("\($0)", "run.yaml: setting '\(name)' must be one of \(choices.joined(separator: ", ")), found '\(text)'")
+            }
+            XCTAssertThrowsError(try TrainSetting.check(name, text)) {
+                XCTAssertEqual("\($0)", "\(name) must be one of \(choices.joined(separator: ", ")), got '\(text)'")
+            }
+            XCTAssertThrowsError(try TrainConfig.decode(settingsJSON: Data("{\"\(name)\": \"\(text)\"}".utf8), source: "config.json")) {
+                XCTAssertTrue("\($0)".hasPrefix("config.json: setting '\(name)' must be one of "), "\($0)")
+            }
+        }
+    }
+
     func testEverySettingOutsideItsRangeIsRefusedByName() {
         XCTAssertNoThrow(try TrainConfig().validate(), "the defaults are valid")
         for (setting, change, shown) in outOfRange {
@@ -78,7 +98,7 @@ final class ConfigurationValidationTests: XCTestCase {
     /// Every setting that `TrainSetting.all` declares with a range is exercised above, so a new
     /// setting cannot join the table without a test of its range.
     func testEveryRangedSettingOfTheTableIsTested() {
-        let tested = Set(outOfRange.map(\.setting))
+        let tested = Set(outOfRange.map(\.setting) + outOfRangeText.map(\.setting))
         for setting in TrainSetting.all where setting.range != nil && setting.name != "seed" {
             XCTAssertTrue(tested.contains(setting.name), "no out-of-range case for \(setting.name) (\(setting.range!))")
         }
@@ -198,7 +218,7 @@ final class ConfigurationValidationTests: XCTestCase {
         (config.cropPadding, config.horizontalFlip, config.stopAfterEpochs) = (1, true, 1)
         (config.stallTimeout, config.accumulateSteps, config.labelNoise) = (30, 1, 0.2)
         (config.syntheticSamples, config.syntheticTestSamples, config.syntheticClasses, config.syntheticFeatures) = (1, 1, 2, 1)
-        config.teacher = "sharded"
+        config.teacher = .sharded
         (config.kdTemperature, config.kdWeight, config.kdMultiplier, config.teacherCheckpoint) = (4, 1, 10, "runs/ce")
         let encoded = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any])
         XCTAssertEqual(Set(encoded.keys), Set(TrainSetting.all.map(\.name)))
