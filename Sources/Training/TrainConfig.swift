@@ -123,12 +123,12 @@ public struct TrainConfig: Sendable, Codable, Equatable {
         case overwrite, stallTimeout = "stall-timeout"
     }
 
-    /// Decodes over the defaults: a key that is missing (a setting added after the file was
+    /// Decodes over the defaults (or over `userInfo[TrainConfig.base]`): a key that is missing (a setting added after the file was
     /// written, or one a config.json leaves out) keeps its default, so run directories and
     /// checkpoints of earlier releases still read. An unknown key is refused, naming the nearest
     /// setting ("unknown setting 'epoch'; did you mean 'epochs'?").
     public init(from decoder: any Decoder) throws {
-        self.init()
+        self = decoder.userInfo[Self.base] as? TrainConfig ?? TrainConfig()
         let known = Set(CodingKeys.allCases.map(\.stringValue))
         for key in try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).sorted() where !known.contains(key) {
             throw ConfigurationError("unknown setting \(TrainSetting.excerpt(key)); did you mean '\(TrainSetting.nearest(to: key))'?")
@@ -186,6 +186,10 @@ public struct TrainConfig: Sendable, Codable, Equatable {
         try read(\.overwrite, .overwrite)
         try read(\.stallTimeout, .stallTimeout)
     }
+
+    /// A decoder's `userInfo` key: the configuration to decode over, instead of the defaults (a
+    /// `--config` file's settings over a resumed run's).
+    public static let base = CodingUserInfoKey(rawValue: "pskd.TrainConfig.base")!
 
     /// Any key of a container, to find the unknown ones.
     private struct AnyKey: CodingKey {

@@ -73,11 +73,7 @@ struct TrainCommand: ParsableCommand {
     /// `base`, then the config file (which may not set `resume` or `overwrite`), then the flags.
     private func configuration(over base: TrainConfig) throws -> TrainConfig {
         var resolved = base
-        if let config {
-            let fromFile = try ConfigurationFile.load(config)
-            try TrainSetting.refuseCommandLineOnly(fromFile.map(\.key), source: config)
-            try TrainSetting.apply(fromFile, to: &resolved, source: config)
-        }
+        if let config { resolved = try ConfigurationFile.decode(config, over: resolved).config }
         try TrainSetting.apply(settings.given, to: &resolved, source: "command line")
         return resolved
     }
@@ -87,7 +83,7 @@ struct TrainCommand: ParsableCommand {
     private func givenSettings() throws -> [String: String] {
         var given: [String: String] = [:]
         if let config {
-            for (key, _) in try ConfigurationFile.load(config) { given[key.replacingOccurrences(of: "_", with: "-")] = config }
+            for key in try ConfigurationFile.decode(config, over: TrainConfig()).keys { given[key] = config }
         }
         for (key, _) in settings.given { given[key] = "command line" }
         return given

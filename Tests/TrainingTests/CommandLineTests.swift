@@ -63,6 +63,28 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(outcome.output.contains("\(binary): not a text file"), outcome.output)
     }
 
+    /// Config files decode through `TrainConfig`'s coding (Yams' YAMLDecoder): a misspelt key names
+    /// the nearest setting; a value of the wrong kind names the setting, what it must be and the
+    /// value; a key without a value is refused; numbers in quotes and a list of epochs written
+    /// as text read as they always did.
+    func testConfigFilesDecodeThroughTheConfigurationsCoding() throws {
+        let cases: [(contents: String, expected: String)] = [
+            ("weight_decay_stlye: l2\n", "unknown setting 'weight_decay_stlye'; did you mean 'weight-decay-style'?"),
+            ("teacher: mirrored\n", "setting 'teacher' must be one of replicated, sharded, found 'mirrored'"),
+            ("nesterov: maybe\n", "setting 'nesterov' must be true or false, found 'maybe'"),
+            ("milestones: [1, x]\n", "setting 'milestones' must be a list of whole numbers"),
+            ("data-dir:\n", "setting 'data-dir' has no value: give one (a non-empty path) or remove it"),
+            ("epochs: \"0\"\n", "epochs must be 1...100000, got 0"),
+            ("milestones: \"2,1\"\n", "milestones must be increasing epochs ≥ 1"),
+        ]
+        for (index, (contents, expected)) in cases.enumerated() {
+            let file = try temporaryFile("decode-\(index).yaml", contents)
+            let outcome = try pskd(["train", "--config", file, "--out", temporaryPath("decode-\(index)")])
+            XCTAssertNotEqual(outcome.status, 0, outcome.output)
+            XCTAssertTrue(outcome.output.contains(expected), "\(contents): expected “\(expected)” in \(outcome.output)")
+        }
+    }
+
     /// Issue 24 item 5: a config file cannot exhaust memory or time. A 400-byte alias bomb (ten
     /// levels of nine aliases, 9^10 values expanded) used to allocate until the process died;
     /// as a mapping key it hashed for minutes. Anchors, aliases, files over 1 MiB and values over
