@@ -41,7 +41,10 @@ struct BenchCommand: ParsableCommand {
             valueName: "teacher"))
     var teacher: SettingValue<TeacherNames>?
     @Flag(help: "Measure the data loader on Fashion-MNIST instead (with and without prefetching).") var loader = false
-    @Option(name: .customLong("data-dir"), help: "Fashion-MNIST directory for --loader.") var dataDir: String?
+    @Option(
+        name: .setting("data-dir"), parsing: .unconditional,
+        help: ArgumentHelp("Fashion-MNIST directory for --loader. Range: a non-empty path.", valueName: "path"), completion: .directory)
+    var dataDir: String?
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Run the stall watchdog as `pskd train` does (heartbeats, collectives marked), to measure its cost.")
     var watchdog = false
@@ -63,6 +66,7 @@ struct BenchCommand: ParsableCommand {
         try TrainSetting.check("teacher", teacherLayout)
         guard batchSize > 1 else { throw ValidationError("--batch-size must be at least 2, got \(batchSize)") }
         _ = try threads.value()
+        if let dataDir { try TrainSetting.check("data-dir", dataDir) }
         if let steps, !(1...100_000).contains(steps) { throw ValidationError("--steps must be 1...100000, got \(steps)") }
         guard (0...100_000).contains(warmup) else { throw ValidationError("--warmup must be 0...100000, got \(warmup)") }
     }

@@ -10,7 +10,11 @@ struct EvaluateCommand: ParsableCommand {
 
     @Option(help: "A checkpoint folder, or a run directory (its newest complete checkpoint).") var checkpoint: String
     @Option(help: "Write one CSV row per test sample: index, label, then the class probabilities.") var predictions: String?
-    @Option(name: .customLong("data-dir"), help: "Directory of the data set's files (default: the run's).") var dataDir: String?
+    @Option(
+        name: .setting("data-dir"), parsing: .unconditional,
+        help: ArgumentHelp("Directory of the data set's files (default: the run's). Range: a non-empty path.", valueName: "path"),
+        completion: .directory)
+    var dataDir: String?
     @OptionGroup var evaluation: EvaluationOptions
     @OptionGroup var threads: ThreadsOption
     @Flag(help: "Print one JSON object with the keys of metrics.jsonl (test_top1_error, test_nll, …), the checkpoint and its epoch.")
@@ -19,6 +23,7 @@ struct EvaluateCommand: ParsableCommand {
     /// The ranges of `pskd train`'s settings of the same names, refused in the same words.
     func validate() throws {
         _ = try (evaluation.bins(), evaluation.testSamples(), threads.value())
+        if let dataDir { try TrainSetting.check("data-dir", dataDir) }
     }
 
     func run() throws {

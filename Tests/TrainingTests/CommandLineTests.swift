@@ -215,6 +215,8 @@ final class CommandLineTests: XCTestCase {
             (["bench", "--threads", "0"], "threads must be 1...1024, got 0"),
             (["bench", "--threads", "2000"], "threads must be 1...1024, got 2000"),
             (["evaluate", "--checkpoint", "/nonexistent", "--threads", "0"], "threads must be 1...1024, got 0"),
+            (["evaluate", "--checkpoint", "/nonexistent", "--data-dir="], "data-dir must be a non-empty path, got ''"),
+            (["bench", "--loader", "--data-dir", ""], "data-dir must be a non-empty path, got ''"),
             (["evaluate", "--checkpoint", "/nonexistent", "--max-test-samples", "0"], "max-test-samples must be at least 1, got 0"),
             (["bench", "--model", "resnet9000"], "model must be one of "),
             (["bench", "--teacher", "mirrored"], "teacher must be one of replicated, sharded, got 'mirrored'"),
@@ -297,5 +299,14 @@ final class CommandLineTests: XCTestCase {
         }
         XCTAssertEqual(Set(try complete(["pskd", "train", "--opt"])), ["--optimizer"])
         XCTAssertEqual(Set(try complete(["pskd", "train", "--policy", ""])), Set(TrainingPolicies.names))
+        XCTAssertEqual(Set(try complete(["pskd", "train", "--weight-decay-style", ""])), ["l2", "decoupled"])
+        XCTAssertEqual(Set(try complete(["pskd", "bench", "--teacher", ""])), ["replicated", "sharded"])
+        // zsh and fish scripts are generated from the same declarations.
+        for shell in ["zsh", "fish"] {
+            let other = try pskd(["--generate-completion-script", shell])
+            XCTAssertEqual(other.status, 0, other.output)
+            XCTAssertTrue(other.output.contains("optimizer") && other.output.contains("alpha-t"), "\(shell): \(other.output.prefix(500))")
+            for name in TrainingPolicies.names { XCTAssertTrue(other.output.contains(name), "\(shell) completes the policy \(name)") }
+        }
     }
 }
