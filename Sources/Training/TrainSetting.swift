@@ -34,8 +34,6 @@ public struct TrainSetting: Sendable {
     let isValid: @Sendable (TrainConfig) -> Bool
     /// The current value as text, for refusals.
     public let read: @Sendable (TrainConfig) -> String
-    /// The current value as a JSON value (nil when unset), for `config.json`.
-    let json: @Sendable (TrainConfig) -> Any?
 
     /// What a value must be, in words, for refusals: "a whole number", ….
     public let expected: String
@@ -44,11 +42,11 @@ public struct TrainSetting: Sendable {
         name: String, kind: Kind, help: String, range: String?, expected: String? = nil, choices: [String]? = nil,
         isPath: Bool = false, write: @escaping @Sendable (inout TrainConfig, Any) -> Bool,
         isValid: @escaping @Sendable (TrainConfig) -> Bool,
-        read: @escaping @Sendable (TrainConfig) -> String, json: @escaping @Sendable (TrainConfig) -> Any?
+        read: @escaping @Sendable (TrainConfig) -> String
     ) {
         (self.name, self.kind, self.help, self.range) = (name, kind, help, range)
         (self.choices, self.isPath) = (choices, isPath)
-        (self.write, self.isValid, self.read, self.json) = (write, isValid, read, json)
+        (self.write, self.isValid, self.read) = (write, isValid, read)
         self.expected =
             expected
             ?? {
@@ -88,13 +86,15 @@ public struct TrainSetting: Sendable {
         return all.first { $0.name == key }
     }
 
-    /// `config`'s settings by name as JSON values (unset ones absent), except `excluding`: what
-    /// `config.json` holds and the start-up handshake compares.
+    /// `config`'s settings by name as JSON values (unset ones absent), except `excluding`, in
+    /// `TrainConfig`'s `Codable` coding (config.json's and the checkpoints'): what the start-up
+    /// handshake and `--resume` compare. A number that JSON cannot hold is written as text ("nan").
     public static func values(of config: TrainConfig, excluding: Set<String> = []) -> [String: Any] {
-        var values: [String: Any] = [:]
-        for setting in all where !excluding.contains(setting.name) {
-            if let value = setting.json(config) { values[setting.name] = value }
-        }
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        guard let data = try? encoder.encode(config), var values = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { preconditionFailure("TrainConfig encodes as a JSON object") }
+        for key in excluding { values[key] = nil }
         return values
     }
 
@@ -384,7 +384,7 @@ extension TrainSetting {
             config.seed = UInt64(number)
             return true
         },
-        isValid: { _ in true }, read: { String($0.seed) }, json: { $0.seed })
+        isValid: { _ in true }, read: { String($0.seed) })
 }
 
 // MARK: - Kinds
@@ -397,7 +397,7 @@ extension TrainSetting {
         TrainSetting(
             name: name, kind: .integer, help: help, range: range,
             write: { config, value in Values.integer(value).map { config[keyPath: path] = $0 } != nil },
-            isValid: { valid($0[keyPath: path]) }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
+            isValid: { valid($0[keyPath: path]) }, read: { String($0[keyPath: path]) })
     }
 
     private static func optionalInteger(
@@ -407,8 +407,7 @@ extension TrainSetting {
         TrainSetting(
             name: name, kind: .integer, help: help, range: range,
             write: { config, value in Values.integer(value).map { config[keyPath: path] = $0 } != nil },
-            isValid: { $0[keyPath: path].map(valid) ?? true }, read: { $0[keyPath: path].map(String.init) ?? "unset" },
-            json: { $0[keyPath: path] })
+            isValid: { $0[keyPath: path].map(valid) ?? true }, read: { $0[keyPath: path].map(String.init) ?? "unset" })
     }
 
     private static func number(
@@ -418,8 +417,7 @@ extension TrainSetting {
         TrainSetting(
             name: name, kind: .number, help: help, range: range,
             write: { config, value in Values.number(value).map { config[keyPath: path] = $0 } != nil },
-            isValid: { $0[keyPath: path].isFinite && valid($0[keyPath: path]) }, read: { String($0[keyPath: path]) },
-            json: { $0[keyPath: path] })
+            isValid: { $0[keyPath: path].isFinite && valid($0[keyPath: path]) }, read: { String($0[keyPath: path]) })
     }
 
     private static func optionalNumber(
@@ -430,7 +428,7 @@ extension TrainSetting {
             name: name, kind: .number, help: help, range: range,
             write: { config, value in Values.number(value).map { config[keyPath: path] = $0 } != nil },
             isValid: { $0[keyPath: path].map { $0.isFinite && valid($0) } ?? true },
-            read: { $0[keyPath: path].map { String($0) } ?? "unset" }, json: { $0[keyPath: path] })
+            read: { $0[keyPath: path].map { String($0) } ?? "unset" })
     }
 
     /// What a path setting's range says: an empty path names no file (`--out ""` read as the
@@ -447,7 +445,7 @@ extension TrainSetting {
             isValid: { config in
                 isPath ? !config[keyPath: path].isEmpty : choices.map { $0.contains(config[keyPath: path]) } ?? true
             },
-            read: { excerpt($0[keyPath: path]) }, json: { $0[keyPath: path] })
+            read: { excerpt($0[keyPath: path]) })
     }
 
     private static func optionalText(
@@ -460,7 +458,7 @@ extension TrainSetting {
             isValid: { config in
                 config[keyPath: path].map { value in isPath ? !value.isEmpty : choices?.contains(value) ?? true } ?? true
             },
-            read: { $0[keyPath: path].map { excerpt($0) } ?? "unset" }, json: { $0[keyPath: path] })
+            read: { $0[keyPath: path].map { excerpt($0) } ?? "unset" })
     }
 
     /// A setting whose values are an enumeration's cases, written as their raw text; a value that
@@ -473,7 +471,7 @@ extension TrainSetting {
             name: name, kind: .text, help: help, range: "one of " + choices.joined(separator: ", "),
             expected: "one of " + choices.joined(separator: ", "), choices: choices,
             write: { config, value in (value as? String).flatMap(Value.init(rawValue:)).map { config[keyPath: path] = $0 } != nil },
-            isValid: { _ in true }, read: { excerpt($0[keyPath: path].rawValue) }, json: { $0[keyPath: path].rawValue })
+            isValid: { _ in true }, read: { excerpt($0[keyPath: path].rawValue) })
     }
 
     private static func optionalChoice<Value: RawRepresentable & CaseIterable & Sendable>(
@@ -484,15 +482,14 @@ extension TrainSetting {
             name: name, kind: .text, help: help, range: "one of " + choices.joined(separator: ", "),
             expected: "one of " + choices.joined(separator: ", "), choices: choices,
             write: { config, value in (value as? String).flatMap(Value.init(rawValue:)).map { config[keyPath: path] = $0 } != nil },
-            isValid: { _ in true }, read: { $0[keyPath: path].map { excerpt($0.rawValue) } ?? "unset" },
-            json: { $0[keyPath: path]?.rawValue })
+            isValid: { _ in true }, read: { $0[keyPath: path].map { excerpt($0.rawValue) } ?? "unset" })
     }
 
     private static func boolean(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool> & Sendable, _ help: String) -> TrainSetting {
         TrainSetting(
             name: name, kind: .boolean, help: help, range: nil,
             write: { config, value in Values.boolean(value).map { config[keyPath: path] = $0 } != nil },
-            isValid: { _ in true }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
+            isValid: { _ in true }, read: { String($0[keyPath: path]) })
     }
 
     private static func optionalBoolean(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool?> & Sendable, _ help: String)
@@ -501,14 +498,14 @@ extension TrainSetting {
         TrainSetting(
             name: name, kind: .boolean, help: help, range: nil,
             write: { config, value in Values.boolean(value).map { config[keyPath: path] = $0 } != nil },
-            isValid: { _ in true }, read: { $0[keyPath: path].map(String.init) ?? "unset" }, json: { $0[keyPath: path] })
+            isValid: { _ in true }, read: { $0[keyPath: path].map(String.init) ?? "unset" })
     }
 
     private static func toggle(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool> & Sendable, _ help: String) -> TrainSetting {
         TrainSetting(
             name: name, kind: .toggle, help: help, range: nil,
             write: { config, value in Values.boolean(value).map { config[keyPath: path] = $0 } != nil },
-            isValid: { _ in true }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
+            isValid: { _ in true }, read: { String($0[keyPath: path]) })
     }
 
     private static func integerList(
@@ -518,7 +515,7 @@ extension TrainSetting {
         TrainSetting(
             name: name, kind: .integerList, help: help, range: range,
             write: { config, value in Values.integers(value).map { config[keyPath: path] = $0 } != nil },
-            isValid: { valid($0[keyPath: path]) }, read: { "\($0[keyPath: path])" }, json: { $0[keyPath: path] })
+            isValid: { valid($0[keyPath: path]) }, read: { "\($0[keyPath: path])" })
     }
 }
 
