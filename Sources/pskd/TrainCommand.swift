@@ -21,7 +21,8 @@ struct TrainCommand: ParsableCommand {
             """)
 
     @Option(
-        parsing: .unconditional, help: "A YAML or JSON file of settings named like the flags (e.g. 'batch-size: 256').",
+        parsing: .unconditional,
+        help: ArgumentHelp("A YAML or JSON file of settings named like the flags (e.g. 'batch-size: 256').", valueName: "file"),
         completion: .file(extensions: ["yaml", "yml", "json"]))
     var config: String?
     @OptionGroup var settings: TrainOptions
