@@ -12,7 +12,7 @@ public protocol Optimizer: AnyObject {
 }
 
 /// How weight decay enters the update.
-public enum WeightDecayStyle: String, Sendable, CaseIterable {
+public enum WeightDecayStyle: String, Sendable, CaseIterable, Codable {
     /// Added to the gradient as an L2 penalty (PyTorch `SGD`/`Adam` `weight_decay`).
     case l2
     /// Applied to the weights directly, `p ← p·(1 − lr·wd)` (PyTorch `AdamW`, "SGDW").

@@ -17,8 +17,7 @@ final class RunLog {
     /// `TrainConfig.instanceKeys`), so `--config` repeats the training and `--resume` reads it.
     func saveConfiguration(_ config: TrainConfig) throws {
         guard isWriter else { return }
-        let settings = TrainSetting.values(of: config, excluding: TrainConfig.instanceKeys)
-        try write(try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted, .sortedKeys]), to: "config.json")
+        try write(try config.settingsJSON(), to: "config.json")
     }
 
     /// A record as its line of `metrics.jsonl` (without the newline).

@@ -56,13 +56,13 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public var momentum = 0.9
     public var nesterov = true
     public var weightDecay = 5e-4
-    /// `l2` or `decoupled`.
-    public var weightDecayStyle = "l2"
+    /// `l2` (PyTorch SGD) or `decoupled` (AdamW).
+    public var weightDecayStyle = WeightDecayStyle.l2
     /// The training policy's name, one of `TrainingPolicies.names`.
     public var policy = "pskd"
     /// How PS-KD's teacher table is kept: `replicated` (whole on every rank) or `sharded`
     /// (each rank keeps the rows it reads next); nil = replicated. Both train the same, bit for bit.
-    public var teacher: String? = nil
+    public var teacher: TeacherLayout? = nil
     /// α_T, PS-KD's final weight of the teacher.
     public var alphaT = 0.8
     /// ε of label smoothing.
@@ -105,9 +105,9 @@ public struct TrainConfig: Sendable, Codable, Equatable {
 
     public init() {}
 
-    /// The keys of the checkpoints' copy of the configuration: `TrainSetting.all`'s names
-    /// (a test checks that they agree).
-    enum CodingKeys: String, CodingKey {
+    /// The keys of `config.json` and of the checkpoints' copy of the configuration:
+    /// `TrainSetting.all`'s names (a test checks that they agree).
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case model, widthMultiplier = "width-multiplier", dataset, dataDirectory = "data-dir"
         case syntheticSamples = "synthetic-samples", syntheticTestSamples = "synthetic-test-samples"
         case syntheticClasses = "synthetic-classes", syntheticFeatures = "synthetic-features"
@@ -121,6 +121,114 @@ public struct TrainConfig: Sendable, Codable, Equatable {
         case horizontalFlip = "flip", cutMixProbability = "cutmix", eceBins = "ece-bins", prefetch, threads
         case outputDirectory = "out", resume, stopAfterEpochs = "stop-after", keepCheckpoints = "keep-checkpoints"
         case overwrite, stallTimeout = "stall-timeout"
+    }
+
+    /// Decodes over the defaults (or over `userInfo[TrainConfig.base]`): a key that is missing (a setting added after the file was
+    /// written, or one a config.json leaves out) keeps its default, so run directories and
+    /// checkpoints of earlier releases still read. An unknown key is refused, naming the nearest
+    /// setting ("unknown setting 'epoch'; did you mean 'epochs'?").
+    public init(from decoder: any Decoder) throws {
+        self = decoder.userInfo[Self.base] as? TrainConfig ?? TrainConfig()
+        let known = Set(CodingKeys.allCases.map(\.stringValue))
+        for key in try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).sorted() where !known.contains(key) {
+            throw ConfigurationError("unknown setting \(TrainSetting.excerpt(key)); did you mean '\(TrainSetting.nearest(to: key))'?")
+        }
+        let values = try decoder.container(keyedBy: CodingKeys.self)
+        func read<Value: Decodable>(_ path: WritableKeyPath<TrainConfig, Value>, _ key: CodingKeys) throws {
+            if let value = try values.decodeIfPresent(Value.self, forKey: key) { self[keyPath: path] = value }
+        }
+        func read<Value: Decodable>(_ path: WritableKeyPath<TrainConfig, Value?>, _ key: CodingKeys) throws {
+            if let value = try values.decodeIfPresent(Value.self, forKey: key) { self[keyPath: path] = value }
+        }
+        try read(\.model, .model)
+        try read(\.widthMultiplier, .widthMultiplier)
+        try read(\.dataset, .dataset)
+        try read(\.dataDirectory, .dataDirectory)
+        try read(\.syntheticSamples, .syntheticSamples)
+        try read(\.syntheticTestSamples, .syntheticTestSamples)
+        try read(\.syntheticClasses, .syntheticClasses)
+        try read(\.syntheticFeatures, .syntheticFeatures)
+        try read(\.maxTrainSamples, .maxTrainSamples)
+        try read(\.maxTestSamples, .maxTestSamples)
+        try read(\.labelNoise, .labelNoise)
+        try read(\.epochs, .epochs)
+        try read(\.batchSize, .batchSize)
+        try read(\.dropLast, .dropLast)
+        try read(\.accumulateSteps, .accumulateSteps)
+        try read(\.learningRate, .learningRate)
+        try read(\.learningRateSchedule, .learningRateSchedule)
+        try read(\.milestones, .milestones)
+        try read(\.warmupEpochs, .warmupEpochs)
+        try read(\.optimizer, .optimizer)
+        try read(\.momentum, .momentum)
+        try read(\.nesterov, .nesterov)
+        try read(\.weightDecay, .weightDecay)
+        try read(\.weightDecayStyle, .weightDecayStyle)
+        try read(\.policy, .policy)
+        try read(\.teacher, .teacher)
+        try read(\.alphaT, .alphaT)
+        try read(\.labelSmoothing, .labelSmoothing)
+        try read(\.kdTemperature, .kdTemperature)
+        try read(\.kdWeight, .kdWeight)
+        try read(\.kdMultiplier, .kdMultiplier)
+        try read(\.teacherCheckpoint, .teacherCheckpoint)
+        try read(\.seed, .seed)
+        try read(\.cropPadding, .cropPadding)
+        try read(\.horizontalFlip, .horizontalFlip)
+        try read(\.cutMixProbability, .cutMixProbability)
+        try read(\.eceBins, .eceBins)
+        try read(\.prefetch, .prefetch)
+        try read(\.threads, .threads)
+        try read(\.outputDirectory, .outputDirectory)
+        try read(\.resume, .resume)
+        try read(\.stopAfterEpochs, .stopAfterEpochs)
+        try read(\.keepCheckpoints, .keepCheckpoints)
+        try read(\.overwrite, .overwrite)
+        try read(\.stallTimeout, .stallTimeout)
+    }
+
+    /// A decoder's `userInfo` key: the configuration to decode over, instead of the defaults (a
+    /// `--config` file's settings over a resumed run's).
+    public static let base = CodingUserInfoKey(rawValue: "pskd.TrainConfig.base")!
+
+    /// Any key of a container, to find the unknown ones.
+    private struct AnyKey: CodingKey {
+        let stringValue: String
+        init(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    /// The run directory's `config.json`: the training's settings (not the job's own,
+    /// `instanceKeys`) in the coding of the checkpoints, keys sorted, one per line.
+    public func settingsJSON() throws -> Data {
+        var settings = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self)) as? [String: Any] ?? [:]
+        for key in Self.instanceKeys { settings[key] = nil }
+        return try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted, .sortedKeys])
+    }
+
+    /// The training's settings of a run directory's `config.json` (`source`, for messages), over
+    /// the defaults; the job's own settings (`instanceKeys`), if a file gives them, are not taken.
+    public static func decode(settingsJSON data: Data, source: String) throws -> TrainConfig {
+        let decoded: TrainConfig
+        do {
+            decoded = try JSONDecoder().decode(TrainConfig.self, from: data)
+        } catch let error as ConfigurationError {
+            throw ConfigurationError("\(source): \(error)")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
+            let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty
+        {
+            let key = context.codingPath.first?.stringValue ?? "?"
+            throw ConfigurationError(
+                "\(source): setting '\(key)' must be \(TrainSetting.named(key)?.expected ?? "another value") (\(context.debugDescription))")
+        } catch {
+            throw ConfigurationError("\(source): not a JSON object of settings: \(TrainSetting.excerpt("\(error)", limit: 300))")
+        }
+        var config = decoded
+        let defaults = TrainConfig()
+        (config.outputDirectory, config.resume) = (defaults.outputDirectory, defaults.resume)
+        (config.stopAfterEpochs, config.overwrite) = (defaults.stopAfterEpochs, defaults.overwrite)
+        return config
     }
 
     /// Settings of this job rather than of the training (where it writes, whether it continues
@@ -187,7 +295,7 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     }
 
     /// Whether the teacher table is sharded across the ranks (`teacher: sharded`).
-    public var shardsTeacher: Bool { teacher == "sharded" }
+    public var shardsTeacher: Bool { teacher == .sharded }
 
     /// The learning-rate schedule the configuration names.
     public func schedule() throws -> any LearningRateSchedule {
@@ -203,9 +311,7 @@ public struct TrainConfig: Sendable, Codable, Equatable {
 
     /// The optimiser the configuration names, for `parameterCount` parameters.
     public func makeOptimizer(parameterCount: Int) throws -> any Optimizer {
-        guard let style = WeightDecayStyle(rawValue: weightDecayStyle) else {
-            throw ConfigurationError("weight-decay-style '\(weightDecayStyle)' is unknown: use l2 or decoupled")
-        }
+        let style = weightDecayStyle
         switch optimizer {
         case "sgd":
             return SGD(
@@ -265,6 +371,14 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     private func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
         if !condition { throw ConfigurationError(message()) }
     }
+}
+
+/// How PS-KD's teacher table is kept across the ranks (`--teacher`); both train the same, bit for bit.
+public enum TeacherLayout: String, Sendable, CaseIterable, Codable {
+    /// The whole N × C table on every rank, each step's rows all-gathered.
+    case replicated
+    /// Each rank keeps the rows it reads this epoch and next, routed to them by all-to-all.
+    case sharded
 }
 
 /// A configuration that cannot be trained, with what to change.

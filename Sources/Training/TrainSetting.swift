@@ -22,6 +22,11 @@ public struct TrainSetting: Sendable {
     /// The valid values in words ("1...100000", "[0, 1)"), shown in `--help` and in refusals;
     /// nil when every value of the kind is valid.
     public let range: String?
+    /// The values a choice setting takes (`--policy`'s policy names), nil for the others: listed
+    /// by `--help` and completed by the shell.
+    public let choices: [String]?
+    /// Whether the value is a path (completed as one by the shell).
+    public let isPath: Bool
     /// Writes a value of the kind (a config file's or the command line's); false when the value
     /// is not of the kind.
     let write: @Sendable (inout TrainConfig, Any) -> Bool
@@ -29,19 +34,19 @@ public struct TrainSetting: Sendable {
     let isValid: @Sendable (TrainConfig) -> Bool
     /// The current value as text, for refusals.
     public let read: @Sendable (TrainConfig) -> String
-    /// The current value as a JSON value (nil when unset), for `config.json`.
-    let json: @Sendable (TrainConfig) -> Any?
 
     /// What a value must be, in words, for refusals: "a whole number", ….
     public let expected: String
 
     init(
-        name: String, kind: Kind, help: String, range: String?, expected: String? = nil,
-        write: @escaping @Sendable (inout TrainConfig, Any) -> Bool, isValid: @escaping @Sendable (TrainConfig) -> Bool,
-        read: @escaping @Sendable (TrainConfig) -> String, json: @escaping @Sendable (TrainConfig) -> Any?
+        name: String, kind: Kind, help: String, range: String?, expected: String? = nil, choices: [String]? = nil,
+        isPath: Bool = false, write: @escaping @Sendable (inout TrainConfig, Any) -> Bool,
+        isValid: @escaping @Sendable (TrainConfig) -> Bool,
+        read: @escaping @Sendable (TrainConfig) -> String
     ) {
         (self.name, self.kind, self.help, self.range) = (name, kind, help, range)
-        (self.write, self.isValid, self.read, self.json) = (write, isValid, read, json)
+        (self.choices, self.isPath) = (choices, isPath)
+        (self.write, self.isValid, self.read) = (write, isValid, read)
         self.expected =
             expected
             ?? {
@@ -81,35 +86,59 @@ public struct TrainSetting: Sendable {
         return all.first { $0.name == key }
     }
 
-    /// `config`'s settings by name as JSON values (unset ones absent), except `excluding`: what
-    /// `config.json` holds and the start-up handshake compares.
+    /// `config`'s settings by name as JSON values (unset ones absent), except `excluding`, in
+    /// `TrainConfig`'s `Codable` coding (config.json's and the checkpoints'): what the start-up
+    /// handshake and `--resume` compare. A number that JSON cannot hold is written as text ("nan").
     public static func values(of config: TrainConfig, excluding: Set<String> = []) -> [String: Any] {
-        var values: [String: Any] = [:]
-        for setting in all where !excluding.contains(setting.name) {
-            if let value = setting.json(config) { values[setting.name] = value }
-        }
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        guard let data = try? encoder.encode(config), var values = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { preconditionFailure("TrainConfig encodes as a JSON object") }
+        for key in excluding { values[key] = nil }
         return values
     }
 
     /// Throws a `ConfigurationError` naming the first setting of `config` outside its range.
     static func checkRanges(_ config: TrainConfig) throws {
-        for setting in all where !setting.isValid(config) {
-            throw ConfigurationError("\(setting.name) must be \(setting.range ?? setting.expected), got \(setting.read(config))")
-        }
+        for setting in all where !setting.isValid(config) { throw rangeError(setting, config) }
     }
 
     /// Checks one value of the setting `name` against the table's range, for the other commands
-    /// that take the same setting (`pskd info --threads`, `pskd bench --threads`): throws
-    /// "--threads must be 1...1024, got 0" when it is out of range.
+    /// that take the same setting (`pskd info --threads`, `pskd evaluate --ece-bins`, `pskd bench
+    /// --model`): throws "threads must be 1...1024, got 0", the words `pskd train` refuses it with.
     public static func check(_ name: String, _ value: Any) throws {
         guard let setting = named(name) else { preconditionFailure("\(name) is not a setting of TrainSetting.all") }
         var config = TrainConfig()
         guard setting.write(&config, value) else {
-            throw ConfigurationError("--\(name) must be \(setting.expected), got \(excerpt("\(value)"))")
+            throw ConfigurationError("\(name) must be \(setting.expected), got \(excerpt("\(value)"))")
         }
-        guard setting.isValid(config) else {
-            throw ConfigurationError("--\(name) must be \(setting.range ?? setting.expected), got \(setting.read(config))")
+        guard setting.isValid(config) else { throw rangeError(setting, config) }
+    }
+
+    /// "epochs must be 1...100000, got 0": how every command refuses a value out of range.
+    private static func rangeError(_ setting: TrainSetting, _ config: TrainConfig) -> ConfigurationError {
+        ConfigurationError("\(setting.name) must be \(setting.range ?? setting.expected), got \(setting.read(config))")
+    }
+
+    /// The setting whose name is nearest to `name` (`_` read as `-`, case ignored) by edit
+    /// distance, the first of the table's order on a tie: what a misspelt key most likely meant.
+    public static func nearest(to name: String) -> String {
+        let key = Array(name.prefix(200).replacingOccurrences(of: "_", with: "-").lowercased())
+        let distances = all.map { (name: $0.name, distance: editDistance(key, Array($0.name))) }
+        return distances.min { $0.distance < $1.distance }!.name
+    }
+
+    /// Levenshtein distance: the fewest insertions, deletions and substitutions from `a` to `b`.
+    public static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+        var previous = Array(0...b.count)
+        for (i, x) in a.enumerated() {
+            var current = [i + 1] + Array(repeating: 0, count: b.count)
+            for (j, y) in b.enumerated() {
+                current[j + 1] = min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1))
+            }
+            previous = current
         }
+        return previous[b.count]
     }
 
     /// Throws if a file names a setting twice (`batch_size` and `batch-size`). (On a command
@@ -167,7 +196,8 @@ public struct TrainSetting: Sendable {
         for (key, value) in values {
             guard let setting = named(key) else {
                 throw ConfigurationError(
-                    "\(source): unknown setting \(excerpt(key)); known settings: \(all.map(\.name).joined(separator: ", "))")
+                    "\(source): unknown setting \(excerpt(key)); did you mean '\(nearest(to: key))'? "
+                        + "Known settings: \(all.map(\.name).joined(separator: ", "))")
             }
             if let text = value as? String, text.count > maxValueCharacters {
                 throw ConfigurationError(
@@ -180,43 +210,23 @@ public struct TrainSetting: Sendable {
         }
     }
 
-    /// The settings of a command line (`--name value`, `--name=value`, a switch alone), as
-    /// (name, text) pairs; a value is taken as given, so negative numbers are values.
-    public static func parse(commandLine arguments: [String]) throws -> [(key: String, value: Any)] {
-        var pairs: [(key: String, value: Any)] = []
-        var remaining = arguments[...]
-        while let argument = remaining.popFirst() {
-            guard argument.hasPrefix("--"), argument.count > 2 else {
-                throw ConfigurationError("unexpected argument \(excerpt(argument)): settings are written --name value (see --help)")
-            }
-            let body = argument.dropFirst(2)
-            let (name, inline) =
-                body.firstIndex(of: "=").map { (String(body[..<$0]), Optional(String(body[body.index(after: $0)...]))) }
-                ?? (String(body), nil)
-            guard let setting = named(name) else {
-                throw ConfigurationError(
-                    "unknown option \(excerpt("--" + name)); settings: \(all.map { "--" + $0.name }.joined(separator: ", "))")
-            }
-            if let inline {
-                pairs.append((setting.name, inline))
-            } else if setting.kind == .toggle {
-                pairs.append((setting.name, "true"))
-            } else if let value = remaining.popFirst() {
-                pairs.append((setting.name, value))
-            } else {
-                throw ConfigurationError("--\(name) needs a value: \(setting.range ?? setting.expected)")
-            }
+    /// The name of the setting's value in `--help` (`--epochs <integer>`).
+    public var valueName: String {
+        if choices != nil { return name }
+        if isPath { return "path" }
+        switch kind {
+        case .integer: return "integer"
+        case .number: return "number"
+        case .text: return "text"
+        case .boolean, .toggle: return "true|false"
+        case .integerList: return "integer,…"
         }
-        return pairs
     }
 
-    /// The settings for `--help`, one line (paragraph) each.
-    public static var helpText: String {
-        all.map { setting in
-            let usage =
-                setting.kind == .toggle ? "--\(setting.name)" : "--\(setting.name) <\(setting.kind == .integerList ? "list" : "value")>"
-            return "\(usage): \(setting.help)" + (setting.range.map { " Valid: \($0)." } ?? "")
-        }.joined(separator: "\n")
+    /// What `--help` says of the setting: its meaning and default, then its range (a choice
+    /// setting's values are listed by the command line's own help).
+    public var helpText: String {
+        help + (choices == nil ? range.map { " Range: \($0)." } ?? "" : "")
     }
 }
 
@@ -269,7 +279,7 @@ extension TrainSetting {
             "batch-size", \.batchSize, "Global batch size summed over ranks: each of R ranks trains on batch-size / R (default 128).",
             range: "at least 2 per rank, a multiple of the rank count, at most the training samples"
         ) { $0 >= 2 },
-        toggle("drop-last", \.dropLast, "Drop the last partial batch instead of padding it."),
+        toggle("drop-last", \.dropLast, "Drop the last partial batch instead of padding it (default off: pad it)."),
         optionalInteger(
             "accumulate-steps", \.accumulateSteps,
             "Gradient accumulation: each optimiser step trains its global batch in K micro-batches of batch-size / (R·K) "
@@ -280,7 +290,7 @@ extension TrainSetting {
         number("lr", \.learningRate, "Base learning rate (default 0.1).", range: "a positive finite number") { $0 > 0 },
         text("lr-schedule", \.learningRateSchedule, "Learning-rate schedule (default cosine).", choices: ["step", "cosine", "constant"]),
         integerList(
-            "milestones", \.milestones, "Comma-separated epochs after which the step schedule multiplies the rate by 0.1.",
+            "milestones", \.milestones, "Comma-separated epochs after which the step schedule multiplies the rate by 0.1 (default none).",
             range: "increasing epochs ≥ 1"
         ) { $0.allSatisfy { $0 >= 1 } && zip($0, $0.dropFirst()).allSatisfy { $0 < $1 } },
         integer("warmup-epochs", \.warmupEpochs, "Linear warm-up epochs (default 0 = none).", range: "0...100000") {
@@ -290,16 +300,14 @@ extension TrainSetting {
         number("momentum", \.momentum, "SGD momentum (default 0.9).", range: "in [0, 1)") { (0..<1).contains($0) },
         boolean("nesterov", \.nesterov, "Nesterov momentum (default true)."),
         number("weight-decay", \.weightDecay, "Weight decay (default 5e-4).", range: "a finite number ≥ 0") { $0 >= 0 },
-        text(
-            "weight-decay-style", \.weightDecayStyle, "l2 (PyTorch SGD) or decoupled (AdamW) (default l2).", choices: ["l2", "decoupled"]),
+        choice("weight-decay-style", \.weightDecayStyle, "l2 (PyTorch SGD) or decoupled (AdamW) (default l2)."),
         text(
             "policy", \.policy, "What the model trains against (default pskd): " + TrainingPolicies.helpText + ".",
             choices: TrainingPolicies.names),
-        optionalText(
+        optionalChoice(
             "teacher", \.teacher,
             "How PS-KD's teacher table is kept: replicated (the whole N × C table on every rank) or sharded (each rank "
-                + "keeps the rows it reads next, at most 2·N·C·4/R bytes); both train the same, bit for bit (default replicated).",
-            choices: ["replicated", "sharded"]),
+                + "keeps the rows it reads next, at most 2·N·C·4/R bytes); both train the same, bit for bit (default replicated)."),
         number("alpha-t", \.alphaT, "PS-KD's final teacher weight α_T (default 0.8).", range: "in [0, 1]") { (0...1).contains($0) },
         number("label-smoothing", \.labelSmoothing, "Label smoothing ε for policy ls (default 0.1).", range: "in [0, 1)") {
             (0..<1).contains($0)
@@ -324,7 +332,7 @@ extension TrainSetting {
         optionalText(
             "teacher-checkpoint", \.teacherCheckpoint,
             "tf-kd-self's teacher, a model trained before (normally the same network with --policy ce): its run "
-                + "directory (newest complete checkpoint) or a checkpoint folder.", isPath: true),
+                + "directory (newest complete checkpoint) or a checkpoint folder (default none).", isPath: true),
         seedSetting,
         optionalInteger(
             "crop-padding", \.cropPadding, "Random-crop zero padding (default 4 for CIFAR, 0 otherwise).",
@@ -348,10 +356,14 @@ extension TrainSetting {
             isPath: true),
         toggle(
             "resume", \.resume,
-            "Continue the run in the run directory from its newest complete checkpoint, with its config.json's settings."),
-        toggle("overwrite", \.overwrite, "Replace the run in the run directory (removes only what pskd wrote there)."),
+            "Continue the run in the run directory from its newest complete checkpoint, with its config.json's settings "
+                + "(default off; command line only)."),
+        toggle(
+            "overwrite", \.overwrite,
+            "Replace the run in the run directory (removes only what pskd wrote there) (default off; command line only)."),
         optionalInteger(
-            "stop-after", \.stopAfterEpochs, "Stop after this many epochs are complete (continue later with --resume).",
+            "stop-after", \.stopAfterEpochs,
+            "Stop after this many epochs are complete (continue later with --resume) (default: train all epochs).",
             range: "at least 1"
         ) { $0 >= 1 },
         integer("keep-checkpoints", \.keepCheckpoints, "Complete checkpoints to keep (default 3).", range: "at least 1") { $0 >= 1 },
@@ -372,7 +384,7 @@ extension TrainSetting {
             config.seed = UInt64(number)
             return true
         },
-        isValid: { _ in true }, read: { String($0.seed) }, json: { $0.seed })
+        isValid: { _ in true }, read: { String($0.seed) })
 }
 
 // MARK: - Kinds
@@ -385,7 +397,7 @@ extension TrainSetting {
         TrainSetting(
             name: name, kind: .integer, help: help, range: range,
             write: { config, value in Values.integer(value).map { config[keyPath: path] = $0 } != nil },
-            isValid: { valid($0[keyPath: path]) }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
+            isValid: { valid($0[keyPath: path]) }, read: { String($0[keyPath: path]) })
     }
 
     private static func optionalInteger(
@@ -395,8 +407,7 @@ extension TrainSetting {
         TrainSetting(
             name: name, kind: .integer, help: help, range: range,
             write: { config, value in Values.integer(value).map { config[keyPath: path] = $0 } != nil },
-            isValid: { $0[keyPath: path].map(valid) ?? true }, read: { $0[keyPath: path].map(String.init) ?? "unset" },
-            json: { $0[keyPath: path] })
+            isValid: { $0[keyPath: path].map(valid) ?? true }, read: { $0[keyPath: path].map(String.init) ?? "unset" })
     }
 
     private static func number(
@@ -406,8 +417,7 @@ extension TrainSetting {
         TrainSetting(
             name: name, kind: .number, help: help, range: range,
             write: { config, value in Values.number(value).map { config[keyPath: path] = $0 } != nil },
-            isValid: { $0[keyPath: path].isFinite && valid($0[keyPath: path]) }, read: { String($0[keyPath: path]) },
-            json: { $0[keyPath: path] })
+            isValid: { $0[keyPath: path].isFinite && valid($0[keyPath: path]) }, read: { String($0[keyPath: path]) })
     }
 
     private static func optionalNumber(
@@ -418,7 +428,7 @@ extension TrainSetting {
             name: name, kind: .number, help: help, range: range,
             write: { config, value in Values.number(value).map { config[keyPath: path] = $0 } != nil },
             isValid: { $0[keyPath: path].map { $0.isFinite && valid($0) } ?? true },
-            read: { $0[keyPath: path].map { String($0) } ?? "unset" }, json: { $0[keyPath: path] })
+            read: { $0[keyPath: path].map { String($0) } ?? "unset" })
     }
 
     /// What a path setting's range says: an empty path names no file (`--out ""` read as the
@@ -431,11 +441,11 @@ extension TrainSetting {
     ) -> TrainSetting {
         TrainSetting(
             name: name, kind: .text, help: help, range: isPath ? pathRange : choices.map { "one of " + $0.joined(separator: ", ") },
-            write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
+            choices: choices, isPath: isPath, write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
             isValid: { config in
                 isPath ? !config[keyPath: path].isEmpty : choices.map { $0.contains(config[keyPath: path]) } ?? true
             },
-            read: { excerpt($0[keyPath: path]) }, json: { $0[keyPath: path] })
+            read: { excerpt($0[keyPath: path]) })
     }
 
     private static func optionalText(
@@ -444,34 +454,58 @@ extension TrainSetting {
     ) -> TrainSetting {
         TrainSetting(
             name: name, kind: .text, help: help, range: isPath ? pathRange : choices.map { "one of " + $0.joined(separator: ", ") },
-            write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
+            choices: choices, isPath: isPath, write: { config, value in (value as? String).map { config[keyPath: path] = $0 } != nil },
             isValid: { config in
                 config[keyPath: path].map { value in isPath ? !value.isEmpty : choices?.contains(value) ?? true } ?? true
             },
-            read: { $0[keyPath: path].map { excerpt($0) } ?? "unset" }, json: { $0[keyPath: path] })
+            read: { $0[keyPath: path].map { excerpt($0) } ?? "unset" })
+    }
+
+    /// A setting whose values are an enumeration's cases, written as their raw text; a value that
+    /// names no case is refused when written ("must be one of l2, decoupled").
+    private static func choice<Value: RawRepresentable & CaseIterable & Sendable>(
+        _ name: String, _ path: WritableKeyPath<TrainConfig, Value> & Sendable, _ help: String
+    ) -> TrainSetting where Value.RawValue == String {
+        let choices = Value.allCases.map(\.rawValue)
+        return TrainSetting(
+            name: name, kind: .text, help: help, range: "one of " + choices.joined(separator: ", "),
+            expected: "one of " + choices.joined(separator: ", "), choices: choices,
+            write: { config, value in (value as? String).flatMap(Value.init(rawValue:)).map { config[keyPath: path] = $0 } != nil },
+            isValid: { _ in true }, read: { excerpt($0[keyPath: path].rawValue) })
+    }
+
+    private static func optionalChoice<Value: RawRepresentable & CaseIterable & Sendable>(
+        _ name: String, _ path: WritableKeyPath<TrainConfig, Value?> & Sendable, _ help: String
+    ) -> TrainSetting where Value.RawValue == String {
+        let choices = Value.allCases.map(\.rawValue)
+        return TrainSetting(
+            name: name, kind: .text, help: help, range: "one of " + choices.joined(separator: ", "),
+            expected: "one of " + choices.joined(separator: ", "), choices: choices,
+            write: { config, value in (value as? String).flatMap(Value.init(rawValue:)).map { config[keyPath: path] = $0 } != nil },
+            isValid: { _ in true }, read: { $0[keyPath: path].map { excerpt($0.rawValue) } ?? "unset" })
     }
 
     private static func boolean(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool> & Sendable, _ help: String) -> TrainSetting {
         TrainSetting(
-            name: name, kind: .boolean, help: help + " true or false.", range: nil,
+            name: name, kind: .boolean, help: help, range: nil,
             write: { config, value in Values.boolean(value).map { config[keyPath: path] = $0 } != nil },
-            isValid: { _ in true }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
+            isValid: { _ in true }, read: { String($0[keyPath: path]) })
     }
 
     private static func optionalBoolean(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool?> & Sendable, _ help: String)
         -> TrainSetting
     {
         TrainSetting(
-            name: name, kind: .boolean, help: help + " true or false.", range: nil,
+            name: name, kind: .boolean, help: help, range: nil,
             write: { config, value in Values.boolean(value).map { config[keyPath: path] = $0 } != nil },
-            isValid: { _ in true }, read: { $0[keyPath: path].map(String.init) ?? "unset" }, json: { $0[keyPath: path] })
+            isValid: { _ in true }, read: { $0[keyPath: path].map(String.init) ?? "unset" })
     }
 
     private static func toggle(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool> & Sendable, _ help: String) -> TrainSetting {
         TrainSetting(
             name: name, kind: .toggle, help: help, range: nil,
             write: { config, value in Values.boolean(value).map { config[keyPath: path] = $0 } != nil },
-            isValid: { _ in true }, read: { String($0[keyPath: path]) }, json: { $0[keyPath: path] })
+            isValid: { _ in true }, read: { String($0[keyPath: path]) })
     }
 
     private static func integerList(
@@ -481,7 +515,7 @@ extension TrainSetting {
         TrainSetting(
             name: name, kind: .integerList, help: help, range: range,
             write: { config, value in Values.integers(value).map { config[keyPath: path] = $0 } != nil },
-            isValid: { valid($0[keyPath: path]) }, read: { "\($0[keyPath: path])" }, json: { $0[keyPath: path] })
+            isValid: { valid($0[keyPath: path]) }, read: { "\($0[keyPath: path])" })
     }
 }
 

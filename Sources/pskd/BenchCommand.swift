@@ -20,22 +20,31 @@ struct BenchCommand: ParsableCommand {
             Under mpirun, --batch-size is per rank.
             """)
 
-    @Option(help: "Model: \(ModelZoo.names.joined(separator: ", ")).") var model = "mlp"
-    @Option(help: "The data set whose image shape and class count the random samples have (no files are read).")
-    var dataset = DatasetSpec.fashionMNIST.name
-    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Samples per step on each rank.") var batchSize = 128
+    @Option(parsing: .unconditional, help: ArgumentHelp("The network (default mlp).", valueName: "model"))
+    var model: SettingValue<ModelNames>?
     @Option(
         parsing: .unconditional,
-        help: "Threads per rank for products and elementwise passes, 1...1024 (default: the CPUs the rank is bound to).")
-    var threads: Int?
+        help: ArgumentHelp(
+            "The data set whose image shape and class count the random samples have (no files are read) (default fashion-mnist).",
+            valueName: "dataset"))
+    var dataset: SettingValue<DatasetNames>?
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Samples per step on each rank.") var batchSize = 128
+    @OptionGroup var threads: ThreadsOption
     @Option(parsing: .unconditional, help: "Timed steps per policy, 1...100000 (default: 40 for mlp, 10 otherwise).") var steps: Int?
     @Option(parsing: .unconditional, help: "Untimed warm-up steps, 0...100000.") var warmup = 3
     @Option(help: "Convolution algorithm: automatic (Winograd for 3×3 stride-1 layers with ≥ 8 channels, else im2col), im2col, winograd.")
     var convolution = ConvolutionAlgorithm.automatic
-    @Option(help: "PS-KD's teacher table: replicated (all-gathered every step) or sharded (routed to its next reader).")
-    var teacher = "replicated"
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "PS-KD's teacher table: replicated (all-gathered every step) or sharded (routed to its next reader) (default replicated).",
+            valueName: "teacher"))
+    var teacher: SettingValue<TeacherNames>?
     @Flag(help: "Measure the data loader on Fashion-MNIST instead (with and without prefetching).") var loader = false
-    @Option(name: .customLong("data-dir"), help: "Fashion-MNIST directory for --loader.") var dataDir: String?
+    @Option(
+        name: .setting("data-dir"), parsing: .unconditional,
+        help: ArgumentHelp("Fashion-MNIST directory for --loader. Range: a non-empty path.", valueName: "path"), completion: .directory)
+    var dataDir: String?
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Run the stall watchdog as `pskd train` does (heartbeats, collectives marked), to measure its cost.")
     var watchdog = false
@@ -45,20 +54,21 @@ struct BenchCommand: ParsableCommand {
     )
     var profile = false
 
+    /// The network, data set and teacher layout given (bench's defaults otherwise).
+    private var modelName: String { model?.text ?? "mlp" }
+    private var datasetName: String { dataset?.text ?? DatasetSpec.fashionMNIST.name }
+    private var teacherLayout: String { teacher?.text ?? "replicated" }
+
+    /// `--model`, `--dataset`, `--teacher` and `--threads` are refused as `pskd train` refuses them.
     func validate() throws {
-        guard ModelZoo.names.contains(model) else {
-            throw ValidationError("unknown model '\(model)': choose one of \(ModelZoo.names.joined(separator: ", "))")
-        }
-        guard DatasetSpec.names.contains(dataset.lowercased()) else {
-            throw ValidationError("unknown data set '\(dataset)': choose one of \(DatasetSpec.names.joined(separator: ", "))")
-        }
+        try TrainSetting.check("model", modelName)
+        try TrainSetting.check("dataset", datasetName.lowercased())
+        try TrainSetting.check("teacher", teacherLayout)
         guard batchSize > 1 else { throw ValidationError("--batch-size must be at least 2, got \(batchSize)") }
-        if let threads { try TrainSetting.check("threads", threads) }  // as pskd train's
+        _ = try threads.value()
+        if let dataDir { try TrainSetting.check("data-dir", dataDir) }
         if let steps, !(1...100_000).contains(steps) { throw ValidationError("--steps must be 1...100000, got \(steps)") }
         guard (0...100_000).contains(warmup) else { throw ValidationError("--warmup must be 0...100000, got \(warmup)") }
-        guard ["replicated", "sharded"].contains(teacher) else {
-            throw ValidationError("--teacher must be replicated or sharded, got '\(teacher)'")
-        }
     }
 
     func run() throws {
@@ -71,15 +81,15 @@ struct BenchCommand: ParsableCommand {
                     resumeCommand: "`pskd bench` again")
                 : nil
             defer { stallWatchdog?.stop() }
-            let spec = try DatasetSpec.named(dataset)
+            let spec = try DatasetSpec.named(datasetName)
             let result = try ThroughputBenchmark.run(
-                modelName: model,
+                modelName: modelName,
                 input: ModelZoo.Input(height: spec.height, width: spec.width, channels: spec.channels, classes: spec.classCount),
-                batchSize: batchSize, threads: ProcessPlacement.blasThreads(requested: threads),
-                steps: steps ?? (model == "mlp" ? 40 : 10), warmupSteps: warmup, convolution: convolution,
-                shardedTeacher: teacher == "sharded",
+                batchSize: batchSize, threads: ProcessPlacement.blasThreads(requested: try threads.value()),
+                steps: steps ?? (modelName == "mlp" ? 40 : 10), warmupSteps: warmup, convolution: convolution,
+                shardedTeacher: teacherLayout == "sharded",
                 communicator: stallWatchdog == nil ? communicator : MonitoredCommunicator(communicator),
-                beacon: stallWatchdog == nil ? nil : .shared, profileSteps: profile ? steps ?? (model == "mlp" ? 40 : 10) : 0)
+                beacon: stallWatchdog == nil ? nil : .shared, profileSteps: profile ? steps ?? (modelName == "mlp" ? 40 : 10) : 0)
             guard communicator.isRoot else { return }
             print(json ? try jsonLine(result) : table(result))
             if !json, let profile = result.profile { print(profileTable(profile)) }
@@ -112,7 +122,7 @@ struct BenchCommand: ParsableCommand {
     private func table(_ r: ThroughputBenchmark.Result) -> String {
         func fixed(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
         return """
-            model \(r.model) on \(dataset)-shaped samples (\(r.parameters) parameters, \(r.convolution) convolutions), batch \(r.batchSize) per rank, \(r.ranks) rank(s) × \(r.threads) thread(s), \(r.steps) timed steps per policy
+            model \(r.model) on \(datasetName)-shaped samples (\(r.parameters) parameters, \(r.convolution) convolutions), batch \(r.batchSize) per rank, \(r.ranks) rank(s) × \(r.threads) thread(s), \(r.steps) timed steps per policy
               cross-entropy  \(fixed(r.millisecondsPerStep, 2)) ms/step, \(fixed(r.samplesPerSecond, 0)) samples/s per rank, \(fixed(r.totalSamplesPerSecond, 0)) in total
               PS-KD          \(fixed(r.pskdMillisecondsPerStep, 2)) ms/step, \(fixed(r.pskdSamplesPerSecond, 0)) samples/s per rank: \(fixed(r.pskdOverheadPercent, 2)) % over cross-entropy
               communication  \(fixed(r.communicationPercent, 1)) % of a step

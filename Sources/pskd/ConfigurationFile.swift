@@ -2,8 +2,8 @@ import Foundation
 import Training
 import Yams
 
-/// A `--config` file: YAML or JSON (JSON is YAML) mapping setting names to values, read into
-/// (name, value) pairs for `TrainSetting.apply`.
+/// A `--config` file: YAML or JSON (JSON is YAML) mapping setting names to values, decoded into a
+/// `TrainConfig` by Yams' `YAMLDecoder` from the checked `Node`.
 ///
 /// A config file cannot make pskd exhaust memory or time: the file is at most `maxBytes`, YAML
 /// anchors and aliases (`&name`, `*name`, and so `<<` merges) are refused altogether (a flat
@@ -11,36 +11,85 @@ import Yams
 /// to 3.5 billion values; `refuseAliases` says how), the document is composed into a `Node` tree (which shares what an
 /// alias repeats, so composing costs what the file's events cost) and walked with a budget of
 /// `maxNodes` before anything converts it, and each value is at most
-/// `TrainSetting.maxValueCharacters`. `checkedDocument(_:source:)` is that check alone, so a
-/// later move to Yams' `YAMLDecoder` decodes its `Node` (`YAMLDecoder().decode(_:from: node)`).
+/// `TrainSetting.maxValueCharacters`. `checkedDocument(_:source:)` is that check alone; `decode`
+/// hands its `Node` to `YAMLDecoder`.
 enum ConfigurationFile {
     /// The largest config file read (1 MiB; a file of every setting is under 4 KiB).
     static let maxBytes = 1 << 20
     /// The most nodes (scalars, lists, mappings) a config file may hold.
     static let maxNodes = 10_000
 
-    /// The settings of a YAML or JSON file (JSON is YAML), as a flat mapping.
-    static func load(_ path: String) throws -> [(key: String, value: Any)] {
+    /// The settings of a YAML or JSON file (JSON is YAML) decoded over `base` with Yams'
+    /// `YAMLDecoder` (through `TrainConfig`'s `Codable` coding, as config.json and checkpoints),
+    /// and the names of the settings it gives. The file is read and checked first
+    /// (`checkedDocument`: size, aliases, values); a key may be spelt `batch_size` or
+    /// `batch-size` but not both; `resume` and `overwrite` are refused (command line only); an
+    /// unknown key is refused naming the nearest setting; a value of the wrong kind is refused
+    /// naming the setting, what it must be and the value.
+    static func decode(_ path: String, over base: TrainConfig) throws -> (config: TrainConfig, keys: [String]) {
         let text = try readText(path)
         let root = try checkedDocument(text, source: path)
         guard case .mapping(let mapping)? = root else {
             throw ConfigurationError(
-                "\(path): expected a mapping of settings such as 'epochs: 10', found \(root.map(describe) ?? "an empty file")")
+                "\(path): expected a mapping of settings such as 'epochs: 10', found \(root.map { describe($0) } ?? "an empty file")")
         }
-        var pairs: [(key: String, value: Any)] = []
+        var given: [(key: String, value: Node)] = []
         for (key, value) in mapping {
             guard let name = key.string, key.scalar != nil else {
                 throw ConfigurationError("\(path): a setting's name must be text such as 'epochs', found \(describe(key))")
             }
-            pairs.append((name, value.any))
+            given.append((name, value))
         }
-        try TrainSetting.refuseRepeats(pairs.map(\.key), source: path)
-        return pairs.sorted { $0.key < $1.key }
+        try TrainSetting.refuseRepeats(given.map(\.key), source: path)
+        try TrainSetting.refuseCommandLineOnly(given.map(\.key), source: path)
+        var settings: [(key: String, value: Node)] = []
+        for (key, value) in given.sorted(by: { $0.key < $1.key }) {
+            guard let setting = TrainSetting.named(key) else {
+                throw ConfigurationError(
+                    "\(path): unknown setting \(TrainSetting.excerpt(key)); did you mean '\(TrainSetting.nearest(to: key))'? "
+                        + "Known settings: \(TrainSetting.all.map(\.name).joined(separator: ", "))")
+            }
+            if value.null != nil {
+                throw ConfigurationError(
+                    "\(path): setting '\(setting.name)' has no value: give one (\(setting.range ?? setting.expected)) or remove it")
+            }
+            settings.append((setting.name, value))
+        }
+        let document = Node.mapping(
+            Node.Mapping(try settings.map { (Node($0.key), try normalized($0.value, of: TrainSetting.named($0.key)!, source: path)) }))
+        do {
+            let config = try YAMLDecoder().decode(TrainConfig.self, from: document, userInfo: [TrainConfig.base: base])
+            return (config, settings.map(\.key))
+        } catch let error as ConfigurationError {
+            throw ConfigurationError("\(path): \(error)")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
+            let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty
+        {
+            let key = context.codingPath[0].stringValue
+            let found = settings.first { $0.key == key }.map { describe($0.value, quoted: true) } ?? "another value"
+            throw ConfigurationError(
+                "\(path): setting '\(key)' must be \(TrainSetting.named(key)?.expected ?? "another value"), found \(found)")
+        } catch {
+            throw ConfigurationError("\(path): \(TrainSetting.excerpt("\(error)", limit: 300))")
+        }
+    }
+
+    /// A value as the decoder reads it: a number or `true`/`false` written in quotes (`epochs:
+    /// "3"`) unquoted, as config files have always been read, and a list of epochs written as one
+    /// text or number (`milestones: 30,60`, `milestones: 30`) as the list.
+    private static func normalized(_ value: Node, of setting: TrainSetting, source: String) throws -> Node {
+        guard case .scalar(let scalar) = value else { return value }
+        let plain = { (text: String) in Node(text.trimmingCharacters(in: .whitespaces), .implicit, .plain) }
+        switch setting.kind {
+        case .integer, .number, .boolean, .toggle: return plain(scalar.string)
+        case .integerList: return .sequence(Node.Sequence(scalar.string.split(separator: ",").map { plain(String($0)) }))
+        case .text: return value
+        }
     }
 
     /// The file's text, refused when it cannot be read, is larger than `maxBytes` (checked before
     /// it is read whole) or is not text.
-    private static func readText(_ path: String) throws -> String {
+    static func readText(_ path: String) throws -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw ConfigurationError("\(path): cannot read the config file; check the path given to --config")
         }
@@ -155,10 +204,10 @@ enum ConfigurationFile {
         }
     }
 
-    /// A node as an error names it: its kind and, for text, an excerpt.
-    private static func describe(_ node: Node) -> String {
+    /// A node as an error names it: its kind and, for text, an excerpt (alone when `quoted`).
+    private static func describe(_ node: Node, quoted: Bool = false) -> String {
         switch node {
-        case .scalar(let scalar): "the value \(TrainSetting.excerpt(scalar.string))"
+        case .scalar(let scalar): quoted ? TrainSetting.excerpt(scalar.string) : "the value \(TrainSetting.excerpt(scalar.string))"
         case .sequence: "a list"
         case .mapping: "a mapping"
         case .alias: "an alias"

@@ -10,25 +10,27 @@ struct EvaluateCommand: ParsableCommand {
 
     @Option(help: "A checkpoint folder, or a run directory (its newest complete checkpoint).") var checkpoint: String
     @Option(help: "Write one CSV row per test sample: index, label, then the class probabilities.") var predictions: String?
-    @Option(name: .customLong("data-dir"), help: "Directory of the data set's files (default: the run's).") var dataDir: String?
-    @Option(name: .customLong("max-test-samples"), parsing: .unconditional, help: "Evaluate on the first K test samples only (K ≥ 1).")
-    var maxTestSamples: Int?
-    @Option(name: .customLong("ece-bins"), parsing: .unconditional, help: "Equal-width confidence bins of ECE, 1...1000.") var eceBins = 15
-    @Option(parsing: .unconditional, help: "Threads per rank, 1...1024 (default: the CPUs the rank is bound to).") var threads: Int?
+    @Option(
+        name: .setting("data-dir"), parsing: .unconditional,
+        help: ArgumentHelp("Directory of the data set's files (default: the run's). Range: a non-empty path.", valueName: "path"),
+        completion: .directory)
+    var dataDir: String?
+    @OptionGroup var evaluation: EvaluationOptions
+    @OptionGroup var threads: ThreadsOption
     @Flag(help: "Print one JSON object with the keys of metrics.jsonl (test_top1_error, test_nll, …), the checkpoint and its epoch.")
     var json = false
 
+    /// The ranges of `pskd train`'s settings of the same names, refused in the same words.
     func validate() throws {
-        guard (1...1000).contains(eceBins) else { throw ValidationError("--ece-bins must be in 1...1000, got \(eceBins)") }
-        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be in 1...1024, got \(threads)") }
-        if let maxTestSamples, maxTestSamples < 1 { throw ValidationError("--max-test-samples must be at least 1, got \(maxTestSamples)") }
+        _ = try (evaluation.bins(), evaluation.testSamples(), threads.value())
+        if let dataDir { try TrainSetting.check("data-dir", dataDir) }
     }
 
     func run() throws {
         try withCommunicator("evaluate") { communicator in
             let result = try CheckpointEvaluation.run(
-                path: checkpoint, dataDirectory: dataDir, maxTestSamples: maxTestSamples, eceBins: eceBins,
-                predictionsPath: predictions, threads: threads, communicator: communicator)
+                path: checkpoint, dataDirectory: dataDir, maxTestSamples: try evaluation.testSamples(), eceBins: try evaluation.bins(),
+                predictionsPath: predictions, threads: try threads.value(), communicator: communicator)
             guard communicator.isRoot else { return }
             let m = result.metrics
             if json {

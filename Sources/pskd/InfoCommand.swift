@@ -14,19 +14,14 @@ struct InfoCommand: ParsableCommand {
         commandName: "info",
         abstract: "Print the Open MPI and OpenBLAS versions, BLAS threads, each rank's CPU binding and the build.")
 
-    @Option(
-        parsing: .unconditional,
-        help: "Threads per rank for products and elementwise passes, 1...1024 (default: the CPUs the rank is bound to).")
-    var threads: Int?
+    @OptionGroup var threads: ThreadsOption
 
     /// The range of `pskd train --threads` (`TrainSetting.all`): 0 used to become 1 silently.
-    func validate() throws {
-        if let threads { try TrainSetting.check("threads", threads) }
-    }
+    func validate() throws { _ = try threads.value() }
 
     func run() throws {
         try withCommunicator("info") { communicator in
-            BLAS.threads = ProcessPlacement.blasThreads(requested: threads)
+            BLAS.threads = ProcessPlacement.blasThreads(requested: try threads.value())
             if communicator.isRoot { print(commonReport(ranks: communicator.size)) }
             for rank in 0..<communicator.size {
                 if rank == communicator.rank { print(rankReport(communicator)); flushOutput() }

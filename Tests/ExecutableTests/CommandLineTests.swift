@@ -1,5 +1,6 @@
 import Foundation
 import TestSupport
+import Training
 import XCTest
 
 /// `pskd train` settings from a config file and flags, and its errors, through the real executable.
@@ -46,7 +47,7 @@ final class CommandLineTests: XCTestCase {
         let unknown = try temporaryFile("unknown.yaml", "epoch: 3\n")
         var outcome = try pskd(["train", "--config", unknown])
         XCTAssertNotEqual(outcome.status, 0)
-        XCTAssertTrue(outcome.output.contains("\(unknown): unknown setting 'epoch'"), outcome.output)
+        XCTAssertTrue(outcome.output.contains("\(unknown): unknown setting 'epoch'; did you mean 'epochs'?"), outcome.output)
         let wrongType = try temporaryFile("type.yaml", "epochs: three\n")
         outcome = try pskd(["train", "--config", wrongType])
         XCTAssertTrue(outcome.output.contains("setting 'epochs' must be a whole number, found 'three'"), outcome.output)
@@ -60,6 +61,28 @@ final class CommandLineTests: XCTestCase {
         let binary = try temporaryFile("binary.yaml", Data([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 0xff]))
         outcome = try pskd(["train", "--config", binary])
         XCTAssertTrue(outcome.output.contains("\(binary): not a text file"), outcome.output)
+    }
+
+    /// Config files decode through `TrainConfig`'s coding (Yams' YAMLDecoder): a misspelt key names
+    /// the nearest setting; a value of the wrong kind names the setting, what it must be and the
+    /// value; a key without a value is refused; numbers in quotes and a list of epochs written
+    /// as text read as they always did.
+    func testConfigFilesDecodeThroughTheConfigurationsCoding() throws {
+        let cases: [(contents: String, expected: String)] = [
+            ("weight_decay_stlye: l2\n", "unknown setting 'weight_decay_stlye'; did you mean 'weight-decay-style'?"),
+            ("teacher: mirrored\n", "setting 'teacher' must be one of replicated, sharded, found 'mirrored'"),
+            ("nesterov: maybe\n", "setting 'nesterov' must be true or false, found 'maybe'"),
+            ("milestones: [1, x]\n", "setting 'milestones' must be a list of whole numbers"),
+            ("data-dir:\n", "setting 'data-dir' has no value: give one (a non-empty path) or remove it"),
+            ("epochs: \"0\"\n", "epochs must be 1...100000, got 0"),
+            ("milestones: \"2,1\"\n", "milestones must be increasing epochs ≥ 1"),
+        ]
+        for (index, (contents, expected)) in cases.enumerated() {
+            let file = try temporaryFile("decode-\(index).yaml", contents)
+            let outcome = try pskd(["train", "--config", file, "--out", temporaryPath("decode-\(index)")])
+            XCTAssertNotEqual(outcome.status, 0, outcome.output)
+            XCTAssertTrue(outcome.output.contains(expected), "\(contents): expected “\(expected)” in \(outcome.output)")
+        }
     }
 
     /// Issue 24 item 5: a config file cannot exhaust memory or time. A 400-byte alias bomb (ten
@@ -187,10 +210,17 @@ final class CommandLineTests: XCTestCase {
             (["train", "--prefetch", "-1"], "prefetch must be 0...64, got -1"),
             (["train", "--threads", "0"], "threads must be 1...1024, got 0"),
             (["train", "--out", ""], "out must be a non-empty path, got ''"),
-            (["info", "--threads", "0"], "--threads must be 1...1024, got 0"),
-            (["info", "--threads", "-3"], "--threads must be 1...1024, got -3"),
-            (["bench", "--threads", "0"], "--threads must be 1...1024, got 0"),
-            (["bench", "--threads", "2000"], "--threads must be 1...1024, got 2000"),
+            (["info", "--threads", "0"], "threads must be 1...1024, got 0"),
+            (["info", "--threads", "-3"], "threads must be 1...1024, got -3"),
+            (["bench", "--threads", "0"], "threads must be 1...1024, got 0"),
+            (["bench", "--threads", "2000"], "threads must be 1...1024, got 2000"),
+            (["evaluate", "--checkpoint", "/nonexistent", "--threads", "0"], "threads must be 1...1024, got 0"),
+            (["evaluate", "--checkpoint", "/nonexistent", "--data-dir="], "data-dir must be a non-empty path, got ''"),
+            (["bench", "--loader", "--data-dir", ""], "data-dir must be a non-empty path, got ''"),
+            (["evaluate", "--checkpoint", "/nonexistent", "--max-test-samples", "0"], "max-test-samples must be at least 1, got 0"),
+            (["bench", "--model", "resnet9000"], "model must be one of "),
+            (["bench", "--teacher", "mirrored"], "teacher must be one of replicated, sharded, got 'mirrored'"),
+            (["train", "--policy", "kd"], "policy must be one of "),
             (["bench", "--steps", "0"], "--steps must be 1...100000, got 0"),
             (["bench", "--warmup", "-1"], "--warmup must be 0...100000, got -1"),
             (["bench", "--batch-size", "-4"], "--batch-size must be at least 2, got -4"),
@@ -198,8 +228,17 @@ final class CommandLineTests: XCTestCase {
             (["train", "--lr", "inf"], "lr must be a positive finite number, got inf"),
             (["train", "--ece-bins", "100000000"], "ece-bins must be 1...1000, got 100000000"),
             (["train", "--milestones", "5,0,-3"], "milestones must be increasing epochs ≥ 1"),
-            (["evaluate", "--checkpoint", "/nonexistent", "--ece-bins", "0"], "--ece-bins must be in 1...1000, got 0"),
-            (["evaluate", "--checkpoint", "/nonexistent", "--ece-bins", "-1"], "--ece-bins must be in 1...1000, got -1"),
+            (["evaluate", "--checkpoint", "/nonexistent", "--ece-bins", "0"], "ece-bins must be 1...1000, got 0"),
+            (["evaluate", "--checkpoint", "/nonexistent", "--ece-bins", "-1"], "ece-bins must be 1...1000, got -1"),
+            // A later flag overrides an earlier one; --name=value; unknown flags name the nearest.
+            (["train", "--prefetch", "3", "--prefetch=-1"], "prefetch must be 0...64, got -1"),
+            (["train", "--prefetch=-1", "--prefetch", "3", "--epochs", "0"], "epochs must be 1...100000, got 0"),
+            (["train", "--epoch", "3"], "Unknown option '--epoch'"),
+            (["train", "--epochs"], "Missing value for '--epochs <integer>'"),
+            (["train", "7"], "Unexpected argument '7'"),
+            // A switch may still be written --name=true or --name=false.
+            (["train", "--drop-last=true", "--resume=false", "--overwrite=false", "--epochs", "0"], "epochs must be 1...100000, got 0"),
+            (["train", "--drop-last=maybe"], "--drop-last is a switch: give it alone, or --drop-last=true or --drop-last=false"),
         ]
         let cases2: [([String], String)] = [
             (
@@ -216,6 +255,58 @@ final class CommandLineTests: XCTestCase {
             XCTAssertNotEqual(outcome.status, 0, "\(arguments): \(outcome.output)")
             XCTAssertTrue(outcome.output.contains(expected), "\(arguments): expected “\(expected)” in \(outcome.output)")
             XCTAssertLessThan(outcome.seconds, 20, "\(arguments) refused at once")
+        }
+    }
+
+    /// `pskd train --help` lists every setting under OPTIONS with its value's name, default and
+    /// range (or choices), as the table declares them.
+    func testHelpListsEverySettingWithItsTypeDefaultAndRange() throws {
+        let outcome = try pskd(["train", "--help"])
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        let help = outcome.output.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        for setting in TrainSetting.all {
+            let usage =
+                setting.kind == .toggle ? "--\(setting.name)" : "--\(setting.name) <\(setting.valueName)>"
+            XCTAssertTrue(help.contains(usage), "--help lists \(usage): \(help)")
+            XCTAssertTrue(help.contains(setting.helpText.split(whereSeparator: \.isWhitespace).joined(separator: " ")), setting.name)
+            if let choices = setting.choices {
+                XCTAssertTrue(help.contains("(values: \(choices.joined(separator: ", ")))"), "\(setting.name)'s choices: \(help)")
+            }
+        }
+        XCTAssertTrue(help.contains("--drop-last/--no-drop-last"), help)
+    }
+
+    /// `pskd --generate-completion-script bash` completes `pskd train --opt<TAB>` and `--policy <TAB>`.
+    func testBashCompletionKnowsTheTrainSettingsAndTheirChoices() throws {
+        let script = try pskd(["--generate-completion-script", "bash"])
+        XCTAssertEqual(script.status, 0, script.output)
+        for setting in TrainSetting.all {
+            XCTAssertTrue(script.output.contains("--\(setting.name)"), "the script completes --\(setting.name)")
+        }
+        for name in TrainingPolicies.names { XCTAssertTrue(script.output.contains("'\(name)'"), "the policy \(name) is completed") }
+        let file = try temporaryFile("pskd-completion.bash", script.output)
+        // As bash calls it on TAB: the words, the cursor's word, `_pskd COMMAND CURRENT PREVIOUS` (extglob on, as bash-completion has it).
+        func complete(_ words: [String]) throws -> [String] {
+            let line = words.map { "'\($0)'" }.joined(separator: " ")
+            let command = """
+                source '\(file)'
+                COMP_WORDS=(\(line)); COMP_CWORD=\(words.count - 1); COMP_LINE="\(words.joined(separator: " "))"; COMP_POINT=${#COMP_LINE}
+                _pskd pskd '\(words[words.count - 1])' '\(words[words.count - 2])'
+                printf '%s\\n' "${COMPREPLY[@]}"
+                """
+            let outcome = try ExecutableRunner.run("/bin/bash", ["-O", "extglob", "-c", command], timeout: 60)
+            return outcome.output.split(separator: "\n").map(String.init)
+        }
+        XCTAssertEqual(Set(try complete(["pskd", "train", "--opt"])), ["--optimizer"])
+        XCTAssertEqual(Set(try complete(["pskd", "train", "--policy", ""])), Set(TrainingPolicies.names))
+        XCTAssertEqual(Set(try complete(["pskd", "train", "--weight-decay-style", ""])), ["l2", "decoupled"])
+        XCTAssertEqual(Set(try complete(["pskd", "bench", "--teacher", ""])), ["replicated", "sharded"])
+        // zsh and fish scripts are generated from the same declarations.
+        for shell in ["zsh", "fish"] {
+            let other = try pskd(["--generate-completion-script", shell])
+            XCTAssertEqual(other.status, 0, other.output)
+            XCTAssertTrue(other.output.contains("optimizer") && other.output.contains("alpha-t"), "\(shell): \(other.output.prefix(500))")
+            for name in TrainingPolicies.names { XCTAssertTrue(other.output.contains(name), "\(shell) completes the policy \(name)") }
         }
     }
 }

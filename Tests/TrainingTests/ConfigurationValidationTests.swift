@@ -35,9 +35,7 @@ final class ConfigurationValidationTests: XCTestCase {
         ("momentum", { $0.momentum = 5 }, "5.0"),
         ("momentum", { $0.momentum = -0.5 }, "-0.5"),
         ("weight-decay", { $0.weightDecay = -1 }, "-1.0"),
-        ("weight-decay-style", { $0.weightDecayStyle = "l1" }, "l1"),
         ("policy", { $0.policy = "kd" }, "kd"),
-        ("teacher", { $0.teacher = "mirrored" }, "mirrored"),
         ("alpha-t", { $0.alphaT = 1.5 }, "1.5"),
         ("label-smoothing", { $0.labelSmoothing = 1 }, "1.0"),
         ("kd-temperature", { $0.kdTemperature = 0 }, "0.0"),
@@ -61,6 +59,28 @@ final class ConfigurationValidationTests: XCTestCase {
         ("teacher-checkpoint", { $0.teacherCheckpoint = "" }, "got ''"),
     ]
 
+    /// (setting, a value outside its range as a file or the command line gives it): the choices
+    /// held as enumerations (`TrainConfig` cannot hold a value outside them) are refused when read.
+    private let outOfRangeText: [(setting: String, text: String)] = [
+        ("weight-decay-style", "l1"), ("teacher", "mirrored"),
+    ]
+
+    func testEveryChoiceOutsideItsValuesIsRefusedWhenRead() {
+        for (name, text) in outOfRangeText {
+            var config = TrainConfig()
+            let choices = TrainSetting.named(name)?.choices ?? []
+            XCTAssertThrowsError(try TrainSetting.apply([(name, text)], to: &config, source: "run.yaml")) {
+                XCTAssertEqual("\($0)", "run.yaml: setting '\(name)' must be one of \(choices.joined(separator: ", ")), found '\(text)'")
+            }
+            XCTAssertThrowsError(try TrainSetting.check(name, text)) {
+                XCTAssertEqual("\($0)", "\(name) must be one of \(choices.joined(separator: ", ")), got '\(text)'")
+            }
+            XCTAssertThrowsError(try TrainConfig.decode(settingsJSON: Data("{\"\(name)\": \"\(text)\"}".utf8), source: "config.json")) {
+                XCTAssertTrue("\($0)".hasPrefix("config.json: setting '\(name)' must be one of "), "\($0)")
+            }
+        }
+    }
+
     func testEverySettingOutsideItsRangeIsRefusedByName() {
         XCTAssertNoThrow(try TrainConfig().validate(), "the defaults are valid")
         for (setting, change, shown) in outOfRange {
@@ -78,20 +98,21 @@ final class ConfigurationValidationTests: XCTestCase {
     /// Every setting that `TrainSetting.all` declares with a range is exercised above, so a new
     /// setting cannot join the table without a test of its range.
     func testEveryRangedSettingOfTheTableIsTested() {
-        let tested = Set(outOfRange.map(\.setting))
+        let tested = Set(outOfRange.map(\.setting) + outOfRangeText.map(\.setting))
         for setting in TrainSetting.all where setting.range != nil && setting.name != "seed" {
             XCTAssertTrue(tested.contains(setting.name), "no out-of-range case for \(setting.name) (\(setting.range!))")
         }
     }
 
-    /// Command lines parse through the same table: `--name value`, `--name=value`, a switch
-    /// alone, negative numbers as values; unknown names and missing values are refused.
-    func testCommandLinesParseThroughTheTable() throws {
+    /// Command-line values reach the configuration as text through the same table as a config
+    /// file's (`pskd train`'s flags hand them over unconverted): negative numbers are values the
+    /// range check refuses later, lists are comma-separated, a later value overrides an earlier one.
+    func testCommandLineTextParsesThroughTheTable() throws {
         var config = TrainConfig()
-        let pairs = try TrainSetting.parse(commandLine: [
-            "--epochs", "7", "--lr=0.2", "--drop-last", "--seed", "4",
-            "--milestones", "2,5", "--nesterov", "false", "--crop-padding", "-1",
-        ])
+        let pairs: [(key: String, value: Any)] = [
+            ("epochs", "7"), ("lr", "0.2"), ("drop-last", "true"), ("seed", "4"),
+            ("milestones", "2,5"), ("nesterov", "false"), ("crop-padding", "-1"),
+        ]
         try TrainSetting.apply(pairs, to: &config, source: "command line")
         XCTAssertEqual(config.epochs, 7)
         XCTAssertEqual(config.learningRate, 0.2)
@@ -101,25 +122,54 @@ final class ConfigurationValidationTests: XCTestCase {
         XCTAssertFalse(config.nesterov)
         XCTAssertEqual(config.cropPadding, -1, "negative numbers are values; the range check refuses them later")
         var overridden = TrainConfig()
-        try TrainSetting.apply(
-            try TrainSetting.parse(commandLine: ["--epochs", "2", "--epochs", "5"]), to: &overridden, source: "command line")
-        XCTAssertEqual(overridden.epochs, 5, "a later flag overrides an earlier one")
+        try TrainSetting.apply([("epochs", "2"), ("epochs", "5")], to: &overridden, source: "command line")
+        XCTAssertEqual(overridden.epochs, 5, "a later value overrides an earlier one")
         XCTAssertThrowsError(try config.validate()) {
             XCTAssertTrue("\($0)".contains("crop-padding must be 0...64 pixels, got -1"), "\($0)")
         }
-        XCTAssertThrowsError(try TrainSetting.parse(commandLine: ["--epoch", "3"])) {
-            XCTAssertTrue("\($0)".contains("unknown option '--epoch'"), "\($0)")
-        }
-        XCTAssertThrowsError(try TrainSetting.parse(commandLine: ["--epochs"])) {
-            XCTAssertTrue("\($0)".contains("--epochs needs a value"), "\($0)")
-        }
-        XCTAssertThrowsError(try TrainSetting.parse(commandLine: ["7"])) {
-            XCTAssertTrue("\($0)".contains("unexpected argument '7'"), "\($0)")
+        XCTAssertThrowsError(try TrainSetting.apply([("epoch", "3")], to: &config, source: "x")) {
+            XCTAssertTrue("\($0)".contains("x: unknown setting 'epoch'; did you mean 'epochs'?"), "\($0)")
         }
         var seeded = TrainConfig()
         XCTAssertThrowsError(try TrainSetting.apply([("seed", "-7")], to: &seeded, source: "x")) {
             XCTAssertTrue("\($0)".contains("setting 'seed' must be a whole number ≥ 0, found '-7'"), "\($0)")
         }
+    }
+
+    /// A misspelt key is refused naming the nearest setting by edit distance.
+    func testUnknownSettingsNameTheNearestSetting() {
+        let cases = [
+            ("epoch", "epochs"), ("bach-size", "batch-size"), ("polcy", "policy"),
+            ("alpha_T", "alpha-t"), ("weight-decay-styel", "weight-decay-style"), ("treads", "threads"),
+        ]
+        for (key, nearest) in cases { XCTAssertEqual(TrainSetting.nearest(to: key), nearest, key) }
+        XCTAssertEqual(TrainSetting.editDistance(Array("kitten"), Array("sitting")), 3)
+        XCTAssertEqual(TrainSetting.nearest(to: String(repeating: "z", count: 5000)).isEmpty, false, "a long key is cut, not slow")
+    }
+
+    /// What `--help` says of each setting comes from the table: its default, its range (or its
+    /// choices, which the command line lists) and the name of its value.
+    func testEverySettingsHelpStatesItsDefaultAndRange() {
+        for setting in TrainSetting.all {
+            XCTAssertTrue(setting.help.contains("default"), "\(setting.name)'s help states its default: \(setting.help)")
+            if let range = setting.range, setting.choices == nil {
+                XCTAssertTrue(setting.helpText.contains("Range: \(range)."), "\(setting.name): \(setting.helpText)")
+            }
+            XCTAssertFalse(setting.valueName.isEmpty)
+        }
+        XCTAssertEqual(TrainSetting.named("policy")?.choices, TrainingPolicies.names)
+        XCTAssertEqual(TrainSetting.named("epochs")?.valueName, "integer")
+        XCTAssertEqual(TrainSetting.named("out")?.valueName, "path")
+    }
+
+    /// The shared settings of `pskd evaluate`, `bench` and `info` are refused in `pskd train`'s words.
+    func testOtherCommandsSettingsAreRefusedInTheTablesWords() {
+        XCTAssertThrowsError(try TrainSetting.check("ece-bins", "0")) { XCTAssertEqual("\($0)", "ece-bins must be 1...1000, got 0") }
+        XCTAssertThrowsError(try TrainSetting.check("threads", "x")) { XCTAssertEqual("\($0)", "threads must be a whole number, got 'x'") }
+        XCTAssertThrowsError(try TrainSetting.check("policy", "kd")) {
+            XCTAssertEqual("\($0)", "policy must be one of \(TrainingPolicies.names.joined(separator: ", ")), got 'kd'")
+        }
+        XCTAssertNoThrow(try TrainSetting.check("threads", "4"))
     }
 
     /// Issue 24: `--policy ce --teacher-checkpoint X` ignored the flag. Every setting some policy
@@ -168,7 +218,7 @@ final class ConfigurationValidationTests: XCTestCase {
         (config.cropPadding, config.horizontalFlip, config.stopAfterEpochs) = (1, true, 1)
         (config.stallTimeout, config.accumulateSteps, config.labelNoise) = (30, 1, 0.2)
         (config.syntheticSamples, config.syntheticTestSamples, config.syntheticClasses, config.syntheticFeatures) = (1, 1, 2, 1)
-        config.teacher = "sharded"
+        config.teacher = .sharded
         (config.kdTemperature, config.kdWeight, config.kdMultiplier, config.teacherCheckpoint) = (4, 1, 10, "runs/ce")
         let encoded = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any])
         XCTAssertEqual(Set(encoded.keys), Set(TrainSetting.all.map(\.name)))
