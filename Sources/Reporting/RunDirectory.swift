@@ -13,6 +13,9 @@ public struct RunDirectory: Sendable {
     public let epochs: [EpochRecord]
     /// The rank count from `train.log` ("over N rank(s)"), nil when the log is not there.
     public let ranks: Int?
+    /// The evaluations with other ECE bin counts saved beside the run (`ece-NNbins.json`,
+    /// launch/experiment.sh writes them), by bin count; see `ExtraECE`.
+    public let evaluations: [ExtraECE.Evaluation]
 
     /// Reads `path`; a missing or malformed file is an error naming it.
     public init(path: String) throws {
@@ -45,6 +48,7 @@ public struct RunDirectory: Sendable {
         }
         let logURL = URL(fileURLWithPath: path).appendingPathComponent("train.log")
         ranks = (try? String(contentsOf: logURL, encoding: .utf8)).flatMap(RunDirectory.rankCount(inLog:))
+        evaluations = ExtraECE.evaluations(in: path)
     }
 
     /// config.json holds the training's settings only, not the job's own (`TrainConfig.instanceKeys`,
