@@ -62,6 +62,7 @@ public struct HTMLReport {
         html += curves()
         html += reliability()
         html += settingsSection()
+        html += report.extraECE.map(\.html).joined()
         html +=
             "<footer id=\"end\">Made by <code>pskd report</code> from the runs’ <code>config.json</code> and <code>metrics.jsonl</code>. "
             + "Self-contained: no script, no network.</footer>\n</main>\n</body>\n</html>\n"
@@ -86,9 +87,10 @@ public struct HTMLReport {
     }
 
     func warnings() -> String {
-        guard !report.warnings.isEmpty else { return "" }
+        let notes = report.failureNotes + report.warnings
+        guard !notes.isEmpty else { return "" }
         return "<section class=\"warnings\" id=\"warnings\"><h2>Caveats</h2><ul>"
-            + report.warnings.map { "<li>\(HTML.escape($0))</li>" }.joined()
+            + notes.map { "<li>\(HTML.escape($0))</li>" }.joined()
             + "</ul></section>\n"
     }
 

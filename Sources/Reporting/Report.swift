@@ -177,6 +177,12 @@ public struct ExperimentReport: Sendable {
     /// Runs left out of the report because they could not be read or have no epoch yet, each
     /// with the reason.
     public let unreadable: [UnreadableRun]
+    /// Runs of the experiment that failed (`pskd report --failed`): left out, named on the page
+    /// (`failureNotes`, before the warnings) and by `pskd report` on standard error.
+    public let failed: [String]
+    public var failureNotes: [String] { failed.map { "\($0) failed and is not in the report (its log: \($0)/train.log)." } }
+    /// ECE with other bin counts (`RUN/ece-Nbins.json`), one table per bin count.
+    public let extraECE: [ExtraECE]
     public var runCount: Int { groups.reduce(0) { $0 + $1.runs.count } }
 
     /// Settings that legitimately differ between the runs of one experiment.
@@ -188,7 +194,7 @@ public struct ExperimentReport: Sendable {
 
     /// Groups `runs` by policy (and its parameter). A run without any epoch joins `unreadable`
     /// (the runs that could not be read); it is an error only when no run is left to report.
-    public init(runs given: [RunDirectory], unreadable: [UnreadableRun] = []) throws {
+    public init(runs given: [RunDirectory], unreadable: [UnreadableRun] = [], failed: [String] = []) throws {
         let runs = given.filter { !$0.epochs.isEmpty }
         let unreadable =
             unreadable
@@ -196,12 +202,16 @@ public struct ExperimentReport: Sendable {
                 UnreadableRun(path: $0.path, reason: "\($0.path)/metrics.jsonl has no epoch yet: the run has not finished an epoch")
             }
         guard !runs.isEmpty else {
+            if !failed.isEmpty && unreadable.isEmpty {
+                throw ReportError("every run failed (\(failed.joined(separator: ", "))): no report")
+            }
             guard !unreadable.isEmpty else { throw ReportError("no run directories given") }
             throw ReportError(
                 (unreadable.count == 1 ? "" : "none of the \(unreadable.count) runs can be reported: ")
                     + unreadable.map(\.reason).joined(separator: "; "))
         }
         self.unreadable = unreadable
+        self.failed = failed
         var byLabel: [String: [RunDirectory]] = [:]
         for run in runs { byLabel[Self.label(run.configuration), default: []].append(run) }
         groups = byLabel.map { label, runs in
@@ -239,12 +249,14 @@ public struct ExperimentReport: Sendable {
                 warnings.append("\(group.label): the runs' reliability bins differ, so no pooled diagram.")
             }
         }
-        self.warnings = warnings
+        let extra = ExtraECE.tables(of: groups)
+        extraECE = extra.tables
+        self.warnings = warnings + extra.warnings
     }
 
     /// Reads every run directory, then groups those that could be read; the others are listed
     /// in `unreadable` with the reason. Throws only when no run can be reported.
-    public init(paths: [String]) throws {
+    public init(paths: [String], failed: [String] = []) throws {
         var runs: [RunDirectory] = [], unreadable: [UnreadableRun] = []
         for path in paths {
             do {
@@ -253,7 +265,7 @@ public struct ExperimentReport: Sendable {
                 unreadable.append(UnreadableRun(path: path, reason: "\(error)"))
             }
         }
-        try self.init(runs: runs, unreadable: unreadable)
+        try self.init(runs: runs, unreadable: unreadable, failed: failed)
     }
 
     /// The policies in `TrainingPolicies.all`'s order (the baselines before the method), unknown ones after.

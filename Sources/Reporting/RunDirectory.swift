@@ -24,6 +24,9 @@ public struct RunDirectory: Sendable {
         let counts = rankCounts
         return counts.count == 1 ? counts[0] : nil
     }
+    /// The evaluations with other ECE bin counts saved beside the run (`ece-NNbins.json`,
+    /// launch/experiment.sh writes them), by bin count; see `ExtraECE`.
+    public let evaluations: [ExtraECE.Evaluation]
 
     /// Reads `path`; a missing or malformed file is an error naming it.
     public init(path: String) throws {
@@ -54,6 +57,7 @@ public struct RunDirectory: Sendable {
                         + (Self.isMissingKey(error) ? " (written by an older pskd? train the run again)" : ""))
             }
         }
+        evaluations = ExtraECE.evaluations(in: path)
     }
 
     /// config.json holds the training's settings only, not the job's own (`TrainConfig.instanceKeys`,

@@ -13,11 +13,13 @@ struct ReportCommand: ParsableCommand {
             (an experiment folder) stands for all of them. The page is self-contained: inline CSS and \
             SVG, no script, no network. The Markdown table is printed as well. A run that cannot be \
             read (or has no epoch yet) is left out and named with the reason, among the warnings and \
-            on the page; the exit status is non-zero only when no run can be reported.
+            on the page; the exit status is non-zero only when no run can be reported, or when --failed \
+            names runs (then 1, after the report is written). A run directory holding ece-Nbins.json \
+            (the output of pskd evaluate --ece-bins N --json on it) adds a table of ECE with N bins.
             """)
 
     @Argument(help: "Run directories (each with config.json and metrics.jsonl), or folders of them.")
-    var runDirectories: [String]
+    var runDirectories: [String] = []
 
     @Option(name: .shortAndLong, help: "The HTML file to write.")
     var output = "report.html"
@@ -25,13 +27,16 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "The page's title.")
     var title = "PS-KD experiment report"
 
+    @Option(help: "A run of the experiment that failed (repeatable): named in the report and the output, exit status 1.")
+    var failed: [String] = []
+
     func validate() throws {
-        guard !runDirectories.isEmpty else { throw ValidationError("give at least one run directory") }
+        guard !runDirectories.isEmpty || !failed.isEmpty else { throw ValidationError("give at least one run directory") }
     }
 
     func run() throws {
         let paths = try runDirectories.flatMap(Self.expand)
-        let report = try ExperimentReport(paths: paths)
+        let report = try ExperimentReport(paths: paths, failed: failed)
         let html = HTMLReport(report: report, title: title).render()
         do {
             try Data(html.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
@@ -43,6 +48,7 @@ struct ReportCommand: ParsableCommand {
         print(
             "\nBest top-1 epoch of each run (chosen on the test set, as the official code keeps it):\n\n"
                 + report.markdownTable(at: .bestTop1) + "\n")
+        for table in report.extraECE { print(table.markdown + "\n") }
         for warning in report.warnings { print("warning: \(warning)") }
         print(
             "pskd report: \(report.runCount) runs, \(report.groups.count) policies → \(output)"
@@ -50,6 +56,13 @@ struct ReportCommand: ParsableCommand {
                     ? ""
                     : "; \(report.unreadable.count) run(s) left out, unreadable: "
                         + report.unreadable.map(\.path).joined(separator: ", ") + " (the reasons are above)"))
+        if !failed.isEmpty {
+            FileHandle.standardError.write(
+                Data(
+                    ("pskd report: \(failed.count) of \(failed.count + paths.count) runs failed and are not in the report: "
+                        + failed.joined(separator: " ") + "\n  (their logs: RUN/train.log)\n").utf8))
+            throw ExitCode(1)
+        }
     }
 
     /// A run directory stands for itself; a folder without config.json for the run directories in it.

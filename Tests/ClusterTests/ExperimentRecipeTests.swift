@@ -92,8 +92,9 @@ final class ExperimentRecipeTests: XCTestCase {
 
         let markdown = try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8)
         XCTAssertTrue(markdown.contains("ECE (%) with 15 equal-width bins"), markdown)
-        for policy in ["ce", "pskd"] {
-            let row = "| \(policy) | \(String(format: "%.2f", ece15[policy]!)) ± 0.00 | 1 |"
+        // The rows are the report's policy groups, named as its other tables name them.
+        for (policy, label) in [("ce", "ce"), ("pskd", "pskd (α_T = 0.8)")] {
+            let row = "| \(label) | \(String(format: "%.2f", ece15[policy]!)) ± 0.00 | 1 |"
             XCTAssertTrue(markdown.contains(row), "\(row) not in\n\(markdown)")
         }
         let html = try String(contentsOf: out.appendingPathComponent("report.html"), encoding: .utf8)
@@ -173,14 +174,16 @@ final class ExperimentRecipeTests: XCTestCase {
     }
 
     /// tf-kd-self listed before ce still runs after it, with the same seed's ce run as teacher;
-    /// without ce it is refused before anything starts. (Dry runs; no estimate without pskd.)
+    /// without ce it is refused before anything starts. (Dry runs without the estimate.)
     func testTfKdSelfRunsAfterCeWithItsModelAndIsRefusedWithoutCe() throws {
         let scratch = try ClusterFixture.scratch(self, "recipe-order")
         let out = scratch.appendingPathComponent("experiment")
-        let noBinary = ["PSKD_BIN": scratch.appendingPathComponent("no-pskd").path]
         let dry = try ClusterFixture.command(
-            [script, "--recipe", "cifar100-paper", "--policies", "tf-kd-self pskd ce", "--seeds", "3 7", "--dry-run", "--out", out.path],
-            timeout: 60, environment: noBinary)
+            [
+                script, "--recipe", "cifar100-paper", "--policies", "tf-kd-self pskd ce", "--seeds", "3 7", "--dry-run", "--no-estimate",
+                "--out", out.path,
+            ],
+            timeout: 60)
         XCTAssertEqual(dry.status, 0, dry.output)
         let runs = plannedRuns(dry.output)
         XCTAssertEqual(runs.map(\.policy), ["ce", "tf-kd-self", "pskd", "ce", "tf-kd-self", "pskd"], dry.output)
@@ -189,7 +192,8 @@ final class ExperimentRecipeTests: XCTestCase {
             XCTAssertTrue(
                 run.line.contains("--policy tf-kd-self --teacher-checkpoint \(out.path)/ce-seed\(run.seed) --seed \(run.seed) "), run.line)
         }
-        XCTAssertTrue(dry.output.contains("estimate:   unavailable"), dry.output)
+        XCTAssertTrue(dry.output.contains("estimate:   not measured (--no-estimate)"), dry.output)
+        XCTAssertFalse(dry.output.contains("measured step"), dry.output)
 
         let refused = try ClusterFixture.command(
             [script, "--recipe", "cifar100-paper", "--policies", "tf-kd-self pskd", "--out", out.path], timeout: 60)
@@ -219,12 +223,32 @@ final class ExperimentRecipeTests: XCTestCase {
         }
     }
 
+    /// An unknown recipe name is refused listing the recipe files; a recipe file's path is a recipe.
+    func testRecipesAreTheFilesOfLaunchRecipes() throws {
+        let scratch = try ClusterFixture.scratch(self, "recipe-files")
+        let unknown = try ClusterFixture.command([script, "--recipe", "cifar10-paper", "--dry-run", "--no-estimate"], timeout: 60)
+        XCTAssertEqual(unknown.status, 2, unknown.output)
+        XCTAssertTrue(
+            unknown.output.contains(
+                "unknown recipe 'cifar10-paper': choose one of cifar100-paper, fashion-mnist, fashion-mnist-clean, fashion-mnist-full, "
+                    + "fashion-mnist-noisy"), unknown.output)
+        let own = scratch.appendingPathComponent("mine.yaml")
+        let text = try String(
+            contentsOfFile: ClusterFixture.root.appendingPathComponent("launch/recipes/fashion-mnist.yaml").path, encoding: .utf8)
+        try text.replacingOccurrences(of: "policies: [ce, ls, pskd]", with: "policies: [ls]").write(
+            to: own, atomically: true, encoding: .utf8)
+        let planned = try ClusterFixture.command(
+            [script, "--recipe", own.path, "--dry-run", "--no-estimate", "--out", scratch.appendingPathComponent("x").path], timeout: 60)
+        XCTAssertEqual(planned.status, 0, planned.output)
+        XCTAssertTrue(planned.output.contains("experiment: recipe mine: ls × seeds 1 2 3 = 3 runs of cnn on fashion-mnist"), planned.output)
+        XCTAssertEqual(plannedRuns(planned.output).map(\.policy), ["ls", "ls", "ls"])
+    }
+
     /// The default recipe (no flags) and --full plan the runs they planned before recipes
     /// existed: the same `pskd train` settings, so their plan.txt (and so their experiment
     /// folders) stay valid.
     func testDefaultAndFullRecipesKeepTheirSettings() throws {
         let scratch = try ClusterFixture.scratch(self, "recipe-default")
-        let noBinary = ["PSKD_BIN": scratch.appendingPathComponent("no-pskd").path]
         let shared =
             "--dataset fashion-mnist --batch-size 128 --lr 0.1 --optimizer sgd --momentum 0.9 --nesterov true --weight-decay 5e-4 "
             + "--flip true --ece-bins 15 --alpha-t 0.8 --label-smoothing 0.1 --keep-checkpoints 1 "
@@ -241,7 +265,7 @@ final class ExperimentRecipeTests: XCTestCase {
             ),
         ] {
             let outcome = try ClusterFixture.command(
-                [script, "--dry-run", "--out", scratch.appendingPathComponent("x").path] + flags, timeout: 60, environment: noBinary)
+                [script, "--dry-run", "--no-estimate", "--out", scratch.appendingPathComponent("x").path] + flags, timeout: 60)
             XCTAssertEqual(outcome.status, 0, outcome.output)
             XCTAssertTrue(outcome.output.contains("every run: pskd train \(settings) --policy P --seed S"), "\(flags):\n\(outcome.output)")
             XCTAssertEqual(plannedRuns(outcome.output).map(\.policy), ["ce", "ls", "pskd", "ce", "ls", "pskd", "ce", "ls", "pskd"])
