@@ -317,15 +317,15 @@ public struct ExperimentReport: Sendable {
             ("global batch size", String(c.batchSize) + (c.dropLast ? " (drop last)" : "")),
             (
                 "optimizer",
-                c.optimizer == "sgd"
-                    ? "SGD, momentum \(number(c.momentum))\(c.nesterov ? ", Nesterov" : "")" : c.optimizer
+                c.optimizer == .sgd
+                    ? "SGD, momentum \(number(c.momentum))\(c.nesterov ? ", Nesterov" : "")" : c.optimizer.rawValue
             ),
             ("weight decay", "\(number(c.weightDecay)) (\(c.weightDecayStyle))"),
             ("learning rate", number(c.learningRate)),
             (
                 "lr schedule",
-                c.learningRateSchedule
-                    + (c.learningRateSchedule == "step"
+                c.learningRateSchedule.rawValue
+                    + (c.learningRateSchedule == .step
                         ? " (×0.1 after epochs \(c.milestones.map(String.init).joined(separator: ", ")))" : "")
                     + (c.warmupEpochs > 0 ? ", \(c.warmupEpochs) warm-up epochs" : "")
             ),

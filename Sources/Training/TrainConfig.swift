@@ -48,11 +48,11 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public var accumulateSteps: Int? = nil
     public var learningRate = 0.1
     /// `step`, `cosine` or `constant`.
-    public var learningRateSchedule = "cosine"
+    public var learningRateSchedule = LearningRateScheduleKind.cosine
     /// Epochs (completed) after which `step` multiplies the rate by 0.1.
     public var milestones: [Int] = []
     public var warmupEpochs = 0
-    public var optimizer = "sgd"
+    public var optimizer = OptimizerKind.sgd
     public var momentum = 0.9
     public var nesterov = true
     public var weightDecay = 5e-4
@@ -301,10 +301,9 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public func schedule() throws -> any LearningRateSchedule {
         let base: any LearningRateSchedule
         switch learningRateSchedule {
-        case "step": base = StepSchedule(base: learningRate, milestones: milestones)
-        case "cosine": base = CosineSchedule(base: learningRate, epochs: epochs)
-        case "constant": base = ConstantSchedule(base: learningRate)
-        default: throw ConfigurationError("lr-schedule '\(learningRateSchedule)' is unknown: use step, cosine or constant")
+        case .step: base = StepSchedule(base: learningRate, milestones: milestones)
+        case .cosine: base = CosineSchedule(base: learningRate, epochs: epochs)
+        case .constant: base = ConstantSchedule(base: learningRate)
         }
         return warmupEpochs > 0 ? WarmupSchedule(base, warmupEpochs: warmupEpochs) : base
     }
@@ -313,14 +312,12 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public func makeOptimizer(parameterCount: Int) throws -> any Optimizer {
         let style = weightDecayStyle
         switch optimizer {
-        case "sgd":
+        case .sgd:
             return SGD(
                 parameterCount: parameterCount, momentum: Float(momentum), nesterov: nesterov && momentum > 0,
                 weightDecay: Float(weightDecay), weightDecayStyle: style)
-        case "adamw":
+        case .adamw:
             return AdamW(parameterCount: parameterCount, weightDecay: Float(weightDecay), weightDecayStyle: style)
-        default:
-            throw ConfigurationError("optimizer '\(optimizer)' is unknown: use sgd or adamw")
         }
     }
 
@@ -371,6 +368,24 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     private func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
         if !condition { throw ConfigurationError(message()) }
     }
+}
+
+/// The optimiser (`--optimizer`).
+public enum OptimizerKind: String, Sendable, CaseIterable, Codable {
+    /// `torch.optim.SGD`: momentum, Nesterov, L2 or decoupled weight decay.
+    case sgd
+    /// `torch.optim.AdamW`.
+    case adamw
+}
+
+/// The learning-rate schedule (`--lr-schedule`), with `--warmup-epochs` before it.
+public enum LearningRateScheduleKind: String, Sendable, CaseIterable, Codable {
+    /// ×0.1 after each of `--milestones`.
+    case step
+    /// Cosine annealing to 0 over `--epochs`.
+    case cosine
+    /// The base rate throughout.
+    case constant
 }
 
 /// How PS-KD's teacher table is kept across the ranks (`--teacher`); both train the same, bit for bit.

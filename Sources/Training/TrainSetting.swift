@@ -288,7 +288,7 @@ extension TrainSetting {
             range: "at least 1, dividing each rank's batch into micro-batches of at least 2"
         ) { $0 >= 1 },
         number("lr", \.learningRate, "Base learning rate (default 0.1).", range: "a positive finite number") { $0 > 0 },
-        text("lr-schedule", \.learningRateSchedule, "Learning-rate schedule (default cosine).", choices: ["step", "cosine", "constant"]),
+        choice("lr-schedule", \.learningRateSchedule, "Learning-rate schedule (default cosine)."),
         integerList(
             "milestones", \.milestones, "Comma-separated epochs after which the step schedule multiplies the rate by 0.1 (default none).",
             range: "increasing epochs ≥ 1"
@@ -296,7 +296,7 @@ extension TrainSetting {
         integer("warmup-epochs", \.warmupEpochs, "Linear warm-up epochs (default 0 = none).", range: "0...100000") {
             (0...100_000).contains($0)
         },
-        text("optimizer", \.optimizer, "The optimiser (default sgd).", choices: ["sgd", "adamw"]),
+        choice("optimizer", \.optimizer, "The optimiser (default sgd)."),
         number("momentum", \.momentum, "SGD momentum (default 0.9).", range: "in [0, 1)") { (0..<1).contains($0) },
         boolean("nesterov", \.nesterov, "Nesterov momentum (default true)."),
         number("weight-decay", \.weightDecay, "Weight decay (default 5e-4).", range: "a finite number ≥ 0") { $0 >= 0 },

@@ -250,7 +250,7 @@ final class ReportModelTests: XCTestCase {
         let step = try fixture.run(
             "step", policy: "ce", seed: 9, epochs: [FixtureRuns.Epoch(top1: 1, top5: 1, nll: 1, ece: 1, aurc: 1, eaurc: 1)],
             configure: {
-                $0.learningRateSchedule = "step"; $0.milestones = [100, 150]; $0.warmupEpochs = 2
+                $0.learningRateSchedule = .step; $0.milestones = [100, 150]; $0.warmupEpochs = 2
             })
         let stepSettings = ExperimentReport.displayValues(try RunDirectory(path: step))
         XCTAssertEqual(stepSettings.first { $0.0 == "lr schedule" }?.1, "step (×0.1 after epochs 100, 150), 2 warm-up epochs")

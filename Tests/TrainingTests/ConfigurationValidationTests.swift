@@ -25,13 +25,11 @@ final class ConfigurationValidationTests: XCTestCase {
         ("accumulate-steps", { $0.accumulateSteps = 0 }, "0"),
         ("lr", { $0.learningRate = .infinity }, "inf"),
         ("lr", { $0.learningRate = -0.1 }, "-0.1"),
-        ("lr-schedule", { $0.learningRateSchedule = "linear" }, "linear"),
         ("milestones", { $0.milestones = [5, 0, -3] }, "[5, 0, -3]"),
         ("milestones", { $0.milestones = [2, 1] }, "[2, 1]"),
         ("milestones", { $0.milestones = [3, 3] }, "[3, 3]"),
         ("warmup-epochs", { $0.warmupEpochs = -1 }, "-1"),
         ("warmup-epochs", { $0.warmupEpochs = 200_000 }, "200000"),
-        ("optimizer", { $0.optimizer = "lion" }, "lion"),
         ("momentum", { $0.momentum = 5 }, "5.0"),
         ("momentum", { $0.momentum = -0.5 }, "-0.5"),
         ("weight-decay", { $0.weightDecay = -1 }, "-1.0"),
@@ -62,7 +60,7 @@ final class ConfigurationValidationTests: XCTestCase {
     /// (setting, a value outside its range as a file or the command line gives it): the choices
     /// held as enumerations (`TrainConfig` cannot hold a value outside them) are refused when read.
     private let outOfRangeText: [(setting: String, text: String)] = [
-        ("weight-decay-style", "l1"), ("teacher", "mirrored"),
+        ("weight-decay-style", "l1"), ("teacher", "mirrored"), ("lr-schedule", "linear"), ("optimizer", "lion"),
     ]
 
     func testEveryChoiceOutsideItsValuesIsRefusedWhenRead() {

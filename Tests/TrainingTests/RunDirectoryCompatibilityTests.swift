@@ -23,7 +23,7 @@ final class RunDirectoryCompatibilityTests: XCTestCase {
         (expected.model, expected.dataset, expected.epochs, expected.batchSize) = ("mlp", "synthetic", 2, 32)
         (expected.syntheticSamples, expected.syntheticTestSamples) = (256, 64)
         (expected.syntheticFeatures, expected.syntheticClasses) = (16, 4)
-        (expected.learningRateSchedule, expected.milestones, expected.labelNoise, expected.teacher) = ("step", [1], 0.1, .sharded)
+        (expected.learningRateSchedule, expected.milestones, expected.labelNoise, expected.teacher) = (.step, [1], 0.1, .sharded)
         XCTAssertEqual(config, expected)
         XCTAssertEqual(String(decoding: try config.settingsJSON(), as: UTF8.self), String(decoding: data, as: UTF8.self))
     }
@@ -37,7 +37,7 @@ final class RunDirectoryCompatibilityTests: XCTestCase {
         (config.cropPadding, config.horizontalFlip, config.stallTimeout, config.accumulateSteps) = (2, false, 30, 2)
         (config.kdTemperature, config.kdWeight, config.kdMultiplier, config.teacherCheckpoint) = (4, 1, 10, "runs/ce")
         (config.policy, config.optimizer, config.weightDecayStyle, config.seed, config.nesterov) = (
-            "tf-kd-self", "adamw", .decoupled, 9, false
+            "tf-kd-self", .adamw, .decoupled, 9, false
         )
         XCTAssertEqual(try JSONDecoder().decode(TrainConfig.self, from: JSONEncoder().encode(config)), config, "a checkpoint's copy")
         XCTAssertEqual(try TrainConfig.decode(settingsJSON: config.settingsJSON(), source: "c.json"), config, "config.json")
