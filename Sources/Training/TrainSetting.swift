@@ -466,23 +466,31 @@ extension TrainSetting {
     private static func choice<Value: RawRepresentable & CaseIterable & Sendable>(
         _ name: String, _ path: WritableKeyPath<TrainConfig, Value> & Sendable, _ help: String
     ) -> TrainSetting where Value.RawValue == String {
-        let choices = Value.allCases.map(\.rawValue)
-        return TrainSetting(
-            name: name, kind: .text, help: help, range: "one of " + choices.joined(separator: ", "),
-            expected: "one of " + choices.joined(separator: ", "), choices: choices,
-            write: { config, value in (value as? String).flatMap(Value.init(rawValue:)).map { config[keyPath: path] = $0 } != nil },
-            isValid: { _ in true }, read: { excerpt($0[keyPath: path].rawValue) })
+        choice(name, of: Value.self, at: path, help, read: { excerpt($0.rawValue) })
     }
 
+    /// A choice that may be unset (`--teacher`: the policy's default).
     private static func optionalChoice<Value: RawRepresentable & CaseIterable & Sendable>(
         _ name: String, _ path: WritableKeyPath<TrainConfig, Value?> & Sendable, _ help: String
+    ) -> TrainSetting where Value.RawValue == String {
+        choice(name, of: Value.self, at: path, help, read: { $0.map { excerpt($0.rawValue) } ?? "unset" })
+    }
+
+    /// A setting at `path` of type `Stored` (`Value` or `Value?`) whose values are `Value`'s cases.
+    private static func choice<Value: RawRepresentable & CaseIterable & Sendable, Stored>(
+        _ name: String, of _: Value.Type, at path: WritableKeyPath<TrainConfig, Stored> & Sendable, _ help: String,
+        read: @escaping @Sendable (Stored) -> String
     ) -> TrainSetting where Value.RawValue == String {
         let choices = Value.allCases.map(\.rawValue)
         return TrainSetting(
             name: name, kind: .text, help: help, range: "one of " + choices.joined(separator: ", "),
             expected: "one of " + choices.joined(separator: ", "), choices: choices,
-            write: { config, value in (value as? String).flatMap(Value.init(rawValue:)).map { config[keyPath: path] = $0 } != nil },
-            isValid: { _ in true }, read: { $0[keyPath: path].map { excerpt($0.rawValue) } ?? "unset" })
+            write: { config, value in
+                guard let chosen = (value as? String).flatMap(Value.init(rawValue:)), let stored = chosen as? Stored else { return false }
+                config[keyPath: path] = stored
+                return true
+            },
+            isValid: { _ in true }, read: { read($0[keyPath: path]) })
     }
 
     private static func boolean(_ name: String, _ path: WritableKeyPath<TrainConfig, Bool> & Sendable, _ help: String) -> TrainSetting {

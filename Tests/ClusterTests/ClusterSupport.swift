@@ -117,6 +117,19 @@ enum ClusterFixture {
         }
     }
 
+    /// The pid of `rank` of the job writing to `run`, once it runs (within 30 s).
+    static func rankProcess(_ rank: Int, of run: URL) throws -> pid_t {
+        var found: pid_t?
+        _ = wait(timeout: 30) {
+            found = processes(mentioning: run.path).first {
+                (commandLine(of: $0)?.hasPrefix(pskd + " ") ?? false) && environment(of: $0, "OMPI_COMM_WORLD_RANK") == String(rank)
+            }
+            return found != nil
+        }
+        guard let found else { throw ClusterTestError("rank \(rank) of \(run.path) not found") }
+        return found
+    }
+
     /// Waits until `condition` holds, checking every 50 ms; false after `timeout` seconds.
     @discardableResult
     static func wait(timeout: Double, until condition: () -> Bool) -> Bool {

@@ -43,25 +43,12 @@ final class RecoveryAdviceTests: XCTestCase {
         return String(command)
     }
 
-    /// The pid of `rank` of the job writing to `run`, once it runs.
-    private func rankProcess(_ rank: Int, of run: URL) throws -> pid_t {
-        var found: pid_t?
-        _ = ClusterFixture.wait(timeout: 30) {
-            found = ClusterFixture.processes(mentioning: run.path).first {
-                (ClusterFixture.commandLine(of: $0)?.hasPrefix(ClusterFixture.pskd + " ") ?? false)
-                    && ClusterFixture.environment(of: $0, "OMPI_COMM_WORLD_RANK") == String(rank)
-            }
-            return found != nil
-        }
-        return try XCTUnwrap(found, "rank \(rank) of \(run.path) not found")
-    }
-
     /// Starts `arguments`, stops rank 1 with SIGSTOP in epoch 2 and returns the output of the job,
     /// which the stall watchdog must have ended with exit code 75.
     private func stalledJob(_ arguments: [String], run: URL) throws -> String {
         let job = try Launched(arguments)
         XCTAssertTrue(job.waitForOutput("epoch 2/3 step", timeout: 120), job.output)
-        kill(try rankProcess(1, of: run), SIGSTOP)
+        kill(try ClusterFixture.rankProcess(1, of: run), SIGSTOP)
         XCTAssertEqual(job.waitForExit(timeout: 60), Self.stallExit, job.output)
         XCTAssertTrue(ClusterFixture.wait(timeout: 10) { ClusterFixture.processes(mentioning: run.path).isEmpty })
         XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("stall.json").path), job.output)

@@ -17,19 +17,6 @@ final class StallTests: XCTestCase {
         [ClusterFixture.script("local.sh"), "-n", String(ranks), "--time-limit", "300"] + arguments
     }
 
-    /// The pid of `rank` of the job writing to `run`, once it runs.
-    private func rankProcess(_ rank: Int, of run: URL) throws -> pid_t {
-        var found: pid_t?
-        _ = ClusterFixture.wait(timeout: 30) {
-            found = ClusterFixture.processes(mentioning: run.path).first {
-                (ClusterFixture.commandLine(of: $0)?.hasPrefix(ClusterFixture.pskd + " ") ?? false)
-                    && ClusterFixture.environment(of: $0, "OMPI_COMM_WORLD_RANK") == String(rank)
-            }
-            return found != nil
-        }
-        return try XCTUnwrap(found, "rank \(rank) of \(run.path) not found")
-    }
-
     /// Stops `rank` with SIGSTOP once training is under way and checks that the watchdog ends
     /// the job within `bound` seconds, naming it; returns the seconds it took.
     @discardableResult
@@ -38,7 +25,7 @@ final class StallTests: XCTestCase {
         leftOver: () -> [pid_t]
     ) throws -> Double {
         XCTAssertTrue(job.waitForOutput(progress, timeout: 120), job.output)
-        let victim = try rankProcess(rank, of: run)
+        let victim = try ClusterFixture.rankProcess(rank, of: run)
         kill(victim, SIGSTOP)
         let stopped = Date()
         let status = job.waitForExit(timeout: bound + 30)
@@ -121,7 +108,7 @@ final class StallTests: XCTestCase {
         let run = scratch.appendingPathComponent("run")
         let job = try Launched(local(2, ClusterFixture.recipe(epochs: 4, trainSamples: 960) + ["--out", run.path, "--stall-timeout", "5"]))
         XCTAssertTrue(job.waitForOutput("epoch 1: ", timeout: 120), job.output)
-        let ranks = try [0, 1].map { try rankProcess($0, of: run) }
+        let ranks = try [0, 1].map { try ClusterFixture.rankProcess($0, of: run) }
         ranks.forEach { kill($0, SIGSTOP) }
         sleep(10)
         ranks.forEach { kill($0, SIGCONT) }
@@ -140,7 +127,7 @@ final class StallTests: XCTestCase {
         let job = try Launched(
             local(2, ClusterFixture.recipe(epochs: 8, trainSamples: 960) + ["--out", run.path, "--stall-timeout", "5"]))
         XCTAssertTrue(job.waitForOutput("epoch 1: ", timeout: 120), job.output)
-        let victim = try rankProcess(1, of: run)
+        let victim = try ClusterFixture.rankProcess(1, of: run)
         for _ in 0..<10 where job.exitTime == nil {
             kill(victim, SIGSTOP)
             usleep(3_000_000)
@@ -178,7 +165,7 @@ final class StallTests: XCTestCase {
         let run = scratch.appendingPathComponent("run")
         let job = try Launched(local(2, ClusterFixture.recipe(epochs: 6, trainSamples: 960) + ["--out", run.path]))
         XCTAssertTrue(job.waitForOutput("epoch 1: ", timeout: 120), job.output)
-        let victim = try rankProcess(1, of: run)
+        let victim = try ClusterFixture.rankProcess(1, of: run)
         kill(victim, SIGSTOP)
         sleep(15)
         kill(victim, SIGCONT)
@@ -320,7 +307,7 @@ final class StallTests: XCTestCase {
         sleep(1)
         XCTAssertNil(job.exitTime, "forged heartbeats ended a healthy job:\n\(job.output)")
 
-        kill(try rankProcess(1, of: run), SIGSTOP)
+        kill(try ClusterFixture.rankProcess(1, of: run), SIGSTOP)
         let stopped = Date()
         let replays = (seen + attacker.capture(for: 0.3, where: toMonitor)).suffix(5).map(\.payload)
         var sent = 0
