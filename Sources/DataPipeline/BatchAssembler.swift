@@ -1,21 +1,28 @@
 import Tensors
 
-/// Builds one batch from its (epoch, step): slots from the schedule, labels, augmented images,
-/// then CutMix. The result depends only on (epoch, step), never on the thread or on what was
-/// built before, so prefetching and synchronous loading give bit-identical batches.
+/// Builds one batch from its (epoch, step): slots from the schedule, labels, augmented images
+/// (streamed ones on the loader pool's threads), then CutMix. The result depends only on
+/// (epoch, step), never on the threads or on what was built before, so prefetching, synchronous
+/// loading and any number of loader threads give bit-identical batches.
 struct BatchAssembler: Sendable {
     let augmenter: Augmenter
     let schedule: any BatchSchedule
+    /// The threads that decode streamed images; unused for data held in memory.
+    let pool: LoaderPool
 
     var dataset: Dataset { augmenter.dataset }
 
     /// Fills `buffers` with step `step` of `epoch`, whose order is `order`.
-    func assemble(epoch: Int, step: Int, order: [Int], into buffers: BatchBuffers) {
+    ///
+    /// - Throws: `DataError` when a streamed image cannot be read or decoded.
+    func assemble(epoch: Int, step: Int, order: [Int], into buffers: BatchBuffers) throws(DataError) {
         buffers.epoch = epoch
         buffers.step = step
         fillSlotsAndLabels(step: step, order: order, buffers: buffers)
-        buffers.indices.withUnsafeBufferPointer { indices in
-            augmenter.augment(indices: indices, epoch: epoch, into: buffers.inputs.pointer)
+        let (key, sampleSize, inputs) = (augmenter.epochKey(epoch), dataset.sampleSize, buffers.inputs.pointer)
+        let indices = buffers.indices
+        try pool.run(rows: indices.count) { (row, scratch) throws(DataError) in
+            try augmenter.augmentSample(indices[row], epochKey: key, into: inputs + row * sampleSize, scratch: scratch)
         }
         var random = CutMix.generator(seed: augmenter.seed, epoch: epoch, step: step, rank: schedule.rank)
         buffers.cutMix = CutMix.apply(

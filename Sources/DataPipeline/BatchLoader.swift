@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 import Tensors
 
 /// Loads one rank's batches of an epoch into preallocated buffers, optionally prepared ahead
@@ -6,15 +7,20 @@ import Tensors
 ///
 ///     let loader = BatchLoader(dataset: train, schedule: sampler,
 ///                              augmentation: DatasetSpec.fashionMNIST.standardAugmentation, seed: 1)
-///     for batch in loader.epoch(t) { … }   // or: loader.start(epoch: t); while let batch = loader.next() { … }
+///     loader.start(epoch: t)
+///     while let batch = try loader.next() { … }     // or: try loader.forEachBatch(epoch: t) { batch in … }
 ///
 /// With `prefetch = k > 0` a producer thread fills a ring of `k + 1` buffers: it runs at most
 /// `k` batches ahead of the one the consumer holds. With `prefetch = 0` batches are built in
-/// `next()` on the caller's thread. Both give bit-identical batches. Memory is bounded by the
-/// ring: the data set itself is never copied.
+/// `next()` on the caller's thread. Streamed images (image folders, tar shards) are read and
+/// decoded on `loaderThreads` threads, the producer among them. Every combination gives
+/// bit-identical batches. Memory is bounded by the ring and one image per loader thread: the
+/// data set itself is never copied, and a streamed one is never read whole.
 ///
 /// A loader is driven by one consumer thread. Starting another epoch, `stop()` and `deinit`
-/// cancel the producer and wait for it to exit, so stopping mid-epoch never hangs.
+/// cancel the producer and wait for it to exit, so stopping mid-epoch never hangs. A sample that
+/// cannot be read or decoded ends the epoch: `next()` throws its `DataError` once the batches
+/// before it have been delivered.
 public final class BatchLoader {
     /// Batches prepared ahead (0 = synchronous).
     public let prefetch: Int
@@ -27,10 +33,15 @@ public final class BatchLoader {
     /// Steps per epoch, the same on every rank.
     public var stepsPerEpoch: Int { schedule.stepsPerEpoch }
 
-    /// A loader of `dataset` following `schedule`, augmenting with `augmentation` seeded by `seed`.
+    /// Seconds `next()` has waited for a batch since the last `start(epoch:)`: how long
+    /// training waited for data.
+    public private(set) var waitingSeconds = 0.0
+
+    /// A loader of `dataset` following `schedule`, augmenting with `augmentation` seeded by
+    /// `seed`; streamed images are decoded on `loaderThreads` threads.
     public init(
         dataset: Dataset, schedule: any BatchSchedule, augmentation: AugmentationConfig,
-        seed: UInt64, prefetch: Int = 2
+        seed: UInt64, prefetch: Int = 2, loaderThreads: Int = 1
     ) {
         precondition(prefetch >= 0, "prefetch must be non-negative, got \(prefetch)")
         precondition(
@@ -40,7 +51,7 @@ public final class BatchLoader {
         self.schedule = schedule
         self.assembler = BatchAssembler(
             augmenter: Augmenter(dataset: dataset, config: augmentation, seed: seed),
-            schedule: schedule)
+            schedule: schedule, pool: LoaderPool(threadCount: dataset.isStreamed ? loaderThreads : 1))
         let buffers = (0...prefetch).map { _ in
             BatchBuffers(
                 batchSize: schedule.localBatchSize, height: dataset.height,
@@ -54,6 +65,7 @@ public final class BatchLoader {
     /// Begins `epoch`, cancelling whatever epoch was in progress.
     public func start(epoch: Int) {
         stop()
+        waitingSeconds = 0
         let order = schedule.order(epoch: epoch)
         if prefetch == 0 {
             synchronousEpoch = (epoch, order, 0)
@@ -64,16 +76,22 @@ public final class BatchLoader {
 
     /// The next batch of the epoch, or `nil` when the epoch is over (or was never started).
     /// The previous batch's `inputs` may be overwritten from this call on.
-    public func next() -> Batch? {
-        if prefetch == 0 { return nextSynchronously() }
+    ///
+    /// - Throws: `DataError` naming the sample that could not be read or decoded; the epoch is
+    ///   then over.
+    public func next() throws(DataError) -> Batch? {
+        let stopwatch = Stopwatch()
+        defer { waitingSeconds += stopwatch.elapsedSeconds }
+        if prefetch == 0 { return try nextSynchronously() }
         ring.releaseHeld()
-        return ring.takeReady().map { ring.buffers[$0].batch }
+        return try ring.takeReady().map { ring.buffers[$0].batch }
     }
 
-    /// Starts `epoch` and returns its batches as a sequence.
-    public func epoch(_ epoch: Int) -> EpochBatches {
+    /// Starts `epoch` and calls `body` with each of its batches in step order (each valid
+    /// until `body` returns).
+    public func forEachBatch(epoch: Int, _ body: (Batch) throws -> Void) throws {
         start(epoch: epoch)
-        return EpochBatches(loader: self)
+        while let batch = try next() { try body(batch) }
     }
 
     /// Cancels the epoch in progress and waits for the producer thread to exit.
@@ -82,11 +100,16 @@ public final class BatchLoader {
         ring.cancelAndWait()
     }
 
-    private func nextSynchronously() -> Batch? {
+    private func nextSynchronously() throws(DataError) -> Batch? {
         guard let current = synchronousEpoch, current.nextStep < schedule.stepsPerEpoch else { return nil }
         synchronousEpoch?.nextStep += 1
         let buffers = ring.buffers[0]
-        assembler.assemble(epoch: current.epoch, step: current.nextStep, order: current.order, into: buffers)
+        do {
+            try assembler.assemble(epoch: current.epoch, step: current.nextStep, order: current.order, into: buffers)
+        } catch {
+            synchronousEpoch = nil
+            throw error
+        }
         return buffers.batch
     }
 
@@ -96,7 +119,12 @@ public final class BatchLoader {
         let thread = Thread {
             for step in 0..<steps {
                 guard let slot = ring.acquireFree() else { break }
-                assembler.assemble(epoch: epoch, step: step, order: order, into: ring.buffers[slot])
+                do {
+                    try assembler.assemble(epoch: epoch, step: step, order: order, into: ring.buffers[slot])
+                } catch {
+                    ring.fail(error)
+                    break
+                }
                 ring.publish(slot)
             }
             ring.finishProducing()
@@ -104,14 +132,6 @@ public final class BatchLoader {
         thread.name = "pskd-batch-loader"
         thread.start()
     }
-}
-
-/// The batches of one epoch of a `BatchLoader`, as a sequence; each batch is valid until the
-/// next is requested.
-public struct EpochBatches: Sequence, IteratorProtocol {
-    let loader: BatchLoader
-
-    public mutating func next() -> Batch? { loader.next() }
 }
 
 /// The ring of batch buffers shared by one producer and one consumer, guarded by a condition
@@ -125,6 +145,8 @@ final class PrefetchRing: @unchecked Sendable {
     private var held: Int?
     private var cancelled = false
     private var producerRunning = false
+    /// Why the producer stopped before the end of the epoch, for the consumer to throw.
+    private var failure: DataError?
 
     init(buffers: [BatchBuffers]) {
         self.buffers = buffers
@@ -141,6 +163,7 @@ final class PrefetchRing: @unchecked Sendable {
             ready.removeAll(keepingCapacity: true)
             held = nil
             cancelled = false
+            failure = nil
             producerRunning = true
         }
     }
@@ -159,6 +182,11 @@ final class PrefetchRing: @unchecked Sendable {
             ready.append(slot)
             condition.broadcast()
         }
+    }
+
+    /// Producer: records why it stops early (the consumer throws it after the ready batches).
+    func fail(_ error: DataError) {
+        locked { failure = error }
     }
 
     /// Producer: announces that it has exited its loop.
@@ -182,13 +210,21 @@ final class PrefetchRing: @unchecked Sendable {
 
     /// Consumer: waits for the next ready buffer; `nil` once the producer is done and all its
     /// buffers have been taken.
-    func takeReady() -> Int? {
-        locked {
+    ///
+    /// - Throws: the producer's failure, once the buffers it filled before it have been taken
+    ///   (then `nil` after that, as at the end of an epoch).
+    func takeReady() throws(DataError) -> Int? {
+        let (slot, failure): (Int?, DataError?) = locked {
             while ready.isEmpty && producerRunning { condition.wait() }
-            guard !ready.isEmpty else { return nil }
+            guard !ready.isEmpty else {
+                defer { self.failure = nil }
+                return (nil, self.failure)
+            }
             held = ready.removeFirst()
-            return held
+            return (held, nil)
         }
+        if let failure { throw failure }
+        return slot
     }
 
     /// Cancels the producer (if any) and waits until it has exited.

@@ -4,7 +4,10 @@ public enum DatasetSplit: String, Sendable, CaseIterable {
     case test
 }
 
-/// An image classification data set decoded into memory once: bytes in NHWC order plus labels.
+/// An image classification data set: its samples' labels, the shape a sample has when it reaches
+/// the model, and the images themselves — decoded into memory once (IDX, CIFAR binary, synthetic),
+/// or streamed: encoded JPEG/PNG files read, decoded and resized sample by sample on the loader's
+/// threads (image folders, tar shards), so that memory does not grow with the data set.
 ///
 /// Samples are addressed by their *global index* `0..<count`, the index the sampler hands out,
 /// the loader puts in every batch and the PS-KD teacher table is keyed by.
@@ -19,8 +22,8 @@ public struct Dataset: Sendable {
     public let channels: Int
     /// The number of classes; every label is in `0..<classCount`.
     public let classCount: Int
-    /// All images, `[count, height, width, channels]` row-major (NHWC), one byte per value.
-    public let pixels: [UInt8]
+    /// Where the images are: decoded in memory, or streamed from encoded files.
+    public let images: DatasetImages
     /// The class of each sample.
     public let labels: [Int32]
     /// Per-channel mean and standard deviation of the training split, in [0, 1] pixel units,
@@ -30,6 +33,80 @@ public struct Dataset: Sendable {
 
     /// The number of samples.
     public var count: Int { labels.count }
+
+    /// The decoded images, `[count, height, width, channels]` row-major (NHWC), one byte per
+    /// value; only for a data set held in memory (`images` is `.decoded`).
+    public var pixels: [UInt8] {
+        guard case .decoded(let pixels) = images else {
+            preconditionFailure("\(name) streams its images from files: it has no decoded pixels in memory")
+        }
+        return pixels
+    }
+
+    /// The class names in class-index order: an image collection's, else the class numbers.
+    public var classNames: [String] {
+        if case .streamed(let streamed) = images { return streamed.store.classNames }
+        return (0..<classCount).map(String.init)
+    }
+
+    /// Whether the images are streamed from encoded files rather than held in memory.
+    public var isStreamed: Bool {
+        if case .streamed = images { return true }
+        return false
+    }
+
+    /// This data set normalised with `mean` and `std` where given (one value per channel,
+    /// each standard deviation positive).
+    ///
+    /// - Throws: `invalidConfiguration` naming `--mean`/`--std` when the counts or values do not fit.
+    public func normalised(mean newMean: [Float]?, std newStd: [Float]?) throws(DataError) -> Dataset {
+        guard newMean != nil || newStd != nil else { return self }
+        for (flag, values) in [("--mean", newMean), ("--std", newStd)] {
+            guard let values else { continue }
+            guard values.count == channels else {
+                throw DataError(
+                    .invalidConfiguration, file: nil, expected: "\(flag) with \(channels) value(s), one per channel of \(name)",
+                    found: "\(values.count) value(s)", remedy: "give \(channels) comma-separated value(s) to \(flag)")
+            }
+            guard values.allSatisfy({ $0.isFinite && (flag == "--mean" || $0 > 0) }) else {
+                throw DataError(
+                    .invalidConfiguration, file: nil, expected: "\(flag) values that are finite\(flag == "--std" ? " and positive" : "")",
+                    found: values.map { "\($0)" }.joined(separator: ","), remedy: "give values in [0, 1] pixel units, such as 0.229,0.224,0.225")
+            }
+        }
+        return Dataset(
+            name: name, split: split, height: height, width: width, channels: channels, classCount: classCount,
+            images: images, labels: labels, mean: newMean ?? mean, std: newStd ?? std)
+    }
+
+    /// At most `limit` samples (all when `limit` is nil or not smaller): the first `limit` of a
+    /// data set held in memory (IDX and CIFAR files are stored in no class order), and for a
+    /// streamed collection (stored class by class) a subset drawn from every class in proportion
+    /// to its size, fixed by `seed` and the split (`ClassBalancedSubset`).
+    public func limited(to limit: Int?, seed: UInt64) throws(DataError) -> Dataset {
+        guard let limit, limit < count else { return self }
+        switch images {
+        case .decoded(let pixels):
+            return Dataset(
+                name: name, split: split, height: height, width: width, channels: channels,
+                classCount: classCount, pixels: Array(pixels.prefix(limit * sampleSize)),
+                labels: Array(labels.prefix(limit)), mean: mean, std: std)
+        case .streamed(let streamed):
+            let subset = try ClassBalancedSubset(of: streamed.store, count: limit, seed: seed, split: split)
+            return Dataset(
+                name: name, split: split, height: height, width: width, channels: channels, classCount: classCount,
+                images: .streamed(StreamedImages(store: subset, geometry: streamed.geometry)), labels: subset.labels,
+                mean: mean, std: std)
+        }
+    }
+
+    /// This data set with other labels (one per sample), for label noise.
+    public func with(labels newLabels: [Int32]) -> Dataset {
+        precondition(newLabels.count == count, "\(name): \(newLabels.count) labels for \(count) samples")
+        return Dataset(
+            name: name, split: split, height: height, width: width, channels: channels, classCount: classCount,
+            images: images, labels: newLabels, mean: mean, std: std)
+    }
     /// Bytes (and floats, once normalised) per image: `height × width × channels`.
     public var sampleSize: Int { height * width * channels }
 
@@ -41,6 +118,17 @@ public struct Dataset: Sendable {
         precondition(
             pixels.count == labels.count * height * width * channels,
             "\(name): \(pixels.count) pixel bytes do not make \(labels.count) images of \(height)×\(width)×\(channels)")
+        self.init(
+            name: name, split: split, height: height, width: width, channels: channels, classCount: classCount,
+            images: .decoded(pixels), labels: labels, mean: mean, std: std)
+    }
+
+    /// A data set of `images` (decoded or streamed) whose samples reach the model as
+    /// `height × width × channels`.
+    public init(
+        name: String, split: DatasetSplit, height: Int, width: Int, channels: Int,
+        classCount: Int, images: DatasetImages, labels: [Int32], mean: [Float], std: [Float]
+    ) {
         precondition(
             mean.count == channels && std.count == channels,
             "\(name): need one mean and std per channel (\(channels)), got \(mean.count) and \(std.count)")
@@ -53,7 +141,7 @@ public struct Dataset: Sendable {
         self.width = width
         self.channels = channels
         self.classCount = classCount
-        self.pixels = pixels
+        self.images = images
         self.labels = labels
         self.mean = mean
         self.std = std
@@ -81,4 +169,12 @@ public struct Dataset: Sendable {
         }
         return (mean, std)
     }
+}
+
+/// Where a data set's images are.
+public enum DatasetImages: Sendable {
+    /// Every image decoded in memory: `[count, height, width, channels]` bytes, NHWC.
+    case decoded([UInt8])
+    /// Encoded image files, read and decoded one sample at a time by the loader.
+    case streamed(StreamedImages)
 }

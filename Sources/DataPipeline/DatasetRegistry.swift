@@ -15,7 +15,7 @@
 /// `--synthetic-*` settings and `--seed` (`DatasetSpec.synthetic(_:seed:)`).
 extension DatasetSpec {
     /// Every known data set, in the order help texts and messages list them.
-    public static let all: [DatasetSpec] = [fashionMNIST, mnist, cifar10, cifar100, synthetic(.standard, seed: 1)]
+    public static let all: [DatasetSpec] = [fashionMNIST, mnist, cifar10, cifar100, folder, shards, synthetic(.standard, seed: 1)]
 
     /// The registered names.
     public static var names: [String] { all.map(\.name) }
@@ -44,6 +44,23 @@ extension DatasetSpec {
     public static let mnist = DatasetSpec(
         name: "mnist", title: "MNIST", height: 28, width: 28, channels: 1, classCount: 10,
         mean: [0.1307], std: [0.3081], standardAugmentation: AugmentationConfig(), source: IDXFiles())
+
+    /// A user's image folder (`DIR/train/CLASS/…`, `DIR/val/CLASS/…`), JPEG and PNG files of any
+    /// size, streamed. The shape and class count come from the data; the ones listed here
+    /// (ImageNet's 224 × 224 × 3, 1 000 classes) are what `pskd bench` measures with.
+    /// Normalisation is ImageNet's unless `--mean`/`--std` say otherwise; the standard training
+    /// recipe is `RandomResizedCrop` + flip for large images, padded crop + flip for small ones.
+    public static let folder = DatasetSpec(
+        name: "folder", title: "image folder", height: 224, width: 224, channels: 3, classCount: 1000,
+        mean: ImageOptions.imageNetMean, std: ImageOptions.imageNetStd,
+        standardAugmentation: AugmentationConfig(cropPadding: 4, horizontalFlip: true), source: ImageFolderFiles())
+
+    /// Tar shards in the WebDataset convention (`DIR/train-*.tar`, `DIR/val-*.tar`; `pskd pack`
+    /// writes them from an image folder), streamed by offset; otherwise as `folder`.
+    public static let shards = DatasetSpec(
+        name: "shards", title: "tar shards", height: 224, width: 224, channels: 3, classCount: 1000,
+        mean: ImageOptions.imageNetMean, std: ImageOptions.imageNetStd,
+        standardAugmentation: AugmentationConfig(cropPadding: 4, horizontalFlip: true), source: TarShardFiles())
 
     /// CIFAR-10, binary version.
     public static let cifar10 = DatasetSpec(

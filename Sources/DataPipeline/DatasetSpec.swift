@@ -50,16 +50,28 @@ public struct DatasetSpec: Sendable {
     /// - Returns: the decoded split, with the data set's shape, classes and normalisation.
     /// - Throws: `DataError` naming the file, what was expected and found, and a remedy fitting
     ///   this data set and whether a directory was given.
-    public func load(_ split: DatasetSplit, directory: String? = nil) throws(DataError) -> Dataset {
+    ///   - images: the shape and normalisation of images of any size (image folders and
+    ///     shards); data sets of a fixed shape only take its `mean` and `std`.
+    public func load(_ split: DatasetSplit, directory: String? = nil, images: ImageOptions = ImageOptions()) throws(DataError) -> Dataset {
         do {
-            let samples = try source.samples(of: self, split: split, directory: directory ?? installedCopy?.directory)
-            return Dataset(
-                name: name, split: split, height: height, width: width, channels: channels,
-                classCount: classCount, pixels: samples.pixels, labels: samples.labels, mean: mean, std: std)
+            let dataset = try source.load(split, of: self, directory: directory ?? installedCopy?.directory, images: images)
+            return try dataset.normalised(mean: images.mean, std: images.std)
         } catch {
-            throw error.withRemedy(source.remedy(for: self, directory: directory))
+            // A streamed collection's errors name the very file and what to do with it.
+            throw streamsImages ? error : error.withRemedy(source.remedy(for: self, directory: directory))
         }
     }
+
+    /// The usual training recipe for `dataset` (this spec's split): `RandomResizedCrop` and flip
+    /// for streamed images of any size, else `standardAugmentation`.
+    public func standardAugmentation(for dataset: Dataset) -> AugmentationConfig {
+        guard case .streamed(let streamed) = dataset.images, case .resized = streamed.geometry else { return standardAugmentation }
+        return AugmentationConfig(horizontalFlip: true, randomResizedCrop: true)
+    }
+
+    /// Whether the images are streamed from encoded files (image folders, shards), whose shape
+    /// and class count come from the data.
+    public var streamsImages: Bool { source is any ImageCollectionSource }
 }
 
 /// A copy of a data set's files installed by a system package, such as Debian's
@@ -94,6 +106,19 @@ public protocol SampleSource: Sendable {
 
     /// What to do when `samples` failed, given the directory the user passed (nil: none).
     func remedy(for spec: DatasetSpec, directory: String?) -> String
+
+    /// The `Dataset` of `split`; by default the decoded `samples` with the spec's shape.
+    /// Streamed collections build it from their index instead.
+    func load(_ split: DatasetSplit, of spec: DatasetSpec, directory: String?, images: ImageOptions) throws(DataError) -> Dataset
+}
+
+extension SampleSource {
+    func load(_ split: DatasetSplit, of spec: DatasetSpec, directory: String?, images: ImageOptions) throws(DataError) -> Dataset {
+        let samples = try samples(of: spec, split: split, directory: directory)
+        return Dataset(
+            name: spec.name, split: split, height: spec.height, width: spec.width, channels: spec.channels,
+            classCount: spec.classCount, pixels: samples.pixels, labels: samples.labels, mean: spec.mean, std: spec.std)
+    }
 }
 
 extension Dataset {

@@ -41,10 +41,6 @@ extension Dataset {
         guard noise.rate > 0 else { return (self, 0) }
         let noisy = labels.indices.map { Int32(noise.label(Int(labels[$0]), sample: $0, classCount: classCount)) }
         let flipped = zip(noisy, labels).filter { $0 != $1 }.count
-        return (
-            Dataset(
-                name: name, split: split, height: height, width: width, channels: channels, classCount: classCount,
-                pixels: pixels, labels: noisy, mean: mean, std: std), flipped
-        )
+        return (with(labels: noisy), flipped)
     }
 }

@@ -20,7 +20,7 @@ struct Evaluator {
         let loss = SoftmaxCrossEntropy()
         var outcomes: [SampleOutcome] = []
         var rows: [Float] = []
-        for batch in loader.epoch(0) {
+        try loader.forEachBatch(epoch: 0) { batch in
             FaultInjection.current.beforeEvaluationBatch(rank: communicator.rank)
             let labels = batch.labels.map(Int.init)
             let logits = try model.forward(batch.inputs, mode: .evaluation)
@@ -112,14 +112,16 @@ public enum CheckpointEvaluation {
         var config = try snapshot.configuration(source: folder)
         if let dataDirectory { config.dataDirectory = dataDirectory }
         if let maxTestSamples { config.maxTestSamples = maxTestSamples }
-        let test = try config.datasetSpec().load(.test, directory: config.dataDirectory).prefix(config.maxTestSamples)
+        let test = try config.load(.test)
         let input = ModelZoo.Input(height: test.height, width: test.width, channels: test.channels, classes: test.classCount)
         let model = try ModelZoo.make(
             config.model, input: input, widthMultiplier: config.widthMultiplier,
             generator: RandomGenerator(seed: config.seed))
         try snapshot.restoreModel(into: model, source: folder)
         let sharder = try EvaluationSharder(sampleCount: test.count, rank: communicator.rank, worldSize: communicator.size)
-        let loader = BatchLoader(dataset: test, schedule: sharder, augmentation: .none, seed: config.seed, prefetch: 1)
+        let loader = BatchLoader(
+            dataset: test, schedule: sharder, augmentation: .none, seed: config.seed, prefetch: 1,
+            loaderThreads: config.loaderThreads ?? 1)
         let (metrics, predictions) = try Evaluator(model: model, loader: loader, communicator: communicator)
             .run(eceBins: eceBins, gatherPredictions: predictionsPath != nil)
         if let predictionsPath, communicator.isRoot { try writeCSV(predictions, classes: model.classCount, to: predictionsPath) }

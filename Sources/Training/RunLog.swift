@@ -137,6 +137,9 @@ public struct EpochRecord: Codable, Sendable {
     public var testReliability: [ReliabilityBin]
     public var seconds: Double
     public var samplesPerSecond: Double
+    /// The longest time any rank's training waited for its loader's batches this epoch, in
+    /// seconds (`data_wait_seconds`); nil in runs logged before it was recorded.
+    public var dataWaitSeconds: Double?
     /// Training labels changed by `--label-noise` (`flipped_labels`; absent without label noise).
     public var flippedLabels: Int?
     /// The largest peak resident memory of any rank so far, in bytes (`VmHWM`); nil in runs
@@ -157,8 +160,10 @@ public struct EpochRecord: Codable, Sendable {
 
     init(
         epoch: Int, alpha: Double, learningRate: Double, trainLoss: Double, metrics: ClassificationMetrics,
-        seconds: Double, samplesPerSecond: Double, flippedLabels: Int? = nil, peakMemoryBytes: UInt64?, world: WorldLayout? = nil
+        seconds: Double, samplesPerSecond: Double, dataWaitSeconds: Double? = nil, flippedLabels: Int? = nil,
+        peakMemoryBytes: UInt64?, world: WorldLayout? = nil
     ) {
+        self.dataWaitSeconds = dataWaitSeconds
         ranks = world?.ranks
         nodes = world?.nodes
         ranksPerNode = world?.ranksPerNode

@@ -83,6 +83,17 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public var cropPadding: Int? = nil
     public var horizontalFlip: Bool? = nil
     public var cutMixProbability = 0.0
+    /// Image folders and shards: the square crop's side; nil = the images' own size when small,
+    /// else 224 (see `ImageOptions`).
+    public var imageSize: Int? = nil
+    /// Image folders and shards: evaluation's shorter side before the centre crop; nil = 256 ·
+    /// imageSize / 224.
+    public var evalResize: Int? = nil
+    /// Per-channel normalisation overriding the data set's; nil = the data set's.
+    public var mean: [Double]? = nil
+    public var std: [Double]? = nil
+    /// Threads per rank decoding streamed images; nil = 1.
+    public var loaderThreads: Int? = nil
     public var eceBins = 15
     /// Batches the loader prepares ahead on a background thread.
     public var prefetch = 2
@@ -118,7 +129,8 @@ public struct TrainConfig: Sendable, Codable, Equatable {
         case alphaT = "alpha-t", labelSmoothing = "label-smoothing", seed, cropPadding = "crop-padding"
         case kdTemperature = "kd-temperature", kdWeight = "kd-weight", kdMultiplier = "kd-multiplier"
         case teacherCheckpoint = "teacher-checkpoint"
-        case horizontalFlip = "flip", cutMixProbability = "cutmix", eceBins = "ece-bins", prefetch, threads
+        case horizontalFlip = "flip", imageSize = "image-size", evalResize = "eval-resize", mean, std
+        case cutMixProbability = "cutmix", eceBins = "ece-bins", loaderThreads = "loader-threads", prefetch, threads
         case outputDirectory = "out", resume, stopAfterEpochs = "stop-after", keepCheckpoints = "keep-checkpoints"
         case overwrite, stallTimeout = "stall-timeout"
     }
@@ -175,8 +187,13 @@ public struct TrainConfig: Sendable, Codable, Equatable {
         try read(\.seed, .seed)
         try read(\.cropPadding, .cropPadding)
         try read(\.horizontalFlip, .horizontalFlip)
+        try read(\.imageSize, .imageSize)
+        try read(\.evalResize, .evalResize)
+        try read(\.mean, .mean)
+        try read(\.std, .std)
         try read(\.cutMixProbability, .cutMixProbability)
         try read(\.eceBins, .eceBins)
+        try read(\.loaderThreads, .loaderThreads)
         try read(\.prefetch, .prefetch)
         try read(\.threads, .threads)
         try read(\.outputDirectory, .outputDirectory)
@@ -292,6 +309,12 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     /// settings and the seed.
     public func datasetSpec() throws -> DatasetSpec {
         dataset == "synthetic" ? .synthetic(syntheticShape, seed: seed) : try DatasetSpec.named(dataset)
+    }
+
+    /// The image settings (`--image-size`, `--eval-resize`, `--mean`, `--std`) for `DatasetSpec.load`.
+    public var imageOptions: ImageOptions {
+        ImageOptions(
+            imageSize: imageSize, evalResize: evalResize, mean: mean?.map { Float($0) }, std: std?.map { Float($0) })
     }
 
     /// Whether the teacher table is sharded across the ranks (`teacher: sharded`).

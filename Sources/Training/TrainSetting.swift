@@ -9,8 +9,9 @@ import Models
 public struct TrainSetting: Sendable {
     /// How a value is written on the command line and in config files.
     public enum Kind: Sendable {
-        /// A whole number, a number, text, `true`/`false`, or a comma-separated list of whole numbers.
-        case integer, number, text, boolean, integerList
+        /// A whole number, a number, text, `true`/`false`, or a comma-separated list of whole
+        /// numbers or of numbers.
+        case integer, number, text, boolean, integerList, numberList
         /// A command-line switch (`--drop-last`), `true`/`false` in files.
         case toggle
     }
@@ -56,6 +57,7 @@ public struct TrainSetting: Sendable {
                 case .text: "text"
                 case .boolean, .toggle: "true or false"
                 case .integerList: "a list of whole numbers"
+                case .numberList: "a list of numbers"
                 }
             }()
     }
@@ -220,6 +222,7 @@ public struct TrainSetting: Sendable {
         case .text: return "text"
         case .boolean, .toggle: return "true|false"
         case .integerList: return "integer,…"
+        case .numberList: return "number,…"
         }
     }
 
@@ -339,10 +342,40 @@ extension TrainSetting {
             range: "0...64 pixels"
         ) { (0...64).contains($0) },
         optionalBoolean("flip", \.horizontalFlip, "Random horizontal flip (default true; false for MNIST)."),
+        optionalInteger(
+            "image-size", \.imageSize,
+            "Image folders and shards: the side of the square training crop (RandomResizedCrop) and of evaluation's "
+                + "centre crop (default: the images' own size when both sides are at most 64, with padded crops; else 224).",
+            range: "8...4096"
+        ) { (8...4096).contains($0) },
+        optionalInteger(
+            "eval-resize", \.evalResize,
+            "Image folders and shards: evaluation resizes the shorter side to this, then centre-crops --image-size "
+                + "(default 256 · image-size / 224, so 256 for 224).",
+            range: "8...8192"
+        ) { (8...8192).contains($0) },
+        optionalNumberList(
+            "mean", \.mean,
+            "Per-channel mean subtracted from pixels in [0, 1], comma-separated (default: the data set's; ImageNet's "
+                + "0.485,0.456,0.406 for image folders and shards).",
+            range: "one finite number per channel"
+        ) { $0.allSatisfy(\.isFinite) },
+        optionalNumberList(
+            "std", \.std,
+            "Per-channel standard deviation dividing pixels in [0, 1], comma-separated (default: the data set's; "
+                + "ImageNet's 0.229,0.224,0.225 for image folders and shards).",
+            range: "one positive number per channel"
+        ) { $0.allSatisfy { $0.isFinite && $0 > 0 } },
         number("cutmix", \.cutMixProbability, "CutMix probability per batch (default 0 = off).", range: "in [0, 1]") {
             (0...1).contains($0)
         },
         integer("ece-bins", \.eceBins, "Equal-width confidence bins of ECE (default 15).", range: "1...1000") { (1...1000).contains($0) },
+        optionalInteger(
+            "loader-threads", \.loaderThreads,
+            "Threads per rank that read, decode and augment streamed images (image folders, shards), the loader "
+                + "thread among them; any count gives the same batches (default 1).",
+            range: "1...256"
+        ) { (1...256).contains($0) },
         integer(
             "prefetch", \.prefetch, "Batches prepared ahead by the loader thread (default 2; 0 = load on the training thread).",
             range: "0...64"
@@ -525,6 +558,17 @@ extension TrainSetting {
             write: { config, value in Values.integers(value).map { config[keyPath: path] = $0 } != nil },
             isValid: { valid($0[keyPath: path]) }, read: { "\($0[keyPath: path])" })
     }
+
+    private static func optionalNumberList(
+        _ name: String, _ path: WritableKeyPath<TrainConfig, [Double]?> & Sendable, _ help: String,
+        range: String, valid: @escaping @Sendable ([Double]) -> Bool
+    ) -> TrainSetting {
+        TrainSetting(
+            name: name, kind: .numberList, help: help, range: range,
+            write: { config, value in Values.numbers(value).map { config[keyPath: path] = $0 } != nil },
+            isValid: { $0[keyPath: path].map(valid) ?? true },
+            read: { $0[keyPath: path].map { $0.map { "\($0)" }.joined(separator: ",") } ?? "unset" })
+    }
 }
 
 /// Values as config files (YAML/JSON scalars and lists) and the command line (text) give them.
@@ -548,5 +592,11 @@ private enum Values {
         let items: [Any] = (value as? [Any]) ?? (value as? String).map { $0.split(separator: ",").map(String.init) } ?? [value]
         let numbers = items.compactMap(integer)
         return numbers.count == items.count ? numbers : nil
+    }
+
+    static func numbers(_ value: Any) -> [Double]? {
+        let items: [Any] = (value as? [Any]) ?? (value as? String).map { $0.split(separator: ",").map(String.init) } ?? [value]
+        let numbers = items.compactMap(number)
+        return numbers.count == items.count && !numbers.isEmpty ? numbers : nil
     }
 }

@@ -166,7 +166,7 @@ public final class Trainer {
             samplesPerStep: config.batchSize, log: log, isLaunchedRank: communicator.isLaunchedRank)
         var lossSum = 0.0, learningRate = 0.0
         try policy.beginEpoch(epoch)
-        for batch in data.loader.epoch(epoch) {
+        try data.loader.forEachBatch(epoch: epoch) { batch in
             beacon.startStep(epoch: epoch, step: batch.step + 1)
             FaultInjection.current.atStepStart(rank: communicator.rank, epoch: epoch, step: batch.step + 1)
             FaultInjection.current.atStepStart(
@@ -189,13 +189,14 @@ public final class Trainer {
         }
         try policy.endEpoch(epoch)
         let trainingThroughput = progress.samplesPerSecond
+        let dataWait = try communicator.allGatherV([data.loader.waitingSeconds]).max() ?? 0
         beacon.enter(.evaluation)
         try ReplicaAgreement.averageBatchNormStatistics(model: model, communicator: communicator)
         let (metrics, _) = try Evaluator(model: model, loader: data.testLoader, communicator: communicator).run(eceBins: config.eceBins)
         let record = EpochRecord(
             epoch: epoch, alpha: Double(policy.epochWeight), learningRate: learningRate,
             trainLoss: lossSum / Double(data.loader.stepsPerEpoch), metrics: metrics,
-            seconds: progress.elapsed, samplesPerSecond: trainingThroughput,
+            seconds: progress.elapsed, samplesPerSecond: trainingThroughput, dataWaitSeconds: dataWait,
             flippedLabels: (config.labelNoise ?? 0) > 0 ? data.flippedLabels : nil,
             peakMemoryBytes: try peakMemoryPerRank().max(), world: world)
         try log.append(record)

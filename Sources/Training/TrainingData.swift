@@ -20,9 +20,9 @@ struct TrainingData {
 
     init(config: TrainConfig, communicator: any Communicator) throws {
         let spec = try config.datasetSpec()
-        let clean = try spec.load(.train, directory: config.dataDirectory).prefix(config.maxTrainSamples)
+        let clean = try config.load(.train)
         (train, flippedLabels) = clean.withLabelNoise(LabelNoise(rate: config.labelNoise ?? 0, seed: config.seed))
-        test = try spec.load(.test, directory: config.dataDirectory).prefix(config.maxTestSamples)
+        test = try config.load(.test)
         guard config.batchSize <= train.count else {
             throw ConfigurationError(
                 "batch-size \(config.batchSize) is larger than the \(train.count) training samples: choose a batch of at most \(train.count)"
@@ -32,18 +32,25 @@ struct TrainingData {
             sampleCount: train.count, globalBatchSize: config.batchSize,
             rank: communicator.rank, worldSize: communicator.size,
             seed: config.seed, dropLast: config.dropLast)
-        var augmentation = spec.standardAugmentation
-        if let padding = config.cropPadding { augmentation.cropPadding = padding }
+        var augmentation = spec.standardAugmentation(for: train)
+        if let padding = config.cropPadding {
+            guard !augmentation.randomResizedCrop || padding == 0 else {
+                throw ConfigurationError(
+                    "crop-padding \(padding) applies to images of one fixed size, but \(config.dataset)'s images are cropped and "
+                        + "resized (RandomResizedCrop to --image-size): drop --crop-padding")
+            }
+            augmentation.cropPadding = padding
+        }
         if let flip = config.horizontalFlip { augmentation.horizontalFlip = flip }
         augmentation.cutMixProbability = config.cutMixProbability
         self.augmentation = augmentation
         loader = BatchLoader(
             dataset: train, schedule: sampler, augmentation: augmentation,
-            seed: config.seed, prefetch: config.prefetch)
+            seed: config.seed, prefetch: config.prefetch, loaderThreads: config.loaderThreads ?? 1)
         let sharder = try EvaluationSharder(sampleCount: test.count, rank: communicator.rank, worldSize: communicator.size)
         testLoader = BatchLoader(
             dataset: test, schedule: sharder, augmentation: .none, seed: config.seed,
-            prefetch: config.prefetch)
+            prefetch: config.prefetch, loaderThreads: config.loaderThreads ?? 1)
     }
 
     /// "label noise 0.40: 23 987 of 60 000 training labels flipped", or nil without label noise.
@@ -55,19 +62,19 @@ struct TrainingData {
 
 }
 
+extension TrainConfig {
+    /// The split of the configured data set, with the image settings, limited to
+    /// `--max-train-samples` / `--max-test-samples` (`Dataset.limited(to:seed:)`).
+    func load(_ split: DatasetSplit) throws -> Dataset {
+        let dataset = try datasetSpec().load(split, directory: dataDirectory, images: imageOptions)
+        return try dataset.limited(to: split == .train ? maxTrainSamples : maxTestSamples, seed: seed)
+    }
+}
+
 extension Dataset {
     /// What a model for this data set is built for.
     var modelInput: ModelZoo.Input {
         ModelZoo.Input(height: height, width: width, channels: channels, classes: classCount)
-    }
-
-    /// The first `limit` samples (all when `limit` is nil or not smaller).
-    func prefix(_ limit: Int?) -> Dataset {
-        guard let limit, limit < count else { return self }
-        return Dataset(
-            name: name, split: split, height: height, width: width, channels: channels,
-            classCount: classCount, pixels: Array(pixels.prefix(limit * sampleSize)),
-            labels: Array(labels.prefix(limit)), mean: mean, std: std)
     }
 }
 

@@ -40,11 +40,19 @@ struct BenchCommand: ParsableCommand {
             "PS-KD's teacher table: replicated (all-gathered every step) or sharded (routed to its next reader) (default replicated).",
             valueName: "teacher"))
     var teacher: SettingValue<TeacherNames>?
-    @Flag(help: "Measure the data loader on Fashion-MNIST instead (with and without prefetching).") var loader = false
+    @Flag(
+        help:
+            "Measure the data loader instead: Fashion-MNIST by default (with and without prefetching), or the images of --dataset folder|shards --data-dir DIR (decoded and augmented images per second per loader thread)."
+    )
+    var loader = false
     @Option(
         name: .setting("data-dir"), parsing: .unconditional,
-        help: ArgumentHelp("Fashion-MNIST directory for --loader. Range: a non-empty path.", valueName: "path"), completion: .directory)
+        help: ArgumentHelp("The data set's directory for --loader. Range: a non-empty path.", valueName: "path"), completion: .directory)
     var dataDir: String?
+    @Option(name: .setting("loader-threads"), parsing: .unconditional, help: .setting("loader-threads")) var loaderThreads: Setting?
+    @Option(name: .setting("image-size"), parsing: .unconditional, help: .setting("image-size")) var imageSize: Setting?
+    @Option(name: .customLong("loader-samples"), help: "Images --loader reads from a folder or shard set (default 5000).")
+    var loaderSamples = 5000
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Run the stall watchdog as `pskd train` does (heartbeats, collectives marked), to measure its cost.")
     var watchdog = false
@@ -97,6 +105,8 @@ struct BenchCommand: ParsableCommand {
     }
 
     private func runLoader() throws {
+        let spec = try DatasetSpec.named(datasetName)
+        if spec.streamsImages { return try runStreamingLoader(spec) }
         let data = try DatasetSpec.fashionMNIST.load(.train, directory: dataDir)
         let augmentation = AugmentationConfig(cropPadding: 2, horizontalFlip: true)
         let results = try [0, 2].map { prefetch in
@@ -109,6 +119,30 @@ struct BenchCommand: ParsableCommand {
         } else {
             print("Fashion-MNIST, crop (padding 2) + flip + normalisation, batch \(batchSize):")
             results.forEach { print("  \($0)") }
+        }
+    }
+
+    /// The loader on an image folder or shard set: decoded and augmented images per second per
+    /// loader thread (synchronously, so only the loader threads work), beside decoding alone.
+    private func runStreamingLoader(_ spec: DatasetSpec) throws {
+        let threadCount = try loaderThreads?.integer("loader-threads") ?? 1
+        let data = try spec.load(.train, directory: dataDir, images: ImageOptions(imageSize: try imageSize?.integer("image-size")))
+        let augmentation = spec.standardAugmentation(for: data)
+        let samples = min(max(loaderSamples, batchSize), data.count)
+        let result = try LoaderBenchmark.run(
+            dataset: data, batchSize: batchSize, prefetch: 0, batches: max(1, samples / batchSize), augmentation: augmentation,
+            loaderThreads: threadCount)
+        guard case .streamed(let streamed) = data.images else { return }
+        let decodeRate = try LoaderBenchmark.decodeRate(streamed.store, samples: samples)
+        if json {
+            print(
+                "{\"loader_images_per_second\": \(Int(result.samplesPerSecond)), \"loader_images_per_second_per_thread\": "
+                    + "\(Int(result.samplesPerSecondPerThread)), \"loader_threads\": \(threadCount), \"decode_images_per_second\": \(Int(decodeRate))}")
+        } else {
+            print("\(streamed.store.summary): \(data.width)×\(data.height) inputs, \(augmentation.summary) + normalisation, batch \(batchSize):")
+            print("  \(result)")
+            print(String(format: "  %.0f images/s per loader thread", result.samplesPerSecondPerThread))
+            print(String(format: "  read + decode alone, one thread: %.0f images/s (%.3f ms per image)", decodeRate, 1000 / decodeRate))
         }
     }
 

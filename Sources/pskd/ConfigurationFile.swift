@@ -82,7 +82,7 @@ enum ConfigurationFile {
         let plain = { (text: String) in Node(text.trimmingCharacters(in: .whitespaces), .implicit, .plain) }
         switch setting.kind {
         case .integer, .number, .boolean, .toggle: return plain(scalar.string)
-        case .integerList: return .sequence(Node.Sequence(scalar.string.split(separator: ",").map { plain(String($0)) }))
+        case .integerList, .numberList: return .sequence(Node.Sequence(scalar.string.split(separator: ",").map { plain(String($0)) }))
         case .text: return value
         }
     }

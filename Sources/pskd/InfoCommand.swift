@@ -1,5 +1,6 @@
 import ArgumentParser
 import Collectives
+import DataPipeline
 import Platform
 import Tensors
 import Training
@@ -12,7 +13,7 @@ import Glibc
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
-        abstract: "Print the Open MPI and OpenBLAS versions, BLAS threads, each rank's CPU binding and the build.")
+        abstract: "Print the Open MPI, OpenBLAS and image-codec versions, BLAS threads, each rank's CPU binding and the build.")
 
     @OptionGroup var threads: ThreadsOption
 
@@ -37,6 +38,7 @@ struct InfoCommand: ParsableCommand {
         Open MPI:   \(MPICommunicator.libraryVersion)
         OpenBLAS:   \(BLAS.configuration)\(BLAS.isSequentialBuild ? " (sequential build: products run one at a time)" : "")
         BLAS core:  \(BLAS.coreName)
+        images:     \(ImageDecoder.libraryVersions.map { "\($0.name) \($0.version)" }.joined(separator: ", "))
         ranks:      \(ranks)
         """
     }

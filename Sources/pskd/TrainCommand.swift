@@ -137,7 +137,12 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .setting("seed"), parsing: .unconditional, help: .setting("seed")) var seed: Setting?
     @Option(name: .setting("crop-padding"), parsing: .unconditional, help: .setting("crop-padding")) var cropPadding: Setting?
     @Option(name: .setting("flip"), parsing: .unconditional, help: .setting("flip")) var flip: Setting?
+    @Option(name: .setting("image-size"), parsing: .unconditional, help: .setting("image-size")) var imageSize: Setting?
+    @Option(name: .setting("eval-resize"), parsing: .unconditional, help: .setting("eval-resize")) var evalResize: Setting?
+    @Option(name: .setting("mean"), parsing: .unconditional, help: .setting("mean")) var mean: Setting?
+    @Option(name: .setting("std"), parsing: .unconditional, help: .setting("std")) var std: Setting?
     @Option(name: .setting("cutmix"), parsing: .unconditional, help: .setting("cutmix")) var cutmix: Setting?
+    @Option(name: .setting("loader-threads"), parsing: .unconditional, help: .setting("loader-threads")) var loaderThreads: Setting?
     @Option(name: .setting("prefetch"), parsing: .unconditional, help: .setting("prefetch")) var prefetch: Setting?
     @OptionGroup var threads: ThreadsOption
     @Option(name: .setting("out"), parsing: .unconditional, help: .setting("out"), completion: .directory) var out: Setting?
@@ -161,8 +166,9 @@ struct TrainOptions: ParsableArguments {
             ("weight-decay-style", weightDecayStyle?.text), ("policy", policy?.text), ("teacher", teacher?.text), ("alpha-t", alphaT?.text),
             ("label-smoothing", labelSmoothing?.text), ("kd-temperature", kdTemperature?.text), ("kd-weight", kdWeight?.text),
             ("kd-multiplier", kdMultiplier?.text), ("teacher-checkpoint", teacherCheckpoint?.text), ("seed", seed?.text),
-            ("crop-padding", cropPadding?.text), ("flip", flip?.text), ("cutmix", cutmix?.text), ("ece-bins", evaluation.eceBins?.text),
-            ("prefetch", prefetch?.text), ("threads", threads.threads?.text), ("out", out?.text), ("resume", resume ? "true" : nil),
+            ("crop-padding", cropPadding?.text), ("flip", flip?.text), ("image-size", imageSize?.text), ("eval-resize", evalResize?.text),
+            ("mean", mean?.text), ("std", std?.text), ("cutmix", cutmix?.text), ("ece-bins", evaluation.eceBins?.text),
+            ("loader-threads", loaderThreads?.text), ("prefetch", prefetch?.text), ("threads", threads.threads?.text), ("out", out?.text), ("resume", resume ? "true" : nil),
             ("overwrite", overwrite ? "true" : nil), ("stop-after", stopAfter?.text), ("keep-checkpoints", keepCheckpoints?.text),
             ("stall-timeout", stallTimeout?.text),
         ]

@@ -95,7 +95,9 @@ public final class ClassWiseSelfDistillationPolicy: TrainingPolicy {
         partners = batch.indices.map { partner(of: $0, epoch: batch.epoch) }
         if partnerInputs.shape != batch.inputs.shape { partnerInputs = Tensor(zeros: batch.inputs.shape) }
         if partnerDistributions.shape != [batch.count, classes] { partnerDistributions = Tensor(zeros: [batch.count, classes]) }
-        partners.withUnsafeBufferPointer { partnerAugmenter.augment(indices: $0, epoch: batch.epoch, into: partnerInputs.pointer) }
+        try partners.withUnsafeBufferPointer { (partners) throws(DataError) in
+            try partnerAugmenter.augment(indices: partners, epoch: batch.epoch, into: partnerInputs.pointer)
+        }
     }
 
     /// The partners' forward pass (training mode, no backward), their softened predictions kept.

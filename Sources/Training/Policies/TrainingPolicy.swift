@@ -13,7 +13,7 @@ import Tensors
 ///
 /// ```swift
 /// try policy.beginEpoch(epoch)
-/// for batch in loader.epoch(epoch) {
+/// try loader.forEachBatch(epoch: epoch) { batch in
 ///     try policy.beginStep(batch)                         // targets, partners, teacher outputs
 ///     for rows in microBatches {
 ///         try policy.beforeForward(rows: rows)            // CS-KD: the partners' forward
