@@ -207,7 +207,8 @@ public enum Resampling {
                         outHeight: height, taps: verticalTaps, table: verticalCoefficients, accumulator: accumulator)
                     shiftFirstIndices(of: horizontalCoefficients, count: width, taps: horizontalTaps, by: firstColumn)
                     horizontalPass(
-                        source: rows, sourceStride: rowBytes, rows: height, destination: output, outWidth: width,
+                        source: rows, sourceStride: rowBytes, inputColumns: endColumn - firstColumn, rows: height, destination: output,
+                        outWidth: width,
                         taps: horizontalTaps, table: horizontalCoefficients)
                 }
             case (true, true):
@@ -217,7 +218,8 @@ public enum Resampling {
                 intermediate.withUnsafeMutableBufferPointer { intermediate in
                     let rows = intermediate.baseAddress!
                     horizontalPass(
-                        source: view.base + firstRow * view.stride, sourceStride: view.stride, rows: endRow - firstRow,
+                        source: view.base + firstRow * view.stride, sourceStride: view.stride, inputColumns: view.width,
+                        rows: endRow - firstRow,
                         destination: rows, outWidth: width, taps: horizontalTaps, table: horizontalCoefficients)
                     shiftFirstIndices(of: verticalCoefficients, count: height, taps: verticalTaps, by: firstRow)
                     verticalPass(
@@ -227,7 +229,8 @@ public enum Resampling {
             case (true, false):
                 // The box spans every row: the output's rows are the image's.
                 horizontalPass(
-                    source: view.base, sourceStride: view.stride, rows: height, destination: output, outWidth: width,
+                    source: view.base, sourceStride: view.stride, inputColumns: view.width, rows: height, destination: output,
+                    outWidth: width,
                     taps: horizontalTaps, table: horizontalCoefficients)
             case (false, true):
                 // The box spans every column and the output is as wide.
@@ -313,21 +316,63 @@ public enum Resampling {
         UInt8(clamping: sum &>> precisionBits)
     }
 
+    /// Gives every entry of a horizontal table the same number of taps, the most any has, by
+    /// moving an entry's start left where it would run past the row's `inputColumns` pixels and
+    /// its weights right to match, with zero weights around them: the sums are unchanged (zero
+    /// weights add nothing), and the pass's inner loop runs a fixed number of times (no
+    /// mispredicted branch when counts alternate, as they do when shrinking). Returns the count.
+    private static func equalizeTapCounts(of table: UnsafeMutablePointer<Int32>, count: Int, taps: Int, inputColumns: Int) -> Int {
+        var common = 0
+        for i in 0..<count { common = Swift.max(common, Int(table[i * (2 + taps) + 1])) }
+        // Every entry's taps lie within the row, so `common ≤ inputColumns`.
+        for i in 0..<count {
+            let entry = table + i * (2 + taps)
+            let (first, taken) = (Int(entry[0]), Int(entry[1]))
+            let start = Swift.min(first, inputColumns - common)
+            let shift = first - start
+            if shift > 0 {
+                for t in stride(from: taken - 1, through: 0, by: -1) { entry[2 + shift + t] = entry[2 + t] }
+                for t in 0..<shift { entry[2 + t] = 0 }
+            }
+            for t in (shift + taken)..<common { entry[2 + t] = 0 }
+            entry[0] = Int32(start)
+            entry[1] = Int32(common)
+        }
+        return common
+    }
+
     /// Resizes `rows` rows of width: output column `i` of a row is the sum over its taps of
-    /// `weight · pixel`, per channel.
+    /// `weight · pixel`, per channel. The rows are `inputColumns` pixels wide; the table's tap
+    /// counts are first made equal (`equalizeTapCounts`), and the common counts of 2 to 6 taps
+    /// (enlarging, and shrinking up to about 2.5×) get a loop of constant length.
     private static func horizontalPass(
-        source: UnsafePointer<UInt8>, sourceStride: Int, rows: Int, destination: UnsafeMutablePointer<UInt8>,
-        outWidth: Int, taps: Int, table: UnsafePointer<Int32>
+        source: UnsafePointer<UInt8>, sourceStride: Int, inputColumns: Int, rows: Int, destination: UnsafeMutablePointer<UInt8>,
+        outWidth: Int, taps: Int, table: UnsafeMutablePointer<Int32>
+    ) {
+        let count = equalizeTapCounts(of: table, count: outWidth, taps: taps, inputColumns: inputColumns)
+        // Each call is inlined with its count a constant, so that its loop has a fixed length.
+        switch count {
+        case 2: horizontalRows(source, sourceStride, rows, destination, outWidth, 2 + taps, table, count: 2)
+        case 3: horizontalRows(source, sourceStride, rows, destination, outWidth, 2 + taps, table, count: 3)
+        case 4: horizontalRows(source, sourceStride, rows, destination, outWidth, 2 + taps, table, count: 4)
+        case 5: horizontalRows(source, sourceStride, rows, destination, outWidth, 2 + taps, table, count: 5)
+        case 6: horizontalRows(source, sourceStride, rows, destination, outWidth, 2 + taps, table, count: 6)
+        default: horizontalRows(source, sourceStride, rows, destination, outWidth, 2 + taps, table, count: count)
+        }
+    }
+
+    /// The horizontal pass's loops, for `count` taps per output pixel.
+    @inline(__always) private static func horizontalRows(
+        _ source: UnsafePointer<UInt8>, _ sourceStride: Int, _ rows: Int, _ destination: UnsafeMutablePointer<UInt8>,
+        _ outWidth: Int, _ entrySize: Int, _ table: UnsafePointer<Int32>, count: Int
     ) {
         let half: Int32 = 1 << (precisionBits - 1)
-        let entrySize = 2 + taps
         for row in 0..<rows {
             let input = source + row * sourceStride
             let line = destination + row * outWidth * 3
             var entry = table
             for i in 0..<outWidth {
                 var pixel = input + Int(entry[0]) &* 3
-                let count = Int(entry[1])
                 var (red, green, blue) = (half, half, half)
                 for t in 0..<count {
                     let w = entry[2 &+ t]
