@@ -32,7 +32,8 @@ public enum RandomResizedCrop {
         random: inout RandomGenerator
     ) -> CropBox {
         precondition(width > 0 && height > 0, "the image must not be empty, got \(width)×\(height)")
-        precondition(scale.lowerBound > 0 && ratio.lowerBound > 0, "scale and ratio must be positive, got \(scale) and \(ratio)")
+        precondition(
+            scale.lowerBound >= 0 && ratio.lowerBound > 0, "scale must be non-negative and ratio positive, got \(scale) and \(ratio)")
         let area = Double(width * height)
         let (logLower, logUpper) = (log(ratio.lowerBound), log(ratio.upperBound))
         for _ in 0..<10 {

@@ -33,7 +33,7 @@ public struct CropBox: Sendable, Hashable, CustomStringConvertible {
         top >= 0 && left >= 0 && height > 0 && width > 0 && bottom <= imageHeight && right <= imageWidth
     }
 
-    /// `left,top widthxheight`, Pillow's `(left, top, right, bottom)` order of the corner.
+    /// `(left, top) width×height`, for messages.
     public var description: String { "(\(left), \(top)) \(width)×\(height)" }
 }
 
@@ -43,8 +43,9 @@ public enum ResamplingEdges: Sendable, Hashable {
     /// box's edges the filter reads the pixels beyond it, up to the image's edges.
     case image
     /// `img.crop(box).resize(size, BILINEAR)`: as if the box were cut out first, the filter stops
-    /// at the box's edges (and the box's sides are "the image's" in the choice of the first pass). This is what torchvision's `RandomResizedCrop` (`F.resized_crop`, a
-    /// crop then a resize) does to a PIL image.
+    /// at the box's edges (and the box's sides are "the image's" in the choice of the first
+    /// pass). This is what torchvision's `RandomResizedCrop` (`F.resized_crop`, a crop then a
+    /// resize) does to a PIL image.
     case box
 }
 
@@ -53,9 +54,10 @@ public enum ResamplingEdges: Sendable, Hashable {
 /// allocates nothing.
 public struct ResamplingScratch: Sendable {
     /// Both axes' coefficient tables (per output index: first input index, tap count, then
-    /// `taps` fixed-point weights) and one output row's sums in the vertical pass.
+    /// `taps` fixed-point weights) and one row's sums in the vertical pass.
     var integers: [Int32] = []
-    /// The horizontal pass's output: the rows the vertical pass reads, each resized in width.
+    /// The first pass's output: the rows the vertical pass reads, resized in width, or (vertical
+    /// pass first) the output's rows over the columns the horizontal pass reads.
     var intermediate: [UInt8] = []
 
     /// Empty buffers; the first calls grow them.
@@ -199,6 +201,7 @@ public enum Resampling {
                 // the others it never reads).
                 let (firstColumn, endColumn) = span(of: horizontalCoefficients, count: width, taps: horizontalTaps)
                 let rowBytes = (endColumn - firstColumn) * 3
+                assert(rowBytes <= verticalRowBytes, "the accumulator holds \(verticalRowBytes) bytes, not \(rowBytes)")
                 grow(&intermediate, to: height * rowBytes)
                 intermediate.withUnsafeMutableBufferPointer { intermediate in
                     let rows = intermediate.baseAddress!
@@ -207,9 +210,8 @@ public enum Resampling {
                         outHeight: height, taps: verticalTaps, table: verticalCoefficients, accumulator: accumulator)
                     shiftFirstIndices(of: horizontalCoefficients, count: width, taps: horizontalTaps, by: firstColumn)
                     horizontalPass(
-                        source: rows, sourceStride: rowBytes, inputColumns: endColumn - firstColumn, rows: height, destination: output,
-                        outWidth: width,
-                        taps: horizontalTaps, table: horizontalCoefficients)
+                        source: rows, sourceStride: rowBytes, inputColumns: endColumn - firstColumn, rows: height,
+                        destination: output, outWidth: width, taps: horizontalTaps, table: horizontalCoefficients)
                 }
             case (true, true):
                 // Horizontal first, over the rows the vertical pass reads only.
@@ -219,8 +221,8 @@ public enum Resampling {
                     let rows = intermediate.baseAddress!
                     horizontalPass(
                         source: view.base + firstRow * view.stride, sourceStride: view.stride, inputColumns: view.width,
-                        rows: endRow - firstRow,
-                        destination: rows, outWidth: width, taps: horizontalTaps, table: horizontalCoefficients)
+                        rows: endRow - firstRow, destination: rows, outWidth: width, taps: horizontalTaps,
+                        table: horizontalCoefficients)
                     shiftFirstIndices(of: verticalCoefficients, count: height, taps: verticalTaps, by: firstRow)
                     verticalPass(
                         source: rows, sourceStride: outputRowBytes, rowBytes: outputRowBytes, destination: output,
@@ -229,9 +231,8 @@ public enum Resampling {
             case (true, false):
                 // The box spans every row: the output's rows are the image's.
                 horizontalPass(
-                    source: view.base, sourceStride: view.stride, inputColumns: view.width, rows: height, destination: output,
-                    outWidth: width,
-                    taps: horizontalTaps, table: horizontalCoefficients)
+                    source: view.base, sourceStride: view.stride, inputColumns: view.width, rows: height,
+                    destination: output, outWidth: width, taps: horizontalTaps, table: horizontalCoefficients)
             case (false, true):
                 // The box spans every column and the output is as wide.
                 verticalPass(
