@@ -9,7 +9,7 @@
 //   SelfDistillation  → Collectives, DataPipeline (the sampler's placement), Tensors
 //   Watchdog          → Collectives, Platform (+ Crypto: HMAC-SHA256 of heartbeats)
 //   Collectives       → Tensors, Platform, CMPI
-//   DataPipeline      → Tensors, Platform, CZlib
+//   DataPipeline      → Tensors, Platform, CZlib, CTurboJPEG (JPEG decoding), CSPNG (PNG decoding)
 //   Models            → Layers, Tensors
 //   Layers            → Tensors
 //   Optimizers        → Tensors
@@ -46,6 +46,12 @@ let package = Package(
         .systemLibrary(
             name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(
+            name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(
+            name: "CSPNG", path: "Sources/CSPNG", pkgConfig: "spng",
+            providers: [.apt(["libspng-dev"])]),
 
         // The operating system: clock, standard error, CPU placement, host name.
         .target(name: "Platform", swiftSettings: optimized),
@@ -57,7 +63,8 @@ let package = Package(
         .target(name: "Models", dependencies: ["Layers", "Tensors"], swiftSettings: optimized),
 
         // Data and distribution.
-        .target(name: "DataPipeline", dependencies: ["Tensors", "Platform", "CZlib"], swiftSettings: optimized),
+        .target(
+            name: "DataPipeline", dependencies: ["Tensors", "Platform", "CZlib", "CTurboJPEG", "CSPNG"], swiftSettings: optimized),
         .target(name: "Collectives", dependencies: ["Tensors", "Platform", "CMPI"], swiftSettings: optimized),
 
         // The stall watchdog: heartbeats over UDP beside MPI, a monitor that ends a stalled job.

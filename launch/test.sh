@@ -8,6 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 launch/setup.sh
-launch/install-packages.sh libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev dataset-fashion-mnist pkg-config iproute2 slurm-wlm chromium
+launch/install-packages.sh libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev libturbojpeg0-dev libspng-dev dataset-fashion-mnist pkg-config iproute2 slurm-wlm chromium
 
 exec swift test "$@"

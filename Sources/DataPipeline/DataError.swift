@@ -28,6 +28,9 @@ public struct DataError: Error, CustomStringConvertible, Equatable, Sendable {
         case unknownDataset
         /// A sampler, augmentation or loader parameter that cannot work.
         case invalidConfiguration
+        /// A JPEG or PNG file whose data cannot be decoded: damaged data, a bad CRC, an
+        /// unsupported variant or an absurd size.
+        case undecodableImage
     }
 
     /// The kind of problem.
@@ -78,6 +81,7 @@ extension DataError.Kind {
         case .badShape: "wrong image shape"
         case .unknownDataset: "unknown data set"
         case .invalidConfiguration: "invalid configuration"
+        case .undecodableImage: "undecodable image"
         }
     }
 }
