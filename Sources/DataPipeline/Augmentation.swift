@@ -145,14 +145,15 @@ public struct Augmenter: Sendable {
                 if config.horizontalFlip { placement.flip = random.nextUniform() < 0.5 }
             } else {
                 box = CropBox(top: 0, left: 0, height: image.height, width: image.width)
-                (resizedWidth, resizedHeight) = Resize.shorterSide(crop.evalResize, width: image.width, height: image.height)
+                (resizedWidth, resizedHeight) = Resize.outputSize(width: image.width, height: image.height, shorterSide: crop.evalResize)
                 let centre = CenterCrop.box(width: resizedWidth, height: resizedHeight, cropWidth: side, cropHeight: side)
                 (placement.rowShift, placement.columnShift) = (centre.top, centre.left)
             }
             scratch.resized.reserve(resizedWidth * resizedHeight * 3)
             scratch.resized.bytes.withUnsafeMutableBufferPointer { resized in
+                // torchvision's resized_crop crops, then resizes the crop alone: `.box` edges.
                 Resampling.resizeBilinear(
-                    image, box: box, toWidth: resizedWidth, height: resizedHeight, into: resized.baseAddress!,
+                    image, box: box, toWidth: resizedWidth, height: resizedHeight, edges: .box, into: resized.baseAddress!,
                     scratch: &scratch.resampling)
                 copy(
                     resized.baseAddress!, width: resizedWidth, height: resizedHeight, to: output, placement: placement)

@@ -94,6 +94,14 @@ public final class BatchLoader {
         while let batch = try next() { try body(batch) }
     }
 
+    /// Starts `epoch` and returns `transform` of each of its batches, in step order (a batch's
+    /// `inputs` are only valid inside `transform`: copy what you keep).
+    public func mapBatches<Value>(epoch: Int, _ transform: (Batch) throws -> Value) throws -> [Value] {
+        var values: [Value] = []
+        try forEachBatch(epoch: epoch) { values.append(try transform($0)) }
+        return values
+    }
+
     /// Cancels the epoch in progress and waits for the producer thread to exit.
     public func stop() {
         synchronousEpoch = nil

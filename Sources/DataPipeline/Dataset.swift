@@ -1,3 +1,5 @@
+import Tensors
+
 /// Which part of a data set to load.
 public enum DatasetSplit: String, Sendable, CaseIterable {
     case train
@@ -82,7 +84,7 @@ public struct Dataset: Sendable {
     /// At most `limit` samples (all when `limit` is nil or not smaller): the first `limit` of a
     /// data set held in memory (IDX and CIFAR files are stored in no class order), and for a
     /// streamed collection (stored class by class) a subset drawn from every class in proportion
-    /// to its size, fixed by `seed` and the split (`ClassBalancedSubset`).
+    /// to its size, fixed by `seed` and the split (`classProportionalSubset`).
     public func limited(to limit: Int?, seed: UInt64) throws(DataError) -> Dataset {
         guard let limit, limit < count else { return self }
         switch images {
@@ -92,7 +94,8 @@ public struct Dataset: Sendable {
                 classCount: classCount, pixels: Array(pixels.prefix(limit * sampleSize)),
                 labels: Array(labels.prefix(limit)), mean: mean, std: std)
         case .streamed(let streamed):
-            let subset = try ClassBalancedSubset(of: streamed.store, count: limit, seed: seed, split: split)
+            let generator = RandomGenerator(seed: seed).split(split == .train ? 0 : 1)
+            let subset = try classProportionalSubset(of: streamed.store, count: limit, generator: generator)
             return Dataset(
                 name: name, split: split, height: height, width: width, channels: channels, classCount: classCount,
                 images: .streamed(StreamedImages(store: subset, geometry: streamed.geometry)), labels: subset.labels,

@@ -43,17 +43,17 @@ final class AugmentationTests: XCTestCase {
         return nil
     }
 
-    func testNoAugmentationIsExactNormalisationInNHWCOrder() {
+    func testNoAugmentationIsExactNormalisationInNHWCOrder() throws {
         let augmenter = Augmenter(dataset: dataset, config: .none, seed: 3)
-        XCTAssertEqual(augmenter.augmentedSample(index: 9, epoch: 1), reference(index: 9, rowShift: 0, columnShift: 0, flip: false))
+        XCTAssertEqual(try augmenter.augmentedSample(index: 9, epoch: 1), reference(index: 9, rowShift: 0, columnShift: 0, flip: false))
     }
 
-    func testEveryOutputIsACropAndOptionalMirrorOfItsSample() {
+    func testEveryOutputIsACropAndOptionalMirrorOfItsSample() throws {
         let augmenter = Augmenter(dataset: dataset, config: cropAndFlip, seed: 3)
         var placements: [String: Int] = [:]
         for index in 0..<dataset.count {
             for epoch in 1...3 {
-                let output = augmenter.augmentedSample(index: index, epoch: epoch)
+                let output = try augmenter.augmentedSample(index: index, epoch: epoch)
                 guard let found = placement(of: output, index: index, padding: 2) else {
                     return XCTFail("sample \(index) epoch \(epoch) is not a padded crop or mirror of its image")
                 }
@@ -64,14 +64,14 @@ final class AugmentationTests: XCTestCase {
         XCTAssertTrue(placements.keys.contains { $0.hasSuffix("true)") } && placements.keys.contains { $0.hasSuffix("false)") })
     }
 
-    func testReproducibleForAFixedSeedAndDifferentAcrossEpochsAndSeeds() {
+    func testReproducibleForAFixedSeedAndDifferentAcrossEpochsAndSeeds() throws {
         let augmenter = Augmenter(dataset: dataset, config: cropAndFlip, seed: 3)
         let again = Augmenter(dataset: dataset, config: cropAndFlip, seed: 3)
         let otherSeed = Augmenter(dataset: dataset, config: cropAndFlip, seed: 4)
-        let epoch1 = (0..<20).map { augmenter.augmentedSample(index: $0, epoch: 1) }
-        XCTAssertEqual(epoch1, (0..<20).map { again.augmentedSample(index: $0, epoch: 1) })
-        XCTAssertNotEqual(epoch1, (0..<20).map { augmenter.augmentedSample(index: $0, epoch: 2) })
-        XCTAssertNotEqual(epoch1, (0..<20).map { otherSeed.augmentedSample(index: $0, epoch: 1) })
+        let epoch1 = (0..<20).map { try augmenter.augmentedSample(index: $0, epoch: 1) }
+        XCTAssertEqual(epoch1, (0..<20).map { try again.augmentedSample(index: $0, epoch: 1) })
+        XCTAssertNotEqual(epoch1, (0..<20).map { try augmenter.augmentedSample(index: $0, epoch: 2) })
+        XCTAssertNotEqual(epoch1, (0..<20).map { try otherSeed.augmentedSample(index: $0, epoch: 1) })
     }
 
     func testASampleIsAugmentedTheSameWhateverTheBatchOrRankCount() throws {
@@ -82,7 +82,7 @@ final class AugmentationTests: XCTestCase {
         XCTAssertEqual(single.count, dataset.count)
         XCTAssertEqual(single, pair)
         let augmenter = Augmenter(dataset: dataset, config: cropAndFlip, seed: 3)
-        XCTAssertEqual(single[17], augmenter.augmentedSample(index: 17, epoch: 2))
+        XCTAssertEqual(single[17], try augmenter.augmentedSample(index: 17, epoch: 2))
     }
 
     /// Every non-padding sample's augmented image in epoch 2, by global index.
@@ -93,7 +93,7 @@ final class AugmentationTests: XCTestCase {
                 sampleCount: dataset.count, globalBatchSize: 8, rank: rank,
                 worldSize: worldSize, seed: 9)
             let loader = BatchLoader(dataset: dataset, schedule: sampler, augmentation: cropAndFlip, seed: 3, prefetch: 0)
-            for batch in loader.epoch(2) {
+            try loader.forEachBatch(epoch: 2) { batch in
                 for row in 0..<batch.count where !batch.isPadding[row] {
                     images[batch.indices[row]] = batch.inputs.rows(row..<row + 1).scalars
                 }
@@ -165,15 +165,15 @@ final class AugmentationTests: XCTestCase {
 
     func testCutMixProbabilityDecidesPerBatch() throws {
         let sampler = try ShardedSampler(sampleCount: dataset.count, globalBatchSize: 4, rank: 0, worldSize: 1, seed: 1)
-        func mixedSteps(_ probability: Double) -> [Bool] {
+        func mixedSteps(_ probability: Double) throws -> [Bool] {
             let loader = BatchLoader(
                 dataset: dataset, schedule: sampler,
                 augmentation: AugmentationConfig(cutMixProbability: probability), seed: 2, prefetch: 0)
-            return loader.epoch(1).map { $0.cutMix != nil }
+            return try loader.mapBatches(epoch: 1) { $0.cutMix != nil }
         }
-        XCTAssertEqual(mixedSteps(0), [Bool](repeating: false, count: 10))
-        XCTAssertEqual(mixedSteps(1), [Bool](repeating: true, count: 10))
-        let half = mixedSteps(0.5)
+        XCTAssertEqual(try mixedSteps(0), [Bool](repeating: false, count: 10))
+        XCTAssertEqual(try mixedSteps(1), [Bool](repeating: true, count: 10))
+        let half = try mixedSteps(0.5)
         XCTAssertTrue(half.contains(true) && half.contains(false), "\(half)")
     }
 

@@ -29,8 +29,8 @@ final class BatchLoaderTests: XCTestCase {
         return BatchLoader(dataset: dataset, schedule: sampler, augmentation: augmentation, seed: 4, prefetch: prefetch)
     }
 
-    private func snapshots(_ loader: BatchLoader, epoch: Int) -> [Snapshot] {
-        loader.epoch(epoch).map(Snapshot.init)
+    private func snapshots(_ loader: BatchLoader, epoch: Int) throws -> [Snapshot] {
+        try loader.mapBatches(epoch: epoch, Snapshot.init)
     }
 
     func testPrefetchingGivesBitIdenticalBatchesToSynchronousLoading() throws {
@@ -38,18 +38,18 @@ final class BatchLoaderTests: XCTestCase {
         for prefetch in [1, 3] {
             let prefetching = try loader(prefetch: prefetch)
             for epoch in [1, 2] {
-                let expected = snapshots(synchronous, epoch: epoch)
+                let expected = try snapshots(synchronous, epoch: epoch)
                 XCTAssertEqual(expected.count, 13)
                 XCTAssertEqual(expected.map(\.step), Array(0..<13))
                 XCTAssertTrue(expected.contains { $0.cutMix != nil } && expected.contains { $0.cutMix == nil })
-                XCTAssertEqual(snapshots(prefetching, epoch: epoch), expected, "prefetch \(prefetch), epoch \(epoch)")
+                XCTAssertEqual(try snapshots(prefetching, epoch: epoch), expected, "prefetch \(prefetch), epoch \(epoch)")
             }
         }
     }
 
     func testBatchesCarryLabelsIndicesAndPaddingOfTheSampler() throws {
         let sampler = try ShardedSampler(sampleCount: dataset.count, globalBatchSize: 8, rank: 1, worldSize: 2, seed: 21)
-        let loaded = snapshots(try loader(prefetch: 2, rank: 1, worldSize: 2), epoch: 5)
+        let loaded = try snapshots(try loader(prefetch: 2, rank: 1, worldSize: 2), epoch: 5)
         let expected = sampler.epochSlots(epoch: 5)
         XCTAssertEqual(loaded.map(\.indices), expected.map(\.indices))
         XCTAssertEqual(loaded.map(\.isPadding), expected.map(\.isPadding))
@@ -62,24 +62,24 @@ final class BatchLoaderTests: XCTestCase {
     func testEpochEndsWithNilAndStaysEnded() throws {
         for prefetch in [0, 2] {
             let loader = try loader(prefetch: prefetch)
-            XCTAssertNil(loader.next(), "nothing before start")
+            XCTAssertNil(try loader.next(), "nothing before start")
             loader.start(epoch: 1)
-            for _ in 0..<loader.stepsPerEpoch { XCTAssertNotNil(loader.next()) }
-            XCTAssertNil(loader.next())
-            XCTAssertNil(loader.next())
+            for _ in 0..<loader.stepsPerEpoch { XCTAssertNotNil(try loader.next()) }
+            XCTAssertNil(try loader.next())
+            XCTAssertNil(try loader.next())
         }
     }
 
     func testStoppingMidEpochDoesNotHangAndRestartsCleanly() throws {
-        let expected = snapshots(try loader(prefetch: 0), epoch: 3)
+        let expected = try snapshots(try loader(prefetch: 0), epoch: 3)
         for prefetch in [1, 2] {
             let loader = try loader(prefetch: prefetch)
             loader.start(epoch: 3)
-            _ = loader.next()
+            _ = try loader.next()
             loader.stop()
-            XCTAssertNil(loader.next())
+            XCTAssertNil(try loader.next())
             loader.start(epoch: 7)  // abandon this one without reading
-            XCTAssertEqual(snapshots(loader, epoch: 3), expected)
+            XCTAssertEqual(try snapshots(loader, epoch: 3), expected)
         }
     }
 
@@ -87,7 +87,7 @@ final class BatchLoaderTests: XCTestCase {
         for prefetch in [1, 4] {
             var loader: BatchLoader? = try self.loader(prefetch: prefetch)
             loader?.start(epoch: 1)
-            _ = loader?.next()
+            _ = try loader?.next()
             weak let weakLoader = loader
             loader = nil
             XCTAssertNil(weakLoader, "the producer thread must not keep the loader alive")
@@ -99,7 +99,7 @@ final class BatchLoaderTests: XCTestCase {
         for rank in 0..<3 {
             let sharder = try EvaluationSharder(sampleCount: dataset.count, blockSize: 16, rank: rank, worldSize: 3)
             let loader = BatchLoader(dataset: dataset, schedule: sharder, augmentation: .none, seed: 0, prefetch: 1)
-            for batch in loader.epoch(1) {
+            try loader.forEachBatch(epoch: 1) { batch in
                 seen += zip(batch.indices, batch.isPadding).filter { !$0.1 }.map(\.0)
                 XCTAssertEqual(batch.realCount, batch.isPadding.filter { !$0 }.count)
             }

@@ -21,11 +21,11 @@ final class DistillationPolicyTests: XCTestCase {
             classCount: 4, generator: RandomGenerator(seed: 3))
     }
 
-    private func batch(_ indices: [Int], epoch: Int = 1) -> Batch {
+    private func batch(_ indices: [Int], epoch: Int = 1) throws -> Batch {
         let inputs = Tensor(zeros: [indices.count, 2, 2, 1])
         let plain = Augmenter(dataset: dataset, config: .none, seed: 0)
         for (row, index) in indices.enumerated() {
-            inputs.rows(row..<(row + 1)).pointer.update(from: plain.augmentedSample(index: index, epoch: epoch), count: 4)
+            inputs.rows(row..<(row + 1)).pointer.update(from: try plain.augmentedSample(index: index, epoch: epoch), count: 4)
         }
         return Batch(
             epoch: epoch, step: 0, inputs: inputs, labels: indices.map { dataset.labels[$0] }, indices: indices,
@@ -64,7 +64,7 @@ final class DistillationPolicyTests: XCTestCase {
         let model = try linearModel()
         let policy = ClassWiseSelfDistillationPolicy(
             model: model, train: dataset, augmentation: .none, seed: 7, temperature: 4, weight: 0.5)
-        let step = batch([3, 10, 17, 22])
+        let step = try batch([3, 10, 17, 22])
         try policy.beginStep(step)
         try policy.beforeForward(rows: 0..<4)
         let logits = try model.forward(step.inputs, mode: .training).copy()
@@ -73,7 +73,7 @@ final class DistillationPolicyTests: XCTestCase {
         for row in 0..<4 {
             let z = (0..<4).map { Double(logits[row * 4 + $0]) }
             let label = Int(dataset.labels[step.indices[row]])
-            let partnerLogits = try model.forward(batch([policy.partners[row]]).inputs, mode: .training).scalars.map(Double.init)
+            let partnerLogits = try model.forward(try batch([policy.partners[row]]).inputs, mode: .training).scalars.map(Double.init)
             expected += -(z[label] - log(z.map(exp).reduce(0, +)))
             let q = softmax(partnerLogits.map { $0 / 4 }), p = softmax(z.map { $0 / 4 })
             expected += 0.5 * 16 * zip(q, p).map { $0 * log($0 / $1) }.reduce(0, +)
@@ -100,7 +100,7 @@ final class DistillationPolicyTests: XCTestCase {
     /// loss (1 − α)·CE + α·multiplier/C·KL(q ‖ softmax(z)).
     func testTFKDRegularizationLossMatchesTheAuthorsFormula() throws {
         let policy = TeacherFreeRegularizationPolicy(classCount: 4, alpha: 0.1, temperature: 20, multiplier: 100)
-        let step = batch([0, 1, 2])
+        let step = try batch([0, 1, 2])
         try policy.beginStep(step)
         let logits = normalTensor([3, 4], seed: 11, standardDeviation: 2)
         let loss = try policy.loss(logits: logits, rows: 0..<3, batchRows: 3)

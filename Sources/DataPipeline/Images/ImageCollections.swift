@@ -101,6 +101,6 @@ struct TarShardFiles: ImageCollectionSource {
     var layout: String { "train-*.tar and val-*.tar (or test-*.tar) shards of KEY.jpg|png + KEY.cls members (pskd pack writes them)" }
 
     func store(_ split: DatasetSplit, in directory: String) throws(DataError) -> any EncodedImageStore {
-        try TarShardStore(directory: directory, split: split)
+        split == .train ? try TarShardStore(directory: directory, split: .train) : try TarShardStore.open(directory: directory).test
     }
 }
