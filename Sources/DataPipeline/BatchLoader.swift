@@ -112,7 +112,7 @@ public final class BatchLoader {
         guard let current = synchronousEpoch, current.nextStep < schedule.stepsPerEpoch else { return nil }
         synchronousEpoch?.nextStep += 1
         let buffers = ring.buffers[0]
-        do {
+        do throws(DataError) {
             try assembler.assemble(epoch: current.epoch, step: current.nextStep, order: current.order, into: buffers)
         } catch {
             synchronousEpoch = nil
@@ -127,7 +127,7 @@ public final class BatchLoader {
         let thread = Thread {
             for step in 0..<steps {
                 guard let slot = ring.acquireFree() else { break }
-                do {
+                do throws(DataError) {
                     try assembler.assemble(epoch: epoch, step: step, order: order, into: ring.buffers[slot])
                 } catch {
                     ring.fail(error)

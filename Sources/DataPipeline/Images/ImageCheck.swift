@@ -35,7 +35,7 @@ public enum ImageCheck {
             let rows = min(blockSize, store.count - blockStart)
             try? pool.run(rows: rows) { (row, scratch) throws(DataError) in
                 let index = blockStart + row
-                do {
+                do throws(DataError) {
                     try scratch.decode(sample: index, of: streamed)
                 } catch {
                     lock.lock()

@@ -77,8 +77,9 @@ extension ImageCollectionSource {
         }
         var bytes: [UInt8] = []
         let count = try store.readEncodedBytes(of: 0, into: &bytes)
-        let size = try bytes.withUnsafeBytes { (raw) throws(DataError) in
-            try ImageDecoder.size(of: UnsafeRawBufferPointer(rebasing: raw[0..<count]), source: "\(store.location(of: 0)) (sample 0)")
+        let size = try bytes.withUnsafeBufferPointer { (buffer) throws(DataError) in
+            try ImageDecoder.size(
+                of: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buffer[0..<count])), source: "\(store.location(of: 0)) (sample 0)")
         }
         if max(size.width, size.height) <= ImageOptions.smallImageSide, options.evalResize == nil {
             return .fixed(width: size.width, height: size.height)

@@ -58,12 +58,10 @@ final class SampleScratch {
     func decode(sample index: Int, of streamed: StreamedImages) throws(DataError) {
         encodedCount = try streamed.store.readEncodedBytes(of: index, into: &encoded)
         let count = encodedCount
-        do {
-            try encoded.withUnsafeBytes { (bytes) throws(DataError) in
-                try decoder.decode(
-                    UnsafeRawBufferPointer(rebasing: bytes[0..<count]), into: &image,
-                    source: "\(streamed.store.location(of: index)) (sample \(index))")
-            }
+        try encoded.withUnsafeBufferPointer { (bytes) throws(DataError) in
+            try decoder.decode(
+                UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[0..<count])), into: &image,
+                source: "\(streamed.store.location(of: index)) (sample \(index))")
         }
     }
 }
