@@ -68,10 +68,10 @@ final class AugmentationTests: XCTestCase {
         let augmenter = Augmenter(dataset: dataset, config: cropAndFlip, seed: 3)
         let again = Augmenter(dataset: dataset, config: cropAndFlip, seed: 3)
         let otherSeed = Augmenter(dataset: dataset, config: cropAndFlip, seed: 4)
-        let epoch1 = (0..<20).map { try augmenter.augmentedSample(index: $0, epoch: 1) }
-        XCTAssertEqual(epoch1, (0..<20).map { try again.augmentedSample(index: $0, epoch: 1) })
-        XCTAssertNotEqual(epoch1, (0..<20).map { try augmenter.augmentedSample(index: $0, epoch: 2) })
-        XCTAssertNotEqual(epoch1, (0..<20).map { try otherSeed.augmentedSample(index: $0, epoch: 1) })
+        let epoch1 = try (0..<20).map { try augmenter.augmentedSample(index: $0, epoch: 1) }
+        XCTAssertEqual(epoch1, try (0..<20).map { try again.augmentedSample(index: $0, epoch: 1) })
+        XCTAssertNotEqual(epoch1, try (0..<20).map { try augmenter.augmentedSample(index: $0, epoch: 2) })
+        XCTAssertNotEqual(epoch1, try (0..<20).map { try otherSeed.augmentedSample(index: $0, epoch: 1) })
     }
 
     func testASampleIsAugmentedTheSameWhateverTheBatchOrRankCount() throws {
@@ -108,14 +108,15 @@ final class AugmentationTests: XCTestCase {
     private func batchPair(step: Int) throws -> (plain: Batch, mixed: Batch) {
         let sampler = try ShardedSampler(sampleCount: dataset.count, globalBatchSize: 8, rank: 0, worldSize: 1, seed: 1)
         let order = sampler.order(epoch: 1)
-        func build(_ probability: Double) -> Batch {
+        func build(_ probability: Double) throws -> Batch {
             let config = AugmentationConfig(cropPadding: 1, horizontalFlip: true, cutMixProbability: probability)
-            let assembler = BatchAssembler(augmenter: Augmenter(dataset: dataset, config: config, seed: 5), schedule: sampler)
+            let assembler = BatchAssembler(
+                augmenter: Augmenter(dataset: dataset, config: config, seed: 5), schedule: sampler, pool: LoaderPool(threadCount: 1))
             let buffers = BatchBuffers(batchSize: 8, height: 6, width: 6, channels: 2)
-            assembler.assemble(epoch: 1, step: step, order: order, into: buffers)
+            try assembler.assemble(epoch: 1, step: step, order: order, into: buffers)
             return buffers.batch
         }
-        return (build(0), build(1))
+        return (try build(0), try build(1))
     }
 
     func testCutMixPastesThePartnersBoxAndLambdaIsTheUnpastedFraction() throws {
