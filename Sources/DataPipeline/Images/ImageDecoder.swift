@@ -40,6 +40,8 @@ public final class ImageDecoder {
     private let handle: tjhandle
     /// CMYK rows of a four-channel JPEG, or the samples of a PNG that is not 8-bit RGB.
     private var scratch: [UInt8] = []
+    /// A palette PNG's palette as RGB triples, 256 of them.
+    private var paletteTable: [UInt8] = []
 
     /// A decoder with its own TurboJPEG handle.
     public init() {
@@ -283,24 +285,32 @@ public final class ImageDecoder {
         var palette = spng_plte()
         if status == 0 && header.colorType == 3 { status = spng_get_plte(context, &palette) }
         guard status == 0 else { throw Self.pngError(status, source: source) }
-        Self.convertPNG(scratch, header: header, palette: palette, into: &image.pixels)
+        if header.colorType == 3 {
+            // Palette entries as RGB triples; indices without an entry stay black, as in Pillow.
+            Self.reserve(&paletteTable, 256 * 3)
+            paletteTable.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            withUnsafeBytes(of: palette.entries) { entries in
+                for index in 0..<min(Int(palette.n_entries), 256) {
+                    for channel in 0..<3 { paletteTable[index * 3 + channel] = entries[index * 4 + channel] }
+                }
+            }
+        }
+        Self.convertPNG(scratch, header: header, palette: paletteTable, into: &image.pixels)
     }
 
     /// Pillow's `convert("RGB")` of the PNG samples libspng wrote (`SPNG_FMT_PNG`: rows packed as
     /// in the file, unfiltered and deinterlaced, 16-bit samples in host byte order).
-    private static func convertPNG(_ samples: [UInt8], header: PNGHeader, palette: spng_plte, into pixels: inout [UInt8]) {
+    private static func convertPNG(_ samples: [UInt8], header: PNGHeader, palette table: [UInt8], into pixels: inout [UInt8]) {
         let (width, height) = header.size
         let depth = header.bitDepth
-        let channels = [0: 1, 2: 3, 3: 1, 4: 2, 6: 4][header.colorType] ?? 1
-        let rowBytes = (width * channels * depth + 7) / 8
-        var table = [UInt8](repeating: 0, count: 256 * 3)  // palette; missing entries stay black
-        if header.colorType == 3 {
-            withUnsafeBytes(of: palette.entries) { entries in
-                for index in 0..<min(Int(palette.n_entries), 256) {
-                    for channel in 0..<3 { table[index * 3 + channel] = entries[index * 4 + channel] }
-                }
-            }
+        let channels: Int
+        switch header.colorType {
+        case 2: channels = 3
+        case 4: channels = 2
+        case 6: channels = 4
+        default: channels = 1  // grey, palette
         }
+        let rowBytes = (width * channels * depth + 7) / 8
         samples.withUnsafeBytes { input in
             pixels.withUnsafeMutableBufferPointer { output in
                 for y in 0..<height {
@@ -399,8 +409,8 @@ enum ImageFormat: Equatable {
     /// The format of `bytes`, or an error saying what they look like.
     static func detect(_ bytes: UnsafeRawBufferPointer, source: String) throws(DataError) -> ImageFormat {
         if bytes.count >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF { return .jpeg }
-        let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-        if bytes.count >= 8 && (0..<8).allSatisfy({ bytes[$0] == signature[$0] }) { return .png }
+        // The PNG signature, 89 50 4E 47 0D 0A 1A 0A, read as one big-endian word (no array per call).
+        if bytes.count >= 8 && UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self)) == 0x8950_4E47_0D0A_1A0A { return .png }
         let expected = "a JPEG (bytes FF D8 FF) or PNG (89 50 4E 47 0D 0A 1A 0A) image"
         guard !bytes.isEmpty else {
             throw DataError(
