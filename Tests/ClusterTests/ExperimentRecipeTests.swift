@@ -230,8 +230,8 @@ final class ExperimentRecipeTests: XCTestCase {
         XCTAssertEqual(unknown.status, 2, unknown.output)
         XCTAssertTrue(
             unknown.output.contains(
-                "unknown recipe 'cifar10-paper': choose one of cifar100-paper, fashion-mnist, fashion-mnist-clean, fashion-mnist-full, "
-                    + "fashion-mnist-noisy"), unknown.output)
+                "unknown recipe 'cifar10-paper': choose one of cifar10-jpeg, cifar100-paper, fashion-mnist, fashion-mnist-clean, "
+                    + "fashion-mnist-full, fashion-mnist-noisy, imagenet-paper"), unknown.output)
         let own = scratch.appendingPathComponent("mine.yaml")
         let text = try String(
             contentsOfFile: ClusterFixture.root.appendingPathComponent("launch/recipes/fashion-mnist.yaml").path, encoding: .utf8)

@@ -58,8 +58,8 @@ final class ReportCommandTests: XCTestCase {
         XCTAssertEqual(
             names,
             [
-                "cifar100-paper.yaml", "fashion-mnist-clean.yaml", "fashion-mnist-full.yaml", "fashion-mnist-noisy.yaml",
-                "fashion-mnist.yaml",
+                "cifar10-jpeg.yaml", "cifar100-paper.yaml", "fashion-mnist-clean.yaml", "fashion-mnist-full.yaml",
+                "fashion-mnist-noisy.yaml", "fashion-mnist.yaml", "imagenet-paper.yaml",
             ])
         let fixture = try FixtureRuns(self)
         for name in names {
