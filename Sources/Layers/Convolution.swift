@@ -59,10 +59,19 @@ public final class Conv2d: Layer {
     private var transformedInputs = Workspace()  // Winograd (16, chunk tiles, channels)
     private var transformedProducts = Workspace()  // Winograd (16, chunk tiles, channels)
 
-    /// A convolution with PyTorch's default initialisation, U(±1/√(in·k·k)).
+    /// How the weight is drawn; a bias always gets PyTorch's default, U(±1/√(in·k·k)).
+    public enum WeightInitialization: Sendable {
+        /// PyTorch's default for `nn.Conv2d`: U(±1/√(in·k·k)).
+        case pyTorchDefault
+        /// `kaiming_normal_(mode="fan_out", nonlinearity="relu")`, as torchvision's ResNets
+        /// initialise every convolution: N(0, 2/(out·k·k)).
+        case kaimingNormalFanOut
+    }
+
+    /// A convolution initialised as `initialization` says (PyTorch's default unless told).
     public init(
         _ inputChannels: Int, _ outputChannels: Int, kernelSize: Int, stride: Int = 1,
-        padding: Int = 0, bias: Bool = true
+        padding: Int = 0, bias: Bool = true, initialization: WeightInitialization = .pyTorchDefault
     ) {
         self.inputChannels = inputChannels
         self.outputChannels = outputChannels
@@ -70,9 +79,14 @@ public final class Conv2d: Layer {
         self.stride = stride
         self.padding = padding
         let bound = 1 / Float(inputChannels * kernelSize * kernelSize).squareRoot()
-        weight = Parameter(
-            shape: [outputChannels, inputChannels, kernelSize, kernelSize],
-            initializer: .uniform(bound: bound))
+        let weightInitializer: Initializer
+        switch initialization {
+        case .pyTorchDefault:
+            weightInitializer = .uniform(bound: bound)
+        case .kaimingNormalFanOut:
+            weightInitializer = .normal(standardDeviation: (2 / Float(outputChannels * kernelSize * kernelSize)).squareRoot())
+        }
+        weight = Parameter(shape: [outputChannels, inputChannels, kernelSize, kernelSize], initializer: weightInitializer)
         self.bias = bias ? Parameter(shape: [outputChannels], initializer: .uniform(bound: bound)) : nil
     }
 

@@ -4,7 +4,17 @@ import Tensors
 /// The models pskd builds by name.
 public enum ModelZoo {
     /// The registered names, for help texts and validation.
-    public static let names = ["mlp", "cnn", "preact-resnet18", "preact-resnet18-he"]
+    public static let names = ["mlp", "cnn", "preact-resnet18", "preact-resnet18-he"] + torchvisionResNets.map(\.name)
+
+    /// torchvision's ImageNet ResNets (`torchvision.models.resnetNN()`): the block design and
+    /// the number of blocks in each of the four stages.
+    static let torchvisionResNets: [(name: String, design: ResidualBlock.Design, blocks: [Int])] = [
+        ("resnet18", .basic, [2, 2, 2, 2]),
+        ("resnet34", .basic, [3, 4, 6, 3]),
+        ("resnet50", .bottleneck, [3, 4, 6, 3]),
+        ("resnet101", .bottleneck, [3, 4, 23, 3]),
+        ("resnet152", .bottleneck, [3, 8, 36, 3]),
+    ]
 
     /// What a model is built for: one sample's channels-last shape and the class count.
     public struct Input: Sendable, Equatable {
@@ -25,7 +35,8 @@ public enum ModelZoo {
     }
 
     /// Builds the model `name` for `input`, initialised from `generator`.
-    /// `widthMultiplier` scales the channel widths of `preact-resnet18` and `preact-resnet18-he`.
+    /// `widthMultiplier` scales the channel widths of `preact-resnet18`, `preact-resnet18-he` and
+    /// the `resnetNN` models (every stage's planes, the stem's too).
     public static func make(
         _ name: String, input: Input = .fashionMNIST, widthMultiplier: Double = 1,
         generator: RandomGenerator
@@ -49,7 +60,11 @@ public enum ModelZoo {
                 name: name, network: preActResNet18He(input, widthMultiplier: widthMultiplier),
                 sampleShape: image, classCount: input.classes, generator: generator)
         default:
-            throw UnknownModel(name: name)
+            guard let resNet = torchvisionResNets.first(where: { $0.name == name }) else { throw UnknownModel(name: name) }
+            return try Model(
+                name: name,
+                network: torchvisionResNet(input, design: resNet.design, blocks: resNet.blocks, widthMultiplier: widthMultiplier),
+                sampleShape: image, classCount: input.classes, generator: generator)
         }
     }
 
@@ -89,7 +104,7 @@ public enum ModelZoo {
     /// over all its pixels, which `GlobalAvgPool2d` computes. On other sizes, where the official
     /// network does not run (its `linear` takes exactly 512 features), pskd still pools globally.
     static func preActResNet18(_ input: Input, widthMultiplier: Double) -> Sequential {
-        let widths = preActWidths(widthMultiplier)
+        let widths = stageWidths(widthMultiplier)
         return Sequential(
             named: [
                 ("conv1", Conv2d(input.channels, widths[0], kernelSize: 3, padding: 1, bias: false)),
@@ -104,7 +119,7 @@ public enum ModelZoo {
     /// blocks [2, 2, 2, 2] whose identity shortcut adds the raw input, a final BatchNorm + ReLU
     /// (`bn`), global average pooling and a linear classifier. Works for any input ≥ 8 × 8.
     static func preActResNet18He(_ input: Input, widthMultiplier: Double) -> Sequential {
-        let widths = preActWidths(widthMultiplier)
+        let widths = stageWidths(widthMultiplier)
         return Sequential(
             named: [
                 ("conv1", Conv2d(input.channels, widths[0], kernelSize: 3, padding: 1, bias: false))
@@ -115,8 +130,44 @@ public enum ModelZoo {
             ])
     }
 
+    /// torchvision's `ResNet(block, layers)` with its state-dict names: stem `conv1` (7×7, stride
+    /// 2, padding 3, no bias) → `bn1` → ReLU → `maxpool` (3×3, stride 2, padding 1); stages
+    /// `layer1` … `layer4` of `blocks[i]` residual blocks at 64-128-256-512 planes (times
+    /// `widthMultiplier`), the first block of stages 2–4 with stride 2 and a `downsample`
+    /// wherever the stride or width changes; global average pooling (`AdaptiveAvgPool2d((1, 1))`,
+    /// named `avgpool`) and a biased `fc` with PyTorch's default Linear initialisation.
+    /// Convolutions are drawn from `kaiming_normal_(mode="fan_out", nonlinearity="relu")`, as
+    /// torchvision does. The stem takes `input.channels` (torchvision's takes 3). Any input size
+    /// runs: a 224 × 224 image ends at 7 × 7, CIFAR's 32 × 32 at 1 × 1.
+    static func torchvisionResNet(_ input: Input, design: ResidualBlock.Design, blocks: [Int], widthMultiplier: Double) -> Sequential {
+        let planes = stageWidths(widthMultiplier)
+        var channels = planes[0]
+        let stages = zip(planes, blocks).enumerated().map { stage, pair -> (name: String, layer: any Layer) in
+            let (width, count) = pair
+            let layers = (0..<count).map { index -> any Layer in
+                let block = ResidualBlock(design, channels, planes: width, stride: stage > 0 && index == 0 ? 2 : 1)
+                channels = block.outputChannels
+                return block
+            }
+            return ("layer\(stage + 1)", Sequential(layers))
+        }
+        return Sequential(
+            named: [
+                (
+                    "conv1",
+                    Conv2d(
+                        input.channels, planes[0], kernelSize: 7, stride: 2, padding: 3, bias: false, initialization: .kaimingNormalFanOut)
+                ),
+                ("bn1", BatchNorm(planes[0], activation: .relu)),
+                ("maxpool", MaxPool2d(kernelSize: 3, stride: 2, padding: 1)),
+            ] + stages + [
+                ("avgpool", GlobalAvgPool2d()),
+                ("fc", Linear(channels, input.classes)),
+            ])
+    }
+
     /// The stage widths 64-128-256-512 times `widthMultiplier` (at least 1 channel each).
-    private static func preActWidths(_ widthMultiplier: Double) -> [Int] {
+    private static func stageWidths(_ widthMultiplier: Double) -> [Int] {
         [64, 128, 256, 512].map { max(1, Int((Double($0) * widthMultiplier).rounded())) }
     }
 

@@ -307,7 +307,7 @@ public struct ExperimentReport: Sendable {
         var values: [(String, String)] = [
             (
                 "model",
-                c.model.hasPrefix("preact-resnet18") && c.widthMultiplier != 1
+                Self.scalesWidth(c.model) && c.widthMultiplier != 1
                     ? "\(c.model) (width × \(number(c.widthMultiplier)))" : c.model
             ),
             ("dataset", c.dataset),
@@ -335,10 +335,16 @@ public struct ExperimentReport: Sendable {
             ("training label noise", c.labelNoise.map { $0 > 0 ? "\(number($0 * 100)) % symmetric" : "none" } ?? "none"),
             ("ECE bins", String(c.eceBins)),
         ]
-        if !c.model.hasPrefix("preact-resnet18") && c.widthMultiplier != 1 {
+        if !Self.scalesWidth(c.model) && c.widthMultiplier != 1 {
             values.append(("width multiplier", number(c.widthMultiplier)))
         }
         return values
+    }
+
+    /// Whether `--width-multiplier` scales `model` (the PreAct and torchvision ResNets), so the
+    /// multiplier is shown with the model's name rather than as a setting of its own.
+    static func scalesWidth(_ model: String) -> Bool {
+        model.hasPrefix("preact-resnet18") || model.hasPrefix("resnet")
     }
 
     /// A compact decimal rendering: 0.1, 5e-04 → 0.0005, 200.

@@ -240,7 +240,8 @@ extension TrainSetting {
     public static let all: [TrainSetting] = [
         text("model", \.model, "The network (default cnn).", choices: ModelZoo.names),
         number(
-            "width-multiplier", \.widthMultiplier, "Channel width multiplier of preact-resnet18 and preact-resnet18-he (default 1).",
+            "width-multiplier", \.widthMultiplier,
+            "Channel width multiplier of preact-resnet18, preact-resnet18-he and the resnetNN models (default 1).",
             range: "0.0625...16 (at least 4 channels in the narrowest layer)"
         ) { (0.0625...16).contains($0) },
         text("dataset", \.dataset, "The data set (default fashion-mnist).", choices: DatasetSpec.names),

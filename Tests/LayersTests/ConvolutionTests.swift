@@ -46,6 +46,8 @@ final class ConvolutionTests: XCTestCase {
         (3, 5, 1, 1, 0, true, [2, 3, 4]),  // pointwise (no im2col)
         (1, 2, 3, 1, 0, true, [2, 5, 5]),  // no padding, one input channel
         (2, 2, 5, 1, 2, true, [1, 4, 4]),  // kernel larger than half the image
+        (3, 4, 7, 2, 3, false, [2, 9, 8]),  // torchvision ResNet stem: 7×7, stride 2, padding 3
+        (2, 3, 7, 2, 3, false, [1, 3, 4]),  // the stem on an image smaller than its kernel
     ]
 
     private func make(_ config: (Int, Int, Int, Int, Int, Bool, [Int]), seed: UInt64) -> (Conv2d, Tensor) {
@@ -165,6 +167,22 @@ final class ConvolutionTests: XCTestCase {
             XCTAssertEqual(partial.2.scalars, full.2.scalars, "winograd: \(conv.usesWinograd)")
             XCTAssertEqual(partial.3!.scalars, full.3!.scalars, "winograd: \(conv.usesWinograd)")
         }
+    }
+
+    /// torchvision's ResNet convolutions: `kaiming_normal_(mode="fan_out", nonlinearity="relu")`,
+    /// N(0, 2/(out·k·k)); a bias keeps PyTorch's default.
+    func testKaimingNormalFanOutInitialisation() {
+        let conv = Conv2d(16, 32, kernelSize: 3, bias: true, initialization: .kaimingNormalFanOut)
+        bindParameters(conv)
+        let values = conv.weight.value.scalars.map(Double.init)
+        let mean = values.reduce(0, +) / Double(values.count)
+        let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)
+        // 4 608 draws: the sample variance is within 5 % of 2/288 at about 2.4 standard errors.
+        XCTAssertEqual(variance, 2.0 / 288, accuracy: 0.05 * 2.0 / 288)
+        XCTAssertEqual(mean, 0, accuracy: 0.01)
+        XCTAssertGreaterThan(values.map(abs).max()!, 1 / Double(144).squareRoot(), "not the default's uniform bound")
+        let bound = 1 / Float(144).squareRoot()
+        for v in conv.bias!.value.scalars { XCTAssertLessThanOrEqual(abs(v), bound) }
     }
 
     func testInitialisationBound() {

@@ -90,7 +90,10 @@ final class LayerExactnessTests: XCTestCase {
     }
 
     func testTrainingStepsGiveOneWorkersBits() throws {
-        for (name, shape) in [("mlp", [64, 28, 28, 1]), ("cnn", [12, 28, 28, 1]), ("preact-resnet18", [3, 32, 32, 3])] {
+        for (name, shape) in [
+            ("mlp", [64, 28, 28, 1]), ("cnn", [12, 28, 28, 1]), ("preact-resnet18", [3, 32, 32, 3]),
+            ("resnet50", [3, 64, 64, 3]),
+        ] {
             let runs = try withEachWorkerCount { _ in try trainingStep(model: name, input: shape) }
             for (workers, run) in zip([2, 3], runs.dropFirst()) {
                 for (part, (got, expected)) in zip(["gradients", "parameters after SGD", "BatchNorm statistics"], zip(run, runs[0])) {

@@ -92,6 +92,64 @@ final class ModelTests: XCTestCase {
         }
     }
 
+    /// torchvision's ResNets (narrowed to width × 1/16) on ImageNet-sized, CIFAR-sized and
+    /// Fashion-MNIST-sized images: the stem's strides leave 56 × 56, 8 × 8 and 7 × 7 for `layer1`.
+    func testTorchvisionResNetsForwardShapes() throws {
+        let inputs = [
+            (ModelZoo.Input(height: 32, width: 32, channels: 3, classes: 100), [2, 32, 32, 3]),
+            (ModelZoo.Input.fashionMNIST, [2, 28, 28, 1]),
+            (ModelZoo.Input(height: 37, width: 45, channels: 3, classes: 5), [2, 37, 45, 3]),
+        ]
+        for (name, batchNorms) in [("resnet18", 1 + 8 * 2 + 3), ("resnet50", 1 + 16 * 3 + 4)] {
+            for (input, shape) in inputs {
+                let model = try ModelZoo.make(name, input: input, widthMultiplier: 0.0625, generator: RandomGenerator(seed: 5))
+                let x = normalTensor(shape, seed: 6)
+                let training = try model.forward(x, mode: .training)
+                XCTAssertEqual(training.shape, [2, input.classes])
+                XCTAssert(training.scalars.allSatisfy(\.isFinite))
+                model.backward(normalTensor([2, input.classes], seed: 7))
+                XCTAssert(model.parameters.gradients.scalars.allSatisfy(\.isFinite))
+                XCTAssert(model.parameters.gradients.scalars.contains { $0 != 0 })
+                let evaluation = try model.forward(x, mode: .evaluation)
+                XCTAssertEqual(evaluation.shape, [2, input.classes])
+                XCTAssert(evaluation.scalars.allSatisfy(\.isFinite))
+                XCTAssertEqual(model.batchNormLayers.count, batchNorms, "the stem's, the blocks' and the three or four downsamples'")
+            }
+        }
+        let stem = try ModelZoo.make(
+            "resnet18", input: .init(height: 224, width: 224, channels: 3, classes: 1000), widthMultiplier: 0.0625,
+            generator: RandomGenerator(seed: 1))
+        let layers = Dictionary(uniqueKeysWithValues: stem.network.children.map { ($0.name, $0.layer) })
+        var shape = [1, 224, 224, 3]
+        for name in ["conv1", "bn1", "maxpool"] { shape = try layers[name]!.outputShape(for: shape) }
+        XCTAssertEqual(shape, [1, 56, 56, 4])
+        for name in ["layer1", "layer2", "layer3", "layer4"] { shape = try layers[name]!.outputShape(for: shape) }
+        XCTAssertEqual(shape, [1, 7, 7, 32])
+    }
+
+    /// A ResNet-18 (at width × 1/4, so that a debug build takes seconds, not a minute) takes a
+    /// few SGD steps on a tiny random CIFAR-sized batch and its loss falls at every step.
+    func testResNet18TrainsAFewSGDSteps() throws {
+        let model = try ModelZoo.make(
+            "resnet18", input: .init(height: 32, width: 32, channels: 3, classes: 10), widthMultiplier: 0.25,
+            generator: RandomGenerator(seed: 11))
+        let (inputs, labels) = randomProblem(8, [32, 32, 3], classes: 10, seed: 12)
+        let loss = SoftmaxCrossEntropy()
+        let optimizer = SGD(parameterCount: model.parameters.parameterCount, momentum: 0.9, nesterov: false, weightDecay: 0)
+        let targets = SoftmaxCrossEntropy.oneHot(labels, classes: 10)
+        var losses: [Double] = []
+        for _ in 0..<5 {
+            let result = try loss(logits: try model.forward(inputs, mode: .training), targets: targets)
+            losses.append(result.loss)
+            model.parameters.zeroGradients()
+            model.backward(result.logitGradients)
+            optimizer.step(parameters: model.parameters.values, gradients: model.parameters.gradients, learningRate: 0.01)
+        }
+        XCTAssert(losses.allSatisfy(\.isFinite), "\(losses)")
+        XCTAssert(zip(losses, losses.dropFirst()).allSatisfy { $1 < $0 }, "the loss falls at every step: \(losses)")
+        XCTAssertLessThan(losses.last!, 0.9 * losses.first!, "\(losses)")
+    }
+
     func testModelAcceptsAnyReshapingOfTheSampleShape() throws {
         let model = try ModelZoo.make(
             "mlp", input: .init(height: 4, width: 4, channels: 1, classes: 3), generator: RandomGenerator(seed: 8))
@@ -102,8 +160,9 @@ final class ModelTests: XCTestCase {
     }
 
     func testUnknownModelNameIsAnError() {
-        XCTAssertThrowsError(try ModelZoo.make("resnet50", generator: RandomGenerator(seed: 1))) { error in
-            XCTAssert("\(error)".contains("resnet50") && "\(error)".contains("preact-resnet18"), "\(error)")
+        XCTAssertThrowsError(try ModelZoo.make("resnet51", generator: RandomGenerator(seed: 1))) { error in
+            XCTAssert(
+                "\(error)".contains("resnet51") && "\(error)".contains("preact-resnet18") && "\(error)".contains("resnet152"), "\(error)")
         }
     }
 

@@ -1,8 +1,9 @@
 import Layers
-import Models
 import Tensors
 import TestSupport
 import XCTest
+
+@testable import Models
 
 final class ParameterStoreTests: XCTestCase {
     private let cifar100 = ModelZoo.Input(height: 32, width: 32, channels: 3, classes: 100)
@@ -56,6 +57,79 @@ final class ParameterStoreTests: XCTestCase {
         // On Fashion-MNIST the stem takes one channel: 2 · 64 · 9 = 1 152 fewer than for 3 × 32 × 32.
         let fashion = try ModelZoo.make("preact-resnet18", input: .fashionMNIST, generator: RandomGenerator(seed: 1))
         XCTAssertEqual(fashion.parameters.parameterCount, 11_171_274 - 1_152)
+    }
+
+    /// torchvision's ResNet derived by hand: a 7×7 stem without bias and its BatchNorm; per
+    /// block its convolutions without bias (BasicBlock 3×3, 3×3; Bottleneck 1×1, 3×3, 1×1 to
+    /// 4 × planes), a BatchNorm (γ, β) after each, and a 1×1 downsample with its BatchNorm where
+    /// the stride or width changes; `fc` with bias.
+    private func torchvisionResNetCount(bottleneck: Bool, blocks: [Int], classes: Int) -> Int {
+        var count = 3 * 64 * 49 + 2 * 64
+        var inputs = 64
+        for (stage, planes) in [64, 128, 256, 512].enumerated() {
+            let outputs = bottleneck ? 4 * planes : planes
+            for block in 0..<blocks[stage] {
+                let from = block == 0 ? inputs : outputs
+                count +=
+                    bottleneck
+                    ? from * planes + 2 * planes + planes * planes * 9 + 2 * planes + planes * outputs + 2 * outputs
+                    : from * planes * 9 + 2 * planes + planes * planes * 9 + 2 * planes
+                if block == 0 && (stage > 0 || from != outputs) { count += from * outputs + 2 * outputs }
+            }
+            inputs = outputs
+        }
+        return count + inputs * classes + classes
+    }
+
+    /// `torchvision.models.resnetNN()`'s parameter counts at 1 000 classes.
+    func testTorchvisionResNetParameterCounts() throws {
+        let imageNet = ModelZoo.Input(height: 224, width: 224, channels: 3, classes: 1000)
+        let official = [
+            ("resnet18", false, [2, 2, 2, 2], 11_689_512), ("resnet34", false, [3, 4, 6, 3], 21_797_672),
+            ("resnet50", true, [3, 4, 6, 3], 25_557_032), ("resnet101", true, [3, 4, 23, 3], 44_549_160),
+            ("resnet152", true, [3, 8, 36, 3], 60_192_808),
+        ]
+        XCTAssertEqual(official.map(\.0), ModelZoo.torchvisionResNets.map(\.name))
+        for ((name, bottleneck, blocks, torchvision), resNet) in zip(official, ModelZoo.torchvisionResNets) {
+            XCTAssertEqual(torchvisionResNetCount(bottleneck: bottleneck, blocks: blocks, classes: 1000), torchvision, name)
+            XCTAssertEqual(resNet.blocks, blocks, name)
+            // The layer tree, unbound (binding ResNet-152's 60 million parameters takes seconds in a debug build).
+            let network = ModelZoo.torchvisionResNet(imageNet, design: resNet.design, blocks: resNet.blocks, widthMultiplier: 1)
+            XCTAssertEqual(network.namedParameters().reduce(0) { $0 + $1.parameter.shape.reduce(1, *) }, torchvision, name)
+        }
+        for (name, torchvision) in [("resnet18", 11_689_512), ("resnet50", 25_557_032)] {
+            let model = try ModelZoo.make(name, input: imageNet, generator: RandomGenerator(seed: 1))
+            XCTAssertEqual(model.parameters.parameterCount, torchvision, name)
+        }
+        // The width multiplier scales every stage (64 · 0.5 = 32 planes in layer1); the class count sizes `fc`.
+        let half = try ModelZoo.make(
+            "resnet50", input: .init(height: 32, width: 32, channels: 3, classes: 10), widthMultiplier: 0.5,
+            generator: RandomGenerator(seed: 1))
+        XCTAssertEqual(half.parameters.value(named: "layer1.0.conv1.weight")?.shape, [32, 32, 1, 1])
+        XCTAssertEqual(half.parameters.value(named: "layer4.2.conv3.weight")?.shape, [1024, 256, 1, 1])
+        XCTAssertEqual(half.parameters.value(named: "fc.weight")?.shape, [10, 1024])
+    }
+
+    /// torchvision initialises every convolution with `kaiming_normal_(mode="fan_out",
+    /// nonlinearity="relu")`, BatchNorm with γ = 1, β = 0, and leaves `fc` at PyTorch's default
+    /// U(±1/√in).
+    func testTorchvisionResNetInitialisation() throws {
+        let model = try ModelZoo.make(
+            "resnet18", input: .init(height: 32, width: 32, channels: 3, classes: 10), generator: RandomGenerator(seed: 4))
+        for (name, fanOut) in [("conv1.weight", 64 * 49), ("layer3.0.conv2.weight", 256 * 9), ("layer4.0.downsample.0.weight", 512)] {
+            let values = try XCTUnwrap(model.parameters.value(named: name)).scalars.map(Double.init)
+            let variance = values.reduce(0) { $0 + $1 * $1 } / Double(values.count)
+            XCTAssertEqual(variance, 2 / Double(fanOut), accuracy: 0.1 * 2 / Double(fanOut), name)
+        }
+        for bn in model.batchNormLayers {
+            XCTAssert(bn.weight.value.scalars.allSatisfy { $0 == 1 } && bn.bias.value.scalars.allSatisfy { $0 == 0 })
+        }
+        let bound = 1 / Float(512).squareRoot()
+        for name in ["fc.weight", "fc.bias"] {
+            XCTAssert(try XCTUnwrap(model.parameters.value(named: name)).scalars.allSatisfy { abs($0) <= bound }, name)
+        }
+        XCTAssertGreaterThan(
+            model.parameters.value(named: "fc.weight")!.scalars.map(abs).max()!, 0.99 * bound, "5 120 draws fill the range")
     }
 
     func testPreActResNet18NamesFollowTheOfficialStateDict() throws {

@@ -18,6 +18,14 @@ final class ReportModelTests: XCTestCase {
         XCTAssertEqual(ExperimentReport.format(Summary([0.12345]), digits: 4), "0.1235")
     }
 
+    /// The width multiplier is shown beside the model's name for the models it scales.
+    func testTheModelsTheWidthMultiplierScales() {
+        for model in ["preact-resnet18", "preact-resnet18-he", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] {
+            XCTAssertTrue(ExperimentReport.scalesWidth(model), model)
+        }
+        for model in ["mlp", "cnn"] { XCTAssertFalse(ExperimentReport.scalesWidth(model), model) }
+    }
+
     func testRunsAreGroupedByPolicyInBaselineOrderAndSeedOrder() throws {
         let fixture = try FixtureRuns(self)
         let paths = try fixture.experiment(seeds: [3, 1, 2], epochs: 2)
