@@ -28,6 +28,12 @@ public struct DataError: Error, CustomStringConvertible, Equatable, Sendable {
         case unknownDataset
         /// A sampler, augmentation or loader parameter that cannot work.
         case invalidConfiguration
+        /// A directory is not laid out as its reader expects: a class folder missing, extra or
+        /// without images, a symbolic link that loops back to a folder above it, no shards.
+        case badLayout
+        /// A record header is damaged: a tar header whose checksum does not match its bytes, or
+        /// whose size field is not a number.
+        case badHeader
     }
 
     /// The kind of problem.
@@ -78,6 +84,8 @@ extension DataError.Kind {
         case .badShape: "wrong image shape"
         case .unknownDataset: "unknown data set"
         case .invalidConfiguration: "invalid configuration"
+        case .badLayout: "unexpected layout"
+        case .badHeader: "damaged header"
         }
     }
 }
