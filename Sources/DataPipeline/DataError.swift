@@ -31,6 +31,12 @@ public struct DataError: Error, CustomStringConvertible, Equatable, Sendable {
         /// A JPEG or PNG file whose data cannot be decoded: damaged data, a bad CRC, an
         /// unsupported variant or an absurd size.
         case undecodableImage
+        /// A directory is not laid out as its reader expects: a class folder missing, extra or
+        /// without images, a symbolic link that loops back to a folder above it, no shards.
+        case badLayout
+        /// A record header is damaged: a tar header whose checksum does not match its bytes, or
+        /// whose size field is not a number.
+        case badHeader
     }
 
     /// The kind of problem.
@@ -82,6 +88,8 @@ extension DataError.Kind {
         case .unknownDataset: "unknown data set"
         case .invalidConfiguration: "invalid configuration"
         case .undecodableImage: "undecodable image"
+        case .badLayout: "unexpected layout"
+        case .badHeader: "damaged header"
         }
     }
 }

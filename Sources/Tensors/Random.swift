@@ -87,6 +87,9 @@ public enum RandomStream {
     public static let labelNoise: UInt64 = 6
     public static let syntheticData: UInt64 = 7
     public static let classWisePartners: UInt64 = 8
+    /// The members of a class-proportional subset of an image store (`--max-train-samples` on
+    /// an image collection: `classProportionalSubset`); split again by class index.
+    public static let trainingSubset: UInt64 = 9
 }
 
 /// SplitMix64, used to expand seeds into xoshiro states.

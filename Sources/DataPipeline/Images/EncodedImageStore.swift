@@ -33,4 +33,12 @@ public protocol EncodedImageStore: Sendable {
     /// Where sample `index` is stored, for messages: a path, or
     /// `DIR/train-0003.tar, member cat/0001.jpg at byte 1 234 560`.
     func location(of index: Int) -> String
+
+    /// The class of sample `index`, `labels[index]`: a view that computes `labels` on demand
+    /// (a subset) answers it without building the whole array.
+    func label(of index: Int) -> Int32
+}
+
+extension EncodedImageStore {
+    public func label(of index: Int) -> Int32 { labels[index] }
 }
