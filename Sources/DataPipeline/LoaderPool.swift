@@ -22,7 +22,9 @@ final class LoaderPool: @unchecked Sendable {
     /// One batch's rows being prepared.
     private final class Job {
         let rows: Int
-        let body: (Int, SampleScratch) throws(DataError) -> Void
+        /// The caller's closure while the job runs; cleared before `run` returns, since the
+        /// closure does not escape `run` (helpers may hold the job a moment longer).
+        var body: ((Int, SampleScratch) throws(DataError) -> Void)?
         var nextRow = 0
         var failure: (row: Int, error: DataError)?
 
@@ -67,6 +69,7 @@ final class LoaderPool: @unchecked Sendable {
             condition.lock()
             while busyHelpers > 0 { condition.wait() }
             self.job = nil
+            job.body = nil
             condition.unlock()
             return job.failure
         }
@@ -80,9 +83,9 @@ final class LoaderPool: @unchecked Sendable {
             let row = job.nextRow
             job.nextRow += 1
             condition.unlock()
-            guard row < job.rows else { return }
-            do {
-                try job.body(row, scratch)
+            guard row < job.rows, let body = job.body else { return }
+            do throws(DataError) {
+                try body(row, scratch)
             } catch {
                 condition.lock()
                 if job.failure.map({ row < $0.row }) ?? true { job.failure = (row, error) }

@@ -4,7 +4,7 @@ import XCTest
 
 final class DatasetSpecTests: XCTestCase {
     func testRegistryListsEveryFormatOnceInHelpOrder() {
-        XCTAssertEqual(DatasetSpec.names, ["fashion-mnist", "mnist", "cifar10", "cifar100", "synthetic"])
+        XCTAssertEqual(DatasetSpec.names, ["fashion-mnist", "mnist", "cifar10", "cifar100", "folder", "shards", "synthetic"])
         for spec in DatasetSpec.all {
             XCTAssertEqual(spec.mean.count, spec.channels, spec.name)
             XCTAssertEqual(spec.std.count, spec.channels, spec.name)
@@ -19,7 +19,7 @@ final class DatasetSpecTests: XCTestCase {
             XCTFail("svhn is not registered")
         } catch {
             XCTAssertEqual(error.kind, .unknownDataset)
-            XCTAssertEqual(error.expected, "one of fashion-mnist, mnist, cifar10, cifar100, synthetic")
+            XCTAssertEqual(error.expected, "one of fashion-mnist, mnist, cifar10, cifar100, folder, shards, synthetic")
         }
     }
 

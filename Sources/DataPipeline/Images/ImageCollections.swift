@@ -62,7 +62,7 @@ extension ImageCollectionSource {
         return Dataset(
             name: spec.name, split: split, height: height, width: width, channels: 3,
             classCount: store.classNames.count, images: .streamed(StreamedImages(store: store, geometry: geometry)),
-            labels: store.labels, mean: images.mean ?? ImageOptions.imageNetMean, std: images.std ?? ImageOptions.imageNetStd)
+            labels: store.labels, mean: ImageOptions.imageNetMean, std: ImageOptions.imageNetStd)
     }
 
     func remedy(for spec: DatasetSpec, directory: String?) -> String {
