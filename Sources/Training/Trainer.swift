@@ -129,6 +129,7 @@ public final class Trainer {
             "pskd: training \(config.model) (\(model.parameters.parameterCount) parameters) on \(config.dataset), "
                 + "\(data.train.count) samples, policy \(type(of: policy).label(config)), \(config.epochs) epochs, global batch \(config.batchSize) "
                 + "over \(communicator.size) rank(s) × \(BLAS.threads) thread(s); run directory \(config.outputDirectory)")
+        if let streaming = data.streamingSummary(loaderThreads: config.loaderThreads ?? 1) { log.say("pskd: " + streaming) }
         if let noise = data.labelNoiseSummary(rate: config.labelNoise) { log.say("pskd: " + noise) }
         var last: EpochRecord?
         let lastEpoch = min(config.epochs, config.stopAfterEpochs ?? config.epochs)

@@ -53,6 +53,17 @@ struct TrainingData {
             prefetch: config.prefetch, loaderThreads: config.loaderThreads ?? 1)
     }
 
+    /// For streamed images, where they come from and how they become inputs: "images streamed from
+    /// DIR/train (10 classes; 2 other files skipped) and DIR/test, 32×32 inputs (crop (padding 4) +
+    /// flip), 1 loader thread(s)"; nil for data held in memory.
+    func streamingSummary(loaderThreads: Int) -> String? {
+        guard case .streamed(let training) = train.images, case .streamed(let evaluation) = test.images else { return nil }
+        let skipped = training.store.skippedEntryCount + evaluation.store.skippedEntryCount
+        return "images streamed from \(training.store.summary) and \(evaluation.store.summary)"
+            + (skipped > 0 ? " (\(skipped) other files skipped)" : "")
+            + ", \(train.width)×\(train.height) inputs (\(augmentation.summary)), \(loaderThreads) loader thread(s) per rank"
+    }
+
     /// "label noise 0.40: 23 987 of 60 000 training labels flipped", or nil without label noise.
     func labelNoiseSummary(rate: Double?) -> String? {
         guard let rate, rate > 0 else { return nil }

@@ -17,10 +17,9 @@ public enum ContactSheet {
         let columns = Int(Double(count).squareRoot().rounded(.up))
         let rows = (count + columns - 1) / columns
         let gap = 4
+        let (sheetWidth, sheetHeight) = (columns * (tileWidth + gap) + gap, rows * (tileHeight + captionHeight + gap) + gap)
         var sheet = RGBImage(
-            width: columns * (tileWidth + gap) + gap, height: rows * (tileHeight + captionHeight + gap) + gap,
-            pixels: [])
-        sheet.pixels = [UInt8](repeating: 255, count: sheet.width * sheet.height * 3)
+            width: sheetWidth, height: sheetHeight, pixels: [UInt8](repeating: 255, count: sheetWidth * sheetHeight * 3))
         for row in 0..<count {
             let (x0, y0) = (gap + (row % columns) * (tileWidth + gap), gap + (row / columns) * (tileHeight + captionHeight + gap))
             let sample = batch.inputs.pointer + row * height * width * channels
