@@ -9,8 +9,9 @@ struct PSKD: ParsableCommand {
         abstract: "Distributed data-parallel training with Progressive Self-Knowledge Distillation (PS-KD).",
         discussion: "Run under mpirun for several ranks; every rank trains a replica on its shard of the data.",
         version: "0.1.0",
-        subcommands: [TrainCommand.self, EvaluateCommand.self, InfoCommand.self, BenchCommand.self, ReportCommand.self, RecipeCommand.self,
-            DataCommand.self,
+        subcommands: [
+            TrainCommand.self, EvaluateCommand.self, InfoCommand.self, BenchCommand.self, ReportCommand.self, RecipeCommand.self,
+            DataCommand.self, PackCommand.self,
         ])
 
     static func main() {
