@@ -73,7 +73,8 @@ public struct Dataset: Sendable {
             guard values.allSatisfy({ $0.isFinite && (flag == "--mean" || $0 > 0) }) else {
                 throw DataError(
                     .invalidConfiguration, file: nil, expected: "\(flag) values that are finite\(flag == "--std" ? " and positive" : "")",
-                    found: values.map { "\($0)" }.joined(separator: ","), remedy: "give values in [0, 1] pixel units, such as 0.229,0.224,0.225")
+                    found: values.map { "\($0)" }.joined(separator: ","),
+                    remedy: "give values in [0, 1] pixel units, such as 0.229,0.224,0.225")
             }
         }
         return Dataset(

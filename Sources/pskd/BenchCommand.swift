@@ -137,9 +137,12 @@ struct BenchCommand: ParsableCommand {
         if json {
             print(
                 "{\"loader_images_per_second\": \(Int(result.samplesPerSecond)), \"loader_images_per_second_per_thread\": "
-                    + "\(Int(result.samplesPerSecondPerThread)), \"loader_threads\": \(threadCount), \"decode_images_per_second\": \(Int(decodeRate))}")
+                    + "\(Int(result.samplesPerSecondPerThread)), \"loader_threads\": \(threadCount), \"decode_images_per_second\": \(Int(decodeRate))}"
+            )
         } else {
-            print("\(streamed.store.summary): \(data.width)×\(data.height) inputs, \(augmentation.summary) + normalisation, batch \(batchSize):")
+            print(
+                "\(streamed.store.summary): \(data.width)×\(data.height) inputs, \(augmentation.summary) + normalisation, batch \(batchSize):"
+            )
             print("  \(result)")
             print(String(format: "  %.0f images/s per loader thread", result.samplesPerSecondPerThread))
             print(String(format: "  read + decode alone, one thread: %.0f images/s (%.3f ms per image)", decodeRate, 1000 / decodeRate))

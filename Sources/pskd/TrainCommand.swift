@@ -168,7 +168,8 @@ struct TrainOptions: ParsableArguments {
             ("kd-multiplier", kdMultiplier?.text), ("teacher-checkpoint", teacherCheckpoint?.text), ("seed", seed?.text),
             ("crop-padding", cropPadding?.text), ("flip", flip?.text), ("image-size", imageSize?.text), ("eval-resize", evalResize?.text),
             ("mean", mean?.text), ("std", std?.text), ("cutmix", cutmix?.text), ("ece-bins", evaluation.eceBins?.text),
-            ("loader-threads", loaderThreads?.text), ("prefetch", prefetch?.text), ("threads", threads.threads?.text), ("out", out?.text), ("resume", resume ? "true" : nil),
+            ("loader-threads", loaderThreads?.text), ("prefetch", prefetch?.text), ("threads", threads.threads?.text), ("out", out?.text),
+            ("resume", resume ? "true" : nil),
             ("overwrite", overwrite ? "true" : nil), ("stop-after", stopAfter?.text), ("keep-checkpoints", keepCheckpoints?.text),
             ("stall-timeout", stallTimeout?.text),
         ]

@@ -1,6 +1,6 @@
 import Foundation
-import TestSupport
 import Tensors
+import TestSupport
 import XCTest
 
 @testable import DataPipeline
@@ -46,7 +46,8 @@ final class StreamingLoaderTests: XCTestCase {
         guard case .streamed(let streamed) = train.images else { return XCTFail("an image folder streams its images") }
         XCTAssertEqual(streamed.geometry, .resized(.init(cropSize: 40, evalResize: 46)))
         XCTAssertEqual(streamed.store.skippedEntryCount, 1, "README.txt is skipped and counted")
-        XCTAssertEqual(DatasetSpec.folder.standardAugmentation(for: train), AugmentationConfig(horizontalFlip: true, randomResizedCrop: true))
+        XCTAssertEqual(
+            DatasetSpec.folder.standardAugmentation(for: train), AugmentationConfig(horizontalFlip: true, randomResizedCrop: true))
         let defaults = try folder("large")
         XCTAssertEqual([defaults.height, defaults.width], [224, 224], "images larger than 64 pixels default to 224")
     }
@@ -64,7 +65,9 @@ final class StreamingLoaderTests: XCTestCase {
             }
             var twoRanks: [Int: [Float]] = [:]
             for rank in 0..<2 {
-                twoRanks.merge(try batches(train, augmentation: augmentation, loaderThreads: 2, prefetch: 1, rank: rank, worldSize: 2)) { a, _ in a }
+                twoRanks.merge(try batches(train, augmentation: augmentation, loaderThreads: 2, prefetch: 1, rank: rank, worldSize: 2)) {
+                    a, _ in a
+                }
             }
             XCTAssertEqual(twoRanks, reference, "\(name): 2 ranks")
             XCTAssertNotEqual(

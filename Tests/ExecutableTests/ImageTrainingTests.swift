@@ -71,7 +71,8 @@ final class ImageTrainingTests: XCTestCase {
 
     func testBadShardsAreRefusedNamingTheShard() throws {
         let shards = temporaryPath("bad-shards")
-        let packed = try ExecutableRunner.run(ExecutableRunner.executable.path, ["pack", "--from", smallFolder, "--to", shards], timeout: 120)
+        let packed = try ExecutableRunner.run(
+            ExecutableRunner.executable.path, ["pack", "--from", smallFolder, "--to", shards], timeout: 120)
         XCTAssertEqual(packed.status, 0, packed.output)
         let shard = try XCTUnwrap(
             try FileManager.default.contentsOfDirectory(atPath: shards).filter { $0.hasPrefix("train-") }.sorted().first)

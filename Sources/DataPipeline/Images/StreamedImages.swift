@@ -32,7 +32,9 @@ public enum ImageGeometry: Sendable, Equatable {
         public var ratio: ClosedRange<Double>
 
         /// torchvision's recipe at `cropSize` (224) and `evalResize` (256).
-        public init(cropSize: Int = 224, evalResize: Int = 256, scale: ClosedRange<Double> = 0.08...1, ratio: ClosedRange<Double> = 0.75...(4.0 / 3)) {
+        public init(
+            cropSize: Int = 224, evalResize: Int = 256, scale: ClosedRange<Double> = 0.08...1, ratio: ClosedRange<Double> = 0.75...(4.0 / 3)
+        ) {
             (self.cropSize, self.evalResize, self.scale, self.ratio) = (cropSize, evalResize, scale, ratio)
         }
     }
