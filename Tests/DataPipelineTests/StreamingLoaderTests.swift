@@ -135,7 +135,7 @@ final class StreamingLoaderTests: XCTestCase {
     func testADamagedImageEndsTheEpochWithAnErrorNamingIt() throws {
         let copy = try copyOfFixture("image-folder/small")
         let train = try DatasetSpec.folder.load(.train, directory: copy)
-        let damaged = "\(copy)/train/square/0003.jpg"
+        let damaged = "\(copy)/train/square/square-03.jpg"
         var bytes = try Data(contentsOf: URL(fileURLWithPath: damaged))
         bytes = bytes.prefix(bytes.count / 2)
         try bytes.write(to: URL(fileURLWithPath: damaged))
@@ -156,7 +156,7 @@ final class StreamingLoaderTests: XCTestCase {
     func testAFileRemovedAfterIndexingIsNamed() throws {
         let copy = try copyOfFixture("image-folder/small")
         let train = try DatasetSpec.folder.load(.train, directory: copy)
-        let removed = "\(copy)/train/stripes/0001.jpg"
+        let removed = "\(copy)/train/stripes/stripes-01.jpg"
         try FileManager.default.removeItem(atPath: removed)
         XCTAssertThrowsError(try Augmenter(dataset: train, config: .none, seed: 1).augmentedSample(index: 17, epoch: 1)) { error in
             XCTAssertTrue("\(error)".contains(removed), "\(error)")
@@ -165,13 +165,13 @@ final class StreamingLoaderTests: XCTestCase {
 
     func testAnImageOfAnotherSizeAmongSmallImagesIsNamed() throws {
         let copy = try copyOfFixture("image-folder/small")
-        try FileManager.default.removeItem(atPath: "\(copy)/train/circle/0005.jpg")
+        try FileManager.default.removeItem(atPath: "\(copy)/train/circle/circle-05.jpg")
         try FileManager.default.copyItem(
-            atPath: Fixtures.path("image-folder/large/train/circle/0000.jpg"), toPath: "\(copy)/train/circle/0005.jpg")
+            atPath: Fixtures.path("image-folder/large/train/circle/circle-00.jpg"), toPath: "\(copy)/train/circle/circle-05.jpg")
         let train = try DatasetSpec.folder.load(.train, directory: copy)
         XCTAssertThrowsError(try Augmenter(dataset: train, config: .none, seed: 1).augmentedSample(index: 5, epoch: 1)) { error in
             let message = "\(error)"
-            XCTAssertTrue(message.contains("0005.jpg") && message.contains("120×90") && message.contains("--image-size"), message)
+            XCTAssertTrue(message.contains("circle-05.jpg") && message.contains("120×90") && message.contains("--image-size"), message)
         }
     }
 
@@ -185,15 +185,15 @@ final class StreamingLoaderTests: XCTestCase {
 
     func testCheckListsEveryFailingImage() throws {
         let copy = try copyOfFixture("image-folder/small")
-        try Data().write(to: URL(fileURLWithPath: "\(copy)/train/circle/0002.jpg"))
-        try Data("not a picture\n".utf8).write(to: URL(fileURLWithPath: "\(copy)/train/stripes/0007.jpg"))
+        try Data().write(to: URL(fileURLWithPath: "\(copy)/train/circle/circle-02.jpg"))
+        try Data("not a picture\n".utf8).write(to: URL(fileURLWithPath: "\(copy)/train/stripes/stripes-07.jpg"))
         let train = try DatasetSpec.folder.load(.train, directory: copy)
         guard case .streamed(let streamed) = train.images else { return XCTFail("an image folder streams its images") }
         for threads in [1, 2] {
             let report = ImageCheck.run(streamed.store, threads: threads)
             XCTAssertEqual(report.checked, 24)
             XCTAssertEqual(report.failures.map(\.index), [2, 23], "threads \(threads)")
-            XCTAssertTrue(report.failures[0].location.hasSuffix("circle/0002.jpg"))
+            XCTAssertTrue(report.failures[0].location.hasSuffix("circle/circle-02.jpg"))
         }
     }
 }

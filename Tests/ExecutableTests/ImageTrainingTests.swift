@@ -55,7 +55,7 @@ final class ImageTrainingTests: XCTestCase {
         let run = temporaryPath("damaged-run")
         let first = try train(ranks: 2, dataset: "folder", dataDir: folder, out: run, extra: ["--stop-after", "1"])
         XCTAssertEqual(first.status, 0, first.output)
-        let damaged = "\(folder)/train/square/0006.jpg"
+        let damaged = "\(folder)/train/square/square-06.jpg"
         let bytes = try Data(contentsOf: URL(fileURLWithPath: damaged))
         var broken = bytes
         for offset in stride(from: bytes.count / 3, to: bytes.count - 2, by: 7) { broken[offset] = 0xFF }
@@ -90,10 +90,10 @@ final class ImageTrainingTests: XCTestCase {
         let clean = try ExecutableRunner.run(pskd, ["data", "check", "--dataset", "folder", "--data-dir", folder], timeout: 120)
         XCTAssertEqual(clean.status, 0, clean.output)
         XCTAssertTrue(clean.output.contains("24 images decoded") && clean.output.contains("0 failed"), clean.output)
-        try Data("<html>".utf8).write(to: URL(fileURLWithPath: "\(folder)/val/circle/0001.jpg"))
+        try Data("<html>".utf8).write(to: URL(fileURLWithPath: "\(folder)/val/circle/circle-01.jpg"))
         let failing = try ExecutableRunner.run(pskd, ["data", "check", "--dataset", "folder", "--data-dir", folder], timeout: 120)
         XCTAssertEqual(failing.status, 1, failing.output)
-        XCTAssertTrue(failing.output.contains("val/circle/0001.jpg"), failing.output)
+        XCTAssertTrue(failing.output.contains("val/circle/circle-01.jpg"), failing.output)
 
         let sheet = temporaryPath("preview.png")
         let preview = try ExecutableRunner.run(

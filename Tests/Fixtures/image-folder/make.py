@@ -35,7 +35,7 @@ def write(folder, sizes, per_class, formats):
                 width, height = sizes[i % len(sizes)]
                 extension = formats[i % len(formats)]
                 image = draw(kind, width, height)
-                path = f"{folder}/{split}/{kind}/{i:04d}.{extension}"
+                path = f"{folder}/{split}/{kind}/{kind}-{i:02d}.{extension}"
                 if extension == "png":
                     image.save(path)
                 else:
