@@ -40,6 +40,15 @@ final class ConfigurationValidationTests: XCTestCase {
         ("kd-weight", { $0.kdWeight = -1 }, "-1.0"),
         ("kd-multiplier", { $0.kdMultiplier = -5 }, "-5.0"),
         ("crop-padding", { $0.cropPadding = -2 }, "-2"),
+        ("image-size", { $0.imageSize = 4 }, "4"),
+        ("image-size", { $0.imageSize = 5000 }, "5000"),
+        ("eval-resize", { $0.evalResize = 0 }, "0"),
+        ("eval-resize", { $0.evalResize = 10_000 }, "10000"),
+        ("mean", { $0.mean = [0.5, .nan, 0.5] }, "nan"),
+        ("std", { $0.std = [0.2, 0, 0.2] }, "0.0"),
+        ("std", { $0.std = [-0.2, 0.2, 0.2] }, "-0.2"),
+        ("loader-threads", { $0.loaderThreads = 0 }, "0"),
+        ("loader-threads", { $0.loaderThreads = 300 }, "300"),
         ("cutmix", { $0.cutMixProbability = 2 }, "2.0"),
         ("ece-bins", { $0.eceBins = 0 }, "0"),
         ("ece-bins", { $0.eceBins = -1 }, "-1"),
@@ -217,6 +226,7 @@ final class ConfigurationValidationTests: XCTestCase {
         (config.stallTimeout, config.accumulateSteps, config.labelNoise) = (30, 1, 0.2)
         (config.syntheticSamples, config.syntheticTestSamples, config.syntheticClasses, config.syntheticFeatures) = (1, 1, 2, 1)
         config.teacher = .sharded
+        (config.imageSize, config.evalResize, config.mean, config.std, config.loaderThreads) = (32, 36, [0.5], [0.25], 2)
         (config.kdTemperature, config.kdWeight, config.kdMultiplier, config.teacherCheckpoint) = (4, 1, 10, "runs/ce")
         let encoded = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any])
         XCTAssertEqual(Set(encoded.keys), Set(TrainSetting.all.map(\.name)))
