@@ -233,13 +233,27 @@ final class ImageFolderStoreTests: XCTestCase {
         XCTAssertThrowsError(try store.readEncodedBytes(of: 1, into: &buffer)) { error in
             XCTAssertTrue((error as! DataError).found.contains("folder"), "\(error)")
         }
-        if getuid() != 0 {  // root reads anything
-            try FileManager.default.setAttributes([.posixPermissions: 0], ofItemAtPath: tree.path("train/cat/3.jpg"))
+        try FileManager.default.setAttributes([.posixPermissions: 0], ofItemAtPath: tree.path("train/cat/3.jpg"))
+        try asUnprivilegedFileUser {  // root reads anything: check as `nobody`, who cannot
             XCTAssertThrowsError(try store.readEncodedBytes(of: 2, into: &buffer)) { error in
                 XCTAssertTrue((error as! DataError).found.contains("EACCES"), "\(error)")
             }
         }
         XCTAssertEqual(try store.readEncodedBytes(of: 0, into: &buffer), ImageTree.fakeImage("train/cat/1.jpg").count)
+    }
+
+    /// Runs `body` with this thread's file-system user `nobody` when the tests run as root (Linux
+    /// `setfsuid` drops the capability to read any file for the calling thread alone), so a file
+    /// without read permission is unreadable as it is to a user's job.
+    private func asUnprivilegedFileUser(_ body: () throws -> Void) throws {
+        guard geteuid() == 0 else { return try body() }
+        typealias SetFSUID = @convention(c) (uid_t) -> Int32  // glibc's, which Swift's Glibc does not import
+        let setfsuid = unsafeBitCast(try XCTUnwrap(dlsym(dlopen(nil, RTLD_NOW), "setfsuid")), to: SetFSUID.self)
+        let nobody: uid_t = 65534
+        _ = setfsuid(nobody)
+        defer { _ = setfsuid(0) }
+        XCTAssertEqual(setfsuid(nobody), Int32(nobody), "the thread's file-system user is nobody")
+        try body()
     }
 
     func testReadsGrowTheBufferOnlyWhenItIsTooSmall() throws {
