@@ -217,14 +217,17 @@ public final class Conv2d: Layer {
     /// The weight gradient: dU_ξ = Σ over tiles of V_ξᵀ · dM_ξ, then Gᵀ·dU·G. The chunks are
     /// summed in `winogradGradientGroups` fixed groups (one dU each, added up in order at the
     /// end), so the groups run on different threads and the result does not depend on how many.
+    /// With fewer groups than twice the threads, the groups run one after another and each
+    /// chunk's 16 products run on the threads instead: the same calls in the same order.
     private func winogradFilterGradient(_ dy: Tensor) {
         let tiling = inputTiling
         let chunks = winogradChunks()
         let groups = min(Conv2d.winogradGradientGroups, chunks.count)
         let pointStride = inputChannels * outputChannels, groupStride = Winograd.points * pointStride
         let du = transformedFilterGradient.scratch(groups * groupStride)
-        let scratch = winogradScratch(slots: Parallel.scratchSlots(for: groups, maximumWorkers: BLAS.concurrentCalls), chunks)
-        Parallel.forEachPiece(groups, maximumWorkers: BLAS.concurrentCalls) { slot, group in
+        let split = WinogradSplit(pieces: groups)
+        let scratch = winogradScratch(slots: split.slots, chunks)
+        split.forEachPiece { slot, group in
             let (v, dm) = scratch.slot(slot)
             let sums = du + group * groupStride
             let members = chunks[(chunks.count * group / groups)..<(chunks.count * (group + 1) / groups)]
@@ -235,7 +238,7 @@ public final class Conv2d: Layer {
                     dy.pointer, channels: outputChannels, tiling: tiling,
                     samples: samples, into: dm)
                 // dU_ξ (in, out) += V_ξᵀ (in, tiles) · dM_ξ (tiles, out)
-                for point in 0..<Winograd.points {
+                split.forEachPoint { point in
                     BLAS.serialGemm(
                         .transposed, .none, m: inputChannels, n: outputChannels, k: tiles,
                         a: v + point * tiles * inputChannels, lda: inputChannels,
@@ -255,21 +258,23 @@ public final class Conv2d: Layer {
 
     /// `y = x ⋆ filters (+ bias)` for the whole batch, the chunks split over the rank's threads:
     /// each transforms its inputs, multiplies in the transform domain (16 GEMMs) and transforms
-    /// back into its own images of `y`.
+    /// back into its own images of `y`. A batch of few chunks (the small late layers) runs its
+    /// chunks in turn and their 16 GEMMs on the threads (see `WinogradSplit`).
     private func winogradConvolve(
         _ x: UnsafePointer<Float>, channels: Int, tiling: WinogradTiling,
         filters: UnsafePointer<Float>, outputs: Int, bias: UnsafePointer<Float>?,
         into y: UnsafeMutablePointer<Float>
     ) {
         let chunks = winogradChunks()
-        let scratch = winogradScratch(slots: Parallel.scratchSlots(for: chunks.count, maximumWorkers: BLAS.concurrentCalls), chunks)
-        Parallel.forEachPiece(chunks.count, maximumWorkers: BLAS.concurrentCalls) { slot, chunk in
+        let split = WinogradSplit(pieces: chunks.count)
+        let scratch = winogradScratch(slots: split.slots, chunks)
+        split.forEachPiece { slot, chunk in
             let (v, m) = scratch.slot(slot)
             let samples = chunks[chunk]
             let tiles = samples.count * tiling.tilesPerSample
             Winograd.transformInputs(x, channels: channels, tiling: tiling, samples: samples, into: v)
             // M_ξ (tiles, outputs) = V_ξ (tiles, channels) · U_ξ (channels, outputs)
-            for point in 0..<Winograd.points {
+            split.forEachPoint { point in
                 BLAS.serialGemm(
                     .none, .none, m: tiles, n: outputs, k: channels,
                     a: v + point * tiles * channels, lda: channels,
@@ -435,6 +440,44 @@ public final class Conv2d: Layer {
                     body((o * taps + t) * inputChannels + c, (o * inputChannels + c) * taps + t)
                 }
             }
+        }
+    }
+}
+
+/// Where a Winograd pass's threads work: on whole pieces (chunks, or gradient groups), or, when
+/// there are fewer than two pieces per thread, on the 16 transform-point products of each piece
+/// in turn, so that a batch of one chunk (preact-resnet18's 4 × 4 layers) uses every thread.
+/// Both run the same OpenBLAS calls on the same operands, each piece's calls in the same order,
+/// so the choice, which depends on the thread count, never changes a result (the decomposition
+/// rule of `Parallel`: pieces fixed by shape, workers only choose who runs one).
+private struct WinogradSplit {
+    /// Whether the threads take transform points rather than pieces.
+    let byPoint: Bool
+    private let pieces, threads: Int
+
+    init(pieces: Int) {
+        (self.pieces, threads) = (pieces, BLAS.concurrentCalls)
+        byPoint = threads > 1 && pieces < 2 * threads
+    }
+
+    /// Transform buffers in use at once: one per thread running pieces.
+    var slots: Int { byPoint ? 1 : Parallel.scratchSlots(for: pieces, maximumWorkers: threads) }
+
+    /// Runs `body(slot, piece)` for every piece: on the threads, or in turn on this one.
+    func forEachPiece(_ body: (_ slot: Int, _ piece: Int) -> Void) {
+        if byPoint {
+            for piece in 0..<pieces { body(0, piece) }
+        } else {
+            Parallel.forEachPiece(pieces, maximumWorkers: threads, body)
+        }
+    }
+
+    /// Runs `body(point)` for the 16 transform points: on the threads when they take points.
+    func forEachPoint(_ body: (_ point: Int) -> Void) {
+        if byPoint {
+            Parallel.forEachPiece(Winograd.points, maximumWorkers: threads, body)
+        } else {
+            for point in 0..<Winograd.points { body(point) }
         }
     }
 }

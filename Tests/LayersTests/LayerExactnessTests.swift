@@ -19,14 +19,15 @@ final class LayerExactnessTests: XCTestCase {
     }
 
     /// (in, out, kernel, stride, padding, input [N, H, W]), each under both algorithms where
-    /// Winograd applies: several Winograd chunks and gradient groups (26 images of 14×14), the
-    /// cnn's first layer, a stride-2 and a 1×1 convolution, and an im2col product big enough
-    /// to be cut into slabs.
+    /// Winograd applies: several Winograd chunks and gradient groups (26 images of 14×14, whose
+    /// threads take chunks on 2 workers and transform points on 3), the cnn's first layer, a
+    /// stride-2 and a 1×1 convolution, an im2col product big enough to be cut into slabs (one
+    /// Winograd chunk: threads take points), and a late layer of small images (one chunk).
     func testConvolutionsGiveOneWorkersBitsBothWays() throws {
         let configurations = [
             (32, 32, 3, 1, 1, [26, 14, 14]), (1, 32, 3, 1, 1, [20, 28, 28]),
             (16, 32, 3, 2, 1, [9, 15, 15]), (32, 64, 1, 1, 0, [8, 16, 16]),
-            (64, 128, 3, 1, 1, [4, 16, 16]),
+            (64, 128, 3, 1, 1, [4, 16, 16]), (40, 48, 3, 1, 1, [20, 4, 4]),
         ]
         for (index, (i, o, k, s, p, nhw)) in configurations.enumerated() {
             for algorithm in [ConvolutionAlgorithm.im2col, .winograd] {
