@@ -78,18 +78,24 @@ final class ModelTests: XCTestCase {
         for name in ["preact-resnet18", "preact-resnet18-he"] {
             for (input, shape) in inputs {
                 let model = try ModelZoo.make(name, input: input, widthMultiplier: 0.125, generator: RandomGenerator(seed: 5))
-                let x = normalTensor(shape, seed: 6)
-                let training = try model.forward(x, mode: .training)
-                XCTAssertEqual(training.shape, [2, input.classes])
-                XCTAssert(training.scalars.allSatisfy(\.isFinite))
-                model.backward(normalTensor([2, input.classes], seed: 7))
-                XCTAssert(model.parameters.gradients.scalars.allSatisfy(\.isFinite))
-                let evaluation = try model.forward(x, mode: .evaluation)
-                XCTAssertEqual(evaluation.shape, [2, input.classes])
-                XCTAssert(evaluation.scalars.allSatisfy(\.isFinite))
+                try assertTrainsAndEvaluates(model, normalTensor(shape, seed: 6), classes: input.classes)
                 XCTAssertEqual(model.batchNormLayers.count, 2 * 4 * 2 + 1, "16 in the blocks, and the stem's or the final one")
             }
         }
+    }
+
+    /// A training forward and backward of `x` gives finite logits of `classes` and finite,
+    /// not all zero, gradients; an evaluation forward gives finite logits.
+    private func assertTrainsAndEvaluates(_ model: Model, _ x: Tensor, classes: Int, line: UInt = #line) throws {
+        let training = try model.forward(x, mode: .training)
+        XCTAssertEqual(training.shape, [x.shape[0], classes], line: line)
+        XCTAssert(training.scalars.allSatisfy(\.isFinite), line: line)
+        model.backward(normalTensor([x.shape[0], classes], seed: 7))
+        XCTAssert(model.parameters.gradients.scalars.allSatisfy(\.isFinite), line: line)
+        XCTAssert(model.parameters.gradients.scalars.contains { $0 != 0 }, line: line)
+        let evaluation = try model.forward(x, mode: .evaluation)
+        XCTAssertEqual(evaluation.shape, [x.shape[0], classes], line: line)
+        XCTAssert(evaluation.scalars.allSatisfy(\.isFinite), line: line)
     }
 
     /// torchvision's ResNets (narrowed to width × 1/16) on ImageNet-sized, CIFAR-sized and
@@ -103,16 +109,7 @@ final class ModelTests: XCTestCase {
         for (name, batchNorms) in [("resnet18", 1 + 8 * 2 + 3), ("resnet50", 1 + 16 * 3 + 4)] {
             for (input, shape) in inputs {
                 let model = try ModelZoo.make(name, input: input, widthMultiplier: 0.0625, generator: RandomGenerator(seed: 5))
-                let x = normalTensor(shape, seed: 6)
-                let training = try model.forward(x, mode: .training)
-                XCTAssertEqual(training.shape, [2, input.classes])
-                XCTAssert(training.scalars.allSatisfy(\.isFinite))
-                model.backward(normalTensor([2, input.classes], seed: 7))
-                XCTAssert(model.parameters.gradients.scalars.allSatisfy(\.isFinite))
-                XCTAssert(model.parameters.gradients.scalars.contains { $0 != 0 })
-                let evaluation = try model.forward(x, mode: .evaluation)
-                XCTAssertEqual(evaluation.shape, [2, input.classes])
-                XCTAssert(evaluation.scalars.allSatisfy(\.isFinite))
+                try assertTrainsAndEvaluates(model, normalTensor(shape, seed: 6), classes: input.classes)
                 XCTAssertEqual(model.batchNormLayers.count, batchNorms, "the stem's, the blocks' and the three or four downsamples'")
             }
         }

@@ -239,20 +239,19 @@ public struct ImageFolderStore: EncodedImageStore {
         let evaluationSet = Set(evaluation)
         let missing = train.filter { !evaluationSet.contains($0) }.map { string($0) }
         let extra = evaluation.filter { !trainSet.contains($0) }.map { string($0) }
-        if let first = missing.first {
+        func refuse(_ names: [String], found: String, remedy: String) throws(DataError) {
+            guard let first = names.first else { return }
             throw DataError(
                 .badLayout, file: "\(directory)/\(folder)/\(first)",
-                expected: "the same \(train.count) class folders as \(directory)/train",
-                found: "no folder for class\(missing.count > 1 ? "es" : "") \(listed(missing)) of the training split",
-                remedy: "add the missing class folder\(missing.count > 1 ? "s" : "") with their evaluation images")
+                expected: "the same \(train.count) class folders as \(directory)/train", found: found, remedy: remedy)
         }
-        if let first = extra.first {
-            throw DataError(
-                .badLayout, file: "\(directory)/\(folder)/\(first)",
-                expected: "the same \(train.count) class folders as \(directory)/train",
-                found: "class folder\(extra.count > 1 ? "s" : "") \(listed(extra)) that the training split does not have",
-                remedy: "remove the extra folder\(extra.count > 1 ? "s" : ""), or add the class to \(directory)/train")
-        }
+        let plural = (missing.count > 1, extra.count > 1)
+        try refuse(
+            missing, found: "no folder for class\(plural.0 ? "es" : "") \(listed(missing)) of the training split",
+            remedy: "add the missing class folder\(plural.0 ? "s" : "") with their evaluation images")
+        try refuse(
+            extra, found: "class folder\(plural.1 ? "s" : "") \(listed(extra)) that the training split does not have",
+            remedy: "remove the extra folder\(plural.1 ? "s" : ""), or add the class to \(directory)/train")
     }
 
     private static func listed(_ names: [String]) -> String {
