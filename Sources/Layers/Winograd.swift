@@ -42,68 +42,106 @@ enum Winograd {
     /// Writes `U = G·g·Gᵀ` of every 3×3 filter `g` of `weight` (PyTorch layout `[out, in, 3, 3]`)
     /// into `u` as `[16, in, out]`; when `rotated`, the filters of the transposed convolution
     /// (each `g` turned by 180°, in and out swapped) as `[16, out, in]`, which maps output
-    /// gradients to input gradients.
+    /// gradients to input gradients. Eight filters at a time, those adjacent in `u`.
     static func transformFilters(
         _ weight: UnsafePointer<Float>, outputs: Int, inputs: Int, rotated: Bool,
         into u: UnsafeMutablePointer<Float>
     ) {
         let pointStride = outputs * inputs
-        for o in 0..<outputs {
-            for c in 0..<inputs {
-                let g = weight + (o * inputs + c) * 9
-                let tap: (Int, Int) -> Float = rotated ? { g[(2 - $0) * 3 + 2 - $1] } : { g[$0 * 3 + $1] }
-                // The columns of G·g (4×3), then the rows of (G·g)·Gᵀ (4×4).
-                let columns = (
-                    filterPoints(tap(0, 0), tap(1, 0), tap(2, 0)),
-                    filterPoints(tap(0, 1), tap(1, 1), tap(2, 1)),
-                    filterPoints(tap(0, 2), tap(1, 2), tap(2, 2))
-                )
-                let destination = u + (rotated ? o * inputs + c : c * outputs + o)
-                for i in 0..<4 {
-                    let row = filterPoints(columns.0[i], columns.1[i], columns.2[i])
-                    for j in 0..<4 { destination[(i * 4 + j) * pointStride] = row[j] }
+        let (rows, columns) = rotated ? (outputs, inputs) : (inputs, outputs)  // u is [16, rows, columns]
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 9 * Lanes.width) { gathered in
+            let gathered = gathered.baseAddress!
+            gathered.initialize(repeating: 0, count: 9 * Lanes.width)
+            for row in 0..<rows {
+                for column in Swift.stride(from: 0, to: columns, by: Lanes.width) {
+                    let lanes = min(Lanes.width, columns - column)
+                    // gathered[8·(3·i + j) + lane]: tap (i, j) of the eight filters, one a lane.
+                    for lane in 0..<lanes {
+                        let (o, c) = rotated ? (row, column + lane) : (column + lane, row)
+                        let g = weight + (o * inputs + c) * 9
+                        if rotated {
+                            for k in 0..<9 { gathered[k * Lanes.width + lane] = g[8 - k] }
+                        } else {
+                            for k in 0..<9 { gathered[k * Lanes.width + lane] = g[k] }
+                        }
+                    }
+                    @inline(__always) func tap(_ k: Int) -> Vector { Lanes.load(gathered + k * Lanes.width) }
+                    // The columns of G·g (4×3), then the rows of (G·g)·Gᵀ (4×4).
+                    let c0 = filterPoints(tap(0), tap(3), tap(6))
+                    let c1 = filterPoints(tap(1), tap(4), tap(7))
+                    let c2 = filterPoints(tap(2), tap(5), tap(8))
+                    let block = u + row * columns + column
+                    storeRow(0, filterPoints(c0.0, c1.0, c2.0), block, pointStride, lanes)
+                    storeRow(1, filterPoints(c0.1, c1.1, c2.1), block, pointStride, lanes)
+                    storeRow(2, filterPoints(c0.2, c1.2, c2.2), block, pointStride, lanes)
+                    storeRow(3, filterPoints(c0.3, c1.3, c2.3), block, pointStride, lanes)
                 }
             }
         }
     }
 
     /// Adds the filter gradient `Gᵀ·dU·G` of every channel pair to `gradient`
-    /// (`[out, in, 3, 3]`), from `du` (`[16, in, out]`).
+    /// (`[out, in, 3, 3]`), from `du` (`[16, in, out]`), eight output channels at a time.
     static func filterGradients(
         _ du: UnsafePointer<Float>, outputs: Int, inputs: Int,
         into gradient: UnsafeMutablePointer<Float>
     ) {
         let pointStride = outputs * inputs
-        for o in 0..<outputs {
-            for c in 0..<inputs {
-                let source = du + c * outputs + o
-                let point: (Int, Int) -> Float = { source[($0 * 4 + $1) * pointStride] }
+        for c in 0..<inputs {
+            for o in Swift.stride(from: 0, to: outputs, by: Lanes.width) {
+                let lanes = min(Lanes.width, outputs - o)
+                let block = du + c * outputs + o
+                @inline(__always) func point(_ i: Int, _ j: Int) -> Vector {
+                    Lanes.load(block + (i * 4 + j) * pointStride, lanes: lanes)
+                }
                 // The columns of Gᵀ·dU (3×4), then the rows of (Gᵀ·dU)·G (3×3).
-                let columns = (
-                    filterGradientPoints(point(0, 0), point(1, 0), point(2, 0), point(3, 0)),
-                    filterGradientPoints(point(0, 1), point(1, 1), point(2, 1), point(3, 1)),
-                    filterGradientPoints(point(0, 2), point(1, 2), point(2, 2), point(3, 2)),
-                    filterGradientPoints(point(0, 3), point(1, 3), point(2, 3), point(3, 3))
+                let c0 = filterGradientPoints(point(0, 0), point(1, 0), point(2, 0), point(3, 0))
+                let c1 = filterGradientPoints(point(0, 1), point(1, 1), point(2, 1), point(3, 1))
+                let c2 = filterGradientPoints(point(0, 2), point(1, 2), point(2, 2), point(3, 2))
+                let c3 = filterGradientPoints(point(0, 3), point(1, 3), point(2, 3), point(3, 3))
+                let rows = (
+                    filterGradientPoints(c0.0, c1.0, c2.0, c3.0), filterGradientPoints(c0.1, c1.1, c2.1, c3.1),
+                    filterGradientPoints(c0.2, c1.2, c2.2, c3.2)
                 )
-                let g = gradient + (o * inputs + c) * 9
-                for i in 0..<3 {
-                    let row = filterGradientPoints(columns.0[i], columns.1[i], columns.2[i], columns.3[i])
-                    for j in 0..<3 { g[i * 3 + j] += row[j] }
+                for lane in 0..<lanes {
+                    let g = gradient + ((o + lane) * inputs + c) * 9
+                    g[0] += rows.0.0[lane]
+                    g[1] += rows.0.1[lane]
+                    g[2] += rows.0.2[lane]
+                    g[3] += rows.1.0[lane]
+                    g[4] += rows.1.1[lane]
+                    g[5] += rows.1.2[lane]
+                    g[6] += rows.2.0[lane]
+                    g[7] += rows.2.1[lane]
+                    g[8] += rows.2.2[lane]
                 }
             }
         }
     }
 
-    /// G applied to three filter taps.
+    /// Stores transform points (i, 0) … (i, 3) of eight filters, `block` pointing at them in
+    /// point 0's matrix.
     @inline(__always)
-    private static func filterPoints(_ g0: Float, _ g1: Float, _ g2: Float) -> SIMD4<Float> {
-        [g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2]
+    private static func storeRow(
+        _ i: Int, _ row: (Vector, Vector, Vector, Vector),
+        _ block: UnsafeMutablePointer<Float>, _ pointStride: Int, _ lanes: Int
+    ) {
+        Lanes.store(row.0, block + (4 * i + 0) * pointStride, lanes: lanes)
+        Lanes.store(row.1, block + (4 * i + 1) * pointStride, lanes: lanes)
+        Lanes.store(row.2, block + (4 * i + 2) * pointStride, lanes: lanes)
+        Lanes.store(row.3, block + (4 * i + 3) * pointStride, lanes: lanes)
     }
 
-    /// Gᵀ applied to four transform points (the fourth lane unused).
+    /// G applied to three filter taps.
     @inline(__always)
-    private static func filterGradientPoints(_ u0: Float, _ u1: Float, _ u2: Float, _ u3: Float) -> SIMD4<Float> {
-        [u0 + (u1 + u2) / 2, (u1 - u2) / 2, (u1 + u2) / 2 + u3, 0]
+    private static func filterPoints(_ g0: Vector, _ g1: Vector, _ g2: Vector) -> (Vector, Vector, Vector, Vector) {
+        (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2)
+    }
+
+    /// Gᵀ applied to four transform points.
+    @inline(__always)
+    private static func filterGradientPoints(_ u0: Vector, _ u1: Vector, _ u2: Vector, _ u3: Vector) -> (Vector, Vector, Vector) {
+        (u0 + (u1 + u2) / 2, (u1 - u2) / 2, (u1 + u2) / 2 + u3)
     }
 
     // MARK: - Inputs, outputs and output gradients (per tile, over channel blocks)
