@@ -9,12 +9,14 @@ public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
     case im2col
     /// Winograd F(2×2, 3×3) wherever it applies (3×3, stride 1, padding ≤ 2), im2col elsewhere.
     case winograd
+    /// Winograd F(4×4, 3×3) wherever it applies (3×3, stride 1, padding ≤ 2), im2col elsewhere.
+    case winograd4
 }
 
 /// A 2-D convolution on channels-last images: input `[N, H, W, in]`, output `[N, Ho, Wo, out]`,
 /// weight `[out, in, kh, kw]` as in PyTorch.
 ///
-/// Two algorithms, both one GEMM (or 16) per chunk of the batch, so that a chunk's intermediate
+/// Two algorithms, both one GEMM (or α² = 16 or 36) per chunk of the batch, so that a chunk's intermediate
 /// matrices stay within `columnBufferBytes` and are written and read while still in cache:
 /// - im2col: the column matrix of a chunk (`[rows, kh·kw·in]`, each kernel tap's channels
 ///   contiguous) times the weights;
@@ -53,11 +55,11 @@ public final class Conv2d: Layer {
     private var columnGradient = Workspace()  // (chunk·Ho·Wo, kh·kw·in)
     private var packedWeight = Workspace()  // (out, kh·kw·in)
     private var packedWeightGradient = Workspace()
-    private var transformedFilters = Workspace()  // Winograd (16, in, out)
-    private var rotatedFilters = Workspace()  // Winograd (16, out, in)
-    private var transformedFilterGradient = Workspace()  // Winograd (16, in, out)
-    private var transformedInputs = Workspace()  // Winograd (16, chunk tiles, channels)
-    private var transformedProducts = Workspace()  // Winograd (16, chunk tiles, channels)
+    private var transformedFilters = Workspace()  // Winograd (α², in, out)
+    private var rotatedFilters = Workspace()  // Winograd (α², out, in)
+    private var transformedFilterGradient = Workspace()  // Winograd (α², in, out)
+    private var transformedInputs = Workspace()  // Winograd (α², chunk tiles, channels)
+    private var transformedProducts = Workspace()  // Winograd (α², chunk tiles, channels)
 
     /// How the weight is drawn; a bias always gets PyTorch's default, U(±1/√(in·k·k)).
     public enum WeightInitialization: Sendable {
@@ -105,14 +107,18 @@ public final class Conv2d: Layer {
         return [inputShape[0], spatial.height, spatial.width, outputChannels]
     }
 
-    /// Whether Winograd computes this layer: it applies to 3×3 stride-1 convolutions with
-    /// padding ≤ 2 (so that the input gradient is again such a convolution).
-    public var usesWinograd: Bool {
-        guard kernelSize == 3, stride == 1, padding <= 2 else { return false }
+    /// Whether Winograd computes this layer (see `winogradVariant`).
+    public var usesWinograd: Bool { winogradVariant != nil }
+
+    /// Which Winograd computes this layer, nil for im2col: Winograd applies to 3×3 stride-1
+    /// convolutions with padding ≤ 2 (so that the input gradient is again such a convolution).
+    public var winogradVariant: WinogradVariant? {
+        guard kernelSize == 3, stride == 1, padding <= 2 else { return nil }
         switch algorithm {
-        case .im2col: return false
-        case .winograd: return true
-        case .automatic: return min(inputChannels, outputChannels) >= Conv2d.winogradMinimumChannels
+        case .im2col: return nil
+        case .winograd: return .f2x2
+        case .winograd4: return .f4x4
+        case .automatic: return min(inputChannels, outputChannels) >= Conv2d.winogradMinimumChannels ? .f2x2 : nil
         }
     }
 
@@ -191,24 +197,26 @@ public final class Conv2d: Layer {
     // MARK: - Winograd F(2×2, 3×3)
 
     private func winogradForward(into y: Tensor) {
-        let filters = transformedFilters.tensor([Winograd.points, inputChannels, outputChannels]).pointer
+        let tiling = inputTiling
+        let filters = transformedFilters.tensor([tiling.points, inputChannels, outputChannels]).pointer
         Winograd.transformFilters(
             weight.value.pointer, outputs: outputChannels, inputs: inputChannels,
-            rotated: false, into: filters)
+            rotated: false, variant: tiling.variant, into: filters)
         winogradConvolve(
-            input.pointer, channels: inputChannels, tiling: inputTiling, filters: filters,
+            input.pointer, channels: inputChannels, tiling: tiling, filters: filters,
             outputs: outputChannels, bias: bias?.value.pointer, into: y.pointer)
     }
 
     private func winogradBackward(_ dy: Tensor, inputGradient dx: Tensor) {
         if computesInputGradient {
             // dx is the "full" correlation of dy with the turned filters: padding 2 − p.
-            let filters = rotatedFilters.tensor([Winograd.points, outputChannels, inputChannels]).pointer
+            let tiling = outputGradientTiling
+            let filters = rotatedFilters.tensor([tiling.points, outputChannels, inputChannels]).pointer
             Winograd.transformFilters(
                 weight.value.pointer, outputs: outputChannels, inputs: inputChannels,
-                rotated: true, into: filters)
+                rotated: true, variant: tiling.variant, into: filters)
             winogradConvolve(
-                dy.pointer, channels: outputChannels, tiling: outputGradientTiling, filters: filters,
+                dy.pointer, channels: outputChannels, tiling: tiling, filters: filters,
                 outputs: inputChannels, bias: nil, into: dx.pointer)
         }
         winogradFilterGradient(dy)
@@ -221,7 +229,7 @@ public final class Conv2d: Layer {
         let tiling = inputTiling
         let chunks = winogradChunks()
         let groups = min(Conv2d.winogradGradientGroups, chunks.count)
-        let pointStride = inputChannels * outputChannels, groupStride = Winograd.points * pointStride
+        let pointStride = inputChannels * outputChannels, groupStride = tiling.points * pointStride
         let du = transformedFilterGradient.scratch(groups * groupStride)
         let scratch = winogradScratch(slots: Parallel.scratchSlots(for: groups, maximumWorkers: BLAS.concurrentCalls), chunks)
         Parallel.forEachPiece(groups, maximumWorkers: BLAS.concurrentCalls) { slot, group in
@@ -235,7 +243,7 @@ public final class Conv2d: Layer {
                     dy.pointer, channels: outputChannels, tiling: tiling,
                     samples: samples, into: dm)
                 // dU_ξ (in, out) += V_ξᵀ (in, tiles) · dM_ξ (tiles, out)
-                for point in 0..<Winograd.points {
+                for point in 0..<tiling.points {
                     BLAS.serialGemm(
                         .transposed, .none, m: inputChannels, n: outputChannels, k: tiles,
                         a: v + point * tiles * inputChannels, lda: inputChannels,
@@ -245,16 +253,18 @@ public final class Conv2d: Layer {
             }
         }
         BLAS.countOperations(
-            products: Winograd.points, m: inputChannels, n: outputChannels,
+            products: tiling.points, m: inputChannels, n: outputChannels,
             k: input.shape[0] * tiling.tilesPerSample)
         for group in 1..<max(groups, 1) {
             Lanes.add(du + group * groupStride, into: du, count: groupStride)
         }
-        Winograd.filterGradients(du, outputs: outputChannels, inputs: inputChannels, into: weight.gradient.pointer)
+        Winograd.filterGradients(
+            du, outputs: outputChannels, inputs: inputChannels, variant: tiling.variant,
+            into: weight.gradient.pointer)
     }
 
     /// `y = x ⋆ filters (+ bias)` for the whole batch, the chunks split over the rank's threads:
-    /// each transforms its inputs, multiplies in the transform domain (16 GEMMs) and transforms
+    /// each transforms its inputs, multiplies in the transform domain (α² GEMMs) and transforms
     /// back into its own images of `y`.
     private func winogradConvolve(
         _ x: UnsafePointer<Float>, channels: Int, tiling: WinogradTiling,
@@ -269,7 +279,7 @@ public final class Conv2d: Layer {
             let tiles = samples.count * tiling.tilesPerSample
             Winograd.transformInputs(x, channels: channels, tiling: tiling, samples: samples, into: v)
             // M_ξ (tiles, outputs) = V_ξ (tiles, channels) · U_ξ (channels, outputs)
-            for point in 0..<Winograd.points {
+            for point in 0..<tiling.points {
                 BLAS.serialGemm(
                     .none, .none, m: tiles, n: outputs, k: channels,
                     a: v + point * tiles * channels, lda: channels,
@@ -278,24 +288,25 @@ public final class Conv2d: Layer {
             }
             Winograd.transformOutputs(m, channels: outputs, tiling: tiling, samples: samples, bias: bias, into: y)
         }
-        BLAS.countOperations(products: Winograd.points, m: input.shape[0] * tiling.tilesPerSample, n: outputs, k: channels)
+        BLAS.countOperations(products: tiling.points, m: input.shape[0] * tiling.tilesPerSample, n: outputs, k: channels)
     }
 
     /// The tiling of the forward pass (over the input) and of the input gradient (over the
     /// output gradient, padded by 2 − p so that it comes back to the input's size).
     private var inputTiling: WinogradTiling {
-        WinogradTiling(height: input.shape[1], width: input.shape[2], padding: padding)
+        WinogradTiling(height: input.shape[1], width: input.shape[2], padding: padding, variant: winogradVariant ?? .f2x2)
     }
 
     private var outputGradientTiling: WinogradTiling {
         let forward = inputTiling
-        return WinogradTiling(height: forward.outputHeight, width: forward.outputWidth, padding: 2 - padding)
+        return WinogradTiling(
+            height: forward.outputHeight, width: forward.outputWidth, padding: 2 - padding, variant: forward.variant)
     }
 
     /// The most tiles one image has in either tiling, times the most channels on either side.
     private var winogradValuesPerSample: Int {
         max(inputTiling.tilesPerSample, outputGradientTiling.tilesPerSample)
-            * Winograd.points * max(inputChannels, outputChannels)
+            * inputTiling.points * max(inputChannels, outputChannels)
     }
 
     /// The batch in chunks of whole images whose transforms fit `columnBufferBytes`, but with
