@@ -1,3 +1,4 @@
+import Foundation
 import Layers
 import Tensors
 import TestSupport
@@ -295,6 +296,38 @@ final class ConvolutionTests: XCTestCase {
             assertRelativeError(y.scalars, reference.y, below: 1e-4, "forward, \(label)")
             assertRelativeError(dx.scalars, reference.dx, below: 1e-4, "input gradient, \(label)")
             assertRelativeError(conv.weight.gradient.scalars, reference.dw, below: 1e-4, "weight gradient, \(label)")
+        }
+    }
+
+    /// Not a check but a measurement tool, skipped unless `PSKD_CONVOLUTION_ERROR_DUMP` names a
+    /// directory: for each 3×3 convolution shape of preact-resnet18 on CIFAR (batch 64), writes
+    /// the input, weight and output gradient, and each algorithm's output, input gradient and
+    /// weight gradient, as raw float32 files `SHAPE-NAME.f32` (channels-last, weights
+    /// `[out, in, 3, 3]`), for comparison with a float64 convolution outside the repository.
+    func testDumpResNetConvolutionsForErrorMeasurement() throws {
+        guard let directory = ProcessInfo.processInfo.environment["PSKD_CONVOLUTION_ERROR_DUMP"] else {
+            throw XCTSkip("PSKD_CONVOLUTION_ERROR_DUMP not set")
+        }
+        func write(_ t: Tensor, _ name: String) throws {
+            let data = t.scalars.withUnsafeBufferPointer { Data(buffer: $0) }
+            try data.write(to: URL(fileURLWithPath: directory).appendingPathComponent(name + ".f32"))
+        }
+        for (index, (channels, size)) in [(64, 32), (128, 16), (256, 8), (512, 4)].enumerated() {
+            let conv = Conv2d(channels, channels, kernelSize: 3, padding: 1, bias: false, initialization: .kaimingNormalFanOut)
+            bindParameters(conv, seed: UInt64(200 + index))
+            let x = normalTensor([64, size, size, channels], seed: UInt64(210 + index))
+            let dy = normalTensor(x.shape, seed: UInt64(220 + index))
+            let shape = "\(channels)x\(size)"
+            try write(x, "\(shape)-x")
+            try write(conv.weight.value, "\(shape)-w")
+            try write(dy, "\(shape)-dy")
+            for algorithm in [ConvolutionAlgorithm.im2col, .winograd, .winograd4] {
+                conv.algorithm = algorithm
+                try write(try conv.forward(x, mode: .training), "\(shape)-\(algorithm)-y")
+                conv.zeroParameterGradients()
+                try write(conv.backward(dy), "\(shape)-\(algorithm)-dx")
+                try write(conv.weight.gradient, "\(shape)-\(algorithm)-dw")
+            }
         }
     }
 
