@@ -3,7 +3,8 @@ import Tensors
 /// How a convolution computes its products.
 public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
     /// Winograd where it applies and pays (3×3, stride 1, padding ≤ 2, at least
-    /// `Conv2d.winogradMinimumChannels` channels in and out), im2col elsewhere.
+    /// `Conv2d.winogradMinimumChannels` channels in and out), im2col elsewhere: F(4×4, 3×3) for
+    /// outputs of at least `Conv2d.winograd4MinimumOutput` on each side, F(2×2, 3×3) below.
     case automatic
     /// im2col plus GEMM for every convolution.
     case im2col
@@ -47,6 +48,9 @@ public final class Conv2d: Layer {
     /// The fewest input and output channels for which `.automatic` picks Winograd: with fewer,
     /// its 16 products are too thin to pay for the transforms.
     public static let winogradMinimumChannels = 8
+    /// The smallest output side for which `.automatic` picks F(4×4, 3×3) over F(2×2, 3×3)
+    /// (measured on preact-resnet18, batch 64: faster at 32×32, 16×16 and 8×8, 1.6–2× slower at 4×4).
+    public static let winograd4MinimumOutput = 8
 
     private var input = Tensor(zeros: [0])  // (N, H, W, in)
     private var output = Workspace()  // (N, Ho, Wo, out)
@@ -107,18 +111,27 @@ public final class Conv2d: Layer {
         return [inputShape[0], spatial.height, spatial.width, outputChannels]
     }
 
-    /// Whether Winograd computes this layer (see `winogradVariant`).
-    public var usesWinograd: Bool { winogradVariant != nil }
-
-    /// Which Winograd computes this layer, nil for im2col: Winograd applies to 3×3 stride-1
-    /// convolutions with padding ≤ 2 (so that the input gradient is again such a convolution).
-    public var winogradVariant: WinogradVariant? {
-        guard kernelSize == 3, stride == 1, padding <= 2 else { return nil }
+    /// Whether Winograd computes this layer: it applies to 3×3 stride-1 convolutions with
+    /// padding ≤ 2 (so that the input gradient is again such a convolution).
+    public var usesWinograd: Bool {
+        guard kernelSize == 3, stride == 1, padding <= 2 else { return false }
         switch algorithm {
-        case .im2col: return nil
-        case .winograd: return .f2x2
+        case .im2col: return false
+        case .winograd, .winograd4: return true
+        case .automatic: return min(inputChannels, outputChannels) >= Conv2d.winogradMinimumChannels
+        }
+    }
+
+    /// Which Winograd computes this layer on `height × width` inputs, nil for im2col. `.automatic`
+    /// takes F(4×4, 3×3) when both output sides are at least `winograd4MinimumOutput`: on
+    /// smaller images a batch has few tiles, and the 36 products (each streaming its own
+    /// in × out filter matrix) cost more than F(2×2, 3×3)'s 16 taller ones.
+    public func winogradVariant(height: Int, width: Int) -> WinogradVariant? {
+        guard usesWinograd else { return nil }
+        switch algorithm {
         case .winograd4: return .f4x4
-        case .automatic: return min(inputChannels, outputChannels) >= Conv2d.winogradMinimumChannels ? .f2x2 : nil
+        case .automatic where min(height, width) + 2 * padding - 2 >= Conv2d.winograd4MinimumOutput: return .f4x4
+        default: return .f2x2
         }
     }
 
@@ -294,7 +307,8 @@ public final class Conv2d: Layer {
     /// The tiling of the forward pass (over the input) and of the input gradient (over the
     /// output gradient, padded by 2 − p so that it comes back to the input's size).
     private var inputTiling: WinogradTiling {
-        WinogradTiling(height: input.shape[1], width: input.shape[2], padding: padding, variant: winogradVariant ?? .f2x2)
+        WinogradTiling(height: input.shape[1], width: input.shape[2], padding: padding,
+            variant: winogradVariant(height: input.shape[1], width: input.shape[2]) ?? .f2x2)
     }
 
     private var outputGradientTiling: WinogradTiling {

@@ -222,7 +222,7 @@ final class ConvolutionTests: XCTestCase {
     ) -> (Conv2d, Tensor) {
         let (conv, x) = make(config, seed: seed)
         conv.algorithm = algorithm.0
-        XCTAssertEqual(conv.winogradVariant, algorithm.1, "\(config)")
+        XCTAssertEqual(conv.winogradVariant(height: config.6[1], width: config.6[2]), algorithm.1, "\(config)")
         return (conv, x)
     }
 
@@ -384,7 +384,15 @@ final class ConvolutionTests: XCTestCase {
         XCTAssertFalse(Conv2d(64, 128, kernelSize: 3, stride: 2, padding: 1).usesWinograd, "stride 2")
         XCTAssertFalse(Conv2d(64, 128, kernelSize: 1).usesWinograd, "1×1")
         XCTAssertFalse(Conv2d(32, 32, kernelSize: 3, padding: 3).usesWinograd, "padding 3")
+        let automatic = Conv2d(32, 32, kernelSize: 3, padding: 1)
+        XCTAssertEqual(automatic.winogradVariant(height: 32, width: 32), .f4x4)
+        XCTAssertEqual(automatic.winogradVariant(height: 8, width: 8), .f4x4)
+        XCTAssertEqual(automatic.winogradVariant(height: 8, width: 7), .f2x2, "7-pixel side")
+        XCTAssertEqual(automatic.winogradVariant(height: 4, width: 4), .f2x2, "4×4")
+        XCTAssertNil(Conv2d(1, 32, kernelSize: 3, padding: 1).winogradVariant(height: 32, width: 32))
         let forced = Conv2d(32, 32, kernelSize: 3, padding: 1)
+        forced.algorithm = .winograd
+        XCTAssertEqual(forced.winogradVariant(height: 32, width: 32), .f2x2)
         forced.algorithm = .im2col
         XCTAssertFalse(forced.usesWinograd)
     }
