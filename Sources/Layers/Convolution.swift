@@ -307,7 +307,8 @@ public final class Conv2d: Layer {
     /// The tiling of the forward pass (over the input) and of the input gradient (over the
     /// output gradient, padded by 2 − p so that it comes back to the input's size).
     private var inputTiling: WinogradTiling {
-        WinogradTiling(height: input.shape[1], width: input.shape[2], padding: padding,
+        WinogradTiling(
+            height: input.shape[1], width: input.shape[2], padding: padding,
             variant: winogradVariant(height: input.shape[1], width: input.shape[2]) ?? .f2x2)
     }
 

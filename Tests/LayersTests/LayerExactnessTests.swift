@@ -35,7 +35,8 @@ final class LayerExactnessTests: XCTestCase {
                 conv.algorithm = algorithm
                 let x = normalTensor(nhw + [i], seed: UInt64(index + 10))
                 let runs = try withEachWorkerCount { _ in try convolutionPasses(conv, x) }
-                let label = "\(i)→\(o) k\(k) s\(s) p\(p) \(nhw), \(algorithm): \(String(describing: conv.winogradVariant(height: nhw[1], width: nhw[2])))"
+                let label =
+                    "\(i)→\(o) k\(k) s\(s) p\(p) \(nhw), \(algorithm): \(String(describing: conv.winogradVariant(height: nhw[1], width: nhw[2])))"
                 for (workers, run) in zip([2, 3], runs.dropFirst()) {
                     for (name, (got, expected)) in zip(["y", "dx", "dW", "db"], zip(run, runs[0])) {
                         assertBitIdentical(got, expected, "\(name), \(workers) workers, \(label)")
