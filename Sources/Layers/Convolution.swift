@@ -21,8 +21,8 @@ public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
 /// matrices stay within `columnBufferBytes` and are written and read while still in cache:
 /// - im2col: the column matrix of a chunk (`[rows, kh·kw·in]`, each kernel tap's channels
 ///   contiguous) times the weights;
-/// - Winograd F(2×2, 3×3) (see `Winograd`) for 3×3 stride-1 convolutions: 2.25 times fewer
-///   multiplications; the input gradient is the same algorithm on the output gradient with the
+/// - Winograd F(2×2, 3×3) or F(4×4, 3×3) (see `Winograd`, `winogradVariant(height:width:)`) for
+///   3×3 stride-1 convolutions: 2.25 or 4 times fewer multiplications; the input gradient is the same algorithm on the output gradient with the
 ///   filters turned by 180°, the weight gradient its adjoint.
 /// The backward pass rebuilds the columns (or transformed inputs) instead of keeping them, so
 /// memory does not grow with the batch.
@@ -207,7 +207,7 @@ public final class Conv2d: Layer {
         addUnpackedWeight(from: packedGradient.pointer, into: weight.gradient.pointer)
     }
 
-    // MARK: - Winograd F(2×2, 3×3)
+    // MARK: - Winograd F(2×2, 3×3) and F(4×4, 3×3)
 
     private func winogradForward(into y: Tensor) {
         let tiling = inputTiling
