@@ -3,23 +3,26 @@ import Tensors
 /// How a convolution computes its products.
 public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
     /// Winograd where it applies and pays (3×3, stride 1, padding ≤ 2, at least
-    /// `Conv2d.winogradMinimumChannels` channels in and out), im2col elsewhere.
+    /// `Conv2d.winogradMinimumChannels` channels in and out), im2col elsewhere: F(4×4, 3×3) for
+    /// outputs of at least `Conv2d.winograd4MinimumOutput` on each side, F(2×2, 3×3) below.
     case automatic
     /// im2col plus GEMM for every convolution.
     case im2col
     /// Winograd F(2×2, 3×3) wherever it applies (3×3, stride 1, padding ≤ 2), im2col elsewhere.
     case winograd
+    /// Winograd F(4×4, 3×3) wherever it applies (3×3, stride 1, padding ≤ 2), im2col elsewhere.
+    case winograd4
 }
 
 /// A 2-D convolution on channels-last images: input `[N, H, W, in]`, output `[N, Ho, Wo, out]`,
 /// weight `[out, in, kh, kw]` as in PyTorch.
 ///
-/// Two algorithms, both one GEMM (or 16) per chunk of the batch, so that a chunk's intermediate
+/// Two algorithms, both one GEMM (or α² = 16 or 36) per chunk of the batch, so that a chunk's intermediate
 /// matrices stay within `columnBufferBytes` and are written and read while still in cache:
 /// - im2col: the column matrix of a chunk (`[rows, kh·kw·in]`, each kernel tap's channels
 ///   contiguous) times the weights;
-/// - Winograd F(2×2, 3×3) (see `Winograd`) for 3×3 stride-1 convolutions: 2.25 times fewer
-///   multiplications; the input gradient is the same algorithm on the output gradient with the
+/// - Winograd F(2×2, 3×3) or F(4×4, 3×3) (see `Winograd`, `winogradVariant(height:width:)`) for
+///   3×3 stride-1 convolutions: 2.25 or 4 times fewer multiplications; the input gradient is the same algorithm on the output gradient with the
 ///   filters turned by 180°, the weight gradient its adjoint.
 /// The backward pass rebuilds the columns (or transformed inputs) instead of keeping them, so
 /// memory does not grow with the batch.
@@ -45,6 +48,9 @@ public final class Conv2d: Layer {
     /// The fewest input and output channels for which `.automatic` picks Winograd: with fewer,
     /// its 16 products are too thin to pay for the transforms.
     public static let winogradMinimumChannels = 8
+    /// The smallest output side for which `.automatic` picks F(4×4, 3×3) over F(2×2, 3×3)
+    /// (measured on preact-resnet18, batch 64: faster at 32×32, 16×16 and 8×8, 1.6–2× slower at 4×4).
+    public static let winograd4MinimumOutput = 8
 
     private var input = Tensor(zeros: [0])  // (N, H, W, in)
     private var output = Workspace()  // (N, Ho, Wo, out)
@@ -53,11 +59,11 @@ public final class Conv2d: Layer {
     private var columnGradient = Workspace()  // (chunk·Ho·Wo, kh·kw·in)
     private var packedWeight = Workspace()  // (out, kh·kw·in)
     private var packedWeightGradient = Workspace()
-    private var transformedFilters = Workspace()  // Winograd (16, in, out)
-    private var rotatedFilters = Workspace()  // Winograd (16, out, in)
-    private var transformedFilterGradient = Workspace()  // Winograd (16, in, out)
-    private var transformedInputs = Workspace()  // Winograd (16, chunk tiles, channels)
-    private var transformedProducts = Workspace()  // Winograd (16, chunk tiles, channels)
+    private var transformedFilters = Workspace()  // Winograd (α², in, out)
+    private var rotatedFilters = Workspace()  // Winograd (α², out, in)
+    private var transformedFilterGradient = Workspace()  // Winograd (α², in, out)
+    private var transformedInputs = Workspace()  // Winograd (α², chunk tiles, channels)
+    private var transformedProducts = Workspace()  // Winograd (α², chunk tiles, channels)
 
     /// How the weight is drawn; a bias always gets PyTorch's default, U(±1/√(in·k·k)).
     public enum WeightInitialization: Sendable {
@@ -111,8 +117,21 @@ public final class Conv2d: Layer {
         guard kernelSize == 3, stride == 1, padding <= 2 else { return false }
         switch algorithm {
         case .im2col: return false
-        case .winograd: return true
+        case .winograd, .winograd4: return true
         case .automatic: return min(inputChannels, outputChannels) >= Conv2d.winogradMinimumChannels
+        }
+    }
+
+    /// Which Winograd computes this layer on `height × width` inputs, nil for im2col. `.automatic`
+    /// takes F(4×4, 3×3) when both output sides are at least `winograd4MinimumOutput`: on
+    /// smaller images a batch has few tiles, and the 36 products (each streaming its own
+    /// in × out filter matrix) cost more than F(2×2, 3×3)'s 16 taller ones.
+    public func winogradVariant(height: Int, width: Int) -> WinogradVariant? {
+        guard usesWinograd else { return nil }
+        switch algorithm {
+        case .winograd4: return .f4x4
+        case .automatic where min(height, width) + 2 * padding - 2 >= Conv2d.winograd4MinimumOutput: return .f4x4
+        default: return .f2x2
         }
     }
 
@@ -188,27 +207,29 @@ public final class Conv2d: Layer {
         addUnpackedWeight(from: packedGradient.pointer, into: weight.gradient.pointer)
     }
 
-    // MARK: - Winograd F(2×2, 3×3)
+    // MARK: - Winograd F(2×2, 3×3) and F(4×4, 3×3)
 
     private func winogradForward(into y: Tensor) {
-        let filters = transformedFilters.tensor([Winograd.points, inputChannels, outputChannels]).pointer
+        let tiling = inputTiling
+        let filters = transformedFilters.tensor([tiling.points, inputChannels, outputChannels]).pointer
         Winograd.transformFilters(
             weight.value.pointer, outputs: outputChannels, inputs: inputChannels,
-            rotated: false, into: filters)
+            rotated: false, variant: tiling.variant, into: filters)
         winogradConvolve(
-            input.pointer, channels: inputChannels, tiling: inputTiling, filters: filters,
+            input.pointer, channels: inputChannels, tiling: tiling, filters: filters,
             outputs: outputChannels, bias: bias?.value.pointer, into: y.pointer)
     }
 
     private func winogradBackward(_ dy: Tensor, inputGradient dx: Tensor) {
         if computesInputGradient {
             // dx is the "full" correlation of dy with the turned filters: padding 2 − p.
-            let filters = rotatedFilters.tensor([Winograd.points, outputChannels, inputChannels]).pointer
+            let tiling = outputGradientTiling
+            let filters = rotatedFilters.tensor([tiling.points, outputChannels, inputChannels]).pointer
             Winograd.transformFilters(
                 weight.value.pointer, outputs: outputChannels, inputs: inputChannels,
-                rotated: true, into: filters)
+                rotated: true, variant: tiling.variant, into: filters)
             winogradConvolve(
-                dy.pointer, channels: outputChannels, tiling: outputGradientTiling, filters: filters,
+                dy.pointer, channels: outputChannels, tiling: tiling, filters: filters,
                 outputs: inputChannels, bias: nil, into: dx.pointer)
         }
         winogradFilterGradient(dy)
@@ -218,12 +239,12 @@ public final class Conv2d: Layer {
     /// summed in `winogradGradientGroups` fixed groups (one dU each, added up in order at the
     /// end), so the groups run on different threads and the result does not depend on how many.
     /// With fewer groups than twice the threads, the groups run one after another and each
-    /// chunk's 16 products run on the threads instead: the same calls in the same order.
+    /// chunk's α² products run on the threads instead: the same calls in the same order.
     private func winogradFilterGradient(_ dy: Tensor) {
         let tiling = inputTiling
         let chunks = winogradChunks()
         let groups = min(Conv2d.winogradGradientGroups, chunks.count)
-        let pointStride = inputChannels * outputChannels, groupStride = Winograd.points * pointStride
+        let pointStride = inputChannels * outputChannels, groupStride = tiling.points * pointStride
         let du = transformedFilterGradient.scratch(groups * groupStride)
         let split = WinogradSplit(pieces: groups)
         let scratch = winogradScratch(slots: split.slots, chunks)
@@ -238,7 +259,7 @@ public final class Conv2d: Layer {
                     dy.pointer, channels: outputChannels, tiling: tiling,
                     samples: samples, into: dm)
                 // dU_ξ (in, out) += V_ξᵀ (in, tiles) · dM_ξ (tiles, out)
-                split.forEachPoint { point in
+                split.forEachPoint(tiling.points) { point in
                     BLAS.serialGemm(
                         .transposed, .none, m: inputChannels, n: outputChannels, k: tiles,
                         a: v + point * tiles * inputChannels, lda: inputChannels,
@@ -248,18 +269,20 @@ public final class Conv2d: Layer {
             }
         }
         BLAS.countOperations(
-            products: Winograd.points, m: inputChannels, n: outputChannels,
+            products: tiling.points, m: inputChannels, n: outputChannels,
             k: input.shape[0] * tiling.tilesPerSample)
         for group in 1..<max(groups, 1) {
             Lanes.add(du + group * groupStride, into: du, count: groupStride)
         }
-        Winograd.filterGradients(du, outputs: outputChannels, inputs: inputChannels, into: weight.gradient.pointer)
+        Winograd.filterGradients(
+            du, outputs: outputChannels, inputs: inputChannels, variant: tiling.variant,
+            into: weight.gradient.pointer)
     }
 
     /// `y = x ⋆ filters (+ bias)` for the whole batch, the chunks split over the rank's threads:
-    /// each transforms its inputs, multiplies in the transform domain (16 GEMMs) and transforms
+    /// each transforms its inputs, multiplies in the transform domain (α² GEMMs) and transforms
     /// back into its own images of `y`. A batch of few chunks (the small late layers) runs its
-    /// chunks in turn and their 16 GEMMs on the threads (see `WinogradSplit`).
+    /// chunks in turn and their α² GEMMs on the threads (see `WinogradSplit`).
     private func winogradConvolve(
         _ x: UnsafePointer<Float>, channels: Int, tiling: WinogradTiling,
         filters: UnsafePointer<Float>, outputs: Int, bias: UnsafePointer<Float>?,
@@ -274,7 +297,7 @@ public final class Conv2d: Layer {
             let tiles = samples.count * tiling.tilesPerSample
             Winograd.transformInputs(x, channels: channels, tiling: tiling, samples: samples, into: v)
             // M_ξ (tiles, outputs) = V_ξ (tiles, channels) · U_ξ (channels, outputs)
-            split.forEachPoint { point in
+            split.forEachPoint(tiling.points) { point in
                 BLAS.serialGemm(
                     .none, .none, m: tiles, n: outputs, k: channels,
                     a: v + point * tiles * channels, lda: channels,
@@ -283,24 +306,27 @@ public final class Conv2d: Layer {
             }
             Winograd.transformOutputs(m, channels: outputs, tiling: tiling, samples: samples, bias: bias, into: y)
         }
-        BLAS.countOperations(products: Winograd.points, m: input.shape[0] * tiling.tilesPerSample, n: outputs, k: channels)
+        BLAS.countOperations(products: tiling.points, m: input.shape[0] * tiling.tilesPerSample, n: outputs, k: channels)
     }
 
     /// The tiling of the forward pass (over the input) and of the input gradient (over the
     /// output gradient, padded by 2 − p so that it comes back to the input's size).
     private var inputTiling: WinogradTiling {
-        WinogradTiling(height: input.shape[1], width: input.shape[2], padding: padding)
+        WinogradTiling(
+            height: input.shape[1], width: input.shape[2], padding: padding,
+            variant: winogradVariant(height: input.shape[1], width: input.shape[2]) ?? .f2x2)
     }
 
     private var outputGradientTiling: WinogradTiling {
         let forward = inputTiling
-        return WinogradTiling(height: forward.outputHeight, width: forward.outputWidth, padding: 2 - padding)
+        return WinogradTiling(
+            height: forward.outputHeight, width: forward.outputWidth, padding: 2 - padding, variant: forward.variant)
     }
 
     /// The most tiles one image has in either tiling, times the most channels on either side.
     private var winogradValuesPerSample: Int {
         max(inputTiling.tilesPerSample, outputGradientTiling.tilesPerSample)
-            * Winograd.points * max(inputChannels, outputChannels)
+            * inputTiling.points * max(inputChannels, outputChannels)
     }
 
     /// The batch in chunks of whole images whose transforms fit `columnBufferBytes`, but with
@@ -445,7 +471,7 @@ public final class Conv2d: Layer {
 }
 
 /// Where a Winograd pass's threads work: on whole pieces (chunks, or gradient groups), or, when
-/// there are fewer than two pieces per thread, on the 16 transform-point products of each piece
+/// there are fewer than two pieces per thread, on the α² transform-point products of each piece
 /// in turn, so that a batch of one chunk (preact-resnet18's 4 × 4 layers) uses every thread.
 /// Both run the same OpenBLAS calls on the same operands, each piece's calls in the same order,
 /// so the choice, which depends on the thread count, never changes a result (the decomposition
@@ -472,12 +498,13 @@ private struct WinogradSplit {
         }
     }
 
-    /// Runs `body(point)` for the 16 transform points: on the threads when they take points.
-    func forEachPoint(_ body: (_ point: Int) -> Void) {
+    /// Runs `body(point)` for the transform points `0..<points`: on the threads when they take
+    /// points.
+    func forEachPoint(_ points: Int, _ body: (_ point: Int) -> Void) {
         if byPoint {
-            Parallel.forEachPiece(Winograd.points, maximumWorkers: threads, body)
+            Parallel.forEachPiece(points, maximumWorkers: threads, body)
         } else {
-            for point in 0..<Winograd.points { body(point) }
+            for point in 0..<points { body(point) }
         }
     }
 }

@@ -20,7 +20,7 @@ public enum ThroughputBenchmark {
         public var ranks: Int
         public var steps: Int
         public var parameters: Int
-        /// The convolution algorithm asked for (`automatic`, `im2col` or `winograd`).
+        /// The convolution algorithm asked for (`automatic`, `im2col`, `winograd` or `winograd4`).
         public var convolution: String
         /// Cross-entropy step: milliseconds, samples/s of one rank and of all ranks.
         public var millisecondsPerStep: Double

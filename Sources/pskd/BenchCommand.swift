@@ -32,7 +32,10 @@ struct BenchCommand: ParsableCommand {
     @OptionGroup var threads: ThreadsOption
     @Option(parsing: .unconditional, help: "Timed steps per policy, 1...100000 (default: 40 for mlp, 10 otherwise).") var steps: Int?
     @Option(parsing: .unconditional, help: "Untimed warm-up steps, 0...100000.") var warmup = 3
-    @Option(help: "Convolution algorithm: automatic (Winograd for 3×3 stride-1 layers with ≥ 8 channels, else im2col), im2col, winograd.")
+    @Option(
+        help:
+            "Convolution algorithm: automatic (Winograd for 3×3 stride-1 layers with ≥ 8 channels, F(4×4, 3×3) on outputs ≥ 8×8, else F(2×2, 3×3); im2col elsewhere), im2col, winograd (F(2×2, 3×3)), winograd4 (F(4×4, 3×3))."
+    )
     var convolution = ConvolutionAlgorithm.automatic
     @Option(
         parsing: .unconditional,

@@ -6,14 +6,21 @@ import XCTest
 /// The contract every layer keeps (Layer.swift): backward adds parameter gradients (so K
 /// micro-batches sum theirs) and never changes its output-gradient argument.
 final class LayerContractTests: XCTestCase {
-    /// One layer of every kind, each with an input it accepts; the 3×3 convolution with 8
-    /// channels in and out runs Winograd, the others im2col.
+    /// `conv`, computed by Winograd F(4×4, 3×3).
+    private func winograd4(_ conv: Conv2d) -> Conv2d {
+        conv.algorithm = .winograd4
+        return conv
+    }
+
+    /// One layer of every kind, each with an input it accepts; the 3×3 convolutions with 8
+    /// channels in run Winograd (F(2×2, 3×3) and F(4×4, 3×3)), the others im2col.
     private func everyLayerKind() -> [(name: String, layer: any Layer, input: [Int])] {
         [
             ("Linear", Linear(5, 4), [3, 5]),
             ("Linear+relu", Linear(5, 4, activation: .relu), [3, 5]),
             ("Conv2d im2col", Conv2d(2, 3, kernelSize: 3, stride: 2, padding: 1), [2, 5, 5, 2]),
             ("Conv2d Winograd", Conv2d(8, 8, kernelSize: 3, padding: 1), [2, 6, 6, 8]),
+            ("Conv2d Winograd F(4×4, 3×3)", winograd4(Conv2d(8, 9, kernelSize: 3, padding: 1)), [2, 7, 6, 8]),
             ("BatchNorm+relu", BatchNorm(3, activation: .relu), [4, 3, 3, 3]),
             ("PreActBlock", PreActBlock(2, 2), [2, 4, 4, 2]),
             ("PreActBlock He identity", PreActBlock(2, 2, identity: .input), [2, 4, 4, 2]),

@@ -18,11 +18,12 @@ final class LayerExactnessTests: XCTestCase {
         return [y, dx, conv.weight.gradient.copy()] + (conv.bias.map { [$0.gradient.copy()] } ?? [])
     }
 
-    /// (in, out, kernel, stride, padding, input [N, H, W]), each under both algorithms where
-    /// Winograd applies: several Winograd chunks and gradient groups (26 images of 14×14, whose
-    /// threads take chunks on 2 workers and transform points on 3), the cnn's first layer, a
-    /// stride-2 and a 1×1 convolution, an im2col product big enough to be cut into slabs (one
-    /// Winograd chunk: threads take points), and a late layer of small images (one chunk).
+    /// (in, out, kernel, stride, padding, input [N, H, W]), each under im2col and both
+    /// Winograds (F(2×2, 3×3) and F(4×4, 3×3)) where they apply: several Winograd chunks and
+    /// gradient groups (26 images of 14×14, whose threads take chunks on 2 workers and
+    /// transform points on 3), the cnn's first layer, a stride-2 and a 1×1 convolution, an
+    /// im2col product big enough to be cut into slabs (one Winograd chunk: threads take
+    /// points), and a late layer of small images (one chunk).
     func testConvolutionsGiveOneWorkersBitsBothWays() throws {
         let configurations = [
             (32, 32, 3, 1, 1, [26, 14, 14]), (1, 32, 3, 1, 1, [20, 28, 28]),
@@ -30,13 +31,14 @@ final class LayerExactnessTests: XCTestCase {
             (64, 128, 3, 1, 1, [4, 16, 16]), (40, 48, 3, 1, 1, [20, 4, 4]),
         ]
         for (index, (i, o, k, s, p, nhw)) in configurations.enumerated() {
-            for algorithm in [ConvolutionAlgorithm.im2col, .winograd] {
+            for algorithm in [ConvolutionAlgorithm.im2col, .winograd, .winograd4] {
                 let conv = Conv2d(i, o, kernelSize: k, stride: s, padding: p, bias: index % 2 == 0)
                 bindParameters(conv, seed: UInt64(index))
                 conv.algorithm = algorithm
                 let x = normalTensor(nhw + [i], seed: UInt64(index + 10))
                 let runs = try withEachWorkerCount { _ in try convolutionPasses(conv, x) }
-                let label = "\(i)→\(o) k\(k) s\(s) p\(p) \(nhw), winograd: \(conv.usesWinograd)"
+                let label =
+                    "\(i)→\(o) k\(k) s\(s) p\(p) \(nhw), \(algorithm): \(String(describing: conv.winogradVariant(height: nhw[1], width: nhw[2])))"
                 for (workers, run) in zip([2, 3], runs.dropFirst()) {
                     for (name, (got, expected)) in zip(["y", "dx", "dW", "db"], zip(run, runs[0])) {
                         assertBitIdentical(got, expected, "\(name), \(workers) workers, \(label)")
