@@ -167,7 +167,7 @@ struct BenchCommand: ParsableCommand {
               PS-KD          \(fixed(r.pskdMillisecondsPerStep, 2)) ms/step, \(fixed(r.pskdSamplesPerSecond, 0)) samples/s per rank: \(fixed(r.pskdOverheadPercent, 2)) % over cross-entropy
               communication  \(fixed(r.communicationPercent, 1)) % of a step
               teacher        \(r.teacher): \(fixed(r.teacherBytesPerStep / 1000)) kB received per rank per PS-KD step, \(fixed(r.teacherExchangePercent, 1)) % of the step
-              GEMM           \(fixed(r.achievedGFLOPS)) GFLOP/s in products (Winograd needs 2.25× fewer), sgemm peak \(fixed(r.sgemmPeakGFLOPS)) GFLOP/s (\(fixed(100 * r.achievedGFLOPS / r.sgemmPeakGFLOPS, 0)) %)
+              GEMM           \(fixed(r.achievedGFLOPS)) GFLOP/s in products as performed (Winograd F(2×2, 3×3) does 2.25× fewer than direct convolution, F(4×4, 3×3) 4×), sgemm peak \(fixed(r.sgemmPeakGFLOPS)) GFLOP/s (\(fixed(100 * r.achievedGFLOPS / r.sgemmPeakGFLOPS, 0)) %)
             """
     }
 
